@@ -1,0 +1,36 @@
+"""Reusable invoke tasks that run a DVC pipeline the same way every time.
+
+Import the collections into a project's ``tasks.py`` and make pipeline
+tasks with `pipeline_task`::
+
+    from invoke import Collection
+    from dvc_invoke import data, guards, notify, pipeline_task, publish, repro
+
+    metrics = pipeline_task("metrics", dvcfile="metrics/dvc.yaml", force=True)
+    ns = Collection(metrics, guards, data, repro, publish, notify)
+
+Importing this package never imports dvc or slack_sdk: ``inv --list`` stays fast.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from . import data, guards, notify, publish, repro
+from .errors import DvcInvokeError
+from .pipelines import Pipeline, pipeline_task
+
+try:
+    __version__ = version("dvc-invoke")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0"
+
+__all__ = [
+    "DvcInvokeError",
+    "Pipeline",
+    "data",
+    "guards",
+    "notify",
+    "pipeline_task",
+    "publish",
+    "repro",
+    "__version__",
+]

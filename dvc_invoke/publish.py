@@ -1,0 +1,39 @@
+"""Publish a pipeline's results: commit the lock file, dvc push, then git push."""
+
+from __future__ import annotations
+
+from invoke import Collection, task
+
+from . import console, flow, graph
+from .errors import exits
+from .pipelines import resolve
+from .report import short
+from .workspace import Workspace
+
+
+@task(
+    default=True,
+    help={"pipeline": "The pipeline whose results to publish."},
+)
+@exits
+def run(c, pipeline):
+    """Commit, dvc push and git push a pipeline's results; finishes a run whose publishing failed.
+
+    Safe to repeat: what is already done is skipped, and data always
+    reaches the DVC remote before the lock file reaches git.
+    """
+    ws = Workspace(c)
+    p = resolve(c, ws.root, pipeline)
+    g = graph.load(ws.root, p.dvcfile, upstream=p.upstream)
+    console.step(p.name, "publish")
+    done = flow.publish(ws, p, g, always_push=True)
+    if not ws.dry:
+        console.result(
+            True,
+            f"{p.name} published at {short(done.commit)}"
+            + (" (new commit)" if done.committed else "")
+            + (", pushed to git" if done.git_pushed else ""),
+        )
+
+
+ns = Collection(run)

@@ -1,0 +1,161 @@
+"""The project a task runs in: where its DVC root is, and its git state.
+
+Every command goes through ``c.run``: probes hidden and allowed to fail,
+actions echoed and turned into a `DvcInvokeError` naming their step when they
+fail. Under ``inv --dry`` probes print and return nothing, so callers treat a
+dry workspace as "state unknown" rather than as "clean" or "no branch".
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from .errors import DvcInvokeError
+from .settings import dvc_command, is_dry, settings
+
+
+def quote_all(words: Iterable[str]) -> str:
+    return " ".join(shlex.quote(str(w)) for w in words)
+
+
+def find_root(start: str | os.PathLike[str] | None = None) -> Path:
+    """The DVC root at or above ``start`` (the current directory)."""
+    here = Path(start or os.getcwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / ".dvc").is_dir():
+            return folder
+    raise DvcInvokeError(
+        f"not a DVC repository: no .dvc folder in {here} or above (run `dvc init` first)",
+        step="guards",
+    )
+
+
+@dataclass
+class GitState:
+    """What ``git status --porcelain=v2 --branch`` says of the workspace."""
+
+    commit: str | None = None  # None: no commit yet (or a dry run)
+    branch: str | None = None  # None: detached HEAD (or a dry run)
+    upstream: str | None = None  # e.g. "origin/main"
+    ahead: int = 0
+    behind: int = 0
+    changed: list[str] = field(default_factory=list)  # relative to the git top
+
+    @classmethod
+    def parse(cls, out: str) -> "GitState":
+        state = cls()
+        records = iter(out.split("\0"))
+        for rec in records:
+            if rec.startswith("# branch.oid "):
+                oid = rec.split(" ", 2)[2]
+                state.commit = None if oid == "(initial)" else oid
+            elif rec.startswith("# branch.head "):
+                head = rec.split(" ", 2)[2]
+                state.branch = None if head == "(detached)" else head
+            elif rec.startswith("# branch.upstream "):
+                state.upstream = rec.split(" ", 2)[2]
+            elif rec.startswith("# branch.ab "):
+                _, _, ahead, behind = rec.split(" ")
+                state.ahead, state.behind = int(ahead), -int(behind)
+            elif rec[:2] == "1 ":
+                state.changed.append(rec.split(" ", 8)[8])
+            elif rec[:2] == "2 ":
+                state.changed.append(rec.split(" ", 9)[9])
+                next(records, None)  # the rename's original path
+            elif rec[:2] == "u ":
+                state.changed.append(rec.split(" ", 10)[10])
+        return state
+
+
+class Workspace:
+    """Runs git and dvc commands for one DVC project, from its root."""
+
+    def __init__(self, c: Any, root: Path | None = None):
+        self.c = c
+        self.root = Path(root) if root else find_root()
+        self.dry = is_dry(c)
+        self._git_prefix: str | None = None
+
+    # -- running ---------------------------------------------------------
+    def _cmd(self, cmd: str) -> str:
+        if Path(os.getcwd()).resolve() == self.root.resolve():
+            return cmd
+        return f"cd {shlex.quote(str(self.root))} && {cmd}"
+
+    def probe(self, cmd: str) -> Any:
+        """Run a read-only command quietly; never raises on failure."""
+        return self.c.run(self._cmd(cmd), hide=True, warn=True, in_stream=False)
+
+    def act(self, cmd: str, *, step: str, resume: str | None = None) -> Any:
+        """Run a command that does work; its failure stops the run at ``step``."""
+        echo = bool(settings(self.c)["echo"] or self.c.config.run.echo)
+        result = self.c.run(self._cmd(cmd), echo=echo, warn=True)
+        if result.failed:
+            raise DvcInvokeError(
+                f"`{cmd}` exited with {result.exited}", step=step, resume=resume
+            )
+        return result
+
+    @property
+    def dvc(self) -> str:
+        return dvc_command(self.c)
+
+    # -- git -------------------------------------------------------------
+    def git_state(self, *, step: str = "guards") -> GitState:
+        res = self.probe("git status --porcelain=v2 --branch -z --untracked-files=no")
+        if res.failed:
+            err = res.stderr.strip().splitlines()
+            reason = err[-1] if err else f"git exited with {res.exited}"
+            if "not a git repository" in reason:
+                reason = f"{self.root} is not in a git repository"
+            raise DvcInvokeError(reason, step=step)
+        return GitState.parse(res.stdout)
+
+    @property
+    def git_prefix(self) -> str:
+        """The DVC root relative to the git top (``""`` unless ``dvc init --subdir``)."""
+        if self._git_prefix is None:
+            res = self.probe("git rev-parse --show-prefix")
+            self._git_prefix = res.stdout.strip() if res.ok else ""
+        return self._git_prefix
+
+    def from_git_top(self, path: str) -> str:
+        prefix = self.git_prefix
+        return path[len(prefix):] if prefix and path.startswith(prefix) else path
+
+    def changed_paths(self, pathspecs: Iterable[str]) -> list[str]:
+        """Which of ``pathspecs`` (files or folders) differ from HEAD, untracked included."""
+        specs = sorted(set(pathspecs))
+        if not specs:
+            return []
+        res = self.probe(
+            "git status --porcelain -z --untracked-files=all -- " + quote_all(specs)
+        )
+        paths: list[str] = []
+        records = iter(res.stdout.split("\0"))
+        for rec in records:
+            if len(rec) < 4:
+                continue
+            paths.append(self.from_git_top(rec[3:]))
+            if rec[0] in "RC":
+                next(records, None)
+        return paths
+
+    def head(self) -> str | None:
+        res = self.probe("git rev-parse --verify -q HEAD")
+        return res.stdout.strip() or None if res.ok else None
+
+    def upstream_target(self, branch: str) -> tuple[str, str] | None:
+        """The remote and remote ref that ``branch`` pushes to, if it has an upstream."""
+        ref = shlex.quote(f"refs/heads/{branch}")
+        res = self.probe(
+            f"git for-each-ref --format='%(upstream:remotename) %(upstream:remoteref)' {ref}"
+        )
+        words = res.stdout.split()
+        if res.ok and len(words) == 2:
+            return words[0], words[1]
+        return None
