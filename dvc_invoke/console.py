@@ -6,7 +6,7 @@ import functools
 from typing import Any
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _console() -> Any:
     # NOTE: rich comes with dvc; it is imported on first use so that
     # `inv --list` never pays for it.

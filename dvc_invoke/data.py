@@ -12,7 +12,8 @@ from .pipelines import Pipeline, resolve
 from .workspace import Workspace, quote_all
 
 _HELP = {
-    "pipeline": "The pipeline whose {what} to {verb} (a configured name, a pipeline task, or a folder with a dvc.yaml).",
+    "pipeline": "The pipeline whose {what} to {verb}"
+    " (a configured name, a pipeline task, or a folder with a dvc.yaml).",
     "target": "A path to {verb} instead: a tracked file or folder, or a folder holding"
     " outputs of other pipelines. Repeatable.",
 }

@@ -69,7 +69,9 @@ def check(ws: Workspace, p: Pipeline | None = None, *, resume: str | None = None
     return state
 
 
-def pull(ws: Workspace, p: Pipeline, g: graph.PipelineGraph, *, resume: str | None = None) -> list[str]:
+def pull(
+    ws: Workspace, p: Pipeline, g: graph.PipelineGraph, *, resume: str | None = None
+) -> list[str]:
     """``dvc pull`` the pipeline's inputs (or its ``pull`` targets), in one call."""
     targets = g.inputs if p.pull is None else g.resolve(list(p.pull), step="pull")
     if not targets:
@@ -80,7 +82,12 @@ def pull(ws: Workspace, p: Pipeline, g: graph.PipelineGraph, *, resume: str | No
 
 
 def reproduce(
-    ws: Workspace, p: Pipeline, g: graph.PipelineGraph, *, force: bool, upstream: bool,
+    ws: Workspace,
+    p: Pipeline,
+    g: graph.PipelineGraph,
+    *,
+    force: bool,
+    upstream: bool,
     resume: str | None = None,
 ) -> None:
     """Reproduce the pipeline's stages; forcing never reaches upstream pipelines.
@@ -129,9 +136,7 @@ def publish(
     if p.push is not None:
         missed = [o for o in g.push_targets if not _covered(o, targets)]
         if missed:
-            console.warn(
-                "outputs left out of push=[...] stay local only: " + ", ".join(missed)
-            )
+            console.warn("outputs left out of push=[...] stay local only: " + ", ".join(missed))
     if targets and (unpublished or always_push):
         ws.act(f"{ws.dvc} push {quote_all(targets)}", step="dvc push", resume=resume)
         done.pushed = tuple(targets)

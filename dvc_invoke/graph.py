@@ -146,7 +146,9 @@ def load(root: Path, dvcfile: str | None, *, upstream: bool = False) -> Pipeline
     return build(Path(root), dvcfile, stages, graph, upstream=upstream)
 
 
-def build(root: Path, dvcfile: str | None, stages: list[Any], graph: Any, *, upstream: bool) -> PipelineGraph:
+def build(
+    root: Path, dvcfile: str | None, stages: list[Any], graph: Any, *, upstream: bool
+) -> PipelineGraph:
     """The pipeline of ``dvcfile`` among DVC's ``stages`` and stage ``graph``.
 
     Its own stages run; with ``upstream``, so do the stages of other

@@ -54,7 +54,9 @@ def valid_name(name: str) -> bool:
     return bool(NAME_RE.fullmatch(name)) and name not in (".", "..")
 
 
-def make(name: str, values: dict[str, Any], *, base: Pipeline | None = None, where: str) -> Pipeline:
+def make(
+    name: str, values: dict[str, Any], *, base: Pipeline | None = None, where: str
+) -> Pipeline:
     """A `Pipeline` from option ``values``, checked; ``where`` names their source."""
     unknown = sorted(set(values) - set(OPTIONS))
     if unknown:
@@ -100,9 +102,7 @@ def available(c: Any, root: Path) -> list[str]:
     names = set(_configured(c)) | set(_DEFINED)
     if root.is_dir():
         names |= {
-            d.name
-            for d in root.iterdir()
-            if (d / "dvc.yaml").is_file() and valid_name(d.name)
+            d.name for d in root.iterdir() if (d / "dvc.yaml").is_file() and valid_name(d.name)
         }
     return sorted(names)
 
@@ -165,7 +165,9 @@ def pipeline_task(
     ``upstream=True`` also reproduces the pipelines it reads from.
     """
     if not valid_name(name):
-        raise ValueError(f"pipeline_task: invalid name {name!r}: use letters, digits, '_', '.', '-'")
+        raise ValueError(
+            f"pipeline_task: invalid name {name!r}: use letters, digits, '_', '.', '-'"
+        )
     values: dict[str, Any] = {
         "dvcfile": dvcfile or f"{name}/dvc.yaml",
         "force": force,

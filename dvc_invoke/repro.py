@@ -10,7 +10,8 @@ from .pipelines import available, resolve
 from .workspace import Workspace
 
 _HELP = {
-    "pipeline": "The pipeline: a configured name, a pipeline task, or a folder NAME/ with a dvc.yaml.",
+    "pipeline": "The pipeline: a configured name, a pipeline task,"
+    " or a folder NAME/ with a dvc.yaml.",
     "force": "Re-run the pipeline's own stages even if nothing changed"
     " (never the pipelines it reads from).",
     "upstream": "Also reproduce the pipelines this one depends on"

@@ -23,7 +23,7 @@ from pathlib import Path
 from invoke import Context
 
 # The tasks.py a user writes; the README shows exactly this.
-TASKS_PY = '''\
+TASKS_PY = """\
 from invoke import Collection
 from dvc_invoke import data, guards, notify, pipeline_task, publish, repro
 
@@ -37,7 +37,7 @@ metrics = pipeline_task(
 )
 
 ns = Collection(metrics, guards, data, repro, publish, notify)
-'''
+"""
 
 _TRACE = """\
 import os

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 import shlex
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from .errors import DvcInvokeError
 from .settings import dvc_command, is_dry, settings
@@ -46,7 +47,7 @@ class GitState:
     changed: list[str] = field(default_factory=list)  # relative to the git top
 
     @classmethod
-    def parse(cls, out: str) -> "GitState":
+    def parse(cls, out: str) -> GitState:
         state = cls()
         records = iter(out.split("\0"))
         for rec in records:
@@ -95,9 +96,7 @@ class Workspace:
         echo = bool(settings(self.c)["echo"] or self.c.config.run.echo)
         result = self.c.run(self._cmd(cmd), echo=echo, warn=True)
         if result.failed:
-            raise DvcInvokeError(
-                f"`{cmd}` exited with {result.exited}", step=step, resume=resume
-            )
+            raise DvcInvokeError(f"`{cmd}` exited with {result.exited}", step=step, resume=resume)
         return result
 
     @property
@@ -125,16 +124,14 @@ class Workspace:
 
     def from_git_top(self, path: str) -> str:
         prefix = self.git_prefix
-        return path[len(prefix):] if prefix and path.startswith(prefix) else path
+        return path[len(prefix) :] if prefix and path.startswith(prefix) else path
 
     def changed_paths(self, pathspecs: Iterable[str]) -> list[str]:
         """Which of ``pathspecs`` (files or folders) differ from HEAD, untracked included."""
         specs = sorted(set(pathspecs))
         if not specs:
             return []
-        res = self.probe(
-            "git status --porcelain -z --untracked-files=all -- " + quote_all(specs)
-        )
+        res = self.probe("git status --porcelain -z --untracked-files=all -- " + quote_all(specs))
         paths: list[str] = []
         records = iter(res.stdout.split("\0"))
         for rec in records:
