@@ -193,7 +193,8 @@ def create(c: Context, base: Path, *, trained: bool = False) -> Sandbox:
         _run(c, f"git remote add origin {q(sb.origin)}")
         _run(c, f"{dvc} init -q")
         _run(c, f"{dvc} config core.analytics false")
-        _run(c, f"{dvc} remote add -d storage {q(sb.remote)}")
+        # Relative, so that every clone beside project/ (a teammate's) finds it.
+        _run(c, f"{dvc} remote add -d storage ../dvc-remote")
         _run(c, f"{dvc} add -q dataset/train.csv dataset/testset")
         _run(c, "git add -A")
         _run(c, "git commit -q -m 'Sandbox project: data and two pipelines'")

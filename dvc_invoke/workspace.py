@@ -35,6 +35,15 @@ def find_root(start: str | os.PathLike[str] | None = None) -> Path:
     )
 
 
+def error_line(stderr: str) -> str | None:
+    """The line in which git or dvc said why it failed, without its prefix."""
+    for line in reversed(stderr.splitlines()):
+        for prefix in ("ERROR: ", "fatal: ", "error: "):
+            if line.startswith(prefix):
+                return line[len(prefix) :].strip()
+    return None
+
+
 @dataclass
 class GitState:
     """What ``git status --porcelain=v2 --branch`` says of the workspace."""
@@ -96,7 +105,8 @@ class Workspace:
         echo = bool(settings(self.c)["echo"] or self.c.config.run.echo)
         result = self.c.run(self._cmd(cmd), echo=echo, warn=True)
         if result.failed:
-            raise DvcInvokeError(f"`{cmd}` exited with {result.exited}", step=step, resume=resume)
+            reason = error_line(result.stderr) or f"`{cmd}` exited with {result.exited}"
+            raise DvcInvokeError(reason, step=step, resume=resume)
         return result
 
     @property

@@ -1,0 +1,142 @@
+"""Real git, real DVC, real processes, in temporary folders.
+
+Each test gets its own copy of a sandbox project (``dvc_invoke.sandbox``):
+a bare git origin, a local folder as DVC remote, a clone with tracked data
+and two pipelines. ``inv`` runs as a subprocess, exactly as a user types it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from invoke import Context
+
+from dvc_invoke import sandbox
+
+BIN = str(Path(sys.executable).parent)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_environment(tmp_path_factory):
+    """Keep dvc and git away from the machine's own config and caches."""
+    home = tmp_path_factory.mktemp("home")
+    env = {
+        "DVC_NO_ANALYTICS": "1",
+        "DVC_SITE_CACHE_DIR": str(home / "dvc-site-cache"),
+        "DVC_GLOBAL_CONFIG_DIR": str(home / "dvc-global"),
+        "DVC_SYSTEM_CONFIG_DIR": str(home / "dvc-system"),
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": str(home / "gitconfig"),
+        "GIT_TERMINAL_PROMPT": "0",
+        "NO_PROXY": "127.0.0.1,localhost",
+        # The stage commands run `python`; `dvc` is the one installed here.
+        "PATH": BIN + os.pathsep + os.environ.get("PATH", ""),
+    }
+    (home / "gitconfig").write_text("[init]\n\tdefaultBranch = main\n")
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+@dataclass
+class Project:
+    """A checkout of the sandbox, with the means to drive and inspect it."""
+
+    path: Path
+    sandbox: sandbox.Sandbox
+    trace_file: Path
+
+    def inv(self, *args: str, env: dict[str, str] | None = None) -> Run:
+        proc = subprocess.run(
+            [sys.executable, "-m", "invoke", *args],
+            cwd=self.path,
+            env={**os.environ, "SANDBOX_TRACE": str(self.trace_file), **(env or {})},
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        return Run(proc.returncode, proc.stdout, proc.stderr)
+
+    def sh(self, cmd: str, *, check: bool = True) -> str:
+        proc = subprocess.run(
+            cmd, shell=True, cwd=self.path, capture_output=True, text=True, timeout=300
+        )
+        if check and proc.returncode:
+            raise AssertionError(f"{cmd!r} exited {proc.returncode}:\n{proc.stdout}{proc.stderr}")
+        return proc.stdout
+
+    def git(self, *args: str) -> str:
+        return self.sh("git " + " ".join(_q(a) for a in args)).strip()
+
+    def origin_log(self, branch: str = "main") -> list[str]:
+        out = subprocess.run(
+            ["git", "--git-dir", str(self.sandbox.origin), "log", "--format=%s", branch],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        return out.splitlines()
+
+    def stages_run(self) -> list[str]:
+        if not self.trace_file.exists():
+            return []
+        return self.trace_file.read_text().split()
+
+    def clone(self, name: str) -> Project:
+        """A teammate's fresh clone beside this one: code only, data in the DVC remote."""
+        dest = self.sandbox.base / name
+        sandbox.clone(Context(), self.sandbox, dest)
+        return Project(dest, self.sandbox, self.trace_file)
+
+
+def _q(word: str) -> str:
+    import shlex
+
+    return shlex.quote(word)
+
+
+@pytest.fixture(scope="session")
+def template(tmp_path_factory, isolated_environment) -> sandbox.Sandbox:
+    base = tmp_path_factory.mktemp("template") / "sandbox"
+    return sandbox.create(Context(), base, trained=True)
+
+
+@pytest.fixture
+def project(template, tmp_path) -> Project:
+    """The sandbox's own checkout: trained, data in its workspace and cache."""
+    base = tmp_path / "sandbox"
+    shutil.copytree(template.base, base, symlinks=True)
+    sb = sandbox.Sandbox(base, base / "origin.git", base / "dvc-remote", base / "project")
+    subprocess.run(
+        ["git", "remote", "set-url", "origin", str(sb.origin)], cwd=sb.project, check=True
+    )
+    return Project(sb.project, sb, tmp_path / "stages-run.txt")
+
+
+@pytest.fixture
+def fresh(project) -> Project:
+    """A teammate's fresh clone: no data in its workspace or cache."""
+    return project.clone("teammate")

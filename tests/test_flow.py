@@ -1,0 +1,265 @@
+"""The whole flow, end to end: `inv metrics` and `inv repro --pipeline NAME`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+
+def assert_one_line_error(run, *fragments):
+    """A failed run ends with one line of ours (after whatever git or dvc said)."""
+    assert run.returncode != 0, run.output
+    assert "Traceback" not in run.output
+    ours = [ln for ln in run.stderr.splitlines() if ln.startswith("dvc-invoke")]
+    assert len(ours) == 1, run.stderr
+    assert run.stderr.rstrip().endswith(ours[0])
+    for fragment in fragments:
+        assert fragment in ours[0]
+    return ours[0]
+
+
+def echoed(run) -> list[str]:
+    """The git and dvc commands the run echoed, in order."""
+    return [ln for ln in run.stdout.splitlines() if ln.startswith(("git ", "dvc "))]
+
+
+def test_fresh_clone_pulls_inputs_runs_and_publishes(fresh):
+    assert not (fresh.path / "model" / "model.json").exists()
+    before = fresh.git("rev-parse", "HEAD")
+
+    run = fresh.inv("metrics")
+
+    assert run.returncode == 0, run.output
+    # One pull for every input, the model of the other pipeline included.
+    assert "dvc pull model/model.json dataset/testset\n" in run.stdout
+    assert fresh.stages_run() == ["predict", "evaluate"]
+    assert fresh.origin_log()[0] == "[DVC] Update model metrics"
+    assert fresh.git("rev-parse", "HEAD") == fresh.git("rev-parse", "origin/main")
+    changed = fresh.git("diff", "--name-only", before, "HEAD").split()
+    assert sorted(changed) == ["metrics/.gitignore", "metrics/dvc.lock", "metrics/scores.json"]
+    assert fresh.git("status", "--porcelain") == ""
+    assert "metrics succeeded" in run.stdout
+
+    # What landed is usable: another teammate gets the predictions from the remote.
+    other = fresh.clone("other")
+    other.sh("dvc pull metrics/predictions.csv")
+    assert (other.path / "metrics" / "predictions.csv").read_text() == (
+        fresh.path / "metrics" / "predictions.csv"
+    ).read_text()
+
+
+def test_dvc_push_happens_before_git_push(fresh):
+    run = fresh.inv("metrics")
+    assert run.returncode == 0, run.output
+    verbs = [" ".join(cmd.split()[:2]) for cmd in echoed(run)]
+    assert verbs == ["dvc pull", "dvc repro", "git add", "git commit", "dvc push", "git push"]
+
+
+def test_forced_run_never_retrains_the_upstream_model(project):
+    model = (project.path / "model" / "model.json").read_text()
+    lock = (project.path / "training" / "dvc.lock").read_text()
+
+    run = project.inv("metrics")
+
+    assert run.returncode == 0, run.output
+    assert project.stages_run() == ["predict", "evaluate"]
+    assert (project.path / "model" / "model.json").read_text() == model
+    assert (project.path / "training" / "dvc.lock").read_text() == lock
+
+
+def test_upstream_option_reproduces_the_pipelines_it_reads_from(project):
+    run = project.inv("metrics", "--upstream")
+
+    assert run.returncode == 0, run.output
+    assert project.stages_run() == ["train", "predict", "evaluate"]
+
+
+def test_unchanged_pipeline_makes_no_commit_and_no_push(project):
+    first = project.inv("metrics")
+    assert first.returncode == 0, first.output
+    head = project.git("rev-parse", "HEAD")
+    log = project.origin_log()
+
+    again = project.inv("metrics")  # forced: the stages run, with the same results
+
+    assert again.returncode == 0, again.output
+    assert project.stages_run() == ["predict", "evaluate"] * 2
+    assert project.git("rev-parse", "HEAD") == head
+    assert project.origin_log() == log
+    assert [cmd.split()[:2] for cmd in echoed(again)] == [["dvc", "pull"], ["dvc", "repro"]]
+    assert "no commit" in again.stdout
+
+
+def test_unforced_repro_skips_unchanged_stages_and_publishes_nothing(project):
+    origin = project.origin_log()
+
+    run = project.inv("repro", "--pipeline", "training")
+
+    assert run.returncode == 0, run.output
+    assert project.stages_run() == []
+    assert project.origin_log() == origin
+    assert "training succeeded" in run.stdout
+
+
+def test_repro_task_runs_a_pipeline_found_by_folder(project):
+    (project.path / "dataset" / "train.csv").write_text("x,y\n1,3\n2,6\n")
+    project.sh("dvc add -q dataset/train.csv && git commit -qam 'More data'")
+
+    run = project.inv("repro", "--pipeline", "training")
+
+    assert run.returncode == 0, run.output
+    assert project.stages_run() == ["train"]
+    assert json.loads((project.path / "model" / "model.json").read_text()) == {"slope": 3.0}
+    assert project.origin_log()[:2] == ["[DVC] Update training", "More data"]
+    assert project.git("status", "--porcelain") == ""
+
+
+def test_configured_pipeline_wins_and_keeps_its_message_verbatim(project):
+    message = 'Metrics: it\'s $(touch PWNED) `date` "quoted"\n\nsecond paragraph'
+    (project.path / "invoke.yaml").write_text(
+        json.dumps(
+            {
+                "dvc_invoke": {
+                    "pipelines": {
+                        "eval": {"dvcfile": "metrics/dvc.yaml", "message": message, "force": True}
+                    }
+                }
+            }
+        )
+    )
+    run = project.inv("repro", "--pipeline", "eval")
+
+    assert run.returncode == 0, run.output
+    assert project.git("log", "-1", "--format=%B") == message
+    assert not list(project.sandbox.base.rglob("PWNED"))
+
+
+@pytest.mark.parametrize("staged", [False, True], ids=["unstaged", "staged"])
+def test_dirty_workspace_is_refused_before_anything_runs(project, staged):
+    (project.path / "metrics" / "evaluate.py").write_text("raise SystemExit(1)\n")
+    if staged:
+        project.git("add", "metrics/evaluate.py")
+    head = project.git("rev-parse", "HEAD")
+
+    run = project.inv("metrics")
+
+    line = assert_one_line_error(run, "guards failed", "metrics/evaluate.py", "inv metrics")
+    assert "uncommitted changes" in line
+    assert project.stages_run() == []
+    assert project.git("rev-parse", "HEAD") == head
+    assert "started" not in run.stdout
+
+
+def test_untracked_files_do_not_block_a_run_and_are_never_committed(project):
+    (project.path / "notes.txt").write_text("scratch\n")
+    (project.path / ".env").write_text("SLACK_BOT_TOKEN=xoxb-not-a-real-token\n")
+
+    run = project.inv("metrics")
+
+    assert run.returncode == 0, run.output
+    tracked = project.git("ls-files").split()
+    assert "notes.txt" not in tracked and ".env" not in tracked
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["nope", "x; touch PWNED", "$(touch PWNED)", "`touch PWNED`", "..", "../metrics", "a b"],
+)
+def test_unknown_and_hostile_pipeline_names_run_nothing(project, name):
+    run = project.inv("repro", "--pipeline", name)
+
+    assert_one_line_error(run, "pipelines here: metrics, training")
+    assert not list(project.sandbox.base.rglob("PWNED"))
+    assert project.stages_run() == []
+
+
+def test_missing_pipeline_option_lists_the_pipelines(project):
+    run = project.inv("repro")
+    assert_one_line_error(run, "--pipeline", "metrics, training")
+
+
+def test_dry_run_prints_every_command_and_runs_none(fresh):
+    head = fresh.git("rev-parse", "HEAD")
+
+    run = fresh.inv("--dry", "metrics")
+
+    assert run.returncode == 0, run.output
+    for command in (
+        "git status",
+        "dvc pull model/model.json dataset/testset",
+        "dvc repro --single-item --force metrics/dvc.yaml:predict metrics/dvc.yaml:evaluate",
+        "git add -- metrics/dvc.lock metrics/.gitignore metrics/scores.json",
+        "git commit -q -m '[DVC] Update model metrics'",
+        "dvc push metrics/predictions.csv",
+        "git push",
+    ):
+        assert command in run.stdout
+    assert fresh.stages_run() == []
+    assert not (fresh.path / "model" / "model.json").exists()
+    assert fresh.git("rev-parse", "HEAD") == head
+    assert fresh.git("status", "--porcelain") == ""
+
+
+def test_failing_stage_stops_before_publishing(project):
+    (project.path / "metrics" / "evaluate.py").write_text("raise SystemExit('broken')\n")
+    project.git("commit", "-qam", "Break the evaluation")
+    origin = project.origin_log()
+
+    run = project.inv("metrics")
+
+    line = assert_one_line_error(run, "repro failed", "then run: inv metrics")
+    assert "failed to reproduce 'metrics/dvc.yaml:evaluate'" in line
+    assert "metrics failed" in run.stdout
+    assert project.origin_log() == origin
+    assert project.git("log", "-1", "--format=%s") == "Break the evaluation"
+
+
+def test_publish_finishes_a_run_whose_dvc_push_failed(project):
+    remote = project.sandbox.remote
+    remote.rename(remote.with_name("remote-away"))
+    remote.write_text("not a folder: the DVC remote is broken\n")
+    origin = project.origin_log()
+
+    run = project.inv("metrics")
+
+    line = assert_one_line_error(run, "dvc push failed", "inv publish --pipeline metrics")
+    assert "Not a directory" in line
+    # Nothing reached git: no teammate can fetch a lock whose data is missing.
+    assert project.origin_log() == origin
+    assert project.git("log", "-1", "--format=%s") == "[DVC] Update model metrics"
+    assert project.git("status", "--porcelain") == ""
+
+    remote.unlink()
+    remote.with_name("remote-away").rename(remote)
+    done = project.inv("publish", "--pipeline", "metrics")
+
+    assert done.returncode == 0, done.output
+    assert project.origin_log() == ["[DVC] Update model metrics", *origin]
+    other = project.clone("other")
+    other.sh("dvc pull metrics/predictions.csv")
+    assert (other.path / "metrics" / "predictions.csv").is_file()
+
+    again = project.inv("publish", "--pipeline", "metrics")
+    assert again.returncode == 0, again.output
+    assert project.origin_log() == ["[DVC] Update model metrics", *origin]
+
+
+def test_publish_commits_a_run_whose_commit_never_happened(project):
+    project.inv("repro.stages", "--pipeline", "metrics", "--force")
+    assert project.git("status", "--porcelain")  # the lock file changed
+
+    run = project.inv("publish", "--pipeline", "metrics")
+
+    assert run.returncode == 0, run.output
+    assert project.origin_log()[0] == "[DVC] Update model metrics"
+    assert project.git("status", "--porcelain") == ""
+
+
+def test_branch_without_upstream_is_refused_before_running(project):
+    project.git("checkout", "-q", "-b", "experiment")
+
+    run = project.inv("metrics")
+
+    assert_one_line_error(run, "no upstream", "git push -u origin experiment")
+    assert project.stages_run() == []
