@@ -8,7 +8,7 @@ from invoke import Collection, task
 
 from . import console, flow, graph
 from .errors import DvcInvokeError, exits
-from .pipelines import Pipeline, resolve
+from .pipelines import resolve
 from .workspace import Workspace, quote_all
 
 _HELP = {
@@ -23,43 +23,38 @@ def _help(what: str, verb: str) -> dict[str, str]:
     return {k: v.format(what=what, verb=verb) for k, v in _HELP.items()}
 
 
-def _load(c: Any, pipeline: str | None, target: list[str] | None, verb: str):
+def _targets(c: Any, pipeline: str | None, target: list[str] | None, step: str):
+    """The workspace, and what to transfer: ``target`` paths, else the pipeline's plan."""
     if pipeline is None and not target:
-        raise DvcInvokeError(f"name a --pipeline or a --target to {verb}", step=verb)
+        raise DvcInvokeError(f"name a --pipeline or a --target to {step}", step=step)
     ws = Workspace(c)
-    p: Pipeline | None = resolve(c, ws.root, pipeline) if pipeline is not None else None
-    g = graph.load(ws.root, p.dvcfile if p else None)
-    return ws, p, g
+    if target:
+        return ws, graph.load(ws.root, None).resolve(list(target), step=step)
+    run_plan = flow.plan(ws, resolve(c, ws.root, pipeline))
+    return ws, run_plan.pull if step == "pull" else run_plan.push
+
+
+def _transfer(ws: Workspace, verb: str, targets: list[str]) -> None:
+    if not targets:
+        console.info(f"nothing to {verb}")
+        return
+    ws.act(f"{ws.dvc} {verb} {quote_all(targets)}", step=f"dvc {verb}")
 
 
 @task(default=True, iterable=["target"], help=_help("inputs", "pull"))
 @exits
 def pull(c, pipeline=None, target=None):
-    """Pull a pipeline's inputs from the DVC remote, in one `dvc pull`."""
-    ws, p, g = _load(c, pipeline, target, "pull")
-    if target or p is None:
-        targets = g.resolve(list(target), step="pull")
-        if targets:
-            ws.act(f"{ws.dvc} pull {quote_all(targets)}", step="pull")
-    else:
-        flow.pull(ws, p, g)
+    """Pull a pipeline's inputs (or the given targets) from the DVC remote, in one `dvc pull`."""
+    ws, targets = _targets(c, pipeline, target, "pull")
+    _transfer(ws, "pull", targets)
 
 
 @task(iterable=["target"], help=_help("outputs", "push"))
 @exits
 def push(c, pipeline=None, target=None):
-    """Push a pipeline's outputs to the DVC remote, in one `dvc push`."""
-    ws, p, g = _load(c, pipeline, target, "push")
-    if target or p is None:
-        targets = g.resolve(list(target), step="dvc push")
-    elif p.push is not None:
-        targets = g.resolve(list(p.push), step="dvc push")
-    else:
-        targets = g.push_targets
-    if not targets:
-        console.info("nothing to push")
-        return
-    ws.act(f"{ws.dvc} push {quote_all(targets)}", step="dvc push")
+    """Push a pipeline's outputs (or the given targets) to the DVC remote, in one `dvc push`."""
+    ws, targets = _targets(c, pipeline, target, "push")
+    _transfer(ws, "push", targets)
 
 
 ns = Collection(pull, push)

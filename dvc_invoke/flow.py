@@ -1,9 +1,11 @@
 """The ritual around ``dvc repro``, one function per step.
 
-``run`` chains them: guards, pull, repro, publish (commit, ``dvc push``,
-``git push``), notify; it stops at the first failure with one line that
-names the step and the command that resumes. Each step is usable alone by a
-project that composes its own flow.
+`run` chains them: guards, pull, repro, publish (commit, ``dvc push``,
+``git push``), notify. Everything that can fail fast (the workspace, the
+pipeline, its targets) is checked before the run starts; after that the
+first failure stops the run with one line that names the step and the
+command that resumes. Each step is usable alone by a project that composes
+its own flow.
 """
 
 from __future__ import annotations
@@ -20,11 +22,41 @@ from .workspace import GitState, Workspace, quote_all
 
 
 @dataclass
+class Plan:
+    """One pipeline run, resolved: what to pull, reproduce and push."""
+
+    pipeline: Pipeline
+    graph: graph.PipelineGraph
+    pull: list[str]
+    push: list[str]
+    force: bool = False
+    upstream: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.pipeline.name
+
+
+@dataclass
 class Published:
     committed: bool = False
     pushed: tuple[str, ...] = ()
     git_pushed: bool = False
     commit: str | None = None
+
+
+def plan(ws: Workspace, p: Pipeline, *, force: bool = False, upstream: bool = False) -> Plan:
+    """Read the pipeline from DVC and resolve its pull and push targets.
+
+    Without ``pull``/``push`` options these are the pipeline's inputs and
+    outputs; given ones are expanded to what DVC tracks, and one that
+    matches nothing is an error now rather than after a two-hour run.
+    """
+    upstream = upstream or p.upstream
+    g = graph.load(ws.root, p.dvcfile, upstream=upstream)
+    pull_targets = g.inputs if p.pull is None else g.resolve(list(p.pull), step="pull")
+    push_targets = g.push_targets if p.push is None else g.resolve(list(p.push), step="dvc push")
+    return Plan(p, g, pull_targets, push_targets, force or p.force, upstream)
 
 
 def publish_command(p: Pipeline) -> str:
@@ -38,9 +70,9 @@ def check(ws: Workspace, p: Pipeline | None = None, *, resume: str | None = None
     all committed (staged or not), the pipeline's dvc.yaml must exist, and a
     run that publishes needs a branch with an upstream to push to.
     """
+    state = ws.git_state()
     if p is not None and not (ws.root / p.dvcfile).is_file():
         raise DvcInvokeError(f"pipeline '{p.name}': {p.dvcfile} does not exist", step="guards")
-    state = ws.git_state()
     if ws.dry:
         return state
     if state.changed:
@@ -69,27 +101,16 @@ def check(ws: Workspace, p: Pipeline | None = None, *, resume: str | None = None
     return state
 
 
-def pull(
-    ws: Workspace, p: Pipeline, g: graph.PipelineGraph, *, resume: str | None = None
-) -> list[str]:
-    """``dvc pull`` the pipeline's inputs (or its ``pull`` targets), in one call."""
-    targets = g.inputs if p.pull is None else g.resolve(list(p.pull), step="pull")
-    if not targets:
+def pull(ws: Workspace, plan: Plan, *, resume: str | None = None) -> list[str]:
+    """``dvc pull`` the run's inputs, all in one call."""
+    if not plan.pull:
         console.info("nothing to pull")
         return []
-    ws.act(f"{ws.dvc} pull {quote_all(targets)}", step="pull", resume=resume)
-    return targets
+    ws.act(f"{ws.dvc} pull {quote_all(plan.pull)}", step="pull", resume=resume)
+    return plan.pull
 
 
-def reproduce(
-    ws: Workspace,
-    p: Pipeline,
-    g: graph.PipelineGraph,
-    *,
-    force: bool,
-    upstream: bool,
-    resume: str | None = None,
-) -> None:
+def reproduce(ws: Workspace, plan: Plan, *, resume: str | None = None) -> None:
     """Reproduce the pipeline's stages; forcing never reaches upstream pipelines.
 
     ``dvc repro --force metrics/dvc.yaml`` would re-run every stage the
@@ -98,30 +119,29 @@ def reproduce(
     runs them in the order given). With ``upstream``, DVC's own recursion
     is what the user asked for.
     """
-    flag = "--force " if force else ""
-    if upstream:
-        cmd = f"{ws.dvc} repro {flag}{shlex.quote(p.dvcfile)}"
+    flag = "--force " if plan.force else ""
+    if plan.upstream:
+        cmd = f"{ws.dvc} repro {flag}{shlex.quote(plan.pipeline.dvcfile)}"
     else:
-        cmd = f"{ws.dvc} repro --single-item {flag}{quote_all(g.stages)}"
+        cmd = f"{ws.dvc} repro --single-item {flag}{quote_all(plan.graph.stages)}"
     ws.act(cmd, step="repro", resume=resume)
 
 
-def publish(
-    ws: Workspace, p: Pipeline, g: graph.PipelineGraph, *, always_push: bool = False
-) -> Published:
+def publish(ws: Workspace, plan: Plan, *, always_push: bool = False) -> Published:
     """Commit what the run changed, ``dvc push`` its data, then ``git push``.
 
     Only the lock files, DVC's .gitignore entries and outputs kept in git
     are committed, never anything else in the workspace. Data reaches the
     DVC remote before the commit reaches git, so no teammate can fetch a
     lock file whose data is missing. Run again after a failure, it finishes
-    what is left: every part is skipped when already done.
+    what is left: each part is skipped when there is nothing to do.
     """
-    done = Published()
+    p, done = plan.pipeline, Published()
     resume = publish_command(p)
     state = ws.git_state(step="commit")
     if p.commit:
-        changed = g.git_paths() if ws.dry else ws.changed_paths(g.git_paths())
+        paths = plan.graph.git_paths()
+        changed = paths if ws.dry else ws.changed_paths(paths)
         if changed:
             files = quote_all(changed)
             ws.act(f"git add -- {files}", step="commit", resume=resume)
@@ -131,15 +151,13 @@ def publish(
             state.ahead += 1
         else:
             console.info("nothing changed that git tracks: no commit")
+    missed = [o for o in plan.graph.push_targets if not _covered(o, plan.push)]
+    if missed:
+        console.warn("outputs left out of push=[...] stay local only: " + ", ".join(missed))
     unpublished = done.committed or state.ahead > 0 or not p.commit or ws.dry
-    targets = g.push_targets if p.push is None else g.resolve(list(p.push), step="dvc push")
-    if p.push is not None:
-        missed = [o for o in g.push_targets if not _covered(o, targets)]
-        if missed:
-            console.warn("outputs left out of push=[...] stay local only: " + ", ".join(missed))
-    if targets and (unpublished or always_push):
-        ws.act(f"{ws.dvc} push {quote_all(targets)}", step="dvc push", resume=resume)
-        done.pushed = tuple(targets)
+    if plan.push and (unpublished or always_push):
+        ws.act(f"{ws.dvc} push {quote_all(plan.push)}", step="dvc push", resume=resume)
+        done.pushed = tuple(plan.push)
     if p.commit and p.git_push:
         if state.ahead > 0 or ws.dry:
             ws.act(_git_push(ws, state, resume), step="git push", resume=resume)
@@ -176,26 +194,25 @@ def run(
     """The whole flow for pipeline ``name``; raises `DvcInvokeError` on failure."""
     ws = Workspace(c)
     p = resolve(c, ws.root, name)
-    force = force or p.force
-    upstream = upstream or p.upstream
-    command = command or f"inv repro --pipeline {shlex.quote(name)}" + (
-        " --force" if force else ""
-    ) + (" --upstream" if upstream else "")
-    report = RunReport(pipeline=p.name, command=command, step="guards")
+    if command is None:
+        command = f"inv repro --pipeline {shlex.quote(name)}"
+        command += " --force" if force else ""
+        command += " --upstream" if upstream else ""
     state = check(ws, p, resume=command)
-    g = graph.load(ws.root, p.dvcfile, upstream=upstream)
+    run_plan = plan(ws, p, force=force, upstream=upstream)
+    report = RunReport(pipeline=p.name, command=command, step="pull")
     report.branch, report.commit_before = state.branch, state.commit
     notify.deliver(c, report)
     try:
-        report.step = "pull"
         console.step(p.name, "pull")
-        report.pulled = pull(ws, p, g, resume=command)
+        report.pulled = pull(ws, run_plan, resume=command)
         report.step = "repro"
-        console.step(p.name, "repro", ", ".join(g.stages) + (" (forced)" if force else ""))
-        reproduce(ws, p, g, force=force, upstream=upstream, resume=command)
+        detail = ", ".join(run_plan.graph.stages) + (" (forced)" if run_plan.force else "")
+        console.step(p.name, "repro", detail)
+        reproduce(ws, run_plan, resume=command)
         report.step = "publish"
         console.step(p.name, "publish")
-        done = publish(ws, p, g)
+        done = publish(ws, run_plan)
     except DvcInvokeError as exc:
         report.step = exc.step or report.step
         report.commit_after = ws.head()

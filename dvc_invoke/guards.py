@@ -20,6 +20,8 @@ def check(c, pipeline=None):
     ws = Workspace(c)
     p = resolve(c, ws.root, pipeline) if pipeline is not None else None
     flow.check(ws, p)
+    if p is not None:
+        flow.plan(ws, p)  # the pipeline reads, and its pull/push targets resolve
     if not ws.dry:
         console.result(True, "guards passed" + (f" for {p.name}" if p else ""))
 

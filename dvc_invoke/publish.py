@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from invoke import Collection, task
 
-from . import console, flow, graph
+from . import console, flow
 from .errors import exits
 from .pipelines import resolve
 from .report import short
@@ -24,9 +24,9 @@ def run(c, pipeline):
     """
     ws = Workspace(c)
     p = resolve(c, ws.root, pipeline)
-    g = graph.load(ws.root, p.dvcfile, upstream=p.upstream)
+    run_plan = flow.plan(ws, p)
     console.step(p.name, "publish")
-    done = flow.publish(ws, p, g, always_push=True)
+    done = flow.publish(ws, run_plan, always_push=True)
     if not ws.dry:
         console.result(
             True,

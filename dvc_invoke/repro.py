@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from invoke import Collection, task
 
-from . import console, flow, graph
+from . import console, flow
 from .errors import DvcInvokeError, exits
 from .pipelines import available, resolve
 from .workspace import Workspace
@@ -43,9 +43,9 @@ def run(c, pipeline=None, force=False, upstream=False):
 def stages(c, pipeline=None, force=False, upstream=False):
     """Reproduce a pipeline's stages only: no guards, pull or publishing."""
     ws, p = _need(c, pipeline)
-    g = graph.load(ws.root, p.dvcfile, upstream=upstream or p.upstream)
-    console.step(p.name, "repro", ", ".join(g.stages))
-    flow.reproduce(ws, p, g, force=force or p.force, upstream=upstream or p.upstream)
+    run_plan = flow.plan(ws, p, force=force, upstream=upstream)
+    console.step(p.name, "repro", ", ".join(run_plan.graph.stages))
+    flow.reproduce(ws, run_plan)
 
 
 ns = Collection(run, stages)

@@ -105,7 +105,10 @@ class Workspace:
         echo = bool(settings(self.c)["echo"] or self.c.config.run.echo)
         result = self.c.run(self._cmd(cmd), echo=echo, warn=True)
         if result.failed:
-            reason = error_line(result.stderr) or f"`{cmd}` exited with {result.exited}"
+            if result.exited == 127:
+                reason = f"{shlex.split(cmd)[0]}: command not found"
+            else:
+                reason = error_line(result.stderr) or f"`{cmd}` exited with {result.exited}"
             raise DvcInvokeError(reason, step=step, resume=resume)
         return result
 

@@ -1,0 +1,125 @@
+"""Broken set-ups and bad input: one line, a non-zero exit, nothing run."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from helpers import Run, assert_one_line_error
+
+from dvc_invoke import sandbox
+
+
+def inv(cwd, *args):
+    proc = subprocess.run(
+        [sys.executable, "-m", "invoke", *args],
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return Run(proc.returncode, proc.stdout, proc.stderr)
+
+
+def test_guards_pass_on_a_clean_workspace(project):
+    run = project.inv("guards", "--pipeline", "metrics")
+    assert run.returncode == 0, run.output
+    assert "guards passed for metrics" in run.stdout
+
+
+def test_outside_a_dvc_repository(tmp_path):
+    (tmp_path / "tasks.py").write_text(sandbox.TASKS_PY)
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+
+    run = inv(tmp_path, "guards")
+
+    assert_one_line_error(run, "not a DVC repository", "dvc init")
+
+
+def test_outside_a_git_repository(tmp_path):
+    (tmp_path / "tasks.py").write_text(sandbox.TASKS_PY)
+    subprocess.run(
+        [sys.executable, "-m", "dvc", "init", "-q", "--no-scm"], cwd=tmp_path, check=True
+    )
+
+    run = inv(tmp_path, "metrics")
+
+    assert_one_line_error(run, "guards failed", "not in a git repository")
+
+
+def test_malformed_dvc_yaml_is_one_line(project):
+    (project.path / "metrics" / "dvc.yaml").write_text("stages:\n  predict: [unclosed\n")
+    project.git("commit", "-qam", "Break dvc.yaml")
+
+    run = project.inv("metrics")
+
+    assert_one_line_error(run, "DVC cannot read the project", "metrics/dvc.yaml")
+    assert project.stages_run() == []
+
+
+def test_a_file_is_not_a_pipeline(project):
+    (project.path / "notes").write_text("not a pipeline\n")
+    run = project.inv("repro", "--pipeline", "notes")
+    assert_one_line_error(run, "unknown pipeline 'notes'", "metrics, training")
+
+
+def test_missing_dvc_executable(project):
+    (project.path / "invoke.yaml").write_text("dvc_invoke:\n  dvc: /nowhere/dvc\n")
+    run = project.inv("metrics")
+    assert_one_line_error(run, "pull failed", "/nowhere/dvc: command not found")
+    assert project.stages_run() == []
+
+
+@pytest.mark.parametrize(
+    "targets, error",
+    [
+        ('["nothing/here"]', "pull target 'nothing/here' matches nothing DVC tracks"),
+        ('["../elsewhere"]', "pull target '../elsewhere' is not a path inside the project"),
+        ('"/etc"', "pull target '/etc' is not a path inside the project"),
+    ],
+)
+def test_bad_pull_targets_fail_before_the_run_starts(project, targets, error):
+    (project.path / "invoke.yaml").write_text(
+        f"dvc_invoke:\n  pipelines:\n    metrics:\n      pull: {targets}\n"
+    )
+    run = project.inv("metrics")
+
+    assert_one_line_error(run, error)
+    assert "started" not in run.stdout
+    assert project.stages_run() == []
+
+
+def test_unknown_pipeline_option_in_config(project):
+    (project.path / "invoke.yaml").write_text(
+        "dvc_invoke:\n  pipelines:\n    metrics:\n      forced: true\n"
+    )
+    run = project.inv("metrics")
+    assert_one_line_error(run, "unknown option forced", "options: dvcfile, force")
+
+
+def test_data_pull_of_a_folder_holding_another_pipelines_outputs(fresh):
+    # `dvc pull -R model` would pull nothing here and exit 0.
+    run = fresh.inv("data.pull", "--target", "model")
+
+    assert run.returncode == 0, run.output
+    assert (fresh.path / "model" / "model.json").is_file()
+    assert not (fresh.path / "dataset" / "testset").exists()
+
+
+def test_data_pull_of_a_pipelines_inputs(fresh):
+    run = fresh.inv("data.pull", "--pipeline", "metrics")
+
+    assert run.returncode == 0, run.output
+    assert (fresh.path / "model" / "model.json").is_file()
+    assert sorted(p.name for p in (fresh.path / "dataset" / "testset").iterdir()) == [
+        "part-0.csv",
+        "part-1.csv",
+    ]
+    assert not (fresh.path / "dataset" / "train.csv").exists()
+
+
+def test_data_pull_needs_a_pipeline_or_a_target(project):
+    run = project.inv("data.pull")
+    assert_one_line_error(run, "name a --pipeline or a --target")
