@@ -154,7 +154,7 @@ class Sandbox:
 
 
 def _run(c: Context, cmd: str, **kwargs):
-    return c.run(cmd, in_stream=False, **kwargs)
+    return c.run(cmd, in_stream=False, hide=True, **kwargs)
 
 
 def identify(c: Context, repo: Path) -> None:

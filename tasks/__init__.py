@@ -1,0 +1,28 @@
+"""This repository's own tasks: the demo, and the developer loop."""
+
+from invoke import Collection, task
+
+from dvc_invoke import demo as _demo
+
+
+@task(help={"dir": "Build the sandbox here (default: a new temporary folder)."})
+def demo(c, dir=None):
+    """Build a sandbox DVC project and run the whole flow there, for real."""
+    _demo.run(c, dir)
+
+
+@task(help={"k": "Only tests matching this expression.", "jobs": "Parallel workers."})
+def test(c, k=None, jobs=2):
+    """Run the test suite (real git, real DVC, in temporary folders)."""
+    select = f" -k {k!r}" if k else ""
+    c.run(f"pytest -n {int(jobs)}{select}", pty=False)
+
+
+@task
+def lint(c):
+    """Check style and formatting with ruff."""
+    c.run("ruff check .")
+    c.run("ruff format --check .")
+
+
+ns = Collection(demo, test, lint)

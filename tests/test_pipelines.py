@@ -1,0 +1,85 @@
+"""How a name becomes a pipeline: config, then pipeline_task, then NAME/dvc.yaml."""
+
+from __future__ import annotations
+
+import pytest
+from invoke import Config, Context
+
+from dvc_invoke import pipeline_task
+from dvc_invoke.errors import DvcInvokeError
+from dvc_invoke.pipelines import available, resolve
+
+
+def ctx(pipelines=None):
+    return Context(Config(overrides={"dvc_invoke": {"pipelines": pipelines or {}}}))
+
+
+@pytest.fixture
+def root(tmp_path):
+    for name in ("training", "metrics"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "dvc.yaml").write_text("stages: {}\n")
+    (tmp_path / "notes").write_text("a file, not a pipeline\n")
+    (tmp_path / "empty").mkdir()
+    return tmp_path
+
+
+def test_a_folder_with_a_dvc_yaml_is_a_pipeline(root):
+    p = resolve(ctx(), root, "training")
+    assert (p.dvcfile, p.force, p.commit_message) == (
+        "training/dvc.yaml",
+        False,
+        "[DVC] Update training",
+    )
+
+
+def test_pipeline_task_wins_over_the_folder(root):
+    pipeline_task("metrics-pt", dvcfile="metrics/dvc.yaml", force=True, message="M")
+    p = resolve(ctx(), root, "metrics-pt")
+    assert (p.dvcfile, p.force, p.commit_message) == ("metrics/dvc.yaml", True, "M")
+
+
+def test_config_overrides_what_pipeline_task_said(root):
+    pipeline_task("metrics-cfg", dvcfile="metrics/dvc.yaml", force=True, pull=["model"])
+    p = resolve(ctx({"metrics-cfg": {"message": "Nightly", "pull": []}}), root, "metrics-cfg")
+    assert (p.dvcfile, p.force, p.pull, p.commit_message) == (
+        "metrics/dvc.yaml",
+        True,
+        (),
+        "Nightly",
+    )
+
+
+def test_a_configured_name_without_a_folder_needs_only_its_dvcfile(root):
+    p = resolve(ctx({"nightly": {"dvcfile": "metrics/dvc.yaml"}}), root, "nightly")
+    assert p.dvcfile == "metrics/dvc.yaml"
+    assert "nightly" in available(ctx({"nightly": {"dvcfile": "metrics/dvc.yaml"}}), root)
+
+
+@pytest.mark.parametrize("name", ["notes", "empty", "nope"])
+def test_unknown_names_list_the_pipelines_there_are(root, name):
+    with pytest.raises(
+        DvcInvokeError, match=rf"unknown pipeline '{name}' \(pipelines here: .*metrics.*training"
+    ):
+        resolve(ctx(), root, name)
+
+
+@pytest.mark.parametrize("name", ["a;b", "$(id)", "..", ".", "a/b", "", "x\ny"])
+def test_invalid_names_are_refused_before_any_lookup(root, name):
+    with pytest.raises(DvcInvokeError, match="invalid pipeline name"):
+        resolve(ctx(), root, name)
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"forse": True}, "unknown option forse"),
+        ({"force": "yes"}, "force must be true or false"),
+        ({"pull": [1]}, "pull must be a list of paths"),
+        ({"message": ""}, "message must be non-empty text"),
+        ({"dvcfile": "/abs/dvc.yaml"}, "not a path inside the project"),
+    ],
+)
+def test_malformed_configuration_is_one_clear_error(root, values, message):
+    with pytest.raises(DvcInvokeError, match=message):
+        resolve(ctx({"training": values}), root, "training")
