@@ -19,11 +19,19 @@ class DvcInvokeError(Exception):
     continues from there once the cause is fixed.
     """
 
-    def __init__(self, reason: str, *, step: str | None = None, resume: str | None = None):
+    def __init__(
+        self,
+        reason: str,
+        *,
+        step: str | None = None,
+        resume: str | None = None,
+        log: str | None = None,
+    ):
         super().__init__(reason)
         self.reason = reason
         self.step = step
         self.resume = resume
+        self.log = log  # what the failing command printed, for the team's notification
 
     def line(self) -> str:
         text = self.reason

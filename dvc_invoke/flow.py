@@ -200,9 +200,10 @@ def run(
         command += " --upstream" if upstream else ""
     state = check(ws, p, resume=command)
     run_plan = plan(ws, p, force=force, upstream=upstream)
+    chain = notify.notifiers(c, ws.root, p)
     report = RunReport(pipeline=p.name, command=command, step="pull")
     report.branch, report.commit_before = state.branch, state.commit
-    notify.deliver(c, report)
+    notify.deliver(chain, report)
     try:
         console.step(p.name, "pull")
         report.pulled = pull(ws, run_plan, resume=command)
@@ -216,19 +217,19 @@ def run(
     except DvcInvokeError as exc:
         report.step = exc.step or report.step
         report.commit_after = ws.head()
-        report.end("failed", reason=exc.reason, resume=exc.resume)
-        notify.deliver(c, report)
+        report.end("failed", reason=exc.reason, resume=exc.resume, log_tail=exc.log)
+        notify.deliver(chain, report)
         raise
     except KeyboardInterrupt:
         report.commit_after = ws.head()
         resume = publish_command(p) if report.step == "publish" else command
         report.end("cancelled", reason="interrupted", resume=resume)
-        notify.deliver(c, report)
+        notify.deliver(chain, report)
         raise DvcInvokeError("interrupted", step=report.step, resume=resume) from None
     report.committed, report.git_pushed = done.committed, done.git_pushed
     report.pushed = list(done.pushed)
     report.commit_after = done.commit
     report.step = None
     report.end("succeeded")
-    notify.deliver(c, report)
+    notify.deliver(chain, report)
     return report

@@ -1,20 +1,27 @@
-"""Tell the team how pipeline runs went.
+"""Tell the team how pipeline runs went: the console, and Slack when configured.
 
 Every run reports ``started`` and its end (``succeeded``, ``failed``,
-``cancelled``) to each configured notifier. With none configured, the
-report goes to the console. A notifier never fails a run.
+``cancelled``). Slack is set up in the environment or the project's
+``.env``: ``SLACK_BOT_TOKEN`` + ``SLACK_CHANNEL`` for the Web API (one
+message, updated with the result; a failure's log in its thread), or
+``SLACK_WEBHOOK_URL`` for an incoming webhook (one message at the end).
+A notification never fails a run: when Slack is down or refuses, the run
+goes on and one warning says why.
 """
 
 from __future__ import annotations
 
-import socket
+from pathlib import Path
 from typing import Any, Protocol
 
 from invoke import Collection, task
 
-from . import console
-from .errors import exits
+from . import console, environment
+from .errors import DvcInvokeError, exits
+from .pipelines import Pipeline
 from .report import RunReport
+from .settings import settings
+from .workspace import find_root
 
 
 class Notifier(Protocol):
@@ -22,7 +29,7 @@ class Notifier(Protocol):
 
     def report(self, report: RunReport) -> None: ...
 
-    def send(self, text: str) -> None: ...
+    def send(self, text: str) -> bool: ...
 
 
 class ConsoleNotifier:
@@ -32,42 +39,76 @@ class ConsoleNotifier:
 
     def report(self, report: RunReport) -> None:
         if report.status == "started":
-            return console.step(report.pipeline, "started", f"{report.command} on {report.host}")
+            console.step(report.pipeline, "started", f"{report.command} on {report.host}")
+            return
         console.result(report.status == "succeeded", report.headline())
         for line in report.details():
             console.info(line)
 
-    def send(self, text: str) -> None:
+    def send(self, text: str) -> bool:
         console.info(text)
+        return True
 
 
-def notifiers(c: Any) -> list[Notifier]:
-    """The notifiers configured for context ``c``."""
-    return [ConsoleNotifier()]
+def _root() -> Path | None:
+    try:
+        return find_root()
+    except DvcInvokeError:
+        return None
 
 
-def deliver(c: Any, report: RunReport) -> None:
-    """Hand ``report`` to every notifier. A failing notifier is a warning, never an error."""
-    for notifier in notifiers(c):
-        try:
-            notifier.report(report)
-        except Exception as exc:  # noqa: BLE001 - a notification must never fail the run
-            console.warn(f"{notifier.name} notification failed: {type(exc).__name__}: {exc}")
+def notifiers(c: Any, root: Path | None = None, pipeline: Pipeline | None = None) -> list[Any]:
+    """The notifiers of this project: the console, then Slack as configured.
+
+    Loads the project's ``.env`` first, and refuses a malformed Slack set-up
+    (a token without a channel, a URL that is not http(s)) with one line, so
+    that a run never starts only to be heard of by nobody.
+    """
+    environment.load(root if root is not None else _root())
+    from .slack import SlackSettings, WebApiNotifier, WebhookNotifier
+
+    s = SlackSettings.from_env(options=settings(c).get("slack") or {})
+    overrides = dict(pipeline.slack or {}) if pipeline else {}
+    channel = overrides.pop("channel", None)
+    chain: list[Any] = [ConsoleNotifier()]
+    if s.token:
+        chain.append(WebApiNotifier(s, console.warn, channel=channel, texts=overrides))
+    if s.webhook_url:
+        chain.append(WebhookNotifier(s, console.warn, texts=overrides))
+    return chain
+
+
+def deliver(chain: list[Any], report: RunReport) -> None:
+    """Hand ``report`` to every notifier; each handles its own failures."""
+    for notifier in chain:
+        notifier.report(report)
 
 
 @task(default=True, help={"message": "The text to send to the team."})
 @exits
 def send(c, message):
-    """Send a message to the team through the configured notifiers."""
-    for notifier in notifiers(c):
+    """Send a message to the team: on Slack when configured, and to the console."""
+    chain = notifiers(c)
+    if not message or not message.strip():
+        raise DvcInvokeError("the message is empty", step="notify")
+    for notifier in chain:
         notifier.send(message)
 
 
 @task
 @exits
 def test(c):
-    """Send a test message, to check the notification set-up."""
-    send(c, f"dvc-invoke test message from {socket.gethostname()}")
+    """Check the Slack set-up: validate the token (auth.test) and post a test message."""
+    chain = notifiers(c)
+    slack = [n for n in chain if hasattr(n, "check")]
+    if not slack:
+        raise DvcInvokeError(
+            "Slack is not configured: set SLACK_BOT_TOKEN and SLACK_CHANNEL, or"
+            " SLACK_WEBHOOK_URL, in the environment or the project's .env (see .env.example)",
+            step="notify",
+        )
+    for notifier in slack:
+        console.result(True, notifier.check())
 
 
 ns = Collection(send, test)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,8 @@ class Pipeline:
     commit: bool = True  # commit the lock file (and git push it)
     git_push: bool = True
     message: str | None = None  # default: "[DVC] Update <name>"
+    # Slack overrides: "channel", and a text per status ("succeeded": "Metrics done!")
+    slack: Mapping[str, str] | None = None
 
     @property
     def commit_message(self) -> str:
@@ -75,6 +77,8 @@ def make(
             if not isinstance(value, str) or not value.strip():
                 raise DvcInvokeError(f"{where}: dvcfile must be a path", step="guards")
             value = normalize(value, step="guards")
+        elif key == "slack":
+            value = _slack_options(value, where=where)
         elif key == "message":
             if value is not None and (not isinstance(value, str) or not value.strip()):
                 raise DvcInvokeError(f"{where}: message must be non-empty text", step="guards")
@@ -83,6 +87,26 @@ def make(
     if not fields.get("dvcfile"):
         fields["dvcfile"] = f"{name}/dvc.yaml"
     return Pipeline(**fields)
+
+
+SLACK_OPTIONS = ("channel", "started", "succeeded", "failed", "cancelled")
+
+
+def _slack_options(value: Any, *, where: str) -> dict[str, str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise DvcInvokeError(f"{where}: slack must be a mapping", step="guards")
+    unknown = sorted(set(value) - set(SLACK_OPTIONS))
+    if unknown:
+        raise DvcInvokeError(
+            f"{where}: unknown slack option {', '.join(unknown)}"
+            f" (options: {', '.join(SLACK_OPTIONS)})",
+            step="guards",
+        )
+    if not all(isinstance(v, str) and v.strip() for v in value.values()):
+        raise DvcInvokeError(f"{where}: slack values must be non-empty text", step="guards")
+    return dict(value)
 
 
 def _targets(value: Any, *, key: str, where: str) -> tuple[str, ...] | None:
@@ -155,6 +179,7 @@ def pipeline_task(
     commit: bool = True,
     git_push: bool = True,
     message: str | None = None,
+    slack: Mapping[str, str] | None = None,
     help: str | None = None,
 ) -> Task:
     """An invoke task that runs one pipeline's whole flow.
@@ -177,6 +202,7 @@ def pipeline_task(
         "commit": commit,
         "git_push": git_push,
         "message": message,
+        "slack": slack,
     }
     try:
         spec = make(name, values, where=f"pipeline_task({name!r})")

@@ -27,16 +27,26 @@ class RunReport:
     git_pushed: bool = False
     started_at: float = field(default_factory=time.time)
     ended_at: float | None = None
+    log_tail: str | None = None  # the end of the failing command's output
+    messages: dict[str, dict[str, str]] = field(default_factory=dict)  # per notifier
 
     @property
     def duration(self) -> float:
         return (self.ended_at or time.time()) - self.started_at
 
-    def end(self, status: str, *, reason: str | None = None, resume: str | None = None) -> None:
+    def end(
+        self,
+        status: str,
+        *,
+        reason: str | None = None,
+        resume: str | None = None,
+        log_tail: str | None = None,
+    ) -> None:
         assert status in STATUSES
         self.status = status
         self.reason = reason
         self.resume = resume
+        self.log_tail = log_tail
         self.ended_at = time.time()
 
     def headline(self) -> str:

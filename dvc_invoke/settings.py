@@ -23,6 +23,9 @@ DEFAULTS: dict[str, Any] = {
     "dvc": "",
     # Echo each git/dvc command that does work (probes are never echoed).
     "echo": True,
+    # Slack clients: seconds per request, retries per message (one budget for
+    # connection errors, 5xx and 429), the longest Retry-After worth waiting.
+    "slack": {"timeout": 5, "retries": 2, "max_retry_after": 5},
 }
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import environment
 from .errors import DvcInvokeError
 from .settings import dvc_command, is_dry, settings
 
@@ -88,6 +89,7 @@ class Workspace:
         self.c = c
         self.root = Path(root) if root else find_root()
         self.dry = is_dry(c)
+        environment.load(self.root)
         self._git_prefix: str | None = None
 
     # -- running ---------------------------------------------------------
@@ -109,7 +111,8 @@ class Workspace:
                 reason = f"{shlex.split(cmd)[0]}: command not found"
             else:
                 reason = error_line(result.stderr) or f"`{cmd}` exited with {result.exited}"
-            raise DvcInvokeError(reason, step=step, resume=resume)
+            log = "\n".join(part for part in (result.stdout, result.stderr) if part)
+            raise DvcInvokeError(reason, step=step, resume=resume, log=log[-20000:])
         return result
 
     @property

@@ -58,11 +58,12 @@ class Project:
     sandbox: sandbox.Sandbox
     trace_file: Path
 
-    def inv(self, *args: str, env: dict[str, str] | None = None) -> Run:
+    def inv(self, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> Run:
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
         proc = subprocess.run(
             [sys.executable, "-m", "invoke", *args],
-            cwd=self.path,
-            env={**os.environ, "SANDBOX_TRACE": str(self.trace_file), **(env or {})},
+            cwd=cwd or self.path,
+            env={**clean, "SANDBOX_TRACE": str(self.trace_file), **(env or {})},
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
@@ -130,3 +131,12 @@ def project(template, tmp_path) -> Project:
 def fresh(project) -> Project:
     """A teammate's fresh clone: no data in its workspace or cache."""
     return project.clone("teammate")
+
+
+@pytest.fixture
+def slack():
+    """A stand-in Slack server on 127.0.0.1 for one test."""
+    from slack_server import SlackServer
+
+    with SlackServer() as server:
+        yield server

@@ -137,7 +137,7 @@ def test_dirty_workspace_is_refused_before_anything_runs(project, staged):
 
 def test_untracked_files_do_not_block_a_run_and_are_never_committed(project):
     (project.path / "notes.txt").write_text("scratch\n")
-    (project.path / ".env").write_text("SLACK_BOT_TOKEN=xoxb-not-a-real-token\n")
+    (project.path / ".env").write_text("MODEL_REGISTRY_PASSWORD=not-for-git\n")
 
     run = project.inv("metrics")
 

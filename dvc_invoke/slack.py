@@ -1,0 +1,463 @@
+"""Slack: settings from the environment, Block Kit messages, and two notifiers.
+
+- `WebApiNotifier` (``SLACK_BOT_TOKEN`` + ``SLACK_CHANNEL``): posts when a
+  run starts, turns that message into the result with ``chat.update``, and
+  replies in its thread with the end of the log when the run failed.
+- `WebhookNotifier` (``SLACK_WEBHOOK_URL``): one message when a run ends.
+
+Retries are slack_sdk's own handlers (connection errors, 5xx, 429 with
+Retry-After), bounded so that a Slack outage costs a run seconds. The bot
+token and the webhook URL are secrets: they are kept out of every message,
+warning and log line, slack_sdk's included. slack_sdk is imported on first
+use only.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlparse
+
+from .errors import DvcInvokeError
+from .report import RunReport, format_duration, short
+
+DEFAULT_API_URL = "https://slack.com/api/"
+SECTION_LIMIT = 3000
+LOG_TAIL_LIMIT = 2500
+EMOJI = {
+    "started": ":arrow_forward:",
+    "succeeded": ":white_check_mark:",
+    "failed": ":x:",
+    "cancelled": ":no_entry_sign:",
+}
+# Errors that no retry and no later message of the same run will fix.
+PERMANENT = {
+    "invalid_auth",
+    "not_authed",
+    "account_inactive",
+    "token_revoked",
+    "token_expired",
+    "no_permission",
+    "missing_scope",
+    "channel_not_found",
+    "not_in_channel",
+    "is_archived",
+    "invalid_token",
+    "no_service",
+    "no_active_hooks",
+    "action_prohibited",
+}
+
+
+@dataclass
+class SlackSettings:
+    token: str | None = None
+    channel: str | None = None
+    webhook_url: str | None = None
+    api_url: str = DEFAULT_API_URL
+    timeout: float = 5.0
+    retries: int = 2
+    max_retry_after: float = 5.0
+
+    @property
+    def secrets(self) -> list[str]:
+        return [s for s in (self.token, self.webhook_url) if s]
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.token or self.webhook_url)
+
+    @classmethod
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, options: Mapping[str, Any] | None = None
+    ) -> SlackSettings:
+        """Read and check the ``SLACK_*`` variables; a malformed set-up is an error now."""
+        env = os.environ if env is None else env
+        options = dict(options or {})
+
+        def get(name: str) -> str | None:
+            value = (env.get(name) or "").strip()
+            return value or None
+
+        s = cls(
+            token=get("SLACK_BOT_TOKEN"),
+            channel=get("SLACK_CHANNEL"),
+            webhook_url=get("SLACK_WEBHOOK_URL"),
+            api_url=get("SLACK_API_URL") or DEFAULT_API_URL,
+            timeout=float(options.get("timeout", cls.timeout)),
+            retries=int(options.get("retries", cls.retries)),
+            max_retry_after=float(options.get("max_retry_after", cls.max_retry_after)),
+        )
+        if s.token and not s.channel:
+            raise DvcInvokeError(
+                "SLACK_BOT_TOKEN is set but SLACK_CHANNEL is not: name the channel to post to",
+                step="guards",
+            )
+        if s.channel and not s.token and not s.webhook_url:
+            raise DvcInvokeError(
+                "SLACK_CHANNEL is set but SLACK_BOT_TOKEN is not: set the bot token"
+                " (or use SLACK_WEBHOOK_URL)",
+                step="guards",
+            )
+        if s.webhook_url and not _is_http(s.webhook_url):
+            # NOTE: the value is a secret: say what is wrong, never what it is.
+            raise DvcInvokeError("SLACK_WEBHOOK_URL is not an http(s) URL", step="guards")
+        if not _is_http(s.api_url):
+            raise DvcInvokeError(
+                f"SLACK_API_URL is not an http(s) URL: {s.api_url!r}", step="guards"
+            )
+        if not s.api_url.endswith("/"):
+            s.api_url += "/"
+        return s
+
+
+def _is_http(url: str) -> bool:
+    parsed = urlparse(url)
+    return parsed.scheme in ("http", "https") and bool(parsed.netloc)
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "[redacted]")
+    return text
+
+
+class _Redacting(logging.Filter):
+    def __init__(self, secrets: list[str]):
+        super().__init__()
+        self.secrets = secrets
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact(record.getMessage(), self.secrets)
+        record.args = ()
+        return True
+
+
+def _logger(secrets: list[str]) -> logging.Logger:
+    """slack_sdk's logger for our clients: warnings only, secrets redacted.
+
+    slack_sdk logs the request URL at INFO when it retries, which for a
+    webhook is the secret itself; an unset level would let that through.
+    """
+    logger = logging.getLogger("dvc_invoke.slack_sdk")
+    logger.setLevel(logging.WARNING)
+    logger.filters = [_Redacting(secrets)]
+    return logger
+
+
+def _retry_handlers(s: SlackSettings) -> list[Any]:
+    from slack_sdk.http_retry.builtin_handlers import (
+        ConnectionErrorRetryHandler,
+        RateLimitErrorRetryHandler,
+        ServerErrorRetryHandler,
+    )
+
+    class BoundedRateLimitHandler(RateLimitErrorRetryHandler):
+        """Honours Retry-After, unless Slack asks for a longer wait than a run should pay."""
+
+        def _can_retry(self, *, state, request, response=None, error=None):  # type: ignore[no-untyped-def]
+            if not super()._can_retry(state=state, request=request, response=response, error=error):
+                return False
+            for key, values in (response.headers or {}).items():
+                if key.lower() == "retry-after":
+                    try:
+                        return float(values[0]) <= s.max_retry_after
+                    except (ValueError, IndexError):
+                        return True
+            return True
+
+    # NOTE: max_retry_count is one budget shared by all the handlers.
+    n = s.retries
+    return [
+        ConnectionErrorRetryHandler(max_retry_count=n),
+        BoundedRateLimitHandler(max_retry_count=n),
+        ServerErrorRetryHandler(max_retry_count=n),
+    ]
+
+
+class WebhookError(Exception):
+    """A webhook answered, but not with 200 ``ok`` (webhook clients never raise)."""
+
+    def __init__(self, status: int, body: str):
+        self.status, self.body = status, body
+        super().__init__(f"HTTP {status}")
+
+
+def describe(exc: BaseException, secrets: list[str]) -> tuple[str, bool]:
+    """Slack's own word for what went wrong, and whether it is permanent."""
+    from slack_sdk.errors import SlackApiError
+
+    if isinstance(exc, WebhookError):
+        body = (exc.body or "").strip()
+        word = body if body and len(body) < 60 and " " not in body else f"HTTP {exc.status}"
+        permanent = body in PERMANENT or exc.status in (403, 404, 410)
+        return redact(word, secrets), permanent
+    if isinstance(exc, SlackApiError):
+        response = exc.response
+        status = getattr(response, "status_code", None)
+        error = None
+        try:
+            error = response.get("error")
+        except Exception:  # noqa: BLE001 - a body that is not JSON
+            error = None
+        if error:
+            return redact(str(error), secrets), error in PERMANENT
+        return f"HTTP {status}", status in (401, 403, 404)
+    if isinstance(exc, TimeoutError) or "timed out" in str(exc):
+        return "timed out", False
+    reason = getattr(exc, "reason", None) or exc
+    return redact(f"connection failed: {reason}", secrets), False
+
+
+# -- messages ---------------------------------------------------------------
+
+
+def escape(text: str) -> str:
+    """Slack mrkdwn control characters in text that is not ours."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def clip(text: str, limit: int, *, keep: str = "start") -> str:
+    if len(text) <= limit:
+        return text
+    if keep == "end":
+        return "…" + text[-(limit - 1) :]
+    return text[: limit - 1] + "…"
+
+
+def log_tail(text: str, limit: int = LOG_TAIL_LIMIT) -> str:
+    """The end of a log, whole lines, within ``limit`` characters."""
+    text = text.rstrip()
+    if len(text) <= limit:
+        return text
+    tail = text[-limit:]
+    cut = tail.find("\n")
+    return tail[cut + 1 :] if 0 <= cut < len(tail) - 1 else tail
+
+
+def message(report: RunReport, custom: str | None = None) -> tuple[str, list[Any]]:
+    """The plain text and Block Kit blocks for ``report``."""
+    from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject, SectionBlock
+
+    text = report.headline()
+    if custom:
+        text = f"{text}: {custom}"
+    title = f"{EMOJI[report.status]} *{escape(report.pipeline)}* {report.status}"
+    if report.status != "started":
+        title += f" after {format_duration(report.duration)}"
+    blocks: list[Any] = [SectionBlock(text=MarkdownTextObject(text=clip(title, SECTION_LIMIT)))]
+    if custom:
+        blocks.append(
+            SectionBlock(text=MarkdownTextObject(text=clip(escape(custom), SECTION_LIMIT)))
+        )
+    fields = [f"*Host*\n{escape(report.host)}", f"*Command*\n`{escape(report.command)}`"]
+    if report.branch or report.commit_before:
+        before, after = short(report.commit_before), short(report.commit_after)
+        commits = (
+            before if report.commit_after in (None, report.commit_before) else f"{before} → {after}"
+        )
+        fields.insert(0, f"*Branch*\n{escape(report.branch or '(detached)')} at {commits}")
+    blocks.append(SectionBlock(fields=[MarkdownTextObject(text=clip(f, 1900)) for f in fields]))
+    if report.status in ("failed", "cancelled"):
+        lines = [f"*Failed at:* {escape(report.step or 'unknown step')}"]
+        if report.reason:
+            lines.append(escape(report.reason))
+        if report.resume:
+            lines.append(f"*Resume with:* `{escape(report.resume)}`")
+        blocks.append(
+            SectionBlock(text=MarkdownTextObject(text=clip("\n".join(lines), SECTION_LIMIT)))
+        )
+    elif report.status == "succeeded":
+        done = "committed the lock file" if report.committed else "nothing new to commit"
+        if report.git_pushed:
+            done += ", pushed to git"
+        if report.pushed:
+            done += f"; pushed to the DVC remote: {', '.join(report.pushed)}"
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=clip(escape(done), 1900))]))
+    return text, blocks
+
+
+def tail_blocks(report: RunReport) -> tuple[str, list[Any]]:
+    from slack_sdk.models.blocks import MarkdownTextObject, SectionBlock
+
+    tail = log_tail(report.log_tail or "")
+    return (
+        f"{report.pipeline} {report.status}: end of the log",
+        [SectionBlock(text=MarkdownTextObject(text=f"```{escape(tail)}```"))],
+    )
+
+
+# -- notifiers --------------------------------------------------------------
+
+
+@dataclass
+class _Guarded:
+    """What every Slack notifier shares: secrets kept out, one warning per error."""
+
+    settings: SlackSettings
+    warn: Any
+    disabled: bool = False
+    warned: set[str] = field(default_factory=set)
+
+    def _fail(self, exc: BaseException, what: str) -> None:
+        reason, permanent = describe(exc, self.settings.secrets)
+        if permanent:
+            self.disabled = True
+        if reason not in self.warned:
+            self.warned.add(reason)
+            self.warn(f"Slack {what} failed ({reason}); the run goes on")
+
+
+class WebApiNotifier(_Guarded):
+    name = "slack"
+
+    def __init__(
+        self,
+        settings: SlackSettings,
+        warn: Any,
+        *,
+        channel: str | None = None,
+        texts: Mapping[str, str] | None = None,
+    ):
+        super().__init__(settings, warn)
+        self.channel = channel or settings.channel
+        self.texts = dict(texts or {})
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from slack_sdk import WebClient
+
+            s = self.settings
+            self._client = WebClient(
+                token=s.token,
+                base_url=s.api_url,
+                timeout=int(max(1, s.timeout)),
+                logger=_logger(s.secrets),
+                retry_handlers=_retry_handlers(s),
+            )
+        return self._client
+
+    def report(self, report: RunReport) -> None:
+        if self.disabled:
+            return
+        text, blocks = message(report, self.texts.get(report.status))
+        posted = report.messages.get(self.name)
+        try:
+            if report.status == "started":
+                resp = self.client.chat_postMessage(channel=self.channel, text=text, blocks=blocks)
+                report.messages[self.name] = {"channel": resp["channel"], "ts": resp["ts"]}
+                return
+            if posted:
+                # chat.update wants the channel id that postMessage returned, not a name.
+                self.client.chat_update(
+                    channel=posted["channel"], ts=posted["ts"], text=text, blocks=blocks
+                )
+            else:
+                resp = self.client.chat_postMessage(channel=self.channel, text=text, blocks=blocks)
+                posted = report.messages[self.name] = {"channel": resp["channel"], "ts": resp["ts"]}
+            if report.status in ("failed", "cancelled") and report.log_tail:
+                tail_text, tail = tail_blocks(report)
+                self.client.chat_postMessage(
+                    channel=posted["channel"], thread_ts=posted["ts"], text=tail_text, blocks=tail
+                )
+        except Exception as exc:  # noqa: BLE001 - a notification never fails the run
+            self._fail(exc, "notification")
+
+    def send(self, text: str) -> bool:
+        try:
+            self.client.chat_postMessage(channel=self.channel, text=text)
+            return True
+        except Exception as exc:  # noqa: BLE001
+            self._fail(exc, "message")
+            return False
+
+    def check(self) -> str:
+        """auth.test, then a test message: what works, or exactly what does not."""
+        from slack_sdk.errors import SlackApiError
+
+        try:
+            auth = self.client.auth_test()
+        except Exception as exc:  # noqa: BLE001
+            reason, _ = describe(exc, self.settings.secrets)
+            if isinstance(exc, SlackApiError):
+                raise DvcInvokeError(f"Slack rejected SLACK_BOT_TOKEN: {reason}") from None
+            raise DvcInvokeError(
+                f"cannot reach Slack at {self.settings.api_url}: {reason}"
+            ) from None
+        who = f"{auth.get('user', '?')} in {auth.get('team', '?')}"
+        try:
+            self.client.chat_postMessage(
+                channel=self.channel, text=f"dvc-invoke test message from {socket.gethostname()}"
+            )
+        except Exception as exc:  # noqa: BLE001
+            reason, _ = describe(exc, self.settings.secrets)
+            raise DvcInvokeError(
+                f"token works ({who}) but posting to {self.channel} failed: {reason}"
+                + (" (invite the app to the channel)" if reason == "not_in_channel" else "")
+            ) from None
+        return f"Slack Web API: posted a test message to {self.channel} as {who}"
+
+
+class WebhookNotifier(_Guarded):
+    name = "webhook"
+
+    def __init__(
+        self, settings: SlackSettings, warn: Any, *, texts: Mapping[str, str] | None = None
+    ):
+        super().__init__(settings, warn)
+        self.texts = dict(texts or {})
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from slack_sdk.webhook import WebhookClient
+
+            s = self.settings
+            self._client = WebhookClient(
+                s.webhook_url,
+                timeout=int(max(1, s.timeout)),
+                logger=_logger(s.secrets),
+                retry_handlers=_retry_handlers(s),
+            )
+        return self._client
+
+    def _post(self, text: str, blocks: list[Any] | None = None) -> None:
+        resp = self.client.send(text=text, blocks=blocks)
+        # NOTE: webhook errors do not raise: the status and body say it.
+        if resp.status_code != 200 or resp.body != "ok":
+            raise WebhookError(resp.status_code, resp.body)
+
+    def report(self, report: RunReport) -> None:
+        if self.disabled or report.status == "started":
+            return  # a webhook cannot update a message: one message, at the end
+        text, blocks = message(report, self.texts.get(report.status))
+        if report.status in ("failed", "cancelled") and report.log_tail:
+            blocks += tail_blocks(report)[1]
+        try:
+            self._post(text, blocks)
+        except Exception as exc:  # noqa: BLE001 - a notification never fails the run
+            self._fail(exc, "notification")
+
+    def send(self, text: str) -> bool:
+        try:
+            self._post(text)
+            return True
+        except Exception as exc:  # noqa: BLE001
+            self._fail(exc, "message")
+            return False
+
+    def check(self) -> str:
+        try:
+            self._post(f"dvc-invoke test message from {socket.gethostname()}")
+        except Exception as exc:  # noqa: BLE001
+            reason, _ = describe(exc, self.settings.secrets)
+            raise DvcInvokeError(f"the Slack webhook refused the test message: {reason}") from None
+        return "Slack webhook: posted a test message"

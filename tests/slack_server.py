@@ -1,0 +1,162 @@
+"""A stand-in Slack on 127.0.0.1: the Web API methods and an incoming webhook, over HTTP.
+
+It answers as Slack does (JSON ``{"ok": ...}`` from the Web API, ``ok`` text
+from a webhook), checks the bearer token and the channel, records every
+request, and plays scripted faults: a status, a body, headers, a delay.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl
+
+TOKEN = "xoxb-1111-2222-standinsecret"
+WEBHOOK_PATH = "/services/T0STANDIN/B0STANDIN/standinwebhooksecret"
+
+
+@dataclass
+class Request:
+    method: str  # the API method ("chat.postMessage"), or "webhook"
+    headers: dict[str, str]
+    body: dict
+    faulted: bool = False  # answered with a scripted fault, not as Slack would
+
+    @property
+    def text(self) -> str:
+        return self.body.get("text", "")
+
+    @property
+    def blocks_text(self) -> str:
+        return json.dumps(self.body.get("blocks", []))
+
+
+@dataclass
+class Fault:
+    status: int = 200
+    body: object = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+
+
+class SlackServer:
+    def __init__(self) -> None:
+        self.requests: list[Request] = []
+        self.faults: dict[str, list[Fault]] = defaultdict(list)
+        self.channels = {"#ml-runs": "C0RUNS", "#metrics": "C0METRICS"}
+        self.members = {"C0RUNS", "C0METRICS"}
+        self._ts = 0
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # quiet
+                pass
+
+            def do_POST(self):  # noqa: N802
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length).decode()
+                if "json" in (self.headers.get("Content-Type") or ""):
+                    body = json.loads(raw or "{}")
+                else:
+                    body = dict(parse_qsl(raw))
+                server._handle(self, body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    # -- set-up --------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        return self.httpd.server_address[1]
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/"
+
+    @property
+    def webhook_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{WEBHOOK_PATH}"
+
+    def web_api_env(self, channel: str = "#ml-runs") -> dict[str, str]:
+        return {"SLACK_API_URL": self.api_url, "SLACK_BOT_TOKEN": TOKEN, "SLACK_CHANNEL": channel}
+
+    def webhook_env(self) -> dict[str, str]:
+        return {"SLACK_WEBHOOK_URL": self.webhook_url}
+
+    def fail(self, method: str, times: int = 1, **fault) -> None:
+        """The next ``times`` calls of ``method`` get ``fault`` instead of an answer."""
+        self.faults[method] += [Fault(**fault) for _ in range(times)]
+
+    def calls(self, method: str) -> list[Request]:
+        return [r for r in self.requests if r.method == method]
+
+    # -- answering -----------------------------------------------------------
+    def _handle(self, h: BaseHTTPRequestHandler, body: dict) -> None:
+        path = h.path.split("?")[0]
+        method = "webhook" if path == WEBHOOK_PATH else path.removeprefix("/api/")
+        with self._lock:
+            fault = self.faults[method].pop(0) if self.faults[method] else None
+            self.requests.append(Request(method, dict(h.headers), body, fault is not None))
+        if fault is not None:
+            time.sleep(fault.delay)
+            if fault.body is not None or fault.status != 200:
+                return self._reply(h, fault.status, fault.body, fault.headers)
+        if method == "webhook":
+            return self._reply(h, 200, "ok")
+        if path.startswith("/services/"):
+            return self._reply(h, 404, "no_service")
+        if h.headers.get("Authorization") != f"Bearer {TOKEN}":
+            return self._reply(h, 200, {"ok": False, "error": "invalid_auth"})
+        answer = getattr(self, "_" + method.replace(".", "_"), None)
+        if answer is None:
+            return self._reply(h, 200, {"ok": False, "error": "unknown_method"})
+        return self._reply(h, 200, answer(body))
+
+    def _auth_test(self, body):
+        return {"ok": True, "user": "dvc-bot", "team": "ML team", "user_id": "U0BOT"}
+
+    def _channel(self, body):
+        name = body.get("channel", "")
+        return self.channels.get(name, name if name in self.channels.values() else None)
+
+    def _chat_postMessage(self, body):  # noqa: N802
+        channel = self._channel(body)
+        if channel is None:
+            return {"ok": False, "error": "channel_not_found"}
+        if channel not in self.members:
+            return {"ok": False, "error": "not_in_channel"}
+        with self._lock:
+            self._ts += 1
+            ts = f"1700000000.{self._ts:06d}"
+        return {"ok": True, "channel": channel, "ts": ts, "message": {"text": body.get("text")}}
+
+    def _chat_update(self, body):
+        if body.get("channel") not in self.channels.values():
+            return {"ok": False, "error": "channel_not_found"}  # a name is not an id
+        return {"ok": True, "channel": body["channel"], "ts": body.get("ts")}
+
+    @staticmethod
+    def _reply(h, status, body, headers=None):
+        data = (body if isinstance(body, str) else json.dumps(body)).encode()
+        h.send_response(status)
+        ctype = "text/plain" if isinstance(body, str) else "application/json"
+        h.send_header("Content-Type", ctype)
+        h.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            h.send_header(key, value)
+        h.end_headers()
+        h.wfile.write(data)
+
+    def __enter__(self) -> SlackServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

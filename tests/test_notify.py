@@ -1,0 +1,342 @@
+"""Slack notifications against a stand-in Slack server speaking the real protocol."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from helpers import assert_one_line_error
+from slack_server import TOKEN, WEBHOOK_PATH
+
+from dvc_invoke.report import RunReport
+from dvc_invoke.slack import SlackSettings, WebApiNotifier, WebhookNotifier, log_tail, message
+
+SECRETS = (TOKEN, WEBHOOK_PATH.rsplit("/", 1)[-1])
+
+
+def assert_no_secret(*texts):
+    for text in texts:
+        for secret in SECRETS:
+            assert secret not in text
+
+
+def fast(project, **slack):
+    """Short Slack timeouts for fault tests, through the project's invoke.yaml."""
+    options = {"timeout": 1, "retries": 2, "max_retry_after": 2, **slack}
+    (project.path / "invoke.yaml").write_text(json.dumps({"dvc_invoke": {"slack": options}}))
+
+
+def test_a_run_posts_started_then_updates_that_message_with_the_result(project, slack):
+    run = project.inv("metrics", env=slack.web_api_env())
+
+    assert run.returncode == 0, run.output
+    (started,) = slack.calls("chat.postMessage")
+    assert started.headers["Authorization"] == f"Bearer {TOKEN}"
+    assert started.body["channel"] == "#ml-runs"
+    assert started.text.startswith("metrics started on ")
+    (update,) = slack.calls("chat.update")
+    # chat.update needs the channel id that postMessage returned, and its ts.
+    assert (update.body["channel"], update.body["ts"]) == ("C0RUNS", "1700000000.000001")
+    assert update.text.startswith("metrics succeeded after ")
+    blocks = update.blocks_text
+    assert "pushed to the DVC remote: metrics/predictions.csv" in blocks
+    assert "inv metrics" in blocks and "*Branch*" in blocks
+    assert project.origin_log()[0] == "[DVC] Update model metrics"
+    assert_no_secret(run.output)
+
+
+def test_a_failed_run_names_the_step_and_replies_with_the_end_of_the_log(project, slack):
+    (project.path / "metrics" / "evaluate.py").write_text(
+        "import sys\nprint('\\n'.join(f'line {i}' for i in range(2000)))\nsys.exit('evaluation broke')\n"
+    )
+    project.git("commit", "-qam", "Break the evaluation")
+
+    run = project.inv("metrics", env=slack.web_api_env())
+
+    assert_one_line_error(run, "repro failed")
+    (update,) = slack.calls("chat.update")
+    assert update.text.startswith("metrics failed after ")
+    assert "*Failed at:* repro" in update.blocks_text
+    assert "*Resume with:* `inv metrics`" in update.blocks_text
+    started, reply = slack.calls("chat.postMessage")
+    assert reply.body["thread_ts"] == "1700000000.000001"
+    assert reply.body["channel"] == "C0RUNS"
+    tail = reply.blocks_text
+    assert "evaluation broke" in tail and "line 1999" in tail
+    assert "line 0\\n" not in tail  # the end of the log, within Slack's limits
+    assert len(reply.body["blocks"][0]["text"]["text"]) <= 3000
+
+
+def test_a_webhook_gets_one_message_at_the_end(project, slack):
+    run = project.inv("metrics", env=slack.webhook_env())
+
+    assert run.returncode == 0, run.output
+    (posted,) = slack.requests
+    assert posted.method == "webhook"
+    assert posted.text.startswith("metrics succeeded after ")
+    assert_no_secret(run.output)
+
+
+def test_per_pipeline_channel_and_texts_from_config(project, slack):
+    (project.path / "invoke.yaml").write_text(
+        json.dumps(
+            {
+                "dvc_invoke": {
+                    "pipelines": {
+                        "metrics": {"slack": {"channel": "#metrics", "succeeded": "Metrics done !"}}
+                    }
+                }
+            }
+        )
+    )
+    run = project.inv("metrics", env=slack.web_api_env())
+
+    assert run.returncode == 0, run.output
+    assert slack.calls("chat.postMessage")[0].body["channel"] == "#metrics"
+    (update,) = slack.calls("chat.update")
+    assert update.body["channel"] == "C0METRICS"
+    assert update.text.endswith("Metrics done !") and "metrics succeeded" in update.text
+
+
+@pytest.mark.parametrize(
+    "fault, warning, delivered",
+    [
+        (
+            dict(
+                method="chat.postMessage",
+                status=429,
+                headers={"Retry-After": "1"},
+                body={"ok": False, "error": "ratelimited"},
+            ),
+            None,
+            True,
+        ),
+        (dict(method="chat.update", status=503, body="upstream down", times=1), None, True),
+        (
+            dict(
+                method="chat.update",
+                status=500,
+                body={"ok": False, "error": "fatal_error"},
+                times=10,
+            ),
+            "fatal_error",
+            False,
+        ),
+        (
+            dict(method="chat.postMessage", body={"ok": False, "error": "invalid_auth"}),
+            "invalid_auth",
+            False,
+        ),
+        (dict(method="chat.update", delay=3, times=10), "timed out", False),
+    ],
+    ids=["429-once", "503-once", "500-always", "invalid-auth", "hangs"],
+)
+def test_slack_faults_never_fail_the_run_or_lose_its_result(
+    project, slack, fault, warning, delivered
+):
+    fast(project)
+    slack.fail(fault.pop("method"), **fault)
+
+    run = project.inv("metrics", env=slack.web_api_env())
+
+    assert run.returncode == 0, run.output
+    assert project.origin_log()[0] == "[DVC] Update model metrics"
+    assert_no_secret(run.output)
+    warnings = [ln for ln in run.stdout.splitlines() if ln.startswith("! Slack")]
+    if warning is None:
+        assert warnings == []
+    else:
+        assert len(warnings) == 1 and warning in warnings[0], run.stdout
+    results = [
+        r for r in slack.requests if r.text.startswith("metrics succeeded") and not r.faulted
+    ]
+    assert bool(results) == delivered
+
+
+def test_a_rejected_token_is_tried_once_then_left_alone(project, slack):
+    env = {**slack.web_api_env(), "SLACK_BOT_TOKEN": "xoxb-wrong-token"}
+    run = project.inv("metrics", env=env)
+
+    assert run.returncode == 0, run.output
+    assert [r.method for r in slack.requests] == ["chat.postMessage"]
+    assert "invalid_auth" in run.stdout and "xoxb-wrong-token" not in run.output
+
+
+def test_an_unreachable_slack_is_one_warning(project, slack):
+    fast(project)
+    env = {**slack.web_api_env(), "SLACK_API_URL": "http://127.0.0.1:9/api/"}
+
+    run = project.inv("metrics", env=env)
+
+    assert run.returncode == 0, run.output
+    warnings = [ln for ln in run.stdout.splitlines() if ln.startswith("! Slack")]
+    assert len(warnings) == 1 and "connection failed" in warnings[0]
+    assert project.origin_log()[0] == "[DVC] Update model metrics"
+
+
+@pytest.mark.parametrize(
+    "env, error",
+    [
+        ({"SLACK_BOT_TOKEN": TOKEN}, "SLACK_BOT_TOKEN is set but SLACK_CHANNEL is not"),
+        ({"SLACK_CHANNEL": "#ml-runs"}, "SLACK_CHANNEL is set but SLACK_BOT_TOKEN is not"),
+        (
+            {"SLACK_WEBHOOK_URL": "ftp://hooks.example/standinwebhooksecret"},
+            "SLACK_WEBHOOK_URL is not an http(s) URL",
+        ),
+        (
+            {"SLACK_BOT_TOKEN": TOKEN, "SLACK_CHANNEL": "#x", "SLACK_API_URL": "slack.com/api"},
+            "SLACK_API_URL is not an http(s) URL",
+        ),
+    ],
+)
+def test_a_malformed_slack_setup_refuses_the_run_before_it_starts(project, env, error):
+    run = project.inv("metrics", env=env)
+
+    line = assert_one_line_error(run, error)
+    assert "started" not in run.stdout
+    assert project.stages_run() == []
+    assert_no_secret(line)
+
+
+def test_env_file_is_read_from_the_project_root_and_real_variables_win(project, slack):
+    env = slack.web_api_env()
+    (project.path / ".env").write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+    project.path.joinpath("metrics").mkdir(exist_ok=True)
+
+    sub = project.path / "metrics"
+    run = project.inv("notify", "from the .env", env={"SLACK_CHANNEL": "#metrics"}, cwd=sub)
+
+    assert run.returncode == 0, run.output
+    (posted,) = slack.calls("chat.postMessage")
+    assert posted.text == "from the .env"
+    assert posted.body["channel"] == "#metrics"
+    assert project.git("status", "--porcelain") == ""
+
+
+def test_a_malformed_env_file_is_one_line(project):
+    (project.path / ".env").write_text("SLACK_CHANNEL=#ok\nthis line is not an assignment\n")
+    run = project.inv("metrics")
+    assert_one_line_error(run, ".env line 2: cannot be parsed")
+
+
+def test_a_users_task_sends_a_message(project, slack):
+    run = project.inv("notify", "Metrics done !", env=slack.webhook_env())
+    assert run.returncode == 0, run.output
+    assert [r.text for r in slack.calls("webhook")] == ["Metrics done !"]
+
+
+def test_notify_test_checks_the_token_then_posts(project, slack):
+    run = project.inv("notify.test", env=slack.web_api_env())
+
+    assert run.returncode == 0, run.output
+    assert [r.method for r in slack.requests] == ["auth.test", "chat.postMessage"]
+    assert "dvc-bot in ML team" in run.stdout
+
+
+@pytest.mark.parametrize(
+    "env, error",
+    [
+        ({"SLACK_BOT_TOKEN": "xoxb-revoked"}, "Slack rejected SLACK_BOT_TOKEN: invalid_auth"),
+        ({"SLACK_CHANNEL": "#nowhere"}, "posting to #nowhere failed: channel_not_found"),
+    ],
+)
+def test_notify_test_says_exactly_what_is_wrong(project, slack, env, error):
+    run = project.inv("notify.test", env={**slack.web_api_env(), **env})
+    line = assert_one_line_error(run, error)
+    assert "xoxb-revoked" not in run.output and TOKEN not in line
+
+
+def test_notify_test_without_slack_explains_the_setup(project):
+    run = project.inv("notify.test")
+    assert_one_line_error(run, "Slack is not configured", ".env.example")
+
+
+def test_webhook_errors_are_read_from_status_and_body(project, slack):
+    slack.fail("webhook", status=404, body="no_service")
+    run = project.inv("notify.test", env=slack.webhook_env())
+    assert_one_line_error(run, "webhook refused the test message: no_service")
+
+
+# -- in-process: what slack_sdk logs, and the messages themselves ----------------
+
+
+def test_slack_sdk_retry_logs_never_carry_the_webhook_url(slack, caplog):
+    caplog.set_level(logging.DEBUG)
+    slack.fail("webhook", status=500, body="oops", times=1)
+    settings = SlackSettings(webhook_url=slack.webhook_url, timeout=2, retries=2)
+    warnings = []
+
+    assert WebhookNotifier(settings, warnings.append).send("hello") is True
+
+    assert len(slack.calls("webhook")) == 2  # retried once, by slack_sdk's handler
+    assert_no_secret(caplog.text, *warnings)
+
+
+def test_web_api_retries_a_rate_limit_honouring_retry_after(slack):
+    slack.fail(
+        "chat.postMessage",
+        status=429,
+        headers={"Retry-After": "1"},
+        body={"ok": False, "error": "ratelimited"},
+    )
+    settings = SlackSettings(token=TOKEN, channel="#ml-runs", api_url=slack.api_url, timeout=2)
+
+    assert WebApiNotifier(settings, print).send("hello") is True
+    assert len(slack.calls("chat.postMessage")) == 2
+
+
+def test_a_retry_after_longer_than_a_run_should_wait_is_not_waited_for(slack):
+    slack.fail(
+        "chat.postMessage",
+        status=429,
+        headers={"Retry-After": "120"},
+        body={"ok": False, "error": "ratelimited"},
+    )
+    settings = SlackSettings(
+        token=TOKEN, channel="#ml-runs", api_url=slack.api_url, max_retry_after=5
+    )
+    warnings = []
+
+    assert WebApiNotifier(settings, warnings.append).send("hello") is False
+    assert len(slack.calls("chat.postMessage")) == 1
+    assert "ratelimited" in warnings[0]
+
+
+def report(status="failed", **kw):
+    r = RunReport(
+        pipeline="metrics",
+        command="inv metrics",
+        host="gpu-1",
+        branch="main",
+        commit_before="a" * 40,
+        step="dvc push",
+        **kw,
+    )
+    if status != "started":
+        r.end(status, reason="remote <gone> & lost", resume="inv publish --pipeline metrics")
+        r.commit_after = "b" * 40
+    return r
+
+
+@pytest.mark.parametrize("status", ["started", "succeeded", "failed", "cancelled"])
+def test_every_message_text_names_the_pipeline_and_its_status(status):
+    text, blocks = message(report(status))
+    assert text.startswith(f"metrics {status}")
+    assert len(blocks) <= 50
+    for block in blocks:
+        block.validate_json()
+
+
+def test_failure_message_escapes_what_is_not_ours():
+    _, blocks = message(report("failed"))
+    dumped = json.dumps([b.to_dict() for b in blocks])
+    assert "remote &lt;gone&gt; &amp; lost" in dumped
+    assert "*Failed at:* dvc push" in dumped
+
+
+def test_log_tail_keeps_whole_last_lines_within_the_limit():
+    log = "\n".join(f"line {i:04d}" for i in range(5000))
+    tail = log_tail(log, limit=2500)
+    assert len(tail) <= 2500
+    assert tail.endswith("line 4999") and tail.startswith("line ")
