@@ -33,10 +33,24 @@ class DvcInvokeError(Exception):
         self.resume = resume
         self.log = log  # what the failing command printed, for the team's notification
 
+    code = 1
+
     def line(self) -> str:
         text = self.reason
         if self.step:
             text = f"{self.step} failed: {text}"
+        if self.resume:
+            text = f"{text}; then run: {self.resume}"
+        return f"dvc-invoke: {text}"
+
+
+class Cancelled(DvcInvokeError):
+    """The run was interrupted (Ctrl-C, SIGTERM, ``inv repro.cancel``)."""
+
+    code = 130
+
+    def line(self) -> str:
+        text = f"cancelled during {self.step or 'the run'}: {self.reason}"
         if self.resume:
             text = f"{text}; then run: {self.resume}"
         return f"dvc-invoke: {text}"
@@ -56,6 +70,6 @@ def exits(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except DvcInvokeError as exc:
-            raise Exit(exc.line(), code=1) from None
+            raise Exit(exc.line(), code=exc.code) from None
 
     return wrapper  # type: ignore[return-value]

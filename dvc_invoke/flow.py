@@ -10,14 +10,19 @@ its own flow.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shlex
+import shutil
+import sys
 from dataclasses import dataclass
 from typing import Any
 
-from . import console, graph, notify
-from .errors import DvcInvokeError
+from . import console, graph, notify, runs
+from .errors import Cancelled, DvcInvokeError
+from .interrupts import Interrupts
 from .pipelines import Pipeline, resolve
-from .report import RunReport
+from .report import RunReport, short
 from .workspace import GitState, Workspace, quote_all
 
 
@@ -127,7 +132,9 @@ def reproduce(ws: Workspace, plan: Plan, *, resume: str | None = None) -> None:
     ws.act(cmd, step="repro", resume=resume)
 
 
-def publish(ws: Workspace, plan: Plan, *, always_push: bool = False) -> Published:
+def publish(
+    ws: Workspace, plan: Plan, *, always_push: bool = False, expect: GitState | None = None
+) -> Published:
     """Commit what the run changed, ``dvc push`` its data, then ``git push``.
 
     Only the lock files, DVC's .gitignore entries and outputs kept in git
@@ -139,6 +146,8 @@ def publish(ws: Workspace, plan: Plan, *, always_push: bool = False) -> Publishe
     p, done = plan.pipeline, Published()
     resume = publish_command(p)
     state = ws.git_state(step="commit")
+    if expect is not None and not ws.dry:
+        _refuse_moved_workspace(ws, plan, expect, state, resume)
     if p.commit:
         paths = plan.graph.git_paths()
         changed = paths if ws.dry else ws.changed_paths(paths)
@@ -168,6 +177,32 @@ def publish(ws: Workspace, plan: Plan, *, always_push: bool = False) -> Publishe
     return done
 
 
+def _refuse_moved_workspace(
+    ws: Workspace, plan: Plan, expect: GitState, state: GitState, resume: str
+) -> None:
+    """A run never commits onto a workspace that moved under it.
+
+    Its lock file describes the code it started from: if HEAD, the branch,
+    or any tracked file other than the run's own outputs changed meanwhile,
+    committing would record results for code that did not produce them.
+    """
+    moved = []
+    if state.branch != expect.branch:
+        moved.append(f"the branch is now {state.branch or '(detached)'} (was {expect.branch})")
+    if state.commit != expect.commit:
+        moved.append(f"HEAD moved to {short(state.commit)} (was {short(expect.commit)})")
+    own = plan.graph.git_paths()
+    others = [f for f in map(ws.from_git_top, state.changed) if not _covered(f, own)]
+    if others:
+        moved.append("changed during the run: " + ", ".join(others[:5]))
+    if moved:
+        raise DvcInvokeError(
+            "the workspace moved during the run: " + "; ".join(moved) + "; nothing was committed",
+            step="commit",
+            resume=f"review `git status` and `git log`, then {resume}",
+        )
+
+
 def _covered(path: str, targets: list[str]) -> bool:
     return any(path == t or path.startswith(t + "/") or t.startswith(path + "/") for t in targets)
 
@@ -188,48 +223,159 @@ def _git_push(ws: Workspace, state: GitState, resume: str) -> str:
     return f"git push {shlex.quote(remote)} {shlex.quote(f'HEAD:{ref}')}"
 
 
+def default_command(name: str, *, force: bool, upstream: bool) -> str:
+    command = f"inv repro --pipeline {shlex.quote(name)}"
+    command += " --force" if force else ""
+    command += " --upstream" if upstream else ""
+    return command
+
+
 def run(
-    c: Any, name: str, *, force: bool = False, upstream: bool = False, command: str | None = None
-) -> RunReport:
-    """The whole flow for pipeline ``name``; raises `DvcInvokeError` on failure."""
+    c: Any,
+    name: str,
+    *,
+    force: bool = False,
+    upstream: bool = False,
+    detach: bool = False,
+    command: str | None = None,
+) -> RunReport | None:
+    """The whole flow for pipeline ``name``; raises `DvcInvokeError` on failure.
+
+    Everything that can fail fast runs here, in the foreground: the
+    pipeline, the guards, its targets, the Slack set-up, and whether another
+    run holds the workspace. With ``detach`` the rest then runs in a
+    background process that survives the terminal, and this returns at once.
+    """
     ws = Workspace(c)
     p = resolve(c, ws.root, name)
-    if command is None:
-        command = f"inv repro --pipeline {shlex.quote(name)}"
-        command += " --force" if force else ""
-        command += " --upstream" if upstream else ""
+    command = command or default_command(name, force=force, upstream=upstream)
+    # Set in the process that --detach started: run in it, do not detach again.
+    adopted = os.environ.pop(runs.ENV_RUN, None)
     state = check(ws, p, resume=command)
     run_plan = plan(ws, p, force=force, upstream=upstream)
-    chain = notify.notifiers(c, ws.root, p)
-    report = RunReport(pipeline=p.name, command=command, step="pull")
-    report.branch, report.commit_before = state.branch, state.commit
-    notify.deliver(chain, report)
-    try:
-        console.step(p.name, "pull")
-        report.pulled = pull(ws, run_plan, resume=command)
-        report.step = "repro"
-        detail = ", ".join(run_plan.graph.stages) + (" (forced)" if run_plan.force else "")
-        console.step(p.name, "repro", detail)
-        reproduce(ws, run_plan, resume=command)
-        report.step = "publish"
-        console.step(p.name, "publish")
-        done = publish(ws, run_plan)
-    except DvcInvokeError as exc:
-        report.step = exc.step or report.step
-        report.commit_after = ws.head()
-        report.end("failed", reason=exc.reason, resume=exc.resume, log_tail=exc.log)
+    chain = notify.notifiers(c, ws.root, slack=p.slack)
+    if ws.dry:
+        report = RunReport(pipeline=p.name, command=command, step="pull")
+        if detach and not adopted:
+            report.id, report.log = "RUN-ID", str(runs.Store(ws.root).log_path("RUN-ID"))
+            launch(ws, report)
+            return None
+        return _execute(ws, run_plan, report, chain, state, None)
+    store = runs.Store(ws.root)
+    if adopted:
+        report = store.adopt(adopted, p.name)
+    else:
+        report = RunReport(
+            pipeline=p.name, command=command, step="pull", detached=detach, slack=p.slack
+        )
+        report.branch, report.commit_before = state.branch, state.commit
+        if not detach:
+            report.pid, report.pgid = os.getpid(), os.getpgrp()
+            report.process_started = runs.process_identity(report.pid)
+        tell_lost(c, ws, store.claim(report))
+        if detach:
+            launch(ws, report)
+            console.result(True, f"{p.name} is running in the background as run {report.id}")
+            console.info(f"log:     {report.log}")
+            console.info(f"follow:  inv repro.logs --run {report.id} --follow")
+            console.info(f"cancel:  inv repro.cancel --run {report.id}")
+            return report
+    return _execute(ws, run_plan, report, chain, state, store)
+
+
+def _execute(
+    ws: Workspace,
+    run_plan: Plan,
+    report: RunReport,
+    chain: list[Any],
+    start: GitState,
+    store: runs.Store | None,
+) -> RunReport:
+    """Pull, repro, publish and notify, keeping the run's record and log."""
+
+    def save(step: str | None = None) -> None:
+        report.step = step if step is not None else report.step
+        if store is not None:
+            store.save(report)
+
+    p, command = run_plan.pipeline, report.command
+    log = open(report.log, "a") if store is not None and not report.detached else None
+    with contextlib.ExitStack() as stack, Interrupts() as interrupts:
+        if log is not None:
+            stack.enter_context(log)
+            stack.enter_context(console.log_to(log))
+        ws.interrupts, ws.log = interrupts, log
+        try:
+            notify.deliver(chain, report)
+            save("pull")
+            console.step(p.name, "pull")
+            report.pulled = pull(ws, run_plan, resume=command)
+            save("repro")
+            detail = ", ".join(run_plan.graph.stages) + (" (forced)" if run_plan.force else "")
+            console.step(p.name, "repro", detail)
+            reproduce(ws, run_plan, resume=command)
+            save("publish")
+            console.step(p.name, "publish")
+            done = publish(ws, run_plan, expect=start)
+        except (DvcInvokeError, KeyboardInterrupt) as exc:
+            if isinstance(exc, KeyboardInterrupt):
+                exc = Cancelled("interrupted (SIGINT)", step=report.step, resume=command)
+            resume = exc.resume or command
+            if isinstance(exc, Cancelled) and report.step == "publish":
+                resume = publish_command(p)
+            report.commit_after = ws.head()
+            tail = runs.read_tail(report.log) or exc.log
+            status = "cancelled" if isinstance(exc, Cancelled) else "failed"
+            report.step = exc.step or report.step
+            report.end(status, reason=exc.reason, resume=resume, log_tail=tail)
+            notify.deliver(chain, report)
+            save()
+            if isinstance(exc, Cancelled):
+                raise Cancelled(exc.reason, step=report.step, resume=resume) from None
+            raise exc from None
+        finally:
+            ws.interrupts, ws.log = None, None
+        report.committed, report.git_pushed = done.committed, done.git_pushed
+        report.pushed = list(done.pushed)
+        report.commit_after = done.commit
+        report.end("succeeded")
         notify.deliver(chain, report)
-        raise
-    except KeyboardInterrupt:
-        report.commit_after = ws.head()
-        resume = publish_command(p) if report.step == "publish" else command
-        report.end("cancelled", reason="interrupted", resume=resume)
-        notify.deliver(chain, report)
-        raise DvcInvokeError("interrupted", step=report.step, resume=resume) from None
-    report.committed, report.git_pushed = done.committed, done.git_pushed
-    report.pushed = list(done.pushed)
-    report.commit_after = done.commit
-    report.step = None
-    report.end("succeeded")
-    notify.deliver(chain, report)
+        save(None)
     return report
+
+
+def tell_lost(c: Any, ws: Workspace, lost: list[RunReport]) -> None:
+    """Tell the team about runs found dead, each with its own pipeline's Slack set-up."""
+    for report in lost:
+        console.warn(f"run {report.id} ({report.pipeline}) was lost: its process is gone")
+        runs.tell_lost([report], notify.notifiers(c, ws.root, slack=report.slack))
+        runs.Store(ws.root).save(report)
+
+
+def relaunch_argv() -> list[str]:
+    """The command line of this process, to run again in the background."""
+    program = sys.argv[0]
+    if os.path.basename(program) in ("inv", "invoke") or program.endswith("__main__.py"):
+        return [sys.executable, "-m", "invoke", *sys.argv[1:]]
+    return [program, *sys.argv[1:]]  # a program of its own, built on invoke
+
+
+def launch(ws: Workspace, report: RunReport) -> None:
+    """Start the run in a new session that survives the terminal and the ssh session.
+
+    invoke's ``disown=True`` only stops waiting; the command detaches itself:
+    ``setsid`` (a session of its own, away from the terminal's hangup),
+    ``nohup``, output to the run's log and nothing on stdin. After the run's
+    process ends, however it ends, ``python -m dvc_invoke settle`` reports the
+    run as lost if it left no result.
+    """
+    assert report.id and report.log
+    settle = [sys.executable, "-m", "dvc_invoke", "settle", str(ws.root), report.id]
+    inner = f"{quote_all(relaunch_argv())}; {quote_all(settle)}"
+    setsid = "setsid " if shutil.which("setsid") else ""
+    cmd = (
+        f"cd {shlex.quote(os.getcwd())} && {runs.ENV_RUN}={shlex.quote(report.id)}"
+        f" {setsid}nohup sh -c {shlex.quote(inner)}"
+        f" > {shlex.quote(report.log)} 2>&1 < /dev/null"
+    )
+    ws.c.run(cmd, disown=True, hide=True, in_stream=False)

@@ -11,6 +11,7 @@ goes on and one warning says why.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -18,7 +19,6 @@ from invoke import Collection, task
 
 from . import console, environment
 from .errors import DvcInvokeError, exits
-from .pipelines import Pipeline
 from .report import RunReport
 from .settings import settings
 from .workspace import find_root
@@ -57,7 +57,9 @@ def _root() -> Path | None:
         return None
 
 
-def notifiers(c: Any, root: Path | None = None, pipeline: Pipeline | None = None) -> list[Any]:
+def notifiers(
+    c: Any, root: Path | None = None, *, slack: Mapping[str, str] | None = None
+) -> list[Any]:
     """The notifiers of this project: the console, then Slack as configured.
 
     Loads the project's ``.env`` first, and refuses a malformed Slack set-up
@@ -68,7 +70,7 @@ def notifiers(c: Any, root: Path | None = None, pipeline: Pipeline | None = None
     from .slack import SlackSettings, WebApiNotifier, WebhookNotifier
 
     s = SlackSettings.from_env(options=settings(c).get("slack") or {})
-    overrides = dict(pipeline.slack or {}) if pipeline else {}
+    overrides = dict(slack or {})  # the pipeline's channel and texts
     channel = overrides.pop("channel", None)
     chain: list[Any] = [ConsoleNotifier()]
     if s.token:

@@ -212,11 +212,12 @@ def pipeline_task(
 
     from . import flow
 
-    def body(c, force=spec.force, upstream=spec.upstream):  # type: ignore[no-untyped-def]
+    def body(c, force=spec.force, upstream=spec.upstream, detach=False):  # type: ignore[no-untyped-def]
         flags = (" --force" if force and not spec.force else "") + (
             " --upstream" if upstream and not spec.upstream else ""
         )
-        flow.run(c, name, force=force, upstream=upstream, command=f"inv {name}{flags}")
+        command = f"inv {name}{flags}"
+        flow.run(c, name, force=force, upstream=upstream, detach=detach, command=command)
 
     body.__name__ = re.sub(r"\W", "_", name)
     body.__doc__ = help or (
@@ -231,5 +232,7 @@ def pipeline_task(
             + ".",
             "upstream": "Also reproduce the pipelines this one depends on"
             " (their outputs are otherwise pulled, not rebuilt).",
+            "detach": "Check everything, then run in the background and return at once:"
+            " the run survives logging out; follow it with `inv repro.logs --follow`.",
         },
     )

@@ -1,12 +1,16 @@
-"""What a run did, in the form every notifier reads."""
+"""What a run did: the form every notifier reads, and the run's record on disk."""
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
-STATUSES = ("started", "succeeded", "failed", "cancelled")
+# "lost": the run's process died without writing its end (SIGKILL, OOM, reboot).
+STATUSES = ("started", "succeeded", "failed", "cancelled", "lost")
+ENDED = ("succeeded", "failed", "cancelled", "lost")
 
 
 @dataclass
@@ -27,8 +31,30 @@ class RunReport:
     git_pushed: bool = False
     started_at: float = field(default_factory=time.time)
     ended_at: float | None = None
-    log_tail: str | None = None  # the end of the failing command's output
+    log_tail: str | None = None  # the end of the log, for a failure's notification
     messages: dict[str, dict[str, str]] = field(default_factory=dict)  # per notifier
+    # The run's record (`dvc_invoke.runs`): who runs it, where its log is.
+    id: str | None = None
+    pid: int | None = None
+    pgid: int | None = None
+    process_started: float | None = None
+    log: str | None = None
+    detached: bool = False
+    slack: dict[str, str] | None = None  # the pipeline's Slack overrides
+
+    @property
+    def ended(self) -> bool:
+        return self.status in ENDED
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data.pop("log_tail")  # the log file holds it
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunReport:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
 
     @property
     def duration(self) -> float:
@@ -53,7 +79,9 @@ class RunReport:
         """One plain line: the pipeline and what happened to its run."""
         if self.status == "started":
             return f"{self.pipeline} started on {self.host}"
-        text = f"{self.pipeline} {self.status} after {format_duration(self.duration)}"
+        # A lost run failed: its text says so, in one of the four words.
+        word = "failed" if self.status == "lost" else self.status
+        text = f"{self.pipeline} {word} after {format_duration(self.duration)}"
         if self.status != "succeeded" and self.step:
             text += f" at {self.step}"
         if self.reason and self.status != "succeeded":
@@ -64,7 +92,8 @@ class RunReport:
         lines = []
         if self.branch or self.commit_before:
             before, after = short(self.commit_before), short(self.commit_after)
-            commits = before if before == after else f"{before} → {after}"
+            unchanged = self.commit_after in (None, self.commit_before)
+            commits = before if unchanged else f"{before} → {after}"
             lines.append(f"branch {self.branch or '(detached)'} at {commits}")
         if self.status == "succeeded":
             lines.append(

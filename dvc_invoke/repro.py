@@ -1,13 +1,19 @@
-"""Run pipelines: the whole flow (guards, pull, repro, publish, notify), or its repro alone."""
+"""Run pipelines (the whole flow, or its repro alone) and watch or stop their runs."""
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
+import time
+
 from invoke import Collection, task
 
-from . import console, flow
+from . import console, flow, notify, runs
 from .errors import DvcInvokeError, exits
 from .pipelines import available, resolve
-from .workspace import Workspace
+from .report import format_duration, short
+from .workspace import Workspace, find_root
 
 _HELP = {
     "pipeline": "The pipeline: a configured name, a pipeline task,"
@@ -16,6 +22,8 @@ _HELP = {
     " (never the pipelines it reads from).",
     "upstream": "Also reproduce the pipelines this one depends on"
     " (their outputs are otherwise pulled, not rebuilt).",
+    "detach": "Check everything, then run in the background and return at once:"
+    " the run survives logging out; follow it with `inv repro.logs --follow`.",
 }
 
 
@@ -32,13 +40,13 @@ def _need(c, pipeline):
 
 @task(default=True, help=_HELP)
 @exits
-def run(c, pipeline=None, force=False, upstream=False):
+def run(c, pipeline=None, force=False, upstream=False, detach=False):
     """Run a pipeline's whole flow: guards, pull, repro, commit, dvc push, git push, notify."""
     _need(c, pipeline)
-    flow.run(c, pipeline, force=force, upstream=upstream)
+    flow.run(c, pipeline, force=force, upstream=upstream, detach=detach)
 
 
-@task(help=_HELP)
+@task(help={k: v for k, v in _HELP.items() if k != "detach"})
 @exits
 def stages(c, pipeline=None, force=False, upstream=False):
     """Reproduce a pipeline's stages only: no guards, pull or publishing."""
@@ -48,4 +56,126 @@ def stages(c, pipeline=None, force=False, upstream=False):
     flow.reproduce(ws, run_plan)
 
 
-ns = Collection(run, stages)
+def _store(c) -> runs.Store:
+    ws = Workspace(c)
+    store = runs.Store(ws.root)
+    flow.tell_lost(c, ws, store.lost())
+    return store
+
+
+@task(
+    name="status",
+    help={"pipeline": "Only this pipeline's runs.", "limit": "How many runs to show (0: all)."},
+)
+@exits
+def status(c, pipeline=None, limit=10):
+    """List runs, newest first: running, succeeded, failed, cancelled, or lost."""
+    reports = [r for r in _store(c).all() if pipeline is None or r.pipeline == pipeline]
+    if int(limit) > 0:
+        reports = reports[: int(limit)]
+    if not reports:
+        console.info("no runs yet" + (f" of {pipeline}" if pipeline else ""))
+        return
+    rows = []
+    for r in reports:
+        state = "running" if not r.ended else r.status
+        if r.status == "succeeded":
+            detail = f"{short(r.commit_before)} → {short(r.commit_after)}"
+        elif r.ended:
+            detail = f"at {r.step}: {r.reason or ''}".strip()
+        else:
+            detail = f"at {r.step}" + (" (detached)" if r.detached else "")
+        started = time.strftime("%m-%d %H:%M", time.localtime(r.started_at))
+        rows.append([r.id or "", r.pipeline, state, started, format_duration(r.duration), detail])
+    console.table(["run", "pipeline", "status", "started", "duration", "detail"], rows)
+
+
+@task(
+    help={
+        "run": "The run's id (default: the latest run).",
+        "follow": "Keep printing the log as it grows, until the run ends.",
+    }
+)
+@exits
+def logs(c, run=None, follow=False):
+    """Print a run's log; with --follow, until the run ends."""
+    store = _store(c)
+    report = store.latest(run)
+    if not report.log or not os.path.isfile(report.log):
+        raise DvcInvokeError(f"run {report.id} has no log", step="runs")
+    out = sys.stdout.buffer
+    with open(report.log, "rb") as handle:
+        while True:
+            data = handle.read()
+            if data:
+                out.write(data)
+                out.flush()
+                continue
+            if not follow:
+                return
+            report = store.load(report.id)
+            if report.ended or not runs.alive(report):
+                out.write(handle.read())
+                out.flush()
+                if not report.ended:
+                    flow.tell_lost(c, Workspace(c), store.lost())
+                return
+            time.sleep(0.2)
+
+
+@task(
+    help={
+        "run": "The run's id (default: the run holding the workspace).",
+        "timeout": "Seconds to wait for the run to stop cleanly before killing it.",
+    }
+)
+@exits
+def cancel(c, run=None, timeout=30):
+    """Stop a run and everything it started; it is recorded and announced as cancelled.
+
+    The run's process gets SIGTERM and passes SIGINT on to dvc and the stage's
+    command, so DVC stops as on Ctrl-C: locks released, the workspace as after
+    an interrupted repro. Only if that takes longer than --timeout is the run's
+    whole process group killed.
+    """
+    store = _store(c)
+    if run:
+        report = store.load(run)
+    else:
+        active = [r for r in store.all() if not r.ended]
+        if not active:
+            raise DvcInvokeError("no run is running in this workspace", step="runs")
+        report = active[0]
+    if report.ended:
+        raise DvcInvokeError(f"run {report.id} is not running: it {report.status}", step="runs")
+    deadline = time.time() + runs.ADOPTION_GRACE
+    while report.pid is None and time.time() < deadline:  # still starting
+        time.sleep(0.2)
+        report = store.load(report.id)
+    if report.pid is not None and runs.alive(report):
+        os.kill(report.pid, signal.SIGTERM)
+        deadline = time.time() + float(timeout)
+        while time.time() < deadline:
+            report = store.load(report.id)
+            if report.ended:
+                console.result(True, f"run {report.id} ({report.pipeline}) {report.status}")
+                return
+            time.sleep(0.2)
+        if report.pgid and report.pgid != os.getpgrp():
+            os.killpg(report.pgid, signal.SIGKILL)
+        else:
+            os.kill(report.pid, signal.SIGKILL)
+    report = store.load(report.id)
+    if not report.ended:
+        report.end(
+            "cancelled",
+            reason="cancelled with inv repro.cancel",
+            resume=report.command,
+            log_tail=runs.read_tail(report.log),
+        )
+        notify.deliver(notify.notifiers(c, find_root(), slack=report.slack), report)
+        store.save(report)
+    console.result(True, f"run {report.id} ({report.pipeline}) cancelled")
+
+
+ns = Collection(run, stages, status, logs, cancel)

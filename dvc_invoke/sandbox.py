@@ -9,7 +9,8 @@ Layout under ``base``::
                      ``metrics/`` (evaluates that model on ``dataset/testset``)
 
 The stage scripts append ``<stage>`` to the file named by ``$SANDBOX_TRACE``
-(when set), so a caller can tell exactly which stages ran, and in what order.
+(when set), so a caller can tell exactly which stages ran, and in what order;
+``$SANDBOX_SLOW=<stage>:<seconds>`` makes one stage take that long.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ ns = Collection(metrics, guards, data, repro, publish, notify)
 
 _TRACE = """\
 import os
+import time
 
 
 def trace(stage):
@@ -48,6 +50,11 @@ def trace(stage):
     if path:
         with open(path, "a") as f:
             f.write(stage + "\\n")
+    # SANDBOX_SLOW=train:30 makes the train stage take 30 seconds.
+    name, _, seconds = os.environ.get("SANDBOX_SLOW", "").partition(":")
+    if name == stage:
+        print(f"{stage}: working for {seconds}s", flush=True)
+        time.sleep(float(seconds))
 """
 
 FILES = {

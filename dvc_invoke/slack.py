@@ -33,6 +33,7 @@ EMOJI = {
     "succeeded": ":white_check_mark:",
     "failed": ":x:",
     "cancelled": ":no_entry_sign:",
+    "lost": ":x:",
 }
 # Errors that no retry and no later message of the same run will fix.
 PERMANENT = {
@@ -247,7 +248,8 @@ def message(report: RunReport, custom: str | None = None) -> tuple[str, list[Any
     text = report.headline()
     if custom:
         text = f"{text}: {custom}"
-    title = f"{EMOJI[report.status]} *{escape(report.pipeline)}* {report.status}"
+    word = "failed" if report.status == "lost" else report.status
+    title = f"{EMOJI[report.status]} *{escape(report.pipeline)}* {word}"
     if report.status != "started":
         title += f" after {format_duration(report.duration)}"
     blocks: list[Any] = [SectionBlock(text=MarkdownTextObject(text=clip(title, SECTION_LIMIT)))]
@@ -263,7 +265,7 @@ def message(report: RunReport, custom: str | None = None) -> tuple[str, list[Any
         )
         fields.insert(0, f"*Branch*\n{escape(report.branch or '(detached)')} at {commits}")
     blocks.append(SectionBlock(fields=[MarkdownTextObject(text=clip(f, 1900)) for f in fields]))
-    if report.status in ("failed", "cancelled"):
+    if report.status in ("failed", "cancelled", "lost"):
         lines = [f"*Failed at:* {escape(report.step or 'unknown step')}"]
         if report.reason:
             lines.append(escape(report.reason))
@@ -362,7 +364,7 @@ class WebApiNotifier(_Guarded):
             else:
                 resp = self.client.chat_postMessage(channel=self.channel, text=text, blocks=blocks)
                 posted = report.messages[self.name] = {"channel": resp["channel"], "ts": resp["ts"]}
-            if report.status in ("failed", "cancelled") and report.log_tail:
+            if report.status in ("failed", "cancelled", "lost") and report.log_tail:
                 tail_text, tail = tail_blocks(report)
                 self.client.chat_postMessage(
                     channel=posted["channel"], thread_ts=posted["ts"], text=tail_text, blocks=tail
@@ -439,7 +441,7 @@ class WebhookNotifier(_Guarded):
         if self.disabled or report.status == "started":
             return  # a webhook cannot update a message: one message, at the end
         text, blocks = message(report, self.texts.get(report.status))
-        if report.status in ("failed", "cancelled") and report.log_tail:
+        if report.status in ("failed", "cancelled", "lost") and report.log_tail:
             blocks += tail_blocks(report)[1]
         try:
             self._post(text, blocks)

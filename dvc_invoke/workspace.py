@@ -10,18 +10,36 @@ from __future__ import annotations
 
 import os
 import shlex
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from . import environment
-from .errors import DvcInvokeError
+from .errors import Cancelled, DvcInvokeError
+from .interrupts import Interrupts
 from .settings import dvc_command, is_dry, settings
 
 
 def quote_all(words: Iterable[str]) -> str:
     return " ".join(shlex.quote(str(w)) for w in words)
+
+
+class Tee:
+    """A stream that writes to the terminal and to a run's log."""
+
+    def __init__(self, *streams: IO[str]):
+        self.streams = streams
+
+    def write(self, data: str) -> int:
+        for stream in self.streams:
+            stream.write(data)
+        return len(data)
+
+    def flush(self) -> None:
+        for stream in self.streams:
+            stream.flush()
 
 
 def find_root(start: str | os.PathLike[str] | None = None) -> Path:
@@ -89,6 +107,8 @@ class Workspace:
         self.c = c
         self.root = Path(root) if root else find_root()
         self.dry = is_dry(c)
+        self.interrupts: Interrupts | None = None  # set while a run handles signals
+        self.log: IO[str] | None = None  # set while a foreground run keeps a log
         environment.load(self.root)
         self._git_prefix: str | None = None
 
@@ -104,8 +124,19 @@ class Workspace:
 
     def act(self, cmd: str, *, step: str, resume: str | None = None) -> Any:
         """Run a command that does work; its failure stops the run at ``step``."""
+        self._stop_if_interrupted(step, resume)
         echo = bool(settings(self.c)["echo"] or self.c.config.run.echo)
-        result = self.c.run(self._cmd(cmd), echo=echo, warn=True)
+        streams: dict[str, Any] = {}
+        if self.log is not None:
+            # A foreground run: what the terminal shows goes to the run's log too.
+            if echo:
+                self.log.write(cmd + "\n")
+            streams = {
+                "out_stream": Tee(sys.stdout, self.log),
+                "err_stream": Tee(sys.stderr, self.log),
+            }
+        result = self.c.run(self._cmd(cmd), echo=echo, warn=True, **streams)
+        self._stop_if_interrupted(step, resume)
         if result.failed:
             if result.exited == 127:
                 reason = f"{shlex.split(cmd)[0]}: command not found"
@@ -114,6 +145,10 @@ class Workspace:
             log = "\n".join(part for part in (result.stdout, result.stderr) if part)
             raise DvcInvokeError(reason, step=step, resume=resume, log=log[-20000:])
         return result
+
+    def _stop_if_interrupted(self, step: str, resume: str | None) -> None:
+        if self.interrupts is not None and self.interrupts.received:
+            raise Cancelled(f"interrupted ({self.interrupts.received})", step=step, resume=resume)
 
     @property
     def dvc(self) -> str:

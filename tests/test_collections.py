@@ -17,7 +17,7 @@ from dvc_invoke import data, guards, notify, pipeline_task, publish, repro
     [
         (guards, "check", {"check"}),
         (data, "pull", {"pull", "push"}),
-        (repro, "run", {"run", "stages"}),
+        (repro, "run", {"run", "stages", "status", "logs", "cancel"}),
         (publish, "run", {"run"}),
         (notify, "send", {"send", "test"}),
     ],

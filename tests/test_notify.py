@@ -48,7 +48,7 @@ def test_a_run_posts_started_then_updates_that_message_with_the_result(project, 
 
 def test_a_failed_run_names_the_step_and_replies_with_the_end_of_the_log(project, slack):
     (project.path / "metrics" / "evaluate.py").write_text(
-        "import sys\nprint('\\n'.join(f'line {i}' for i in range(2000)))\nsys.exit('evaluation broke')\n"
+        "import sys\nprint('\\n'.join(f'line {i}' for i in range(2000)), flush=True)\nsys.exit('evaluation broke')\n"
     )
     project.git("commit", "-qam", "Break the evaluation")
 

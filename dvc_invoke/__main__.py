@@ -1,0 +1,23 @@
+"""``python -m dvc_invoke demo`` and ``python -m dvc_invoke settle ROOT RUN_ID``."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["demo"]:
+        from .demo import main as demo
+
+        return demo(args[1:])
+    if args[:1] == ["settle"]:
+        from .runs import main as settle
+
+        return settle(args)
+    print("usage: python -m dvc_invoke demo [--dir DIR] | settle ROOT RUN_ID", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

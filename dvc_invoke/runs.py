@@ -1,0 +1,244 @@
+"""Run records and logs, under ``.dvc/tmp/dvc-invoke/`` (DVC's own .gitignore covers it).
+
+Every run, in the foreground or detached, has a record (``<id>.json``: the
+`RunReport` with its pid, log path and Slack message) and a log
+(``<id>.log``). A record whose process is gone without an end is *lost*:
+it is marked so, its lock on the workspace is taken over, and the team is
+told, once. One run holds a workspace at a time, as two ``dvc repro`` in
+one workspace collide.
+
+``python -m dvc_invoke settle ROOT ID`` runs after a detached run's
+process, whatever ended it: the ``nohup make ... || make send_failure``
+of the Makefile this replaces.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from .errors import DvcInvokeError
+from .report import RunReport
+
+# A detached run's process adopts its record within a second or two; until
+# then the record belongs to the command that launched it.
+ADOPTION_GRACE = 60.0
+ENV_RUN = "DVC_INVOKE_RUN"
+
+
+def new_id(pipeline: str) -> str:
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{pipeline}-{secrets.token_hex(2)}"
+
+
+def process_identity(pid: int) -> float | None:
+    """When process ``pid`` started, or None when there is no such process."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).create_time()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ProcessLookupError):
+        return None
+
+
+def alive(report: RunReport) -> bool:
+    """Whether the process recorded for ``report`` is still the one running it."""
+    if report.ended:
+        return False
+    if report.pid is None:
+        return time.time() - report.started_at < ADOPTION_GRACE
+    started = process_identity(report.pid)
+    if started is None:
+        return False
+    # A pid can be reused after the run's process died (a reboot, say).
+    return report.process_started is None or abs(started - report.process_started) < 1.0
+
+
+class Store:
+    """The run records of one project."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.dir = self.root / ".dvc" / "tmp" / "dvc-invoke"
+
+    def record_path(self, run_id: str) -> Path:
+        return self.dir / f"{run_id}.json"
+
+    def log_path(self, run_id: str) -> Path:
+        return self.dir / f"{run_id}.log"
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Serialise the check-and-claim of the workspace between processes."""
+        import fcntl
+
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.dir / "lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def save(self, report: RunReport) -> None:
+        assert report.id
+        self.dir.mkdir(parents=True, exist_ok=True)
+        path = self.record_path(report.id)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(report.to_dict(), indent=2, sort_keys=True))
+        os.replace(tmp, path)
+
+    def load(self, run_id: str) -> RunReport:
+        path = self.record_path(run_id)
+        if not run_id or "/" in run_id or not path.is_file():
+            known = ", ".join(r.id for r in self.all()[:5] if r.id) or "none"
+            raise DvcInvokeError(f"no run '{run_id}' (latest runs: {known})", step="runs")
+        return RunReport.from_dict(json.loads(path.read_text()))
+
+    def all(self) -> list[RunReport]:
+        """Every run, newest first."""
+        if not self.dir.is_dir():
+            return []
+        reports = []
+        for path in self.dir.glob("*.json"):
+            try:
+                reports.append(RunReport.from_dict(json.loads(path.read_text())))
+            except (OSError, ValueError, TypeError):
+                continue  # a record being replaced, or damaged: not a run to show
+        return sorted(reports, key=lambda r: r.started_at, reverse=True)
+
+    def latest(self, run_id: str | None = None) -> RunReport:
+        if run_id:
+            return self.load(run_id)
+        reports = self.all()
+        if not reports:
+            raise DvcInvokeError("no runs yet in this project", step="runs")
+        return reports[0]
+
+    def lost(self) -> list[RunReport]:
+        """Mark the runs whose process is gone as lost; return them (to be notified)."""
+        found = []
+        with self.lock():
+            for report in self.all():
+                if not report.ended and not alive(report):
+                    mark_lost(report)
+                    self.save(report)
+                    found.append(report)
+        return found
+
+    def claim(self, report: RunReport) -> list[RunReport]:
+        """Record ``report`` as the run holding the workspace.
+
+        Refused while another run is alive; runs whose process died are
+        marked lost and returned, so the caller can tell the team.
+        """
+        found = []
+        with self.lock():
+            for other in self.all():
+                if other.ended:
+                    continue
+                if alive(other):
+                    raise DvcInvokeError(
+                        f"run {other.id} ({other.pipeline}) is still running in this workspace:"
+                        f" follow it with `inv repro.logs --run {other.id} --follow`,"
+                        f" or stop it with `inv repro.cancel --run {other.id}`",
+                        step="guards",
+                    )
+                mark_lost(other)
+                self.save(other)
+                found.append(other)
+            report.id = report.id or new_id(report.pipeline)
+            report.log = report.log or str(self.log_path(report.id))
+            self.save(report)
+        return found
+
+    def adopt(self, run_id: str, pipeline: str) -> RunReport:
+        """Take over a record prepared by ``--detach``, in the detached process."""
+        with self.lock():
+            report = self.load(run_id)
+            if report.pipeline != pipeline or report.ended:
+                raise DvcInvokeError(
+                    f"run {run_id} is not a pending run of {pipeline}", step="guards"
+                )
+            report.pid, report.pgid = os.getpid(), os.getpgrp()
+            report.process_started = process_identity(report.pid)
+            self.save(report)
+        return report
+
+
+def mark_lost(report: RunReport) -> None:
+    report.status = "lost"
+    report.reason = report.reason or "the run's process died without a result"
+    report.ended_at = time.time()
+    report.resume = report.resume or report.command
+
+
+def read_tail(path: str | None, limit: int = 20000) -> str | None:
+    if not path or not os.path.isfile(path):
+        return None
+    with open(path, "rb") as handle:
+        handle.seek(max(0, os.path.getsize(path) - limit))
+        return handle.read().decode("utf-8", "replace")
+
+
+def tell_lost(reports: list[RunReport], chain: list) -> None:
+    from . import notify
+
+    for report in reports:
+        report.log_tail = read_tail(report.log)
+        notify.deliver(chain, report)
+
+
+def stop_leftovers(report: RunReport) -> None:
+    """Stop what a lost run left behind in its session (a dvc repro, a stage's
+    command), so that nothing goes on changing the workspace or holding
+    DVC's lock for a run nobody will publish."""
+    import psutil
+
+    if not report.pgid:
+        return
+    me = psutil.Process()
+    spare = {me.pid, me.ppid()}
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if proc.pid not in spare and os.getpgid(proc.pid) == report.pgid:
+                proc.terminate()
+        except (psutil.Error, ProcessLookupError, PermissionError):
+            continue
+
+
+def settle(root: Path, run_id: str) -> int:
+    """After a detached run's process: if it left no end, it is lost, and the team is told."""
+    from invoke import Context
+
+    from . import notify
+
+    store = Store(root)
+    with store.lock():
+        report = store.load(run_id)
+        if report.ended:
+            return 0
+        mark_lost(report)
+        store.save(report)
+    stop_leftovers(report)
+    chain = notify.notifiers(Context(), root, slack=report.slack)
+    tell_lost([report], chain)
+    store.save(report)
+    return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 3 or args[0] != "settle":
+        print("usage: python -m dvc_invoke settle ROOT RUN_ID", file=sys.stderr)
+        return 2
+    try:
+        return settle(Path(args[1]), args[2])
+    except DvcInvokeError as exc:
+        print(exc.line(), file=sys.stderr)
+        return 1

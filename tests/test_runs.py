@@ -1,0 +1,272 @@
+"""Detached runs, run records, logs, cancel and lost runs: real background processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from helpers import assert_one_line_error
+
+
+def wait_for(predicate, timeout=60.0, what="condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def records(project):
+    folder = project.path / ".dvc" / "tmp" / "dvc-invoke"
+    found = [json.loads(p.read_text()) for p in folder.glob("*.json")] if folder.is_dir() else []
+    return sorted(found, key=lambda r: r["started_at"], reverse=True)
+
+
+def latest(project):
+    found = records(project)
+    return found[0] if found else None
+
+
+def wait_ended(project, timeout=60.0):
+    return wait_for(
+        lambda: (r := latest(project)) and r["status"] != "started" and r, timeout, "the run to end"
+    )
+
+
+def processes_in(pgid):
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if os.getpgid(proc.pid) == pgid:
+                found.append(proc.pid)
+        except (ProcessLookupError, PermissionError):
+            pass
+    return found
+
+
+@pytest.fixture(autouse=True)
+def no_process_left_behind(request):
+    """Whatever happens in a test, no run of it outlives it."""
+    yield
+    project = request.node.funcargs.get("project")
+    if project is None:
+        return
+    for record in records(project):
+        if record.get("detached") and record.get("pgid"):
+            try:
+                os.killpg(record["pgid"], signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+SLOW = {"SANDBOX_SLOW": "predict:30"}
+
+
+def start_slow(project, env=None):
+    run = project.inv("metrics", "--detach", env={**SLOW, **(env or {})})
+    assert run.returncode == 0, run.output
+    wait_for(lambda: "predict" in project.stages_run(), 60, "the predict stage to start")
+    return latest(project)
+
+
+def test_a_detached_run_returns_at_once_and_finishes_in_the_background(project):
+    run = project.inv("metrics", "--detach", env={"SANDBOX_SLOW": "predict:2"})
+
+    assert run.returncode == 0, run.output
+    record = latest(project)
+    assert record["status"] == "started" and record["detached"]
+    assert "evaluate" not in project.stages_run()  # it returned before the run ended
+    assert f"inv repro.logs --run {record['id']} --follow" in run.stdout
+    assert f"inv repro.cancel --run {record['id']}" in run.stdout
+
+    ended = wait_ended(project)
+
+    assert ended["status"] == "succeeded", ended
+    assert project.stages_run() == ["predict", "evaluate"]
+    assert project.origin_log()[0] == "[DVC] Update model metrics"
+    assert project.git("status", "--porcelain") == ""
+    log = open(ended["log"]).read()
+    assert "dvc repro --single-item --force" in log and "metrics succeeded" in log
+
+
+def test_a_detached_run_survives_the_hangup_of_its_terminal(project):
+    # A login shell: its own session; the hangup reaches its whole process group.
+    shell = subprocess.Popen(
+        ["sh", "-c", f"{sys.executable} -m invoke metrics --detach; sleep 30"],
+        cwd=project.path,
+        env={**os.environ, "SANDBOX_SLOW": "predict:2", "SANDBOX_TRACE": str(project.trace_file)},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_for(lambda: "predict" in project.stages_run(), 60, "the run to start")
+        os.killpg(shell.pid, signal.SIGHUP)
+        assert shell.wait(timeout=10) == -signal.SIGHUP
+    finally:
+        if shell.poll() is None:
+            os.killpg(shell.pid, signal.SIGKILL)
+
+    assert wait_ended(project)["status"] == "succeeded"
+    assert project.origin_log()[0] == "[DVC] Update model metrics"
+
+
+def test_a_failing_detached_run_is_notified_with_the_end_of_its_log(project, slack):
+    (project.path / "metrics" / "evaluate.py").write_text("raise SystemExit('evaluation broke')\n")
+    project.git("commit", "-qam", "Break the evaluation")
+
+    run = project.inv("metrics", "--detach", env=slack.web_api_env())
+
+    assert run.returncode == 0, run.output
+    ended = wait_ended(project)
+    assert (ended["status"], ended["step"]) == ("failed", "repro")
+    (update,) = slack.calls("chat.update")
+    assert update.text.startswith("metrics failed")
+    started, reply = slack.calls("chat.postMessage")
+    assert started.text.startswith("metrics started")
+    assert "evaluation broke" in reply.blocks_text
+
+
+def test_killing_the_runs_processes_makes_it_lost_and_frees_the_workspace(project, slack):
+    record = start_slow(project, slack.web_api_env())
+
+    os.killpg(record["pgid"], signal.SIGKILL)  # OOM killer, reboot: nothing runs after
+    wait_for(lambda: not processes_in(record["pgid"]), 10, "the processes to die")
+    assert latest(project)["status"] == "started"  # nobody wrote an end
+
+    status = project.inv("repro.status", env=slack.web_api_env())
+
+    assert status.returncode == 0, status.output
+    assert latest(project)["status"] == "lost"
+    assert "lost" in status.stdout and record["id"] in status.stdout
+    (update,) = slack.calls("chat.update")  # the team is told, once
+    assert update.text.startswith("metrics failed")
+    assert "died without a result" in update.blocks_text
+    again = project.inv("repro.status", env=slack.web_api_env())
+    assert again.returncode == 0 and len(slack.calls("chat.update")) == 1
+    # Neither dvc-invoke's workspace lock nor DVC's stands in the way of the next run.
+    rerun = project.inv("metrics")
+    assert rerun.returncode == 0, rerun.output
+
+
+def test_a_run_whose_process_is_killed_is_reported_lost_at_once(project, slack):
+    record = start_slow(project, slack.web_api_env())
+
+    os.kill(record["pid"], signal.SIGKILL)  # the run's own process only
+
+    ended = wait_ended(project, timeout=30)
+    assert ended["status"] == "lost"
+    wait_for(lambda: slack.calls("chat.update"), 30, "the lost run's notification")
+    # What it had started (dvc, the stage) does not go on changing the workspace.
+    wait_for(lambda: not processes_in(record["pgid"]), 15, "the leftovers to stop")
+    assert project.git("status", "--porcelain") == ""
+
+
+def test_cancel_stops_the_run_and_its_children_and_says_so(project, slack):
+    record = start_slow(project, slack.web_api_env())
+
+    run = project.inv("repro.cancel", env=slack.web_api_env())
+
+    assert run.returncode == 0, run.output
+    assert f"run {record['id']} (metrics) cancelled" in run.stdout
+    ended = latest(project)
+    assert (ended["status"], ended["step"]) == ("cancelled", "repro")
+    wait_for(lambda: not processes_in(record["pgid"]), 15, "the run's processes to stop")
+    (update,) = slack.calls("chat.update")
+    assert update.text.startswith("metrics cancelled")
+    assert project.git("status", "--porcelain") == ""
+    assert project.origin_log()[0] != "[DVC] Update model metrics"
+    # DVC's locks were released: the pipeline runs again.
+    assert project.inv("metrics").returncode == 0
+
+
+def test_a_second_run_is_refused_while_one_holds_the_workspace(project):
+    record = start_slow(project)
+
+    same = project.inv("metrics")
+    other = project.inv("repro", "--pipeline", "training", "--detach")
+
+    for run in (same, other):
+        assert_one_line_error(run, f"run {record['id']} (metrics) is still running")
+    assert len(records(project)) == 1
+    assert project.inv("repro.cancel", "--run", record["id"]).returncode == 0
+
+
+def test_logs_follow_ends_when_the_run_ends(project):
+    run = project.inv("metrics", "--detach", env={"SANDBOX_SLOW": "predict:2"})
+    assert run.returncode == 0, run.output
+
+    follow = project.inv("repro.logs", "--follow")
+
+    assert follow.returncode == 0, follow.output
+    assert latest(project)["status"] == "succeeded"
+    assert "predict: working for 2s" in follow.stdout
+    assert "✔ metrics succeeded" in follow.stdout
+
+
+def test_a_foreground_run_leaves_a_record_and_a_log_too(project):
+    run = project.inv("metrics")
+
+    assert run.returncode == 0, run.output
+    record = latest(project)
+    assert record["status"] == "succeeded" and not record["detached"]
+    assert record["commit_after"] == project.git("rev-parse", "HEAD")
+    log = project.inv("repro.logs")
+    assert "dvc repro --single-item --force" in log.stdout
+    assert "metrics succeeded" in log.stdout
+    status = project.inv("repro.status")
+    assert record["id"] in status.stdout and "succeeded" in status.stdout
+    assert project.git("status", "--porcelain") == ""
+
+
+@pytest.mark.parametrize("move", ["commit", "edit"])
+def test_a_run_never_commits_onto_a_workspace_that_moved(project, move):
+    record = start_slow(project, {"SANDBOX_SLOW": "predict:3"})
+    if move == "commit":
+        project.git("commit", "-q", "--allow-empty", "-m", "Meanwhile, on the GPU box")
+    else:
+        (project.path / "training" / "train.py").write_text("# edited during the run\n")
+
+    ended = wait_ended(project)
+
+    assert (ended["status"], ended["step"]) == ("failed", "commit"), ended
+    expected = "HEAD moved to" if move == "commit" else "changed during the run: training/train.py"
+    assert expected in ended["reason"]
+    assert "nothing was committed" in ended["reason"]
+    assert "[DVC] Update model metrics" not in project.git("log", "--format=%s")
+    assert record["id"] == ended["id"]
+
+
+def test_ctrl_c_in_the_foreground_cancels_the_run(project):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "metrics"],
+        cwd=project.path,
+        env={**os.environ, **SLOW, "SANDBOX_TRACE": str(project.trace_file)},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # a terminal's foreground job
+    )
+    try:
+        wait_for(lambda: "predict" in project.stages_run(), 60, "the predict stage")
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+    assert proc.returncode == 130, out + err
+    assert err.strip().splitlines()[-1].startswith("dvc-invoke: cancelled during repro")
+    assert "dvc_invoke" not in err  # the stage's own traceback is the stage's business
+    assert latest(project)["status"] == "cancelled"
+    assert project.git("status", "--porcelain") == ""
