@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from invoke import Collection, task
 
-from . import console, flow
+from . import console, flow, runs
 from .errors import exits
 from .pipelines import resolve
 from .report import short
@@ -24,6 +24,9 @@ def run(c, pipeline):
     """
     ws = Workspace(c)
     p = resolve(c, ws.root, pipeline)
+    if not ws.dry:
+        # Never commit under a run that is still writing to the workspace.
+        flow.tell_lost(c, ws, runs.Store(ws.root).free())
     run_plan = flow.plan(ws, p)
     console.step(p.name, "publish")
     done = flow.publish(ws, run_plan, always_push=True)

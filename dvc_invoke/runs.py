@@ -131,27 +131,37 @@ class Store:
                     found.append(report)
         return found
 
+    def _refuse_if_held(self) -> list[RunReport]:
+        """Under the lock: refuse while a run is alive; mark dead ones lost and return them."""
+        found = []
+        for other in self.all():
+            if other.ended:
+                continue
+            if alive(other):
+                raise DvcInvokeError(
+                    f"run {other.id} ({other.pipeline}) is still running in this workspace:"
+                    f" follow it with `inv repro.logs --run {other.id} --follow`,"
+                    f" or stop it with `inv repro.cancel --run {other.id}`",
+                    step="guards",
+                )
+            mark_lost(other)
+            self.save(other)
+            found.append(other)
+        return found
+
+    def free(self) -> list[RunReport]:
+        """Check that no run holds the workspace (for `inv publish`); return runs found lost."""
+        with self.lock():
+            return self._refuse_if_held()
+
     def claim(self, report: RunReport) -> list[RunReport]:
         """Record ``report`` as the run holding the workspace.
 
         Refused while another run is alive; runs whose process died are
         marked lost and returned, so the caller can tell the team.
         """
-        found = []
         with self.lock():
-            for other in self.all():
-                if other.ended:
-                    continue
-                if alive(other):
-                    raise DvcInvokeError(
-                        f"run {other.id} ({other.pipeline}) is still running in this workspace:"
-                        f" follow it with `inv repro.logs --run {other.id} --follow`,"
-                        f" or stop it with `inv repro.cancel --run {other.id}`",
-                        step="guards",
-                    )
-                mark_lost(other)
-                self.save(other)
-                found.append(other)
+            found = self._refuse_if_held()
             report.id = report.id or new_id(report.pipeline)
             report.log = report.log or str(self.log_path(report.id))
             self.save(report)

@@ -48,7 +48,7 @@ def test_a_run_posts_started_then_updates_that_message_with_the_result(project, 
 
 def test_a_failed_run_names_the_step_and_replies_with_the_end_of_the_log(project, slack):
     (project.path / "metrics" / "evaluate.py").write_text(
-        "import sys\nprint('\\n'.join(f'line {i}' for i in range(2000)), flush=True)\nsys.exit('evaluation broke')\n"
+        "print('\\n'.join(f'line {i}' for i in range(2000)))\nprint('evaluation broke')\nraise SystemExit(1)\n"
     )
     project.git("commit", "-qam", "Break the evaluation")
 
@@ -63,7 +63,7 @@ def test_a_failed_run_names_the_step_and_replies_with_the_end_of_the_log(project
     assert reply.body["thread_ts"] == "1700000000.000001"
     assert reply.body["channel"] == "C0RUNS"
     tail = reply.blocks_text
-    assert "evaluation broke" in tail and "line 1999" in tail
+    assert "evaluation broke" in tail and "line 1999" in tail and "failed to reproduce" in tail
     assert "line 0\\n" not in tail  # the end of the log, within Slack's limits
     assert len(reply.body["blocks"][0]["text"]["text"]) <= 3000
 

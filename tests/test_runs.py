@@ -195,7 +195,8 @@ def test_a_second_run_is_refused_while_one_holds_the_workspace(project):
     same = project.inv("metrics")
     other = project.inv("repro", "--pipeline", "training", "--detach")
 
-    for run in (same, other):
+    publish = project.inv("publish", "--pipeline", "metrics")
+    for run in (same, other, publish):
         assert_one_line_error(run, f"run {record['id']} (metrics) is still running")
     assert len(records(project)) == 1
     assert project.inv("repro.cancel", "--run", record["id"]).returncode == 0
