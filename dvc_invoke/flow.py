@@ -23,7 +23,7 @@ from .errors import Cancelled, DvcInvokeError
 from .interrupts import Interrupts
 from .pipelines import Pipeline, resolve
 from .report import RunReport, short
-from .workspace import GitState, Workspace, quote_all
+from .workspace import GitState, Workspace, error_line, quote_all
 
 
 @dataclass
@@ -103,6 +103,65 @@ def check(ws: Workspace, p: Pipeline | None = None, *, resume: str | None = None
                 step="guards",
                 resume=resume,
             )
+    return state
+
+
+CHECKS = ("fetch", "git-push", "dvc-remote", "slack")
+
+
+def preflight(
+    ws: Workspace,
+    run_plan: Plan,
+    state: GitState,
+    *,
+    skip: tuple[str, ...] = (),
+    resume: str | None = None,
+) -> GitState:
+    """The checks that need the network, so that a long run cannot end in a
+    failure that was knowable at its start. ``skip`` names checks to leave out.
+
+    - ``fetch``: the branch is not behind its upstream (after ``git fetch``),
+      so nobody runs two hours on stale code;
+    - ``git-push``: the git remote accepts a push (``git push --dry-run``);
+    - ``dvc-remote``: a DVC remote is configured and reachable.
+
+    (``slack``: the run's first message is its check; see `run`.)
+    """
+    unknown = sorted(set(skip) - set(CHECKS))
+    if unknown:
+        raise DvcInvokeError(
+            f"unknown check {', '.join(unknown)} to skip (checks: {', '.join(CHECKS)})",
+            step="guards",
+        )
+    p = run_plan.pipeline
+    publishing = p.commit and p.git_push and not ws.dry
+    target = ws.upstream_target(state.branch) if publishing and state.branch else None
+    if target is not None and "fetch" not in skip:
+        remote, ref = target
+        ws.act(f"git fetch -q {shlex.quote(remote)}", step="guards", resume=resume)
+        state = ws.git_state()
+        if state.behind:
+            raise DvcInvokeError(
+                f"branch '{state.branch}' is {state.behind} commit"
+                f"{'s' if state.behind > 1 else ''} behind {state.upstream}: pull first"
+                " (`git pull --rebase`), so the run uses the team's latest code",
+                step="guards",
+                resume=resume,
+            )
+    if target is not None and "git-push" not in skip:
+        remote, ref = target
+        res = ws.probe(f"git push --dry-run -q {shlex.quote(remote)} {shlex.quote(f'HEAD:{ref}')}")
+        if res.failed:
+            reason = error_line(res.stderr) or f"git push --dry-run exited with {res.exited}"
+            raise DvcInvokeError(
+                f"git remote '{remote}' does not accept a push: {reason}",
+                step="guards",
+                resume=resume,
+            )
+    if (run_plan.pull or run_plan.push) and "dvc-remote" not in skip and not ws.dry:
+        problem = graph.remote_problem(ws.root)
+        if problem:
+            raise DvcInvokeError(problem, step="guards", resume=resume)
     return state
 
 
@@ -238,6 +297,7 @@ def run(
     upstream: bool = False,
     detach: bool = False,
     command: str | None = None,
+    skip: tuple[str, ...] | list[str] = (),
 ) -> RunReport | None:
     """The whole flow for pipeline ``name``; raises `DvcInvokeError` on failure.
 
@@ -251,9 +311,12 @@ def run(
     command = command or default_command(name, force=force, upstream=upstream)
     # Set in the process that --detach started: run in it, do not detach again.
     adopted = os.environ.pop(runs.ENV_RUN, None)
+    skip = tuple(skip or ())
     state = check(ws, p, resume=command)
     run_plan = plan(ws, p, force=force, upstream=upstream)
     chain = notify.notifiers(c, ws.root, slack=p.slack)
+    if not adopted:
+        state = preflight(ws, run_plan, state, skip=skip, resume=command)
     if ws.dry:
         report = RunReport(pipeline=p.name, command=command, step="pull")
         if detach and not adopted:
@@ -273,6 +336,16 @@ def run(
             report.pid, report.pgid = os.getpid(), os.getpgrp()
             report.process_started = runs.process_identity(report.pid)
         tell_lost(c, ws, store.claim(report))
+        if "slack" not in skip:
+            refusals = notify.announce(chain, report)
+            if refusals:
+                store.forget(report)
+                raise DvcInvokeError(
+                    f"Slack refused the run's first message ({'; '.join(refusals)}):"
+                    " fix SLACK_BOT_TOKEN / SLACK_CHANNEL, or run with --skip slack",
+                    step="guards",
+                )
+            store.save(report)
         if detach:
             launch(ws, report)
             console.result(True, f"{p.name} is running in the background as run {report.id}")
@@ -280,7 +353,8 @@ def run(
             console.info(f"follow:  inv repro.logs --run {report.id} --follow")
             console.info(f"cancel:  inv repro.cancel --run {report.id}")
             return report
-    return _execute(ws, run_plan, report, chain, state, store)
+    announced = not adopted and "slack" not in skip
+    return _execute(ws, run_plan, report, chain, state, store, announced=announced)
 
 
 def _execute(
@@ -290,6 +364,8 @@ def _execute(
     chain: list[Any],
     start: GitState,
     store: runs.Store | None,
+    *,
+    announced: bool = False,
 ) -> RunReport:
     """Pull, repro, publish and notify, keeping the run's record and log."""
 
@@ -306,7 +382,8 @@ def _execute(
             stack.enter_context(console.log_to(log))
         ws.interrupts, ws.log = interrupts, log
         try:
-            notify.deliver(chain, report)
+            if not announced:
+                notify.deliver(chain, report)
             save("pull")
             console.step(p.name, "pull")
             report.pulled = pull(ws, run_plan, resume=command)

@@ -207,3 +207,35 @@ def build(
         ),
         tracked=tracked,
     )
+
+
+def remote_problem(root: Path) -> str | None:
+    """What is wrong with the project's default DVC remote, or None.
+
+    A local remote must be an existing folder: a network share that is not
+    mounted would otherwise silently receive the team's data in an empty
+    local folder. Other remotes must answer (their folder may not exist yet).
+    """
+    from dvc.config import NoRemoteError
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        with Repo(os.fspath(root)) as repo:
+            try:
+                remote = repo.cloud.get_remote()
+            except NoRemoteError:
+                return "no DVC remote is configured: add one with `dvc remote add -d NAME URL`"
+            name, fs, path = remote.name, remote.fs, remote.path
+            if fs.protocol == "local":
+                if not os.path.isdir(path):
+                    what = "is not a folder" if os.path.exists(path) else "does not exist"
+                    return f"DVC remote '{name}' ({path}) {what}"
+                return None
+            try:
+                fs.exists(path)
+            except Exception as exc:  # noqa: BLE001 - every backend has its own errors
+                return f"DVC remote '{name}' is not reachable: {dvc_error_reason(exc)}"
+    except DvcException as exc:
+        return f"DVC cannot read its remote configuration: {dvc_error_reason(exc)}"
+    return None

@@ -80,6 +80,21 @@ def notifiers(
     return chain
 
 
+def announce(chain: list[Any], report: RunReport) -> list[str]:
+    """Report the run's start; return what refused it for good (Slack's word)."""
+    refusals = []
+    for notifier in chain:
+        if hasattr(notifier, "start"):
+            refused = notifier.start(report)
+            if refused:
+                refusals.append(f"{notifier.name}: {refused}")
+    if not refusals:
+        for notifier in chain:
+            if not hasattr(notifier, "start"):
+                notifier.report(report)
+    return refusals
+
+
 def deliver(chain: list[Any], report: RunReport) -> None:
     """Hand ``report`` to every notifier; each handles its own failures."""
     for notifier in chain:

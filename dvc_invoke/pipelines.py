@@ -212,12 +212,14 @@ def pipeline_task(
 
     from . import flow
 
-    def body(c, force=spec.force, upstream=spec.upstream, detach=False):  # type: ignore[no-untyped-def]
+    def body(c, force=spec.force, upstream=spec.upstream, detach=False, skip=None):  # type: ignore[no-untyped-def]
         flags = (" --force" if force and not spec.force else "") + (
             " --upstream" if upstream and not spec.upstream else ""
         )
         command = f"inv {name}{flags}"
-        flow.run(c, name, force=force, upstream=upstream, detach=detach, command=command)
+        flow.run(
+            c, name, force=force, upstream=upstream, detach=detach, command=command, skip=skip or ()
+        )
 
     body.__name__ = re.sub(r"\W", "_", name)
     body.__doc__ = help or (
@@ -234,5 +236,8 @@ def pipeline_task(
             " (their outputs are otherwise pulled, not rebuilt).",
             "detach": "Check everything, then run in the background and return at once:"
             " the run survives logging out; follow it with `inv repro.logs --follow`.",
+            "skip": "Leave out a check on purpose: fetch, git-push, dvc-remote or slack."
+            " Repeatable.",
         },
+        iterable=["skip"],
     )

@@ -24,6 +24,7 @@ _HELP = {
     " (their outputs are otherwise pulled, not rebuilt).",
     "detach": "Check everything, then run in the background and return at once:"
     " the run survives logging out; follow it with `inv repro.logs --follow`.",
+    "skip": "Leave out a check on purpose: fetch, git-push, dvc-remote or slack. Repeatable.",
 }
 
 
@@ -38,15 +39,15 @@ def _need(c, pipeline):
     return ws, resolve(c, ws.root, pipeline)
 
 
-@task(default=True, help=_HELP)
+@task(default=True, iterable=["skip"], help=_HELP)
 @exits
-def run(c, pipeline=None, force=False, upstream=False, detach=False):
+def run(c, pipeline=None, force=False, upstream=False, detach=False, skip=None):
     """Run a pipeline's whole flow: guards, pull, repro, commit, dvc push, git push, notify."""
     _need(c, pipeline)
-    flow.run(c, pipeline, force=force, upstream=upstream, detach=detach)
+    flow.run(c, pipeline, force=force, upstream=upstream, detach=detach, skip=skip or ())
 
 
-@task(help={k: v for k, v in _HELP.items() if k != "detach"})
+@task(help={k: v for k, v in _HELP.items() if k not in ("detach", "skip")})
 @exits
 def stages(c, pipeline=None, force=False, upstream=False):
     """Reproduce a pipeline's stages only: no guards, pull or publishing."""

@@ -167,6 +167,11 @@ class Store:
             self.save(report)
         return found
 
+    def forget(self, report: RunReport) -> None:
+        """Drop the record of a run that was refused before it started."""
+        if report.id:
+            self.record_path(report.id).unlink(missing_ok=True)
+
     def adopt(self, run_id: str, pipeline: str) -> RunReport:
         """Take over a record prepared by ``--detach``, in the detached process."""
         with self.lock():

@@ -346,16 +346,38 @@ class WebApiNotifier(_Guarded):
             )
         return self._client
 
+    def start(self, report: RunReport) -> str | None:
+        """Post the run's first message; Slack's word when it refuses for good.
+
+        The first message is the check that the run's outcome will be heard
+        of: a rejected token or an unknown channel refuses the run (returned,
+        not warned about); Slack being slow or down is only a warning.
+        """
+        text, blocks = message(report, self.texts.get("started"))
+        try:
+            resp = self.client.chat_postMessage(channel=self.channel, text=text, blocks=blocks)
+        except Exception as exc:  # noqa: BLE001 - sorted out below
+            reason, permanent = describe(exc, self.settings.secrets)
+            if permanent:
+                return reason
+            self._fail(exc, "notification")
+            return None
+        report.messages[self.name] = {"channel": resp["channel"], "ts": resp["ts"]}
+        return None
+
     def report(self, report: RunReport) -> None:
         if self.disabled:
             return
-        text, blocks = message(report, self.texts.get(report.status))
         posted = report.messages.get(self.name)
+        if report.status == "started":
+            if not posted:  # a detached run's first message was posted when it was launched
+                refused = self.start(report)
+                if refused:  # checked on purpose no earlier (--skip slack): a warning
+                    self.disabled = True
+                    self.warn(f"Slack notification failed ({refused}); the run goes on")
+            return
+        text, blocks = message(report, self.texts.get(report.status))
         try:
-            if report.status == "started":
-                resp = self.client.chat_postMessage(channel=self.channel, text=text, blocks=blocks)
-                report.messages[self.name] = {"channel": resp["channel"], "ts": resp["ts"]}
-                return
             if posted:
                 # chat.update wants the channel id that postMessage returned, not a name.
                 self.client.chat_update(
@@ -409,6 +431,9 @@ class WebApiNotifier(_Guarded):
 
 class WebhookNotifier(_Guarded):
     name = "webhook"
+
+    def start(self, report: RunReport) -> str | None:
+        return None  # a webhook posts once, at the end
 
     def __init__(
         self, settings: SlackSettings, warn: Any, *, texts: Mapping[str, str] | None = None

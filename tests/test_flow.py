@@ -37,7 +37,15 @@ def test_dvc_push_happens_before_git_push(fresh):
     run = fresh.inv("metrics")
     assert run.returncode == 0, run.output
     verbs = [" ".join(cmd.split()[:2]) for cmd in echoed(run)]
-    assert verbs == ["dvc pull", "dvc repro", "git add", "git commit", "dvc push", "git push"]
+    assert verbs == [
+        "git fetch",  # preflight: is the branch behind its upstream?
+        "dvc pull",
+        "dvc repro",
+        "git add",
+        "git commit",
+        "dvc push",
+        "git push",
+    ]
 
 
 def test_forced_run_never_retrains_the_upstream_model(project):
@@ -71,7 +79,11 @@ def test_unchanged_pipeline_makes_no_commit_and_no_push(project):
     assert project.stages_run() == ["predict", "evaluate"] * 2
     assert project.git("rev-parse", "HEAD") == head
     assert project.origin_log() == log
-    assert [cmd.split()[:2] for cmd in echoed(again)] == [["dvc", "pull"], ["dvc", "repro"]]
+    assert [cmd.split()[:2] for cmd in echoed(again)] == [
+        ["git", "fetch"],
+        ["dvc", "pull"],
+        ["dvc", "repro"],
+    ]
     assert "no commit" in again.stdout
 
 
@@ -205,7 +217,8 @@ def test_publish_finishes_a_run_whose_dvc_push_failed(project):
     remote.write_text("not a folder: the DVC remote is broken\n")
     origin = project.origin_log()
 
-    run = project.inv("metrics")
+    # Past the preflight, on purpose: as if the remote broke during the run.
+    run = project.inv("metrics", "--skip", "dvc-remote")
 
     line = assert_one_line_error(run, "dvc push failed", "inv publish --pipeline metrics")
     assert "Not a directory" in line

@@ -124,13 +124,13 @@ def test_per_pipeline_channel_and_texts_from_config(project, slack):
             False,
         ),
         (
-            dict(method="chat.postMessage", body={"ok": False, "error": "invalid_auth"}),
-            "invalid_auth",
+            dict(method="chat.update", body={"ok": False, "error": "token_revoked"}),
+            "token_revoked",
             False,
         ),
         (dict(method="chat.update", delay=3, times=10), "timed out", False),
     ],
-    ids=["429-once", "503-once", "500-always", "invalid-auth", "hangs"],
+    ids=["429-once", "503-once", "500-always", "revoked-mid-run", "hangs"],
 )
 def test_slack_faults_never_fail_the_run_or_lose_its_result(
     project, slack, fault, warning, delivered
@@ -154,13 +154,37 @@ def test_slack_faults_never_fail_the_run_or_lose_its_result(
     assert bool(results) == delivered
 
 
-def test_a_rejected_token_is_tried_once_then_left_alone(project, slack):
+@pytest.mark.parametrize(
+    "env, error",
+    [
+        ({"SLACK_BOT_TOKEN": "xoxb-wrong-token"}, "invalid_auth"),
+        ({"SLACK_CHANNEL": "#nowhere"}, "channel_not_found"),
+    ],
+)
+def test_a_rejected_token_or_unknown_channel_refuses_the_run_before_it_starts(
+    project, slack, env, error
+):
+    run = project.inv("metrics", env={**slack.web_api_env(), **env})
+
+    line = assert_one_line_error(
+        run, "Slack refused the run's first message", error, "--skip slack"
+    )
+    assert project.stages_run() == []
+    assert "started" not in run.stdout
+    assert [r.method for r in slack.requests] == ["chat.postMessage"]
+    assert "xoxb-wrong-token" not in run.output and TOKEN not in line
+    assert project.inv("repro.status").stdout.strip() == "no runs yet"
+
+
+def test_skipping_the_slack_check_runs_with_one_warning(project, slack):
     env = {**slack.web_api_env(), "SLACK_BOT_TOKEN": "xoxb-wrong-token"}
-    run = project.inv("metrics", env=env)
+    run = project.inv("metrics", "--skip", "slack", env=env)
 
     assert run.returncode == 0, run.output
-    assert [r.method for r in slack.requests] == ["chat.postMessage"]
-    assert "invalid_auth" in run.stdout and "xoxb-wrong-token" not in run.output
+    assert [r.method for r in slack.requests] == ["chat.postMessage"]  # then left alone
+    warnings = [ln for ln in run.stdout.splitlines() if ln.startswith("! Slack")]
+    assert len(warnings) == 1 and "invalid_auth" in warnings[0]
+    assert project.origin_log()[0] == "[DVC] Update model metrics"
 
 
 def test_an_unreachable_slack_is_one_warning(project, slack):
