@@ -38,7 +38,7 @@ def _transfer(ws: Workspace, verb: str, targets: list[str]) -> None:
     if not targets:
         console.info(f"nothing to {verb}")
         return
-    ws.act(f"{ws.dvc} {verb} {quote_all(targets)}", step=f"dvc {verb}")
+    ws.act(f"{ws.dvc} {verb} {quote_all(targets)}", step=f"dvc {verb}", network=True)
 
 
 @task(default=True, iterable=["target"], help=_help("inputs", "pull"))

@@ -15,6 +15,7 @@ import os
 import shlex
 import shutil
 import sys
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,7 @@ from .errors import Cancelled, DvcInvokeError
 from .interrupts import Interrupts
 from .pipelines import Pipeline, resolve
 from .report import RunReport, short
+from .settings import settings
 from .workspace import GitState, Workspace, error_line, quote_all
 
 
@@ -138,7 +140,14 @@ def preflight(
     target = ws.upstream_target(state.branch) if publishing and state.branch else None
     if target is not None and "fetch" not in skip:
         remote, ref = target
-        ws.act(f"git fetch -q {shlex.quote(remote)}", step="guards", resume=resume)
+        try:
+            ws.act(f"git fetch -q {shlex.quote(remote)}", step="guards", network=True)
+        except DvcInvokeError as exc:
+            raise DvcInvokeError(
+                f"cannot fetch from git remote '{remote}': {exc.reason}",
+                step="guards",
+                resume=resume,
+            ) from None
         state = ws.git_state()
         if state.behind:
             raise DvcInvokeError(
@@ -170,7 +179,7 @@ def pull(ws: Workspace, plan: Plan, *, resume: str | None = None) -> list[str]:
     if not plan.pull:
         console.info("nothing to pull")
         return []
-    ws.act(f"{ws.dvc} pull {quote_all(plan.pull)}", step="pull", resume=resume)
+    ws.act(f"{ws.dvc} pull {quote_all(plan.pull)}", step="pull", resume=resume, network=True)
     return plan.pull
 
 
@@ -224,11 +233,12 @@ def publish(
         console.warn("outputs left out of push=[...] stay local only: " + ", ".join(missed))
     unpublished = done.committed or state.ahead > 0 or not p.commit or ws.dry
     if plan.push and (unpublished or always_push):
-        ws.act(f"{ws.dvc} push {quote_all(plan.push)}", step="dvc push", resume=resume)
+        push = f"{ws.dvc} push {quote_all(plan.push)}"
+        ws.act(push, step="dvc push", resume=resume, network=True)
         done.pushed = tuple(plan.push)
     if p.commit and p.git_push:
         if state.ahead > 0 or ws.dry:
-            ws.act(_git_push(ws, state, resume), step="git push", resume=resume)
+            _push_branch(ws, plan, state, resume, ours=done.committed)
             done.git_pushed = True
         else:
             console.info(f"branch '{state.branch}' is up to date with its upstream: no git push")
@@ -266,9 +276,7 @@ def _covered(path: str, targets: list[str]) -> bool:
     return any(path == t or path.startswith(t + "/") or t.startswith(path + "/") for t in targets)
 
 
-def _git_push(ws: Workspace, state: GitState, resume: str) -> str:
-    if ws.dry:
-        return "git push"
+def _upstream(ws: Workspace, state: GitState, resume: str) -> tuple[str, str]:
     if state.branch is None:
         raise DvcInvokeError("HEAD is detached: nothing to push to", step="git push", resume=resume)
     target = ws.upstream_target(state.branch)
@@ -278,8 +286,79 @@ def _git_push(ws: Workspace, state: GitState, resume: str) -> str:
             step="git push",
             resume=resume,
         )
-    remote, ref = target
-    return f"git push {shlex.quote(remote)} {shlex.quote(f'HEAD:{ref}')}"
+    return target
+
+
+def _push_branch(ws: Workspace, plan: Plan, state: GitState, resume: str, *, ours: bool) -> None:
+    """``git push`` the branch; when a teammate pushed meanwhile, replay and push again.
+
+    The run's commit is replayed on top of the teammates' commits only when
+    they touch nothing the run depends on (its stages' deps and dvc.yaml, the
+    files behind its inputs, the files it commits). Otherwise the run's lock
+    file is stale for the new code: it is not pushed to the branch; the
+    commit is kept on a branch of its own, and the branch goes back to where
+    the run started, so that no later `git push` publishes it by accident.
+    """
+    if ws.dry:
+        ws.act("git push", step="git push", resume=resume)
+        return
+    remote, ref = _upstream(ws, state, resume)
+    push = f"git push {shlex.quote(remote)} {shlex.quote(f'HEAD:{ref}')}"
+    for _ in range(3):
+        try:
+            ws.act(push, step="git push", resume=resume, network=True)
+            return
+        except DvcInvokeError as exc:
+            if not _rejected(exc.log):
+                raise
+        console.warn("git push was rejected: teammates pushed meanwhile; fetching their commits")
+        ws.act(f"git fetch -q {shlex.quote(remote)}", step="git push", resume=resume, network=True)
+        theirs = ws.probe("git diff --name-only -z HEAD...@{u}").stdout.split("\0")
+        touched = [
+            f
+            for f in map(ws.from_git_top, filter(None, theirs))
+            if _covered(f, plan.graph.depends_on + plan.graph.git_paths())
+        ]
+        if touched or not ws.probe("git rebase -q @{u}").ok:
+            ws.probe("git rebase --abort")
+            _keep_aside(ws, plan, state, remote, touched, ours=ours)
+        console.info(f"replayed the run's commit on top of {state.upstream}")
+    raise DvcInvokeError(
+        "git push kept being rejected: teammates keep pushing", step="git push", resume=resume
+    )
+
+
+def _rejected(output: str | None) -> bool:
+    text = output or ""
+    return "[rejected]" in text or "non-fast-forward" in text or "fetch first" in text
+
+
+def _keep_aside(
+    ws: Workspace, plan: Plan, state: GitState, remote: str, touched: list[str], *, ours: bool
+) -> None:
+    p = plan.pipeline
+    side = f"dvc-invoke/{p.name}/{time.strftime('%Y%m%d-%H%M%S')}"
+    ws.act(f"git branch {shlex.quote(side)} HEAD", step="git push")
+    where = f"kept on branch {side}"
+    if settings(ws.c)["push_side_branch"]:
+        spec = shlex.quote(f"{side}:refs/heads/{side}")
+        ws.act(f"git push {shlex.quote(remote)} {spec}", step="git push", network=True)
+        where += f" (pushed to {remote})"
+    if ours:
+        ws.act("git reset -q --keep HEAD~1", step="git push")
+        where += f"; {state.branch} is back where the run started"
+    why = (
+        f"teammates changed what {p.name} depends on ({', '.join(touched[:5])})"
+        if touched
+        else "teammates' commits do not replay cleanly under the run's commit"
+    )
+    raise DvcInvokeError(
+        f"git push rejected: {why}, so the run's results are stale for the new code;"
+        f" nothing was pushed to {state.branch}; the run's commit is {where}",
+        step="git push",
+        resume="git pull, then "
+        + default_command(p.name, force=plan.force, upstream=plan.upstream),
+    )
 
 
 def default_command(name: str, *, force: bool, upstream: bool) -> str:

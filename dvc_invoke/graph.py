@@ -8,6 +8,7 @@ files, ``foreach`` stages and ``.dvc`` files are understood exactly as
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import os
 import posixpath
 from dataclasses import dataclass
@@ -67,6 +68,10 @@ class PipelineGraph:
     outputs: list[Output]  # what the run's stages write
     lockfiles: list[str]
     tracked: Tracked
+    # What the run's results depend on, as git sees it: its stages' deps and
+    # dvc.yaml, and the .dvc files and lock files behind its inputs. A
+    # teammate's commit touching one makes the run's lock file stale.
+    depends_on: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def push_targets(self) -> list[str]:
@@ -181,18 +186,22 @@ def build(
         ]
     )
     inputs: list[str] = []
+    depends_on: list[str] = []
     for stage in ordered:
+        depends_on += _stage_files(rel(stage.path))
         for dep in stage.deps:
             if not getattr(dep, "is_in_repo", False):
                 continue  # imports from URLs and other repositories
             path = rel(dep.fs_path)
             if path.startswith("../"):
                 continue
-            inputs += [
-                p
-                for p, out in tracked.matches(path)
-                if out.cached and out.stage not in run_addresses
-            ]
+            depends_on.append(path)
+            for p, out in tracked.matches(path):
+                if out.stage in run_addresses:
+                    continue
+                depends_on += _stage_files(out.stage.split(":")[0])
+                if out.cached:
+                    inputs.append(p)
     return PipelineGraph(
         dvcfile=dvcfile,
         stages=[s.addressing for s in ordered],
@@ -206,7 +215,15 @@ def build(
             }
         ),
         tracked=tracked,
+        depends_on=list(dict.fromkeys(depends_on)),
     )
+
+
+def _stage_files(dvcfile: str) -> list[str]:
+    """The files git holds for a stage: its dvc.yaml and dvc.lock, or its .dvc file."""
+    if dvcfile.endswith(("dvc.yaml", "dvc.yml")):
+        return [dvcfile, posixpath.join(posixpath.dirname(dvcfile), "dvc.lock")]
+    return [dvcfile]
 
 
 def remote_problem(root: Path) -> str | None:

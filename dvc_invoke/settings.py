@@ -23,6 +23,13 @@ DEFAULTS: dict[str, Any] = {
     "dvc": "",
     # Echo each git/dvc command that does work (probes are never echoed).
     "echo": True,
+    # git and dvc commands that reach a remote: retries of a transient failure
+    # (a reset connection, a timeout, a 5xx), the first delay in seconds, doubled.
+    "retries": 2,
+    "retry_delay": 2.0,
+    # When teammates' commits make a run's lock file stale, also push the
+    # branch that keeps the run's commit (dvc-invoke/<pipeline>/<time>).
+    "push_side_branch": False,
     # Slack clients: seconds per request, retries per message (one budget for
     # connection errors, 5xx and 429), the longest Retry-After worth waiting.
     "slack": {"timeout": 5, "retries": 2, "max_retry_after": 5},

@@ -9,14 +9,16 @@ dry workspace as "state unknown" rather than as "clean" or "no branch".
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import sys
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from . import environment
+from . import console, environment
 from .errors import Cancelled, DvcInvokeError
 from .interrupts import Interrupts
 from .settings import dvc_command, is_dry, settings
@@ -52,6 +54,25 @@ def find_root(start: str | os.PathLike[str] | None = None) -> Path:
         f"not a DVC repository: no .dvc folder in {here} or above (run `dvc init` first)",
         step="guards",
     )
+
+
+_TRANSIENT = re.compile(
+    r"timed? ?out|connection (reset|refused|closed|aborted)|remote end hung up"
+    r"|temporar(il)?y (unavailable|failure)|could not resolve host|network is unreachable"
+    r"|early eof|broken pipe|too many requests|\b(429|500|502|503|504)\b",
+    re.IGNORECASE,
+)
+_PERMANENT = re.compile(
+    r"permission denied|authentication failed|access denied|forbidden|not found"
+    r"|\[rejected\]|non-fast-forward|no space left|read-only file system|not a directory",
+    re.IGNORECASE,
+)
+
+
+def transient(output: str | None) -> bool:
+    """Whether a remote command's output says it failed for a moment, not for good."""
+    text = output or ""
+    return bool(_TRANSIENT.search(text)) and not _PERMANENT.search(text)
 
 
 def error_line(stderr: str) -> str | None:
@@ -122,8 +143,30 @@ class Workspace:
         """Run a read-only command quietly; never raises on failure."""
         return self.c.run(self._cmd(cmd), hide=True, warn=True, in_stream=False)
 
-    def act(self, cmd: str, *, step: str, resume: str | None = None) -> Any:
-        """Run a command that does work; its failure stops the run at ``step``."""
+    def act(self, cmd: str, *, step: str, resume: str | None = None, network: bool = False) -> Any:
+        """Run a command that does work; its failure stops the run at ``step``.
+
+        A ``network`` command (one that reaches a git or DVC remote) is tried
+        again, a bounded number of times with a growing delay, when it failed
+        the way networks fail for a moment; never when it was refused.
+        """
+        conf = settings(self.c)
+        attempts = 1 + (max(0, int(conf["retries"])) if network else 0)
+        delay = float(conf["retry_delay"])
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._act_once(cmd, step=step, resume=resume)
+            except DvcInvokeError as exc:
+                if attempt == attempts or isinstance(exc, Cancelled) or not transient(exc.log):
+                    raise
+                console.warn(
+                    f"{step}: {exc.reason}; trying again in {delay:g}s ({attempt}/{attempts - 1})"
+                )
+                time.sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")
+
+    def _act_once(self, cmd: str, *, step: str, resume: str | None) -> Any:
         self._stop_if_interrupted(step, resume)
         echo = bool(settings(self.c)["echo"] or self.c.config.run.echo)
         streams: dict[str, Any] = {}

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers import Run
+from helpers import Run, records
 from invoke import Context
 
 from dvc_invoke import sandbox
@@ -140,3 +141,18 @@ def slack():
 
     with SlackServer() as server:
         yield server
+
+
+@pytest.fixture(autouse=True)
+def no_process_left_behind(request):
+    """Whatever happens in a test, no run of it outlives it."""
+    yield
+    project = request.node.funcargs.get("project")
+    if project is None:
+        return
+    for record in records(project):
+        if record.get("detached") and record.get("pgid"):
+            try:
+                os.killpg(record["pgid"], signal.SIGKILL)
+            except ProcessLookupError:
+                pass

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import time
 from dataclasses import dataclass
 
 
@@ -33,3 +35,30 @@ def assert_one_line_error(run, *fragments):
 def echoed(run) -> list[str]:
     """The git and dvc commands the run echoed, in order."""
     return [ln for ln in run.stdout.splitlines() if ln.startswith(("git ", "dvc "))]
+
+
+def wait_for(predicate, timeout=60.0, what="condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def records(project):
+    folder = project.path / ".dvc" / "tmp" / "dvc-invoke"
+    found = [json.loads(p.read_text()) for p in folder.glob("*.json")] if folder.is_dir() else []
+    return sorted(found, key=lambda r: r["started_at"], reverse=True)
+
+
+def latest(project):
+    found = records(project)
+    return found[0] if found else None
+
+
+def wait_ended(project, timeout=60.0):
+    return wait_for(
+        lambda: (r := latest(project)) and r["status"] != "started" and r, timeout, "the run to end"
+    )

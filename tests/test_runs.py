@@ -2,42 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
-from helpers import assert_one_line_error
-
-
-def wait_for(predicate, timeout=60.0, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def records(project):
-    folder = project.path / ".dvc" / "tmp" / "dvc-invoke"
-    found = [json.loads(p.read_text()) for p in folder.glob("*.json")] if folder.is_dir() else []
-    return sorted(found, key=lambda r: r["started_at"], reverse=True)
-
-
-def latest(project):
-    found = records(project)
-    return found[0] if found else None
-
-
-def wait_ended(project, timeout=60.0):
-    return wait_for(
-        lambda: (r := latest(project)) and r["status"] != "started" and r, timeout, "the run to end"
-    )
+from helpers import assert_one_line_error, latest, records, wait_ended, wait_for
 
 
 def processes_in(pgid):
@@ -51,21 +22,6 @@ def processes_in(pgid):
         except (ProcessLookupError, PermissionError):
             pass
     return found
-
-
-@pytest.fixture(autouse=True)
-def no_process_left_behind(request):
-    """Whatever happens in a test, no run of it outlives it."""
-    yield
-    project = request.node.funcargs.get("project")
-    if project is None:
-        return
-    for record in records(project):
-        if record.get("detached") and record.get("pgid"):
-            try:
-                os.killpg(record["pgid"], signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
 
 SLOW = {"SANDBOX_SLOW": "predict:30"}

@@ -1,0 +1,245 @@
+"""Faults a team really meets, each asserting that nothing is lost.
+
+"Nothing lost" means: no lock file reaches the branch without its data on
+the DVC remote, the run's results stay in the workspace or on a branch, and
+one command (given in the failure's line) finishes or redoes the job.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import textwrap
+
+import pytest
+from helpers import assert_one_line_error, latest, wait_ended, wait_for
+
+MESSAGE = "[DVC] Update model metrics"
+
+
+def teammate_pushes(project, path, text, message="Teammate's change"):
+    mate = project.clone(f"mate-{abs(hash((path, message))) % 10000}")
+    target = mate.path / path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text)
+    mate.git("add", path)
+    mate.git("commit", "-qm", message)
+    mate.git("push", "-q")
+    return mate
+
+
+def run_detached_slow(project, seconds=3, **env):
+    run = project.inv("metrics", "--detach", env={"SANDBOX_SLOW": f"predict:{seconds}", **env})
+    assert run.returncode == 0, run.output
+    wait_for(lambda: "predict" in project.stages_run(), 60, "the predict stage")
+
+
+def data_is_on_the_remote(project, path="metrics/predictions.csv"):
+    other = project.clone(
+        f"check-{abs(hash(path)) % 10000}-{len(os.listdir(project.sandbox.base))}"
+    )
+    other.sh(f"dvc pull -q {path}")
+    return (other.path / path).is_file()
+
+
+def script(path, body):
+    path.write_text("#!/bin/sh\n" + textwrap.dedent(body))
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    return path
+
+
+# -- teammates -------------------------------------------------------------------
+
+
+def test_a_teammates_unrelated_push_mid_run_is_replayed_under_the_run(project):
+    run_detached_slow(project)
+    teammate_pushes(project, "README.md", "# Our ML project\n")
+
+    ended = wait_ended(project)
+
+    assert ended["status"] == "succeeded", ended
+    assert project.origin_log()[:2] == [MESSAGE, "Teammate's change"]
+    assert data_is_on_the_remote(project)
+    assert "teammates pushed meanwhile" in open(ended["log"]).read()
+
+
+@pytest.mark.parametrize(
+    "path, text",
+    [
+        ("metrics/evaluate.py", "raise SystemExit('a better evaluation')\n"),
+        ("metrics/dvc.lock", "schema: '2.0'\nstages: {}\n"),
+        ("training/dvc.lock", "schema: '2.0'\nstages: {}\n"),  # a retrained model
+    ],
+    ids=["dependency", "lock-conflict", "upstream-lock"],
+)
+def test_a_teammates_push_of_what_the_run_depends_on_keeps_the_run_aside(project, path, text):
+    start = project.git("rev-parse", "HEAD")
+    run_detached_slow(project)
+    teammate_pushes(project, path, text)
+
+    ended = wait_ended(project)
+
+    assert (ended["status"], ended["step"]) == ("failed", "git push"), ended
+    assert path in ended["reason"] and "stale" in ended["reason"]
+    assert ended["resume"].startswith("git pull, then inv repro --pipeline metrics")
+    # The branch never got the stale lock; the run's commit is on a branch of its own.
+    assert project.origin_log()[:2] == ["Teammate's change", "[DVC] Update training"]
+    assert project.git("rev-parse", "HEAD") == start
+    assert project.git("status", "--porcelain", "--untracked-files=no") == ""
+    side = project.git("for-each-ref", "--format=%(refname:short)", "refs/heads/dvc-invoke/")
+    assert side.startswith("dvc-invoke/metrics/")
+    assert project.git("log", "-1", "--format=%s", side) == MESSAGE
+    # ...and that commit's data is on the DVC remote: nothing of the run is lost.
+    check = project.sandbox.base / "side-check"
+    project.sh(f"git clone -q -b {side} . {check}")
+    project.sh(f"cd {check} && dvc pull -q metrics/predictions.csv")
+    assert (check / "metrics" / "predictions.csv").is_file()
+
+
+def test_a_branch_behind_its_upstream_is_refused_before_the_run(project):
+    teammate_pushes(project, "README.md", "# news\n")
+
+    run = project.inv("metrics")
+
+    assert_one_line_error(run, "is 1 commit behind origin/main: pull first")
+    assert project.stages_run() == []
+
+
+# -- remotes ---------------------------------------------------------------------
+
+
+def test_an_unreachable_git_remote_is_refused_before_the_run(project):
+    project.sandbox.origin.rename(project.sandbox.base / "origin-away.git")
+
+    run = project.inv("metrics")
+
+    assert_one_line_error(run, "guards failed", "cannot fetch from git remote 'origin'")
+    assert project.stages_run() == []
+    nofetch = project.inv("metrics", "--skip", "fetch")
+    assert_one_line_error(nofetch, "git remote 'origin' does not accept a push")
+    assert project.stages_run() == []
+
+
+@pytest.mark.parametrize("broken", ["missing", "file"])
+def test_a_broken_dvc_remote_is_refused_before_the_run(project, broken):
+    remote = project.sandbox.remote
+    remote.rename(remote.with_name("remote-away"))
+    if broken == "file":
+        remote.write_text("not a folder\n")
+
+    run = project.inv("metrics")
+
+    expected = "does not exist" if broken == "missing" else "is not a folder"
+    assert_one_line_error(run, "guards failed", "DVC remote 'storage'", expected)
+    assert project.stages_run() == []
+
+
+def test_no_dvc_remote_at_all_is_refused_before_the_run(project):
+    project.sh("dvc remote remove storage && git commit -qam 'No remote'")
+
+    run = project.inv("metrics")
+
+    assert_one_line_error(run, "no DVC remote is configured", "dvc remote add")
+
+
+def test_the_dvc_remote_vanishing_mid_run_stops_before_git_push(project):
+    origin = project.origin_log()
+    remote = project.sandbox.remote
+    run_detached_slow(project)
+    remote.rename(remote.with_name("remote-away"))
+    remote.write_text("the share went away\n")
+
+    ended = wait_ended(project)
+
+    assert (ended["status"], ended["step"]) == ("failed", "dvc push"), ended
+    assert project.origin_log() == origin  # no lock without its data
+    assert project.git("log", "-1", "--format=%s") == MESSAGE  # kept locally
+    assert ended["resume"] == "inv publish --pipeline metrics"
+
+    remote.unlink()
+    remote.with_name("remote-away").rename(remote)
+    done = project.inv("publish", "--pipeline", "metrics")
+
+    assert done.returncode == 0, done.output
+    assert project.origin_log()[0] == MESSAGE
+    assert data_is_on_the_remote(project)
+
+
+def test_a_transient_git_push_failure_is_retried(project, tmp_path):
+    calls = tmp_path / "receive-pack-calls"
+    wrapper = script(
+        tmp_path / "flaky-receive-pack",
+        f"""\
+        n=$(cat {calls} 2>/dev/null || echo 0); n=$((n + 1)); echo $n > {calls}
+        # the preflight's dry run is call 1; the real push's first try fails
+        if [ "$n" = 2 ]; then echo "error: Connection reset by peer" >&2; exit 1; fi
+        exec git-receive-pack "$@"
+        """,
+    )
+    project.git("config", "remote.origin.receivepack", str(wrapper))
+    (project.path / "invoke.yaml").write_text("dvc_invoke:\n  retry_delay: 0.1\n")
+
+    run = project.inv("metrics")
+
+    assert run.returncode == 0, run.output
+    assert "git push: " in run.stdout and "trying again in 0.1s (1/2)" in run.stdout
+    assert project.origin_log()[0] == MESSAGE
+    assert calls.read_text().strip() == "3"
+
+
+def test_a_transient_dvc_push_failure_is_retried_and_a_permanent_one_is_not(project, tmp_path):
+    calls = tmp_path / "dvc-push-calls"
+    wrapper = script(
+        tmp_path / "flaky-dvc",
+        f"""\
+        if [ "$1" = push ]; then
+          n=$(cat {calls} 2>/dev/null || echo 0); n=$((n + 1)); echo $n > {calls}
+          if [ "$n" = 1 ]; then echo "ERROR: failed to push data: Read timed out" >&2; exit 1; fi
+          if [ "$n" = 2 ]; then echo "ERROR: failed to push data: Permission denied" >&2; exit 1; fi
+        fi
+        exec dvc "$@"
+        """,
+    )
+    (project.path / "invoke.yaml").write_text(
+        f"dvc_invoke:\n  dvc: {wrapper}\n  retry_delay: 0.1\n"
+    )
+
+    run = project.inv("metrics")
+
+    line = assert_one_line_error(run, "dvc push failed", "Permission denied")
+    assert calls.read_text().strip() == "2"  # timed out: retried; refused: not
+    assert "inv publish --pipeline metrics" in line
+    again = project.inv("publish", "--pipeline", "metrics")
+    assert again.returncode == 0, again.output
+    assert project.origin_log()[0] == MESSAGE
+
+
+# -- interrupts ------------------------------------------------------------------
+
+
+def test_sigterm_during_dvc_push_leaves_a_run_that_publish_finishes(project, tmp_path):
+    wrapper = script(
+        tmp_path / "slow-push-dvc",
+        """\
+        if [ "$1" = push ] && [ -n "$SLOW_PUSH" ]; then sleep 30; fi
+        exec dvc "$@"
+        """,
+    )
+    (project.path / "invoke.yaml").write_text(f"dvc_invoke:\n  dvc: {wrapper}\n")
+    origin = project.origin_log()
+    run = project.inv("metrics", "--detach", env={"SLOW_PUSH": "1"})
+    assert run.returncode == 0, run.output
+    wait_for(lambda: (latest(project) or {}).get("step") == "publish", 60, "publishing")
+    wait_for(lambda: "slow-push-dvc push" in open(latest(project)["log"]).read(), 30, "dvc push")
+
+    os.kill(latest(project)["pid"], signal.SIGTERM)
+
+    ended = wait_ended(project)
+    assert (ended["status"], ended["step"]) == ("cancelled", "dvc push"), ended
+    assert ended["resume"] == "inv publish --pipeline metrics"
+    assert project.origin_log() == origin
+    done = project.inv("publish", "--pipeline", "metrics")
+    assert done.returncode == 0, done.output
+    assert project.origin_log()[0] == MESSAGE
+    assert data_is_on_the_remote(project)
