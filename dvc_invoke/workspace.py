@@ -76,12 +76,23 @@ def transient(output: str | None) -> bool:
 
 
 def error_line(stderr: str) -> str | None:
-    """The line in which git or dvc said why it failed, without its prefix."""
-    for line in reversed(stderr.splitlines()):
+    """The line in which git or dvc said why it failed, without its prefix.
+
+    dvc ends with a summary ("failed to push data to the cloud - 1 files
+    failed to upload") after the line that has the cause; the cause is kept.
+    """
+    errors = []
+    for line in stderr.splitlines():
         for prefix in ("ERROR: ", "fatal: ", "error: "):
             if line.startswith(prefix):
-                return line[len(prefix) :].strip()
-    return None
+                errors.append(line[len(prefix) :].strip())
+    if not errors:
+        return None
+    last = errors[-1]
+    if len(errors) > 1 and last.startswith("failed to ") and " - " in errors[-2]:
+        cause = errors[-2].split(" - ", 1)[1].split(": '", 1)[0]
+        return f"{last} ({cause})"
+    return last
 
 
 @dataclass

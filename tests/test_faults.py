@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import stat
+import subprocess
 import textwrap
 
 import pytest
@@ -243,3 +244,49 @@ def test_sigterm_during_dvc_push_leaves_a_run_that_publish_finishes(project, tmp
     assert done.returncode == 0, done.output
     assert project.origin_log()[0] == MESSAGE
     assert data_is_on_the_remote(project)
+
+
+@pytest.fixture
+def full_remote(project):
+    """The DVC remote on a real, tiny filesystem that is full."""
+    remote = project.sandbox.remote
+    moved = remote.with_name("remote-before")
+    remote.rename(moved)
+    remote.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(remote)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small filesystem here: {mounted.stderr.decode().strip()}")
+    try:
+        subprocess.run(["cp", "-a", f"{moved}/.", str(remote)], check=True)
+        filler = remote / "filler"
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+        try:
+            while os.write(fd, b"\0" * 512):
+                pass
+        except OSError:
+            pass  # full
+        finally:
+            os.close(fd)
+        yield filler
+    finally:
+        subprocess.run(["umount", "-l", str(remote)], capture_output=True)
+
+
+def test_a_full_dvc_remote_stops_before_git_push_and_publish_finishes_later(project, full_remote):
+    origin = project.origin_log()
+
+    run = project.inv("metrics")
+
+    line = assert_one_line_error(run, "dvc push failed", "inv publish --pipeline metrics")
+    assert "No space left on device" in line
+    assert run.stdout.count("predictions.csv\n") >= 1 and "trying again" not in run.stdout
+    assert project.origin_log() == origin
+    assert project.git("log", "-1", "--format=%s") == MESSAGE
+
+    full_remote.unlink()  # space again
+    done = project.inv("publish", "--pipeline", "metrics")
+
+    assert done.returncode == 0, done.output
+    assert project.origin_log()[0] == MESSAGE

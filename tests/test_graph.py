@@ -94,6 +94,17 @@ def test_git_state_of_a_detached_head_without_commits():
     assert state.commit is None and state.branch is None and state.upstream is None
 
 
+def test_error_line_keeps_the_cause_behind_dvcs_summary():
+    stderr = (
+        "ERROR: failed to transfer '764e' - [Errno 28] No space left on device: '/a' -> '/b'\n"
+        "ERROR: failed to push data to the cloud - 1 files failed to upload\n"
+    )
+    assert error_line(stderr) == (
+        "failed to push data to the cloud - 1 files failed to upload"
+        " ([Errno 28] No space left on device)"
+    )
+
+
 def test_error_line_takes_the_tools_last_reason():
     stderr = "Running...\nERROR: first\nsome detail\nERROR: failed to push data\n\nHaving any troubles?\n"
     assert error_line(stderr) == "failed to push data"
