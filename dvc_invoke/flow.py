@@ -160,6 +160,13 @@ def preflight(
     if target is not None and "git-push" not in skip:
         remote, ref = target
         res = ws.probe(f"git push --dry-run -q {shlex.quote(remote)} {shlex.quote(f'HEAD:{ref}')}")
+        if res.failed and _rejected(res.stderr):
+            raise DvcInvokeError(
+                f"branch '{state.branch}' is behind {remote}: it has commits this clone lacks;"
+                " pull first (`git pull --rebase`)",
+                step="guards",
+                resume=resume,
+            )
         if res.failed:
             reason = error_line(res.stderr) or f"git push --dry-run exited with {res.exited}"
             raise DvcInvokeError(

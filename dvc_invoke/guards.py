@@ -12,16 +12,23 @@ from .workspace import Workspace
 
 @task(
     default=True,
-    help={"pipeline": "Also check that this pipeline exists and can publish (branch, upstream)."},
+    iterable=["skip"],
+    help={
+        "pipeline": "Also check this pipeline: its dvc.yaml and targets, the branch and its"
+        " upstream (fetched), the git and DVC remotes.",
+        "skip": "Leave out a check on purpose: fetch, git-push or dvc-remote. Repeatable.",
+    },
 )
 @exits
-def check(c, pipeline=None):
+def check(c, pipeline=None, skip=None):
     """Check the workspace: a git and DVC repository, no uncommitted changes to tracked files."""
     ws = Workspace(c)
     p = resolve(c, ws.root, pipeline) if pipeline is not None else None
-    flow.check(ws, p)
+    state = flow.check(ws, p)
     if p is not None:
-        flow.plan(ws, p)  # the pipeline reads, and its pull/push targets resolve
+        run_plan = flow.plan(ws, p)  # the pipeline reads, and its pull/push targets resolve
+        # Slack is checked by a run's first message, not here: no message for a check.
+        flow.preflight(ws, run_plan, state, skip=(*(skip or ()), "slack"))
     if not ws.dry:
         console.result(True, "guards passed" + (f" for {p.name}" if p else ""))
 

@@ -105,6 +105,14 @@ def test_a_branch_behind_its_upstream_is_refused_before_the_run(project):
 
     assert_one_line_error(run, "is 1 commit behind origin/main: pull first")
     assert project.stages_run() == []
+    guards = project.inv("guards", "--pipeline", "metrics")
+    assert_one_line_error(guards, "is 1 commit behind origin/main")
+    nofetch = project.inv("guards", "--pipeline", "metrics", "--skip", "fetch")
+    assert_one_line_error(nofetch, "is behind origin: it has commits this clone lacks")
+    skipped = project.inv(
+        "guards", "--pipeline", "metrics", "--skip", "fetch", "--skip", "git-push"
+    )
+    assert skipped.returncode == 0, skipped.output
 
 
 # -- remotes ---------------------------------------------------------------------
