@@ -18,7 +18,7 @@ import logging
 import os
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
@@ -223,12 +223,8 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def clip(text: str, limit: int, *, keep: str = "start") -> str:
-    if len(text) <= limit:
-        return text
-    if keep == "end":
-        return "…" + text[-(limit - 1) :]
-    return text[: limit - 1] + "…"
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def log_tail(text: str, limit: int = LOG_TAIL_LIMIT) -> str:
@@ -297,14 +293,45 @@ def tail_blocks(report: RunReport) -> tuple[str, list[Any]]:
 # -- notifiers --------------------------------------------------------------
 
 
-@dataclass
-class _Guarded:
-    """What every Slack notifier shares: secrets kept out, one warning per error."""
+class _SlackNotifier:
+    """What both Slack notifiers share: one client, secrets kept out, one warning per error."""
 
-    settings: SlackSettings
-    warn: Any
-    disabled: bool = False
-    warned: set[str] = field(default_factory=set)
+    name = "slack"
+
+    def __init__(
+        self, settings: SlackSettings, warn: Any, *, texts: Mapping[str, str] | None = None
+    ):
+        self.settings = settings
+        self.warn = warn
+        self.texts = dict(texts or {})  # the pipeline's text per status
+        self.disabled = False  # after an error no later message will fix
+        self.warned: set[str] = set()
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            s = self.settings
+            self._client = self._make_client(
+                timeout=int(max(1, s.timeout)),
+                logger=_logger(s.secrets),
+                retry_handlers=_retry_handlers(s),
+            )
+        return self._client
+
+    def _make_client(self, **options: Any) -> Any:
+        raise NotImplementedError
+
+    def _send(self, text: str) -> None:
+        raise NotImplementedError
+
+    def send(self, text: str) -> bool:
+        try:
+            self._send(text)
+            return True
+        except Exception as exc:  # noqa: BLE001 - a notification never fails the caller
+            self._fail(exc, "message")
+            return False
 
     def _fail(self, exc: BaseException, what: str) -> None:
         reason, permanent = describe(exc, self.settings.secrets)
@@ -315,9 +342,7 @@ class _Guarded:
             self.warn(f"Slack {what} failed ({reason}); the run goes on")
 
 
-class WebApiNotifier(_Guarded):
-    name = "slack"
-
+class WebApiNotifier(_SlackNotifier):
     def __init__(
         self,
         settings: SlackSettings,
@@ -326,25 +351,16 @@ class WebApiNotifier(_Guarded):
         channel: str | None = None,
         texts: Mapping[str, str] | None = None,
     ):
-        super().__init__(settings, warn)
+        super().__init__(settings, warn, texts=texts)
         self.channel = channel or settings.channel
-        self.texts = dict(texts or {})
-        self._client: Any = None
 
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            from slack_sdk import WebClient
+    def _make_client(self, **options: Any) -> Any:
+        from slack_sdk import WebClient
 
-            s = self.settings
-            self._client = WebClient(
-                token=s.token,
-                base_url=s.api_url,
-                timeout=int(max(1, s.timeout)),
-                logger=_logger(s.secrets),
-                retry_handlers=_retry_handlers(s),
-            )
-        return self._client
+        return WebClient(token=self.settings.token, base_url=self.settings.api_url, **options)
+
+    def _send(self, text: str) -> None:
+        self.client.chat_postMessage(channel=self.channel, text=text)
 
     def start(self, report: RunReport) -> str | None:
         """Post the run's first message; Slack's word when it refuses for good.
@@ -394,14 +410,6 @@ class WebApiNotifier(_Guarded):
         except Exception as exc:  # noqa: BLE001 - a notification never fails the run
             self._fail(exc, "notification")
 
-    def send(self, text: str) -> bool:
-        try:
-            self.client.chat_postMessage(channel=self.channel, text=text)
-            return True
-        except Exception as exc:  # noqa: BLE001
-            self._fail(exc, "message")
-            return False
-
     def check(self) -> str:
         """auth.test, then a test message: what works, or exactly what does not."""
         from slack_sdk.errors import SlackApiError
@@ -429,32 +437,19 @@ class WebApiNotifier(_Guarded):
         return f"Slack Web API: posted a test message to {self.channel} as {who}"
 
 
-class WebhookNotifier(_Guarded):
+class WebhookNotifier(_SlackNotifier):
     name = "webhook"
 
     def start(self, report: RunReport) -> str | None:
         return None  # a webhook posts once, at the end
 
-    def __init__(
-        self, settings: SlackSettings, warn: Any, *, texts: Mapping[str, str] | None = None
-    ):
-        super().__init__(settings, warn)
-        self.texts = dict(texts or {})
-        self._client: Any = None
+    def _make_client(self, **options: Any) -> Any:
+        from slack_sdk.webhook import WebhookClient
 
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            from slack_sdk.webhook import WebhookClient
+        return WebhookClient(self.settings.webhook_url, **options)
 
-            s = self.settings
-            self._client = WebhookClient(
-                s.webhook_url,
-                timeout=int(max(1, s.timeout)),
-                logger=_logger(s.secrets),
-                retry_handlers=_retry_handlers(s),
-            )
-        return self._client
+    def _send(self, text: str) -> None:
+        self._post(text)
 
     def _post(self, text: str, blocks: list[Any] | None = None) -> None:
         resp = self.client.send(text=text, blocks=blocks)
@@ -472,14 +467,6 @@ class WebhookNotifier(_Guarded):
             self._post(text, blocks)
         except Exception as exc:  # noqa: BLE001 - a notification never fails the run
             self._fail(exc, "notification")
-
-    def send(self, text: str) -> bool:
-        try:
-            self._post(text)
-            return True
-        except Exception as exc:  # noqa: BLE001
-            self._fail(exc, "message")
-            return False
 
     def check(self) -> str:
         try:
