@@ -487,6 +487,8 @@ def _execute(
             if isinstance(exc, Cancelled) and report.step == "publish":
                 resume = publish_command(p)
             report.commit_after = ws.head()
+            if log is not None:
+                log.flush()
             tail = runs.read_tail(report.log) or exc.log
             status = "cancelled" if isinstance(exc, Cancelled) else "failed"
             report.step = exc.step or report.step
