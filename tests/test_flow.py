@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 from helpers import assert_one_line_error, echoed
@@ -260,3 +261,28 @@ def test_branch_without_upstream_is_refused_before_running(project):
 
     assert_one_line_error(run, "no upstream", "git push -u origin experiment")
     assert project.stages_run() == []
+
+
+def test_a_hostile_branch_name_is_only_ever_a_word(project):
+    branch = "exp;touch${IFS}PWNED$(touch${IFS}PWNED2)"
+    project.git("checkout", "-q", "-b", branch)
+    project.git("push", "-q", "-u", "origin", branch)
+
+    run = project.inv("metrics")
+
+    assert run.returncode == 0, run.output
+    assert not list(project.sandbox.base.rglob("PWNED*"))
+    log = subprocess.run(
+        ["git", "--git-dir", str(project.sandbox.origin), "log", "-1", "--format=%s", branch],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert log == "[DVC] Update model metrics"
+
+
+def test_a_hostile_dvc_setting_is_one_quoted_word(project):
+    (project.path / "invoke.yaml").write_text("dvc_invoke:\n  dvc: 'dvc; touch PWNED'\n")
+    run = project.inv("metrics")
+    assert_one_line_error(run, "command not found")
+    assert not list(project.sandbox.base.rglob("PWNED*"))
