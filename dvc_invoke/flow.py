@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from . import console, graph, notify, runs
+from . import console, graph, metrics, notify, runs
 from .errors import Cancelled, DvcInvokeError
 from .interrupts import Interrupts
 from .pipelines import Pipeline, resolve
@@ -207,8 +207,49 @@ def reproduce(ws: Workspace, plan: Plan, *, resume: str | None = None) -> None:
     ws.act(cmd, step="repro", resume=resume)
 
 
+def measure(ws: Workspace, plan: Plan, rev: str | None) -> list[metrics.Change] | None:
+    """What the run changed in the pipeline's metrics and params, against ``rev``.
+
+    A comparison that cannot be made is a warning (None), not a failure; a
+    gate then refuses to publish, since it cannot tell better from worse.
+    """
+    if ws.dry or not rev:
+        return None if ws.dry else []
+    from dvc.exceptions import DvcException
+
+    try:
+        return metrics.compare(ws.root, rev, plan.graph.metric_files)
+    except (DvcException, OSError, ValueError) as exc:
+        console.warn(f"cannot compare metrics with {short(rev)}: {exc}")
+        return None
+
+
+def _gate(ws: Workspace, plan: Plan, state: GitState, changes: list | None, resume: str) -> None:
+    gates = plan.pipeline.gates
+    if not gates or ws.dry:
+        return
+    if changes is None:
+        changes = measure(ws, plan, state.commit)
+    if changes is None:
+        problems = ["the metrics could not be compared with the last commit"]
+    else:
+        problems = metrics.regressions(gates, changes)
+    if problems:
+        raise DvcInvokeError(
+            "metrics got worse: " + "; ".join(problems) + "; nothing was committed",
+            step="gate",
+            resume=f"{resume} --accept (to publish it anyway)",
+        )
+
+
 def publish(
-    ws: Workspace, plan: Plan, *, always_push: bool = False, expect: GitState | None = None
+    ws: Workspace,
+    plan: Plan,
+    *,
+    always_push: bool = False,
+    expect: GitState | None = None,
+    changes: list[metrics.Change] | None = None,
+    accept: bool = False,
 ) -> Published:
     """Commit what the run changed, ``dvc push`` its data, then ``git push``.
 
@@ -223,6 +264,8 @@ def publish(
     state = ws.git_state(step="commit")
     if expect is not None and not ws.dry:
         _refuse_moved_workspace(ws, plan, expect, state, resume)
+    if not accept:
+        _gate(ws, plan, state, changes, resume)
     if p.commit:
         paths = plan.graph.git_paths()
         changed = paths if ws.dry else ws.changed_paths(paths)
@@ -477,9 +520,11 @@ def _execute(
             detail = ", ".join(run_plan.graph.stages) + (" (forced)" if run_plan.force else "")
             console.step(p.name, "repro", detail)
             reproduce(ws, run_plan, resume=command)
+            changes = measure(ws, run_plan, start.commit)
+            report.metrics = [c.to_dict() for c in changes or []]
             save("publish")
             console.step(p.name, "publish")
-            done = publish(ws, run_plan, expect=start)
+            done = publish(ws, run_plan, expect=start, changes=changes)
         except (DvcInvokeError, KeyboardInterrupt) as exc:
             if isinstance(exc, KeyboardInterrupt):
                 exc = Cancelled("interrupted (SIGINT)", step=report.step, resume=command)

@@ -23,6 +23,7 @@ class Output:
     path: str  # relative to the DVC root, with forward slashes
     cached: bool  # False: `cache: false`, so git tracks it (metrics, plots)
     stage: str  # the address of the stage that writes it
+    metric: bool = False  # declared under `metrics:`
 
 
 class Tracked:
@@ -72,6 +73,10 @@ class PipelineGraph:
     # dvc.yaml, and the .dvc files and lock files behind its inputs. A
     # teammate's commit touching one makes the run's lock file stale.
     depends_on: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def metric_files(self) -> list[str]:
+        return [o.path for o in self.outputs if o.metric]
 
     @property
     def push_targets(self) -> list[str]:
@@ -179,7 +184,7 @@ def build(
 
     tracked = Tracked(
         [
-            Output(rel(out.fs_path), bool(out.use_cache), stage.addressing)
+            Output(rel(out.fs_path), bool(out.use_cache), stage.addressing, bool(out.metric))
             for stage in stages
             for out in stage.outs
             if out.is_in_repo

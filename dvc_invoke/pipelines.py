@@ -20,6 +20,7 @@ from invoke import Task, task
 
 from .errors import DvcInvokeError, exits
 from .graph import normalize
+from .metrics import Gate, parse_gates
 from .settings import settings
 
 NAME_RE = re.compile(r"[A-Za-z0-9_.-]+")
@@ -40,6 +41,8 @@ class Pipeline:
     message: str | None = None  # default: "[DVC] Update <name>"
     # Slack overrides: "channel", and a text per status ("succeeded": "Metrics done!")
     slack: Mapping[str, str] | None = None
+    # Metrics that must not get worse: {"scores.json:accuracy": "max", "loss": "min"}
+    gates: tuple[Gate, ...] | None = None
 
     @property
     def commit_message(self) -> str:
@@ -66,7 +69,11 @@ def make(
             f"{where}: unknown option {', '.join(unknown)} (options: {', '.join(OPTIONS)})",
             step="guards",
         )
-    fields: dict[str, Any] = dataclasses.asdict(base) if base else {"name": name}
+    fields: dict[str, Any] = (
+        {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}
+        if base
+        else {"name": name}
+    )
     for key, value in values.items():
         if key in ("force", "upstream", "commit", "git_push"):
             if not isinstance(value, bool):
@@ -79,6 +86,8 @@ def make(
             value = normalize(value, step="guards")
         elif key == "slack":
             value = _slack_options(value, where=where)
+        elif key == "gates":
+            value = parse_gates(value, where=where)
         elif key == "message":
             if value is not None and (not isinstance(value, str) or not value.strip()):
                 raise DvcInvokeError(f"{where}: message must be non-empty text", step="guards")
@@ -180,6 +189,7 @@ def pipeline_task(
     git_push: bool = True,
     message: str | None = None,
     slack: Mapping[str, str] | None = None,
+    gates: Mapping[str, Any] | None = None,
     help: str | None = None,
 ) -> Task:
     """An invoke task that runs one pipeline's whole flow.
@@ -203,6 +213,7 @@ def pipeline_task(
         "git_push": git_push,
         "message": message,
         "slack": slack,
+        "gates": gates,
     }
     try:
         spec = make(name, values, where=f"pipeline_task({name!r})")

@@ -13,10 +13,13 @@ from .workspace import Workspace
 
 @task(
     default=True,
-    help={"pipeline": "The pipeline whose results to publish."},
+    help={
+        "pipeline": "The pipeline whose results to publish.",
+        "accept": "Publish even though the pipeline's gates say its metrics got worse.",
+    },
 )
 @exits
-def run(c, pipeline):
+def run(c, pipeline, accept=False):
     """Commit, dvc push and git push a pipeline's results; finishes a run whose publishing failed.
 
     Safe to repeat: what is already done is skipped, and data always
@@ -29,7 +32,7 @@ def run(c, pipeline):
         flow.tell_lost(c, ws, runs.Store(ws.root).free())
     run_plan = flow.plan(ws, p)
     console.step(p.name, "publish")
-    done = flow.publish(ws, run_plan, always_push=True)
+    done = flow.publish(ws, run_plan, always_push=True, accept=accept)
     if not ws.dry:
         console.result(
             True,

@@ -41,6 +41,8 @@ class RunReport:
     log: str | None = None
     detached: bool = False
     slack: dict[str, str] | None = None  # the pipeline's Slack overrides
+    # What the run changed in the pipeline's metrics and params (`metrics.Change`s).
+    metrics: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ended(self) -> bool:
@@ -102,6 +104,10 @@ class RunReport:
             )
             if self.pushed:
                 lines.append(f"pushed to the DVC remote: {', '.join(self.pushed)}")
+        if self.metrics:
+            from .metrics import Change, table
+
+            lines += table([Change.from_dict(m) for m in self.metrics])
         if self.resume:
             lines.append(f"resume with: {self.resume}")
         return lines

@@ -11,6 +11,7 @@ from invoke import Collection, task
 
 from . import console, flow, notify, runs
 from .errors import DvcInvokeError, exits
+from .metrics import Change
 from .pipelines import available, resolve
 from .report import format_duration, short
 from .workspace import Workspace, find_root
@@ -82,6 +83,9 @@ def status(c, pipeline=None, limit=10):
         state = "running" if not r.ended else r.status
         if r.status == "succeeded":
             detail = f"{short(r.commit_before)} → {short(r.commit_after)}"
+            numbers = [m for m in r.metrics if m.get("kind") == "metric"]
+            if numbers:
+                detail += "  " + "; ".join(Change.from_dict(m).text() for m in numbers[:3])
         elif r.ended:
             detail = f"at {r.step}: {r.reason or ''}".strip()
         else:

@@ -261,6 +261,15 @@ def message(report: RunReport, custom: str | None = None) -> tuple[str, list[Any
         )
         fields.insert(0, f"*Branch*\n{escape(report.branch or '(detached)')} at {commits}")
     blocks.append(SectionBlock(fields=[MarkdownTextObject(text=clip(f, 1900)) for f in fields]))
+    if report.metrics:
+        from .metrics import Change, table
+
+        rows = "\n".join(table([Change.from_dict(m) for m in report.metrics]))
+        text_block = clip(
+            f"*Metrics and params* (against the run's first commit)\n```{escape(rows)}```",
+            SECTION_LIMIT,
+        )
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=text_block)))
     if report.status in ("failed", "cancelled", "lost"):
         lines = [f"*Failed at:* {escape(report.step or 'unknown step')}"]
         if report.reason:
