@@ -236,9 +236,10 @@ def _gate(ws: Workspace, plan: Plan, state: GitState, changes: list | None, resu
         problems = metrics.regressions(gates, changes)
     if problems:
         raise DvcInvokeError(
-            "metrics got worse: " + "; ".join(problems) + "; nothing was committed",
+            "metrics got worse: " + "; ".join(problems) + "; nothing was committed"
+            " (to publish it anyway, accept it)",
             step="gate",
-            resume=f"{resume} --accept (to publish it anyway)",
+            resume=f"{resume} --accept",
         )
 
 

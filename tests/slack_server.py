@@ -32,7 +32,7 @@ class Request:
 
     @property
     def blocks_text(self) -> str:
-        return json.dumps(self.body.get("blocks", []))
+        return json.dumps(self.body.get("blocks", []), ensure_ascii=False)
 
 
 @dataclass
