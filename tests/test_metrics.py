@@ -172,3 +172,30 @@ def test_regressions_respect_direction_and_tolerance():
 def test_malformed_gates_are_one_clear_error(spec, error):
     with pytest.raises(DvcInvokeError, match=error):
         parse_gates(spec, where="pipeline")
+
+
+def test_changed_params_are_reported_with_the_metrics(project):
+    dvc_yaml = project.path / "metrics" / "dvc.yaml"
+    dvc_yaml.write_text(
+        dvc_yaml.read_text().replace(
+            "    - predictions.csv\n    metrics:",
+            "    - predictions.csv\n    params:\n    - threshold\n    metrics:",
+        )
+    )
+    (project.path / "metrics" / "params.yaml").write_text("threshold: 0.5\n")
+    project.git("add", "metrics")
+    project.git("commit", "-qm", "Evaluation threshold")
+    assert project.inv("metrics").returncode == 0
+    (project.path / "metrics" / "params.yaml").write_text("threshold: 0.7\n")
+    project.git("commit", "-qam", "A stricter threshold")
+
+    run = project.inv("metrics")
+
+    assert run.returncode == 0, run.output
+    assert "metrics/params.yaml:threshold: 0.5 → 0.7 (+0.2)" in run.stdout
+    assert {
+        "name": "metrics/params.yaml:threshold",
+        "old": 0.5,
+        "new": 0.7,
+        "kind": "param",
+    } in latest(project)["metrics"]
