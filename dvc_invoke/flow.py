@@ -218,10 +218,17 @@ def measure(ws: Workspace, plan: Plan, rev: str | None) -> list[metrics.Change] 
     from dvc.exceptions import DvcException
 
     try:
-        return metrics.compare(ws.root, rev, plan.graph.metric_files)
+        changes = metrics.compare(ws.root, rev, plan.graph.metric_files)
     except (DvcException, OSError, ValueError) as exc:
         console.warn(f"cannot compare metrics with {short(rev)}: {exc}")
         return None
+    old, new = {}, {}
+    for lock in plan.graph.lockfiles:
+        shown = ws.probe(f"git show {shlex.quote(f'{rev}:{ws.git_prefix}{lock}')}")
+        old[lock] = shown.stdout if shown.ok else None
+        path = ws.root / lock
+        new[lock] = path.read_text() if path.is_file() else None
+    return changes + metrics.param_changes(old, new)
 
 
 def _gate(ws: Workspace, plan: Plan, state: GitState, changes: list | None, resume: str) -> None:

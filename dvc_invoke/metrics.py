@@ -115,19 +115,64 @@ def _fmt(value: Any) -> str:
 
 
 def compare(root: Path, rev: str | None, metric_files: list[str]) -> list[Change]:
-    """The metrics and params that differ between ``rev`` and the workspace."""
-    if not rev:
+    """The metrics that differ between ``rev`` and the workspace."""
+    if not rev or not metric_files:
         return []
     from dvc.repo import Repo
 
     with Repo(os.fspath(root)) as repo:
         targets = [os.fspath(Path(root) / path) for path in metric_files]
-        changes = []
-        if targets:
-            found = repo.metrics.diff(a_rev=rev, b_rev="workspace", all=True, targets=targets)
-            changes += _flatten(found.get("diff", {}), "metric")
-        changes += _flatten(repo.params.diff(a_rev=rev, b_rev="workspace").get("diff", {}), "param")
-    return [c for c in changes if c.old != c.new]
+        found = repo.metrics.diff(a_rev=rev, b_rev="workspace", all=True, targets=targets)
+    return [c for c in _flatten(found.get("diff", {}), "metric") if c.old != c.new]
+
+
+def param_changes(
+    old_locks: Mapping[str, str | None], new_locks: Mapping[str, str | None]
+) -> list[Change]:
+    """The params the run used that differ from those of the run before it.
+
+    Read from the lock files, which record the params each run used: a
+    ``params diff`` against the run's first commit would miss the change,
+    as it was committed before the run.
+    """
+    old, new = {}, {}
+    for path, text in old_locks.items():
+        old.update(_lock_params(path, text))
+    for path, text in new_locks.items():
+        new.update(_lock_params(path, text))
+    return [
+        Change(name, old.get(name), new.get(name), "param")
+        for name in sorted(set(old) | set(new))
+        if old.get(name) != new.get(name) and name in new
+    ]
+
+
+def _lock_params(lock: str, text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    from dvc.utils.serialize import parse_yaml
+
+    try:
+        data = parse_yaml(text, lock) or {}
+    except Exception:  # noqa: BLE001 - a lock file DVC cannot read has no params to report
+        return {}
+    folder = os.path.dirname(lock)
+    found: dict[str, Any] = {}
+    for stage in (data.get("stages") or {}).values():
+        for file, values in ((stage or {}).get("params") or {}).items():
+            name = f"{folder}/{file}" if folder else file
+            for key, value in _flat(values):
+                found[f"{name}:{key}"] = value
+    return found
+
+
+def _flat(values: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    if isinstance(values, Mapping):
+        items = []
+        for key, value in values.items():
+            items += _flat(value, f"{prefix}{key}.")
+        return items
+    return [(prefix[:-1], values)]
 
 
 def _flatten(diff: Mapping[str, Mapping[str, Mapping[str, Any]]], kind: str) -> list[Change]:

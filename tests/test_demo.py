@@ -33,3 +33,12 @@ def test_demo_runs_the_whole_flow_and_shows_what_landed(tmp_path):
     assert f"objects in the DVC remote ({tmp_path / 'sandbox' / 'dvc-remote'}): " in proc.stdout
     assert f": {len(remote_files)}\n" in proc.stdout
     assert str(tmp_path) in proc.stdout
+
+
+def test_the_demos_tasks_py_is_the_one_the_readme_shows():
+    from pathlib import Path
+
+    from dvc_invoke.sandbox import TASKS_PY
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert f"```python\n{TASKS_PY}```" in readme
