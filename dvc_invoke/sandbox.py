@@ -32,8 +32,8 @@ metrics = pipeline_task(
     "metrics",
     dvcfile="metrics/dvc.yaml",
     force=True,
-    pull=["model", "dataset/testset"],   # omitted: the pipeline's inputs
-    push=["metrics"],                    # omitted: the pipeline's outputs
+    pull=["model", "dataset/testset"],  # omitted: the pipeline's inputs
+    push=["metrics"],  # omitted: the pipeline's outputs
     message="[DVC] Update model metrics",
 )
 
