@@ -12,16 +12,24 @@ tasks with `pipeline_task`::
 Importing this package never imports dvc or slack_sdk: ``inv --list`` stays fast.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from . import data, guards, notify, publish, repro
 from .errors import DvcInvokeError
 from .pipelines import Pipeline, pipeline_task
 
-try:
-    __version__ = version("dvc-invoke")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0"
+
+def __getattr__(name: str) -> Any:
+    # NOTE: importlib.metadata costs ~35 ms to import: only for who asks.
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("dvc-invoke")
+        except PackageNotFoundError:  # pragma: no cover - a source tree
+            return "0.0.0"
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DvcInvokeError",

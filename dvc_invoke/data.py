@@ -6,10 +6,7 @@ from typing import Any
 
 from invoke import Collection, task
 
-from . import console, flow, graph
 from .errors import DvcInvokeError, exits
-from .pipelines import resolve
-from .workspace import Workspace, quote_all
 
 _HELP = {
     "pipeline": "The pipeline whose {what} to {verb}"
@@ -25,6 +22,10 @@ def _help(what: str, verb: str) -> dict[str, str]:
 
 def _targets(c: Any, pipeline: str | None, target: list[str] | None, step: str):
     """The workspace, and what to transfer: ``target`` paths, else the pipeline's plan."""
+    from . import flow, graph
+    from .pipelines import resolve
+    from .workspace import Workspace
+
     if pipeline is None and not target:
         raise DvcInvokeError(f"name a --pipeline or a --target to {step}", step=step)
     ws = Workspace(c)
@@ -34,7 +35,10 @@ def _targets(c: Any, pipeline: str | None, target: list[str] | None, step: str):
     return ws, run_plan.pull if step == "pull" else run_plan.push
 
 
-def _transfer(ws: Workspace, verb: str, targets: list[str]) -> None:
+def _transfer(ws: Any, verb: str, targets: list[str]) -> None:
+    from . import console
+    from .workspace import quote_all
+
     if not targets:
         console.info(f"nothing to {verb}")
         return

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from invoke import Collection, task
 
-from . import console, flow
 from .errors import exits
-from .pipelines import resolve
-from .workspace import Workspace
 
 
 @task(
@@ -22,6 +19,10 @@ from .workspace import Workspace
 @exits
 def check(c, pipeline=None, skip=None):
     """Check the workspace: a git and DVC repository, no uncommitted changes to tracked files."""
+    from . import console, flow
+    from .pipelines import resolve
+    from .workspace import Workspace
+
     ws = Workspace(c)
     p = resolve(c, ws.root, pipeline) if pipeline is not None else None
     state = flow.check(ws, p)

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from invoke import Collection, task
 
-from . import console, flow, runs
 from .errors import exits
-from .pipelines import resolve
-from .report import short
-from .workspace import Workspace
 
 
 @task(
@@ -25,6 +21,11 @@ def run(c, pipeline, accept=False):
     Safe to repeat: what is already done is skipped, and data always
     reaches the DVC remote before the lock file reaches git.
     """
+    from . import console, flow, runs
+    from .pipelines import resolve
+    from .report import short
+    from .workspace import Workspace
+
     ws = Workspace(c)
     p = resolve(c, ws.root, pipeline)
     if not ws.dry:

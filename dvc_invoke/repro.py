@@ -9,12 +9,7 @@ import time
 
 from invoke import Collection, task
 
-from . import console, flow, notify, runs
 from .errors import DvcInvokeError, exits
-from .metrics import Change
-from .pipelines import available, resolve
-from .report import format_duration, short
-from .workspace import Workspace, find_root
 
 _HELP = {
     "pipeline": "The pipeline: a configured name, a pipeline task,"
@@ -30,6 +25,9 @@ _HELP = {
 
 
 def _need(c, pipeline):
+    from .pipelines import available, resolve
+    from .workspace import Workspace
+
     ws = Workspace(c)
     if pipeline is None:
         raise DvcInvokeError(
@@ -44,6 +42,8 @@ def _need(c, pipeline):
 @exits
 def run(c, pipeline=None, force=False, upstream=False, detach=False, skip=None):
     """Run a pipeline's whole flow: guards, pull, repro, commit, dvc push, git push, notify."""
+    from . import flow
+
     _need(c, pipeline)
     flow.run(c, pipeline, force=force, upstream=upstream, detach=detach, skip=skip or ())
 
@@ -52,13 +52,18 @@ def run(c, pipeline=None, force=False, upstream=False, detach=False, skip=None):
 @exits
 def stages(c, pipeline=None, force=False, upstream=False):
     """Reproduce a pipeline's stages only: no guards, pull or publishing."""
+    from . import console, flow
+
     ws, p = _need(c, pipeline)
     run_plan = flow.plan(ws, p, force=force, upstream=upstream)
     console.step(p.name, "repro", ", ".join(run_plan.graph.stages))
     flow.reproduce(ws, run_plan)
 
 
-def _store(c) -> runs.Store:
+def _store(c):
+    from . import flow, runs
+    from .workspace import Workspace
+
     ws = Workspace(c)
     store = runs.Store(ws.root)
     flow.tell_lost(c, ws, store.lost())
@@ -72,6 +77,10 @@ def _store(c) -> runs.Store:
 @exits
 def status(c, pipeline=None, limit=10):
     """List runs, newest first: running, succeeded, failed, cancelled, or lost."""
+    from . import console
+    from .metrics import Change
+    from .report import format_duration, short
+
     reports = [r for r in _store(c).all() if pipeline is None or r.pipeline == pipeline]
     if int(limit) > 0:
         reports = reports[: int(limit)]
@@ -104,6 +113,9 @@ def status(c, pipeline=None, limit=10):
 @exits
 def logs(c, run=None, follow=False):
     """Print a run's log; with --follow, until the run ends."""
+    from . import flow, runs
+    from .workspace import Workspace
+
     store = _store(c)
     report = store.latest(run)
     if not report.log or not os.path.isfile(report.log):
@@ -143,6 +155,9 @@ def cancel(c, run=None, timeout=30):
     an interrupted repro. Only if that takes longer than --timeout is the run's
     whole process group killed.
     """
+    from . import console, notify, runs
+    from .workspace import find_root
+
     store = _store(c)
     if run:
         report = store.load(run)

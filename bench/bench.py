@@ -1,0 +1,419 @@
+"""dvc-invoke against the hand-written ritual, side by side, in one run.
+
+    python bench/bench.py [--quick] [--runs N] [--json PATH] [--cases 1,2,3,4,5]
+
+Every case runs its contenders alternately on generated projects (real git,
+real dvc, a bare origin and a local DVC remote in a temporary folder), and
+prints medians, the ratio of each pair and the target. Nothing here is a
+test: the machines are shared and noisy, so the numbers are read, not
+asserted. ``--quick`` shrinks the projects and data to check the script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from invoke import Context
+
+from dvc_invoke import sandbox
+
+PY = sys.executable
+ENV = {
+    **os.environ,
+    "DVC_NO_ANALYTICS": "1",
+    "PATH": os.path.dirname(PY) + os.pathsep + os.environ.get("PATH", ""),
+}
+
+# The seed's Makefile, as a script (with `|| true` where a rerun has nothing to commit).
+SEED_SCRIPT = """\
+set -e
+git diff --quiet HEAD
+dvc pull -q model/model.json
+dvc pull -q -R dataset/testset
+dvc repro -q --force metrics/dvc.yaml
+git add metrics
+git commit -q -m "[DVC] Update model metrics" || true
+dvc push -q -R metrics
+git push -q
+"""
+
+
+@dataclass
+class Case:
+    name: str
+    contenders: list[str]
+    times: dict[str, list[float]] = field(default_factory=dict)
+    target: str = ""
+    ratio_max: float | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def median(self, who: str) -> float:
+        return statistics.median(self.times[who])
+
+    @property
+    def ratio(self) -> float:
+        a, b = self.contenders
+        return self.median(a) / self.median(b)
+
+    @property
+    def passed(self) -> bool | None:
+        return None if self.ratio_max is None else self.ratio <= self.ratio_max
+
+
+def run(cmd: list[str] | str, cwd: Path, check: bool = True, **kw) -> float:
+    start = time.perf_counter()
+    subprocess.run(
+        cmd,
+        cwd=cwd,
+        env=ENV,
+        check=check,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        shell=isinstance(cmd, str),
+        **kw,
+    )
+    return time.perf_counter() - start
+
+
+def fresh_copy(template: sandbox.Sandbox, where: Path) -> sandbox.Sandbox:
+    shutil.copytree(template.base, where, symlinks=True)
+    sb = sandbox.Sandbox(where, where / "origin.git", where / "dvc-remote", where / "project")
+    subprocess.run(
+        ["git", "remote", "set-url", "origin", str(sb.origin)], cwd=sb.project, check=True
+    )
+    return sb
+
+
+def teammate(template: sandbox.Sandbox, where: Path) -> Path:
+    """A fresh clone of a fresh copy: data only on the remote, as on a new GPU box."""
+    sb = fresh_copy(template, where)
+    return sandbox.clone(Context(), sb, where / "gpu-box")
+
+
+# -- the cases -----------------------------------------------------------------------
+
+
+def case_full_flow(tmp: Path, runs: int, template: sandbox.Sandbox) -> Case:
+    case = Case(
+        "1. full flow vs the seed's script",
+        ["inv metrics", "seed script"],
+        target="ratio <= 1.10",
+        ratio_max=1.10,
+    )
+    case.times = {c: [] for c in case.contenders}
+    for i in range(runs):
+        for who in case.contenders:
+            clone = teammate(template, tmp / f"flow-{i}-{who.replace(' ', '-')}")
+            if who == "inv metrics":
+                case.times[who].append(run([PY, "-m", "invoke", "metrics"], clone))
+            else:
+                case.times[who].append(run(SEED_SCRIPT, clone, executable="/bin/bash"))
+    return case
+
+
+def case_startup(tmp: Path, runs: int) -> Case:
+    case = Case(
+        "2. inv --list: five collections vs bare invoke",
+        ["dvc-invoke", "bare invoke"],
+        target="ratio <= 1.15",
+        ratio_max=1.15,
+    )
+    ours, bare = tmp / "startup-ours", tmp / "startup-bare"
+    ours.mkdir()
+    bare.mkdir()
+    (ours / "tasks.py").write_text(sandbox.TASKS_PY)
+    (bare / "tasks.py").write_text("from invoke import task\n\n\n@task\ndef hello(c):\n    pass\n")
+    case.times = {c: [] for c in case.contenders}
+    for _ in range(runs * 3):
+        case.times["dvc-invoke"].append(run([PY, "-m", "invoke", "--list"], ours))
+        case.times["bare invoke"].append(run([PY, "-m", "invoke", "--list"], bare))
+    return case
+
+
+def case_detach(tmp: Path, runs: int, template: sandbox.Sandbox) -> Case:
+    case = Case(
+        "3. --detach returns vs the same flow's guards",
+        ["repro --detach", "guards"],
+        target="detach <= guards + 0.5 s",
+    )
+    sb = fresh_copy(template, tmp / "detach")
+    case.times = {c: [] for c in case.contenders}
+    for _ in range(runs):
+        case.times["guards"].append(
+            run([PY, "-m", "invoke", "guards", "--pipeline", "training"], sb.project)
+        )
+        case.times["repro --detach"].append(
+            run([PY, "-m", "invoke", "repro", "--pipeline", "training", "--detach"], sb.project)
+        )
+        run([PY, "-m", "invoke", "repro.logs", "--follow"], sb.project)  # let it end, untimed
+    gap = case.median("repro --detach") - case.median("guards")
+    case.extra["detach - guards (s)"] = round(gap, 3)
+    case.extra["pass"] = gap <= 0.5
+    return case
+
+
+def _scaled_project(root: Path, pipelines: int, stages: int, files_per_stage: int) -> Path:
+    """A DVC project with ``pipelines`` pipelines of ``stages`` chained stages, each
+    stage writing ``files_per_stage`` outputs: never run, only read."""
+    root.mkdir(parents=True)
+    c = Context()
+    with c.cd(str(root)):
+        c.run(
+            "git init -q -b main && dvc init -q && dvc config core.analytics false",
+            hide=True,
+            env=ENV,
+        )
+    (root / "data.txt").write_text("seed\n")
+    for p in range(pipelines):
+        folder = root / f"p{p:03d}"
+        folder.mkdir()
+        lines = ["stages:"]
+        for s in range(stages):
+            dep = "../data.txt" if s == 0 else f"s{s - 1:04d}/f0000"
+            outs = "\n".join(f"      - s{s:04d}/f{f:04d}" for f in range(files_per_stage))
+            lines.append(f"  s{s:04d}:\n    cmd: echo\n    deps:\n      - {dep}\n    outs:\n{outs}")
+        (folder / "dvc.yaml").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def case_scale(tmp: Path, runs: int, quick: bool) -> list[Case]:
+    sizes = (
+        [(1, 50, 10), (1, 500, 10), (50, 10, 1)]
+        if not quick
+        else [(1, 20, 5), (1, 100, 5), (10, 5, 1)]
+    )
+    cases = []
+    resolve = textwrap.dedent(
+        """\
+        import resource, sys
+        from invoke import Context
+        from dvc_invoke import flow
+        from dvc_invoke.pipelines import Pipeline
+        from dvc_invoke.workspace import Workspace
+        ws = Workspace(Context())
+        plan = flow.plan(ws, Pipeline("p", sys.argv[1]))
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        print(len(plan.graph.stages), len(plan.push), rss)
+        """
+    )
+    for pipelines, stages, files in sizes:
+        root = _scaled_project(
+            tmp / f"scale-{pipelines}x{stages}x{files}", pipelines, stages, files
+        )
+        dvcfile = "p000/dvc.yaml"
+        case = Case(
+            f"4. resolve pull/push sets: {pipelines} pipeline(s) x {stages} stages x {files} outs",
+            ["plan (dvc-invoke)", "dvc status"],
+            target="ratio < 2.0, linear",
+            ratio_max=2.0,
+        )
+        case.times = {c: [] for c in case.contenders}
+        for _ in range(runs):
+            case.times["plan (dvc-invoke)"].append(run([PY, "-c", resolve, dvcfile], root))
+            # `dvc status -q` exits 1 when stages changed (they never ran): not an error here.
+            status = [PY, "-m", "dvc", "status", "-q", dvcfile]
+            case.times["dvc status"].append(run(status, root, check=False))
+        out = subprocess.run(
+            [PY, "-c", resolve, dvcfile],
+            cwd=root,
+            env=ENV,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        case.extra = {
+            "stages": int(out[0]),
+            "outputs": int(out[1]),
+            "max RSS (MiB)": round(int(out[2]) / 1024, 1),
+        }
+        cases.append(case)
+    small, large = cases[0], cases[1]
+    growth = large.median("plan (dvc-invoke)") / small.median("plan (dvc-invoke)")
+    size = large.extra["outputs"] / small.extra["outputs"]
+    large.extra["time growth / size growth"] = round(growth / size, 3)
+    return cases
+
+
+def case_data(tmp: Path, runs: int, mib: int) -> Case:
+    """Pulling inputs of which half are already in the local cache: bytes read."""
+    case = Case(
+        f"5. pull {mib} MiB, half cached: bytes read",
+        ["inv data.pull", "dvc pull"],
+        target="no more read than dvc pull alone",
+        ratio_max=1.05,
+    )
+    base = tmp / "data-template"
+    sb = sandbox.create(Context(), base, trained=True)
+    big = sb.project / "dataset" / "big"
+    big.mkdir()
+    chunk = 8 * 1024 * 1024
+    for i in range(max(2, mib // 8)):
+        (big / f"part-{i:04d}.bin").write_bytes(os.urandom(chunk))
+    metrics_yaml = sb.project / "metrics" / "dvc.yaml"
+    metrics_yaml.write_text(
+        metrics_yaml.read_text().replace(
+            "    - ../dataset/testset\n", "    - ../dataset/testset\n    - ../dataset/big\n", 1
+        )
+    )
+    c = Context()
+    with c.cd(str(sb.project)):
+        c.run(
+            f"{PY} -m dvc add -q dataset/big && git add -A && git commit -qm big && "
+            f"{PY} -m dvc push -q && git push -q",
+            hide=True,
+            env=ENV,
+        )
+    case.times = {c: [] for c in case.contenders}
+    read: dict[str, list[int]] = {c: [] for c in case.contenders}
+    for i in range(runs):
+        for who in case.contenders:
+            clone = teammate(sb, tmp / f"data-{i}-{who.replace(' ', '-')}")
+            _half_cache(sb.project, clone)
+            cmd = (
+                [PY, "-m", "invoke", "data.pull", "--pipeline", "metrics"]
+                if who == "inv data.pull"
+                else [
+                    PY,
+                    "-m",
+                    "dvc",
+                    "pull",
+                    "-q",
+                    "model/model.json",
+                    "dataset/testset",
+                    "dataset/big",
+                ]
+            )
+            seconds, nbytes = _measured(cmd, clone)
+            case.times[who].append(seconds)
+            read[who].append(nbytes)
+            shutil.rmtree(clone.parent)
+    case.extra = {
+        f"MiB read by {w}": round(statistics.median(v) / 2**20, 1) for w, v in read.items()
+    }
+    ours, theirs = (statistics.median(read[w]) for w in case.contenders)
+    case.extra["bytes ratio"] = round(ours / theirs, 3)
+    case.extra["pass"] = ours / theirs <= 1.05
+    return case
+
+
+def _half_cache(source: Path, clone: Path) -> None:
+    objects = sorted(p for p in (source / ".dvc" / "cache").rglob("*") if p.is_file())
+    for path in objects[::2]:
+        dest = clone / ".dvc" / "cache" / path.relative_to(source / ".dvc" / "cache")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, dest)
+
+
+def _measured(cmd: list[str], cwd: Path) -> tuple[float, int]:
+    """Wall time, and bytes the process tree read (Linux /proc io, sampled)."""
+    import psutil
+
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd,
+        cwd=cwd,
+        env=ENV,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    seen: dict[int, int] = {}
+    root = psutil.Process(proc.pid)
+    while proc.poll() is None:
+        try:
+            for p in [root, *root.children(recursive=True)]:
+                seen[p.pid] = max(seen.get(p.pid, 0), p.io_counters().read_chars)
+        except psutil.Error:
+            pass
+        time.sleep(0.02)
+    return time.perf_counter() - start, sum(seen.values())
+
+
+# -- reporting -----------------------------------------------------------------------
+
+
+def report(cases: list[Case], path: Path | None) -> None:
+    rows = []
+    for case in cases:
+        a, b = case.contenders
+        passed = case.extra.get("pass", case.passed)
+        rows.append(
+            [
+                case.name,
+                f"{a} {case.median(a):.3f}s",
+                f"{b} {case.median(b):.3f}s",
+                f"{case.ratio:.2f}",
+                case.target,
+                {True: "pass", False: "FAIL", None: "-"}[passed],
+            ]
+        )
+    widths = [
+        max(len(str(r[i])) for r in rows + [["case", "", "", "ratio", "target", ""]])
+        for i in range(6)
+    ]
+    for row in [["case", "contender A", "contender B", "ratio", "target", "result"], *rows]:
+        print("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)))
+    for case in cases:
+        if case.extra:
+            print(f"   {case.name}: " + ", ".join(f"{k} {v}" for k, v in case.extra.items()))
+    if path:
+        data = {
+            "machine": {
+                "python": platform.python_version(),
+                "platform": platform.platform(),
+                "cpus": os.cpu_count(),
+            },
+            "cases": [
+                dict(asdict(c), ratio=c.ratio, medians={w: c.median(w) for w in c.contenders})
+                for c in cases
+            ],
+        }
+        path.write_text(json.dumps(data, indent=2))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small projects and data")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--cases", default="1,2,3,4,5")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--data-mib", type=int, default=1024)
+    args = parser.parse_args(argv)
+    wanted = {int(x) for x in args.cases.split(",")}
+    runs = 2 if args.quick else args.runs
+    with tempfile.TemporaryDirectory(prefix="dvc-invoke-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        os.environ.update(ENV)
+        template = sandbox.create(Context(), tmp / "template", trained=True)
+        cases: list[Case] = []
+        if 1 in wanted:
+            cases.append(case_full_flow(tmp, runs, template))
+        if 2 in wanted:
+            cases.append(case_startup(tmp, runs))
+        if 3 in wanted:
+            cases.append(case_detach(tmp, runs, template))
+        if 4 in wanted:
+            cases += case_scale(tmp, runs, args.quick)
+        if 5 in wanted:
+            cases.append(
+                case_data(tmp, runs if not args.quick else 1, 32 if args.quick else args.data_mib)
+            )
+        report(cases, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
