@@ -18,6 +18,18 @@ def test(c, k=None, jobs=2):
     c.run(f"pytest -n {int(jobs)}{select}", pty=False)
 
 
+@task(
+    help={
+        "quick": "Small projects and data: checks the script, not the numbers.",
+        "cases": "Which cases, e.g. 1,2,3 (default: all five).",
+    }
+)
+def bench(c, quick=False, cases="1,2,3,4,5"):
+    """Time dvc-invoke against the seed's script and bare dvc; write bench/out/results.json."""
+    flags = " --quick" if quick else ""
+    c.run(f"python bench/bench.py{flags} --cases {cases} --json bench/out/results.json", pty=False)
+
+
 @task
 def lint(c):
     """Check style and formatting with ruff."""
@@ -25,4 +37,4 @@ def lint(c):
     c.run("ruff format --check .")
 
 
-ns = Collection(demo, test, lint)
+ns = Collection(demo, test, lint, bench)

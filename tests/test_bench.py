@@ -1,0 +1,28 @@
+"""The benchmark script runs and reports (its numbers are read, never asserted)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).parent.parent / "bench" / "bench.py"
+
+
+def test_the_benchmark_reports_each_case_with_its_ratio_and_target(tmp_path):
+    out = tmp_path / "results.json"
+    proc = subprocess.run(
+        [sys.executable, str(BENCH), "--quick", "--cases", "2", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    data = json.loads(out.read_text())
+    (case,) = data["cases"]
+    assert case["name"].startswith("2. inv --list")
+    assert set(case["medians"]) == {"dvc-invoke", "bare invoke"}
+    assert case["ratio"] == case["medians"]["dvc-invoke"] / case["medians"]["bare invoke"]
+    assert "ratio <= 1.15" in proc.stdout
