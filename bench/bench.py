@@ -76,6 +76,11 @@ class Case:
         return None if self.ratio_max is None else self.ratio <= self.ratio_max
 
 
+def alternate(contenders: list[str], i: int) -> list[str]:
+    """The contenders in turn, first one then the other going first (warm caches)."""
+    return contenders if i % 2 == 0 else contenders[::-1]
+
+
 def run(cmd: list[str] | str, cwd: Path, check: bool = True, **kw) -> float:
     start = time.perf_counter()
     subprocess.run(
@@ -119,7 +124,7 @@ def case_full_flow(tmp: Path, runs: int, template: sandbox.Sandbox) -> Case:
     )
     case.times = {c: [] for c in case.contenders}
     for i in range(runs):
-        for who in case.contenders:
+        for who in alternate(case.contenders, i):
             clone = teammate(template, tmp / f"flow-{i}-{who.replace(' ', '-')}")
             if who == "inv metrics":
                 case.times[who].append(run([PY, "-m", "invoke", "metrics"], clone))
@@ -284,7 +289,7 @@ def case_data(tmp: Path, runs: int, mib: int) -> Case:
     case.times = {c: [] for c in case.contenders}
     read: dict[str, list[int]] = {c: [] for c in case.contenders}
     for i in range(runs):
-        for who in case.contenders:
+        for who in alternate(case.contenders, i):
             clone = teammate(sb, tmp / f"data-{i}-{who.replace(' ', '-')}")
             _half_cache(sb.project, clone)
             if who == "inv data.pull":
@@ -314,31 +319,29 @@ def _half_cache(source: Path, clone: Path) -> None:
         shutil.copy2(path, dest)
 
 
-def _measured(cmd: list[str], cwd: Path) -> tuple[float, int]:
-    """Wall time, and bytes the process tree read (Linux /proc io, sampled)."""
-    import psutil
+_LAUNCHER = """\
+import subprocess, sys
+code = subprocess.run(sys.argv[1:], stdin=subprocess.DEVNULL,
+                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+print(open("/proc/self/io").read())
+sys.exit(code)
+"""
 
+
+def _measured(cmd: list[str], cwd: Path) -> tuple[float, int]:
+    """Wall time, and bytes the whole process tree read.
+
+    Linux adds a reaped child's I/O to its parent's, so a launcher that runs
+    the command and waits reads the tree's total in its own /proc/self/io
+    (sampling each process instead would count a child twice).
+    """
     start = time.perf_counter()
-    proc = subprocess.Popen(
-        cmd,
-        cwd=cwd,
-        env=ENV,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    seen: dict[int, int] = {}
-    root = psutil.Process(proc.pid)
-    while proc.poll() is None:
-        try:
-            for p in [root, *root.children(recursive=True)]:
-                seen[p.pid] = max(seen.get(p.pid, 0), p.io_counters().read_chars)
-        except psutil.Error:
-            pass
-        time.sleep(0.02)
-    if proc.returncode:
-        raise subprocess.CalledProcessError(proc.returncode, cmd)
-    return time.perf_counter() - start, sum(seen.values())
+    out = subprocess.run(
+        [PY, "-c", _LAUNCHER, *cmd], cwd=cwd, env=ENV, capture_output=True, text=True, check=True
+    ).stdout
+    seconds = time.perf_counter() - start
+    fields = dict(line.split(": ") for line in out.splitlines() if ": " in line)
+    return seconds, int(fields["rchar"])
 
 
 # -- reporting -----------------------------------------------------------------------
