@@ -372,6 +372,7 @@ def report(cases: list[Case], path: Path | None) -> None:
         if case.extra:
             print(f"   {case.name}: " + ", ".join(f"{k} {v}" for k, v in case.extra.items()))
     if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
         data = {
             "machine": {
                 "python": platform.python_version(),

@@ -1,8 +1,14 @@
 """This repository's own tasks: the demo, and the developer loop."""
 
+import shlex
+import sys
+
 from invoke import Collection, task
 
 from dvc_invoke import demo as _demo
+
+# The tools of the Python running inv: a virtualenv works without being activated.
+PY = shlex.quote(sys.executable)
 
 
 @task(help={"dir": "Build the sandbox here (default: a new temporary folder)."})
@@ -15,7 +21,7 @@ def demo(c, dir=None):
 def test(c, k=None, jobs=2):
     """Run the test suite (real git, real DVC, in temporary folders)."""
     select = f" -k {k!r}" if k else ""
-    c.run(f"pytest -n {int(jobs)}{select}", pty=False)
+    c.run(f"{PY} -m pytest -n {int(jobs)}{select}", pty=False)
 
 
 @task(
@@ -27,14 +33,15 @@ def test(c, k=None, jobs=2):
 def bench(c, quick=False, cases="1,2,3,4,5"):
     """Time dvc-invoke against the seed's script and bare dvc; write bench/out/results.json."""
     flags = " --quick" if quick else ""
-    c.run(f"python bench/bench.py{flags} --cases {cases} --json bench/out/results.json", pty=False)
+    cmd = f"{PY} bench/bench.py{flags} --cases {shlex.quote(cases)} --json bench/out/results.json"
+    c.run(cmd, pty=False)
 
 
 @task
 def lint(c):
     """Check style and formatting with ruff."""
-    c.run("ruff check .")
-    c.run("ruff format --check .")
+    c.run(f"{PY} -m ruff check .")
+    c.run(f"{PY} -m ruff format --check .")
 
 
 ns = Collection(demo, test, lint, bench)
