@@ -35,10 +35,11 @@ class DvcInvokeError(Exception):
 
     code = 1
 
+    def what(self) -> str:
+        return f"{self.step} failed: {self.reason}" if self.step else self.reason
+
     def line(self) -> str:
-        text = self.reason
-        if self.step:
-            text = f"{self.step} failed: {text}"
+        text = self.what()
         if self.resume:
             text = f"{text}; then run: {self.resume}"
         return f"dvc-invoke: {text}"
@@ -49,11 +50,8 @@ class Cancelled(DvcInvokeError):
 
     code = 130
 
-    def line(self) -> str:
-        text = f"cancelled during {self.step or 'the run'}: {self.reason}"
-        if self.resume:
-            text = f"{text}; then run: {self.resume}"
-        return f"dvc-invoke: {text}"
+    def what(self) -> str:
+        return f"cancelled during {self.step or 'the run'}: {self.reason}"
 
 
 def dvc_error_reason(exc: BaseException) -> str:

@@ -59,7 +59,7 @@ def _root() -> Path | None:
 
 def notifiers(
     c: Any, root: Path | None = None, *, slack: Mapping[str, str] | None = None
-) -> list[Any]:
+) -> list[Notifier]:
     """The notifiers of this project: the console, then Slack as configured.
 
     Loads the project's ``.env`` first, and refuses a malformed Slack set-up
@@ -72,7 +72,7 @@ def notifiers(
     s = SlackSettings.from_env(options=settings(c).get("slack") or {})
     overrides = dict(slack or {})  # the pipeline's channel and texts
     channel = overrides.pop("channel", None)
-    chain: list[Any] = [ConsoleNotifier()]
+    chain: list[Notifier] = [ConsoleNotifier()]
     if s.token:
         chain.append(WebApiNotifier(s, console.warn, channel=channel, texts=overrides))
     if s.webhook_url:
@@ -80,7 +80,7 @@ def notifiers(
     return chain
 
 
-def announce(chain: list[Any], report: RunReport) -> list[str]:
+def announce(chain: list[Notifier], report: RunReport) -> list[str]:
     """Report the run's start; return what refused it for good (Slack's word)."""
     refusals = []
     for notifier in chain:
@@ -95,7 +95,7 @@ def announce(chain: list[Any], report: RunReport) -> list[str]:
     return refusals
 
 
-def deliver(chain: list[Any], report: RunReport) -> None:
+def deliver(chain: list[Notifier], report: RunReport) -> None:
     """Hand ``report`` to every notifier; each handles its own failures."""
     for notifier in chain:
         notifier.report(report)

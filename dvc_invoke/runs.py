@@ -98,7 +98,10 @@ class Store:
         if not run_id or "/" in run_id or not path.is_file():
             known = ", ".join(r.id for r in self.all()[:5] if r.id) or "none"
             raise DvcInvokeError(f"no run '{run_id}' (latest runs: {known})", step="runs")
-        return RunReport.from_dict(json.loads(path.read_text()))
+        try:
+            return RunReport.from_dict(json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError) as exc:
+            raise DvcInvokeError(f"run {run_id}'s record is damaged: {exc}", step="runs") from None
 
     def all(self) -> list[RunReport]:
         """Every run, newest first."""

@@ -249,7 +249,9 @@ class Workspace:
 
     def head(self) -> str | None:
         res = self.probe("git rev-parse --verify -q HEAD")
-        return res.stdout.strip() or None if res.ok else None
+        if not res.ok:
+            return None  # no commit yet
+        return res.stdout.strip() or None
 
     def upstream_target(self, branch: str) -> tuple[str, str] | None:
         """The remote and remote ref that ``branch`` pushes to, if it has an upstream."""

@@ -227,3 +227,14 @@ def test_ctrl_c_in_the_foreground_cancels_the_run(project):
     assert "dvc_invoke" not in err  # the stage's own traceback is the stage's business
     assert latest(project)["status"] == "cancelled"
     assert project.git("status", "--porcelain") == ""
+
+
+def test_a_damaged_run_record_is_one_line(project):
+    assert project.inv("metrics").returncode == 0
+    record = project.path / ".dvc" / "tmp" / "dvc-invoke" / f"{latest(project)['id']}.json"
+    run_id = record.stem
+    record.write_text("{not json")
+
+    run = project.inv("repro.logs", "--run", run_id)
+
+    assert_one_line_error(run, f"run {run_id}'s record is damaged")
