@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from . import console, graph, metrics, notify, runs
+from . import console, graph, metrics, notifiers, runs
 from .errors import Cancelled, DvcInvokeError
 from .interrupts import Interrupts
 from .pipelines import Pipeline, resolve
@@ -451,7 +451,7 @@ def run(
     skip = tuple(skip or ())
     state = check(ws, p, resume=command)
     run_plan = plan(ws, p, force=force, upstream=upstream)
-    chain = notify.notifiers(c, ws.root, slack=p.slack)
+    chain = notifiers.notifiers(c, ws.root, slack=p.slack)
     if not adopted:
         state = preflight(ws, run_plan, state, skip=skip, resume=command)
     if ws.dry:
@@ -474,7 +474,7 @@ def run(
             report.process_started = runs.process_identity(report.pid)
         tell_lost(c, ws, store.claim(report))
         if "slack" not in skip:
-            refusals = notify.announce(chain, report)
+            refusals = notifiers.announce(chain, report)
             if refusals:
                 store.forget(report)
                 raise DvcInvokeError(
@@ -520,7 +520,7 @@ def _execute(
         ws.interrupts, ws.log = interrupts, log
         try:
             if not announced:
-                notify.deliver(chain, report)
+                notifiers.deliver(chain, report)
             save("pull")
             console.step(p.name, "pull")
             report.pulled = pull(ws, run_plan, resume=command)
@@ -546,7 +546,7 @@ def _execute(
             status = "cancelled" if isinstance(exc, Cancelled) else "failed"
             report.step = exc.step or report.step
             report.end(status, reason=exc.reason, resume=resume, log_tail=tail)
-            notify.deliver(chain, report)
+            notifiers.deliver(chain, report)
             save()
             if isinstance(exc, Cancelled):
                 raise Cancelled(exc.reason, step=report.step, resume=resume) from None
@@ -557,7 +557,7 @@ def _execute(
         report.pushed = list(done.pushed)
         report.commit_after = done.commit
         report.end("succeeded")
-        notify.deliver(chain, report)
+        notifiers.deliver(chain, report)
         save(None)
     return report
 
@@ -566,7 +566,7 @@ def tell_lost(c: Any, ws: Workspace, lost: list[RunReport]) -> None:
     """Tell the team about runs found dead, each with its own pipeline's Slack set-up."""
     for report in lost:
         console.warn(f"run {report.id} ({report.pipeline}) was lost: its process is gone")
-        runs.tell_lost([report], notify.notifiers(c, ws.root, slack=report.slack))
+        runs.tell_lost([report], notifiers.notifiers(c, ws.root, slack=report.slack))
         runs.Store(ws.root).save(report)
 
 

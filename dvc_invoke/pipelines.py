@@ -14,14 +14,16 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from invoke import Task, task
 
 from .errors import DvcInvokeError, exits
 from .graph import normalize
-from .metrics import Gate, parse_gates
 from .settings import settings
+
+if TYPE_CHECKING:
+    from .metrics import Gate
 
 NAME_RE = re.compile(r"[A-Za-z0-9_.-]+")
 
@@ -86,7 +88,9 @@ def make(
             value = normalize(value, step="guards")
         elif key == "slack":
             value = _slack_options(value, where=where)
-        elif key == "gates":
+        elif key == "gates" and value is not None:
+            from .metrics import parse_gates  # only for who has gates: `inv --list` stays light
+
             value = parse_gates(value, where=where)
         elif key == "message":
             if value is not None and (not isinstance(value, str) or not value.strip()):
@@ -221,9 +225,9 @@ def pipeline_task(
         raise ValueError(exc.reason) from None
     _DEFINED[name] = spec
 
-    from . import flow
-
     def body(c, force=spec.force, upstream=spec.upstream, detach=False, skip=None):  # type: ignore[no-untyped-def]
+        from . import flow  # on use: `inv --list` imports no more than the collections
+
         flags = (" --force" if force and not spec.force else "") + (
             " --upstream" if upstream and not spec.upstream else ""
         )

@@ -155,7 +155,7 @@ def cancel(c, run=None, timeout=30):
     an interrupted repro. Only if that takes longer than --timeout is the run's
     whole process group killed.
     """
-    from . import console, notify, runs
+    from . import console, notifiers, runs
     from .workspace import find_root
 
     store = _store(c)
@@ -193,7 +193,7 @@ def cancel(c, run=None, timeout=30):
             resume=report.command,
             log_tail=runs.read_tail(report.log),
         )
-        notify.deliver(notify.notifiers(c, find_root(), slack=report.slack), report)
+        notifiers.deliver(notifiers.notifiers(c, find_root(), slack=report.slack), report)
         store.save(report)
     console.result(True, f"run {report.id} ({report.pipeline}) cancelled")
 

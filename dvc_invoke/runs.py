@@ -205,11 +205,11 @@ def read_tail(path: str | None, limit: int = 20000) -> str | None:
 
 
 def tell_lost(reports: list[RunReport], chain: list) -> None:
-    from . import notify
+    from . import notifiers
 
     for report in reports:
         report.log_tail = read_tail(report.log)
-        notify.deliver(chain, report)
+        notifiers.deliver(chain, report)
 
 
 def stop_leftovers(report: RunReport) -> None:
@@ -234,7 +234,7 @@ def settle(root: Path, run_id: str) -> int:
     """After a detached run's process: if it left no end, it is lost, and the team is told."""
     from invoke import Context
 
-    from . import notify
+    from . import notifiers
 
     store = Store(root)
     with store.lock():
@@ -244,7 +244,7 @@ def settle(root: Path, run_id: str) -> int:
         mark_lost(report)
         store.save(report)
     stop_leftovers(report)
-    chain = notify.notifiers(Context(), root, slack=report.slack)
+    chain = notifiers.notifiers(Context(), root, slack=report.slack)
     tell_lost([report], chain)
     store.save(report)
     return 1

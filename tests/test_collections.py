@@ -9,7 +9,7 @@ import pytest
 from invoke import Collection, Task
 
 import dvc_invoke
-from dvc_invoke import data, guards, notify, pipeline_task, publish, repro
+from dvc_invoke import data, guards, notify, pipeline_task, publish, repro, sandbox
 
 
 @pytest.mark.parametrize(
@@ -75,3 +75,25 @@ def test_importing_the_package_stays_free_of_dvc_and_slack():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
     assert dvc_invoke.__version__
+
+
+def test_listing_tasks_imports_no_run_machinery(tmp_path):
+    # `inv --list` (and tab completion) load tasks.py on every keystroke: the
+    # collections import their machinery when a task runs, not before.
+    (tmp_path / "tasks.py").write_text(sandbox.TASKS_PY)
+    code = (
+        "import sys; from invoke.main import program; "
+        "program.run(['inv', '--list'], exit=False); "
+        "print(sorted(m for m in sys.modules if m.startswith('dvc_invoke.')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    assert "metrics" in out.stdout  # the listing did load tasks.py
+    loaded = set(out.stdout.strip().splitlines()[-1].strip("[]").replace("'", "").split(", "))
+    machinery = {
+        f"dvc_invoke.{m}"
+        for m in ("flow", "runs", "workspace", "notifiers", "report", "metrics", "console", "slack")
+    }
+    assert "dvc_invoke.pipelines" in loaded
+    assert loaded & machinery == set()
