@@ -1,8 +1,10 @@
 """A pipeline as DVC sees it: its stages in order, what it reads, what it writes.
 
-Read through DVC's own index (``dvc.repo.Repo``), so templated ``dvc.yaml``
-files, ``foreach`` stages and ``.dvc`` files are understood exactly as
-``dvc repro`` understands them. ``dvc`` is imported here, on first use only.
+The pipeline's own ``dvc.yaml`` is loaded by DVC (``dvc.repo.Repo``), so
+templating, ``foreach`` and ``matrix`` stages are understood exactly as
+``dvc repro`` understands them; the outputs of the project's other DVC files
+are read quickly when the files are plain, by DVC otherwise (`scan`).
+``dvc`` is imported here, on first use only.
 """
 
 from __future__ import annotations
@@ -141,82 +143,276 @@ def normalize(raw: str, *, step: str) -> str:
 
 def load(root: Path, dvcfile: str | None, *, upstream: bool = False) -> PipelineGraph:
     """Read the pipeline defined by ``dvcfile`` (relative to ``root``); with
-    ``None``, only what the project tracks (to resolve pull/push targets)."""
+    ``None``, only what the project tracks (to resolve pull/push targets).
+
+    The pipeline's own ``dvc.yaml`` is loaded by DVC, stage by stage, as
+    ``dvc repro`` loads it. Of the project's other DVC files only their
+    outputs matter (which inputs to pull, what a target names): `scan` reads
+    those quickly, handing a file to DVC whenever it is templated or unusual.
+    With ``upstream``, DVC's whole index is read: its graph decides what runs.
+    """
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
     try:
         with Repo(os.fspath(root)) as repo:
-            stages = list(repo.index.stages)
-            graph = repo.index.graph
+            if upstream:
+                index = repo.index
+                stages = list(index.stages)
+                own = [s for s in stages if _relative(root, s.path) == dvcfile]
+                tracked = Tracked([o for s in stages for o in _outputs_of(root, s)])
+                run = set(_runnable(dvcfile, own))
+                for stage in list(run):
+                    run |= {s for s in _descendants(index.graph, stage) if not s.is_data_source}
+                ordered = _order(index.graph.subgraph(run))
+            else:
+                tracked, own = scan(repo, dvcfile)
+                ordered = _order(_graph_of(root, _runnable(dvcfile, own), tracked))
     except DvcException as exc:
         raise DvcInvokeError(
             f"DVC cannot read the project: {dvc_error_reason(exc)}", step="guards"
         ) from None
-    return build(Path(root), dvcfile, stages, graph, upstream=upstream)
+    return build(Path(root), dvcfile, ordered, tracked)
 
 
-def build(
-    root: Path, dvcfile: str | None, stages: list[Any], graph: Any, *, upstream: bool
-) -> PipelineGraph:
-    """The pipeline of ``dvcfile`` among DVC's ``stages`` and stage ``graph``.
+def _runnable(dvcfile: str | None, own: list[Any]) -> list[Any]:
+    stages = [s for s in own if not s.is_data_source]
+    if dvcfile is not None and not stages:
+        raise DvcInvokeError(f"{dvcfile} declares no stages", step="guards")
+    return stages
 
-    Its own stages run; with ``upstream``, so do the stages of other
-    pipelines they depend on. What any other stage or ``.dvc`` file produces
-    is an input: pulled, never rebuilt (``dvc repro --force`` alone would
-    retrain the model just to compute its metrics).
-    """
+
+def _descendants(graph: Any, stage: Any) -> set[Any]:
     import networkx as nx
 
-    def rel(path: str) -> str:
-        return Path(os.path.relpath(path, root)).as_posix()
+    return set(nx.descendants(graph, stage))
 
-    own = [s for s in stages if rel(s.path) == dvcfile and not s.is_data_source]
-    if dvcfile is not None and not own:
-        raise DvcInvokeError(f"{dvcfile} declares no stages", step="guards")
-    run = set(own)
-    if upstream:
-        for stage in own:
-            run |= {s for s in nx.descendants(graph, stage) if not s.is_data_source}
-    # DVC's edges point from a stage to the stages it depends on.
-    ordered = list(reversed(list(nx.topological_sort(graph.subgraph(run)))))
-    run_addresses = {s.addressing for s in ordered}
 
-    tracked = Tracked(
-        [
-            Output(rel(out.fs_path), bool(out.use_cache), stage.addressing, bool(out.metric))
-            for stage in stages
-            for out in stage.outs
-            if out.is_in_repo
+def _graph_of(root: Path, stages: list[Any], tracked: Tracked) -> Any:
+    """The dependency graph among ``stages``, as DVC draws it: a stage depends
+    on another when one of its deps is, holds or lies inside the other's output.
+    (DVC's own ``build_graph`` also looks for cycles edge by edge, which takes
+    seconds on a pipeline of hundreds of stages; the sort below finds them.)"""
+    import networkx as nx
+
+    by_address = {address(_relative(root, s.path), getattr(s, "name", None)): s for s in stages}
+    g = nx.DiGraph()
+    g.add_nodes_from(stages)
+    for stage in stages:
+        for dep in stage.deps:
+            if not getattr(dep, "is_in_repo", False):
+                continue
+            for _, out in tracked.matches(_relative(root, dep.fs_path)):
+                producer = by_address.get(out.stage)
+                if producer is not None and producer is not stage:
+                    g.add_edge(stage, producer)
+    return g
+
+
+def _order(graph: Any) -> list[Any]:
+    """Stages in the order they run: DVC's edges point from a stage to its dependencies."""
+    import networkx as nx
+
+    try:
+        return list(reversed(list(nx.topological_sort(graph))))
+    except nx.NetworkXUnfeasible:
+        names = [getattr(s, "addressing", str(s)) for s, _ in nx.find_cycle(graph)]
+        raise DvcInvokeError(
+            f"stages depend on each other in a cycle: {' -> '.join([*names, names[0]])}",
+            step="guards",
+        ) from None
+
+
+def _relative(root: Path | str, path: str) -> str:
+    return Path(os.path.relpath(path, root)).as_posix()
+
+
+def address(dvcfile: str, name: str | None) -> str:
+    """A stage's address as DVC prints it from the project's root."""
+    if name is None:
+        return dvcfile  # a .dvc file
+    return name if dvcfile == "dvc.yaml" else f"{dvcfile}:{name}"
+
+
+def _file_of(stage_address: str) -> str:
+    if ":" in stage_address:
+        return stage_address.rsplit(":", 1)[0]
+    return stage_address if stage_address.endswith(".dvc") else "dvc.yaml"
+
+
+def _outputs_of(root: Path | str, stage: Any) -> list[Output]:
+    name = getattr(stage, "name", None)
+    where = address(_relative(root, stage.path), name)
+    return [
+        Output(_relative(root, out.fs_path), bool(out.use_cache), where, bool(out.metric))
+        for out in stage.outs
+        if out.is_in_repo
+    ]
+
+
+def scan(repo: Any, dvcfile: str | None) -> tuple[Tracked, list[Any]]:
+    """Every output the project's DVC files declare, and the stages of ``dvcfile``.
+
+    Walks the project as DVC's index does (``.dvcignore``, git-ignored files
+    and folders that are outputs are skipped). ``dvcfile`` is loaded by DVC;
+    other files are read with a C YAML parser when they are plain (no
+    templating, ``foreach`` or ``matrix``, only text paths), else by DVC.
+    """
+    from dvc.dvcfile import is_valid_filename, load_file
+
+    root, fs = repo.root_dir, repo.fs
+    outputs: list[Output] = []
+    own: list[Any] = []
+    out_paths: set[str] = set()
+
+    def ignored(path: str) -> bool:
+        return bool(repo.scm.is_ignored(path))
+
+    for folder, dirs, files in repo.dvcignore.walk(fs, root, followlinks=False):
+        for file in files:
+            if not is_valid_filename(file) or ignored(os.path.join(folder, file)):
+                continue
+            path = os.path.join(folder, file)
+            rel = _relative(root, path)
+            found = None if rel == dvcfile else _quick_outputs(path, rel)
+            if found is None:
+                stages = list(load_file(repo, path).stages.values())
+                if rel == dvcfile:
+                    own = stages
+                found = [o for s in stages for o in _outputs_of(root, s)]
+                out_paths.update(
+                    out.fs_path for s in stages for out in s.outs if out.protocol == "local"
+                )
+            else:
+                out_paths.update(os.path.join(root, o.path) for o in found)
+            outputs += found
+        dirs[:] = [
+            d
+            for d in dirs
+            if os.path.join(folder, d) not in out_paths
+            and not ignored(os.path.join(folder, d) + os.sep)
         ]
-    )
+    return Tracked(outputs), own
+
+
+_OUT_KEYS = {"dvc.yaml": ("outs", "metrics", "plots"), ".dvc": ("outs",)}
+_TEMPLATING = ("${", "foreach", "matrix")
+
+
+def _quick_outputs(path: str, rel: str) -> list[Output] | None:
+    """The outputs a plain DVC file declares, or None: DVC must read it."""
+    try:
+        import yaml
+
+        loader = yaml.CSafeLoader
+    except (ImportError, AttributeError):  # no libyaml: DVC reads every file
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+        if any(word in text for word in _TEMPLATING):
+            return None
+        data = yaml.load(text, Loader=loader)  # noqa: S506 - CSafeLoader is the safe loader
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None  # DVC says what is wrong with it
+    if not isinstance(data, dict):
+        return None
+    folder = posixpath.dirname(rel)
+    if rel.endswith(".dvc"):
+        entries: Any = {None: data}
+        keys = _OUT_KEYS[".dvc"]
+    else:
+        if "vars" in data:
+            return None
+        entries = data.get("stages") or {}
+        keys = _OUT_KEYS["dvc.yaml"]
+    if not isinstance(entries, dict):
+        return None
+    found = []
+    for name, stage in entries.items():
+        if not isinstance(stage, dict) or (name is not None and not isinstance(name, str)):
+            return None
+        wdir = stage.get("wdir", ".")
+        if not isinstance(wdir, str):
+            return None
+        where = address(rel, name)
+        for key in keys:
+            for entry in stage.get(key) or []:
+                out = _quick_output(
+                    entry, key, posixpath.join(folder, wdir), where, single=name is None
+                )
+                if out is None:
+                    return None
+                if out is not _OUTSIDE:
+                    found.append(out)
+    return found
+
+
+_OUTSIDE = Output("", False, "")  # declared, but not a path in this project
+
+
+def _quick_output(entry: Any, key: str, wdir: str, where: str, *, single: bool) -> Output | None:
+    if single:  # a .dvc file's `- path: x` with its hashes and options
+        if not isinstance(entry, dict):
+            return None
+        raw, options = entry.get("path"), entry
+    elif isinstance(entry, str):  # `- x`
+        raw, options = entry, {}
+    elif isinstance(entry, dict) and len(entry) == 1:  # `- x: {cache: false}`
+        ((raw, options),) = entry.items()
+        options = {} if options is None else options
+    else:
+        return None
+    if not isinstance(raw, str) or not raw or not isinstance(options, dict):
+        return None
+    cache = options.get("cache", True)
+    if not isinstance(cache, bool):
+        return None
+    if "://" in raw or raw.startswith("/") or os.path.isabs(raw):
+        return _OUTSIDE  # remote:// and URLs, absolute paths: not in the repository
+    path = posixpath.normpath(posixpath.join(wdir, raw))
+    if path == ".." or path.startswith("../"):
+        return _OUTSIDE
+    return Output(path, cache, where, key == "metrics")
+
+
+def build(root: Path, dvcfile: str | None, ordered: list[Any], tracked: Tracked) -> PipelineGraph:
+    """The pipeline of ``dvcfile``: its ``ordered`` stages, what they read and write.
+
+    Its own stages run; with ``upstream``, so do the stages of other
+    pipelines they depend on (``ordered`` holds them). What any other stage
+    or ``.dvc`` file produces is an input: pulled, never rebuilt
+    (``dvc repro --force`` alone would retrain the model just to compute
+    its metrics).
+    """
+    run_addresses = {address(_relative(root, s.path), getattr(s, "name", None)) for s in ordered}
     inputs: list[str] = []
     depends_on: list[str] = []
     for stage in ordered:
-        depends_on += _stage_files(rel(stage.path))
+        depends_on += _stage_files(_relative(root, stage.path))
         for dep in stage.deps:
             if not getattr(dep, "is_in_repo", False):
                 continue  # imports from URLs and other repositories
-            path = rel(dep.fs_path)
+            path = _relative(root, dep.fs_path)
             if path.startswith("../"):
                 continue
             depends_on.append(path)
             for p, out in tracked.matches(path):
                 if out.stage in run_addresses:
                     continue
-                depends_on += _stage_files(out.stage.split(":")[0])
+                depends_on += _stage_files(_file_of(out.stage))
                 if out.cached:
                     inputs.append(p)
     return PipelineGraph(
         dvcfile=dvcfile,
-        stages=[s.addressing for s in ordered],
+        stages=[address(_relative(root, s.path), getattr(s, "name", None)) for s in ordered],
         inputs=collapse(inputs),
         outputs=[o for o in tracked.by_path.values() if o.stage in run_addresses],
         lockfiles=sorted(
             {
-                posixpath.join(posixpath.dirname(rel(s.path)), "dvc.lock")
+                posixpath.join(posixpath.dirname(_relative(root, s.path)), "dvc.lock")
                 for s in ordered
-                if rel(s.path).endswith(("dvc.yaml", "dvc.yml"))
+                if _relative(root, s.path).endswith(("dvc.yaml", "dvc.yml"))
             }
         ),
         tracked=tracked,
