@@ -371,8 +371,8 @@ def _quick_output(entry: Any, key: str, wdir: str, where: str, *, single: bool) 
     if "://" in raw or raw.startswith("/") or os.path.isabs(raw):
         return _OUTSIDE  # remote:// and URLs, absolute paths: not in the repository
     path = posixpath.normpath(posixpath.join(wdir, raw))
-    if path == ".." or path.startswith("../"):
-        return _OUTSIDE
+    if path in (".", "..") or path.startswith("../"):
+        return _OUTSIDE  # DVC's is_in_repo: strictly inside the project
     return Output(path, cache, where, key == "metrics")
 
 
