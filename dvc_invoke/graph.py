@@ -15,7 +15,7 @@ import os
 import posixpath
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from .errors import DvcInvokeError, dvc_error_reason
 
@@ -167,7 +167,7 @@ def load(root: Path, dvcfile: str | None, *, upstream: bool = False) -> Pipeline
                 ordered = _order(index.graph.subgraph(run))
             else:
                 tracked, own = scan(repo, dvcfile)
-                ordered = _order(_graph_of(root, _runnable(dvcfile, own), tracked))
+                ordered = _in_order(root, _runnable(dvcfile, own), tracked)
     except DvcException as exc:
         raise DvcInvokeError(
             f"DVC cannot read the project: {dvc_error_reason(exc)}", step="guards"
@@ -188,39 +188,41 @@ def _descendants(graph: Any, stage: Any) -> set[Any]:
     return set(nx.descendants(graph, stage))
 
 
-def _graph_of(root: Path, stages: list[Any], tracked: Tracked) -> Any:
-    """The dependency graph among ``stages``, as DVC draws it: a stage depends
-    on another when one of its deps is, holds or lies inside the other's output.
-    (DVC's own ``build_graph`` also looks for cycles edge by edge, which takes
-    seconds on a pipeline of hundreds of stages; the sort below finds them.)"""
-    import networkx as nx
+def _in_order(root: Path, stages: list[Any], tracked: Tracked) -> list[Any]:
+    """``stages`` in the order they run, as DVC's graph has it: a stage runs
+    after another when one of its deps is, holds or lies inside the other's
+    output. (DVC's own ``build_graph`` looks for cycles edge by edge, which
+    takes seconds on a pipeline of hundreds of stages; the sort finds them.)"""
+    from graphlib import CycleError, TopologicalSorter
 
     by_address = {address(_relative(root, s.path), getattr(s, "name", None)): s for s in stages}
-    g = nx.DiGraph()
-    g.add_nodes_from(stages)
+    sorter: TopologicalSorter[Any] = TopologicalSorter()
     for stage in stages:
+        sorter.add(stage)
         for dep in stage.deps:
             if not getattr(dep, "is_in_repo", False):
                 continue
             for _, out in tracked.matches(_relative(root, dep.fs_path)):
                 producer = by_address.get(out.stage)
                 if producer is not None and producer is not stage:
-                    g.add_edge(stage, producer)
-    return g
+                    sorter.add(stage, producer)
+    try:
+        return list(sorter.static_order())
+    except CycleError as exc:
+        _cycle([getattr(s, "addressing", str(s)) for s in exc.args[1]])
 
 
 def _order(graph: Any) -> list[Any]:
     """Stages in the order they run: DVC's edges point from a stage to its dependencies."""
     import networkx as nx
 
-    try:
-        return list(reversed(list(nx.topological_sort(graph))))
-    except nx.NetworkXUnfeasible:
-        names = [getattr(s, "addressing", str(s)) for s, _ in nx.find_cycle(graph)]
-        raise DvcInvokeError(
-            f"stages depend on each other in a cycle: {' -> '.join([*names, names[0]])}",
-            step="guards",
-        ) from None
+    return list(reversed(list(nx.topological_sort(graph))))
+
+
+def _cycle(names: list[str]) -> NoReturn:
+    raise DvcInvokeError(
+        f"stages depend on each other in a cycle: {' -> '.join(names)}", step="guards"
+    )
 
 
 def _relative(root: Path | str, path: str) -> str:
