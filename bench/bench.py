@@ -206,9 +206,9 @@ def _scaled_project(root: Path, pipelines: int, stages: int, files_per_stage: in
 
 def case_scale(tmp: Path, runs: int, quick: bool) -> list[Case]:
     sizes = (
-        [(1, 50, 10), (1, 500, 10), (50, 10, 1)]
+        [(1, 50, 10), (1, 500, 10), (50, 10, 1), (200, 10, 1)]
         if not quick
-        else [(1, 20, 5), (1, 100, 5), (10, 5, 1)]
+        else [(1, 20, 5), (1, 100, 5), (10, 5, 1), (40, 5, 1)]
     )
     cases = []
     resolve = textwrap.dedent(
@@ -258,10 +258,14 @@ def case_scale(tmp: Path, runs: int, quick: bool) -> list[Case]:
             "max RSS (MiB)": round(int(out[2]) / 1024, 1),
         }
         cases.append(case)
-    small, large = cases[0], cases[1]
-    growth = large.median("plan (dvc-invoke)") / small.median("plan (dvc-invoke)")
-    size = large.extra["outputs"] / small.extra["outputs"]
-    large.extra["time growth / size growth"] = round(growth / size, 3)
+    # Growth with the pipeline's size (stages, outputs), and with the number of
+    # other pipelines in the project: 1.0 is linear, below is sub-linear.
+    for (small, large), size in (
+        ((cases[0], cases[1]), cases[1].extra["outputs"] / cases[0].extra["outputs"]),
+        ((cases[2], cases[3]), sizes[3][0] / sizes[2][0]),
+    ):
+        growth = large.median("plan (dvc-invoke)") / small.median("plan (dvc-invoke)")
+        large.extra["time growth / size growth"] = round(growth / size, 3)
     return cases
 
 
