@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from .errors import DvcInvokeError, dvc_error_reason
+from .paths import normalize
 
 
 @dataclass(frozen=True)
@@ -130,15 +131,6 @@ def _parents(path: str) -> list[str]:
         path = posixpath.dirname(path)
         parents.append(path)
     return parents
-
-
-def normalize(raw: str, *, step: str) -> str:
-    """A project-relative path with forward slashes; outside the project is an error."""
-    text = str(raw).replace(os.sep, "/").strip()
-    path = posixpath.normpath(text) if text else ""
-    if not path or path.startswith("/") or path == ".." or path.startswith("../"):
-        raise DvcInvokeError(f"{step} target '{raw}' is not a path inside the project", step=step)
-    return path
 
 
 def load(root: Path, dvcfile: str | None, *, upstream: bool = False) -> PipelineGraph:

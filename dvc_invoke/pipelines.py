@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from invoke import Task, task
 
 from .errors import DvcInvokeError, exits
-from .graph import normalize
+from .paths import normalize
 from .settings import settings
 
 if TYPE_CHECKING:

@@ -93,7 +93,7 @@ def test_listing_tasks_imports_no_run_machinery(tmp_path):
     loaded = set(out.stdout.strip().splitlines()[-1].strip("[]").replace("'", "").split(", "))
     machinery = {
         f"dvc_invoke.{m}"
-        for m in ("flow", "runs", "workspace", "notifiers", "report", "metrics", "console", "slack")
+        for m in "flow graph runs workspace notifiers report metrics console slack".split()
     }
     assert "dvc_invoke.pipelines" in loaded
     assert loaded & machinery == set()

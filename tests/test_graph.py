@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from dvc_invoke.errors import DvcInvokeError
-from dvc_invoke.graph import Output, PipelineGraph, Tracked, collapse, normalize
+from dvc_invoke.graph import Output, PipelineGraph, Tracked, collapse
+from dvc_invoke.paths import normalize
 from dvc_invoke.workspace import GitState, error_line
 
 OUTS = [

@@ -119,6 +119,12 @@ def repo(tmp_path):
         os.chdir(before)
 
 
+def add(repo, rel: str, text: str) -> None:
+    path = Path(repo.root_dir) / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
 def dvc_outputs(repo) -> dict[str, graph.Output]:
     found = {}
     for stage in repo.index.stages:
@@ -171,8 +177,7 @@ def test_plain_files_are_read_without_dvc_and_unusual_ones_by_dvc(repo, monkeypa
 def test_a_malformed_file_elsewhere_is_dvcs_error(repo):
     from dvc.exceptions import DvcException
 
-    (Path(repo.root_dir) / "broken").mkdir()
-    (Path(repo.root_dir) / "broken" / "dvc.yaml").write_text("stages:\n  s:\n    cmd: [\n")
+    add(repo, "broken/dvc.yaml", "stages:\n  s:\n    cmd: [\n")
     with pytest.raises(DvcException):
         graph.scan(repo, None)
 
@@ -180,23 +185,25 @@ def test_a_malformed_file_elsewhere_is_dvcs_error(repo):
 def test_stages_in_a_cycle_are_one_clear_error(repo):
     from dvc_invoke.errors import DvcInvokeError
 
-    (Path(repo.root_dir) / "loop").mkdir()
-    (Path(repo.root_dir) / "loop" / "dvc.yaml").write_text(
+    add(
+        repo,
+        "loop/dvc.yaml",
         "stages:\n"
         "  a:\n    cmd: echo\n    deps: [b.txt]\n    outs: [a.txt]\n"
-        "  b:\n    cmd: echo\n    deps: [a.txt]\n    outs: [b.txt]\n"
+        "  b:\n    cmd: echo\n    deps: [a.txt]\n    outs: [b.txt]\n",
     )
     with pytest.raises(DvcInvokeError, match=r"cycle: loop/dvc.yaml:(a|b) -> .* -> loop/dvc"):
         graph.load(Path(repo.root_dir), "loop/dvc.yaml")
 
 
 def test_own_stages_run_in_dependency_order_whatever_the_file_order(repo):
-    (Path(repo.root_dir) / "chain").mkdir()
-    (Path(repo.root_dir) / "chain" / "dvc.yaml").write_text(
+    add(
+        repo,
+        "chain/dvc.yaml",
         "stages:\n"
         "  last:\n    cmd: echo\n    deps: [mid/part]\n    outs: [end.txt]\n"
         "  first:\n    cmd: echo\n    deps: [../raw]\n    outs: [mid]\n"
-        "  second:\n    cmd: echo\n    deps: [mid, ../data/prepared]\n    outs: [other.txt]\n"
+        "  second:\n    cmd: echo\n    deps: [mid, ../data/prepared]\n    outs: [other.txt]\n",
     )
     g = graph.load(Path(repo.root_dir), "chain/dvc.yaml")
     assert g.stages.index("chain/dvc.yaml:first") == 0
