@@ -562,6 +562,66 @@ def _execute(
     return report
 
 
+def finish(c: Any, name: str, *, accept: bool = False) -> Published:
+    """``inv publish``: publish a pipeline's results by hand, and tell the team.
+
+    When the pipeline's latest run failed or was cancelled while publishing
+    (its resume command is ``inv publish``), that run is finished: its record
+    and its Slack message turn to succeeded, so that nobody keeps waiting for
+    data that is now on the remote. Otherwise the team hears of a publish
+    that committed or pushed something; one with nothing to do stays quiet.
+    A publish that fails again tells only the console: the team already knows.
+    """
+    ws = Workspace(c)
+    p = resolve(c, ws.root, name)
+    store = runs.Store(ws.root)
+    if not ws.dry:
+        # Never commit under a run that is still writing to the workspace.
+        tell_lost(c, ws, store.free())
+    before = ws.git_state(step="commit")
+    pending = None if ws.dry else unpublished_run(store, p, before)
+    run_plan = plan(ws, p)
+    chain = notifiers.notifiers(c, ws.root, slack=p.slack)
+    console.step(p.name, "publish", f"run {pending.id}" if pending else None)
+    done = publish(ws, run_plan, always_push=True, accept=accept)
+    if ws.dry:
+        return done
+    command = publish_command(p) + (" --accept" if accept else "")
+    if pending is not None:
+        report = pending
+        # The run made its commit before publishing failed: HEAD moved under it.
+        moved = report.commit_after not in (None, report.commit_before)
+        report.committed = report.committed or done.committed or moved
+        report.git_pushed = report.git_pushed or done.git_pushed
+    elif done.committed or done.git_pushed:
+        report = RunReport(pipeline=p.name, command=command, slack=p.slack)
+        report.branch, report.commit_before = before.branch, before.commit
+        report.committed, report.git_pushed = done.committed, done.git_pushed
+    else:
+        console.result(True, f"{p.name}: already published at {short(done.commit)}")
+        return done
+    report.step, report.published_by = None, command
+    report.pushed, report.commit_after = list(done.pushed), done.commit
+    report.end("succeeded")
+    notifiers.deliver(chain, report)
+    if pending is not None:
+        store.save(report)
+    return done
+
+
+def unpublished_run(store: runs.Store, p: Pipeline, state: GitState) -> RunReport | None:
+    """The pipeline's latest run, if it ended waiting for ``inv publish`` on the
+    branch and at the commit the workspace is at now (else what is published
+    is not that run's work)."""
+    for report in store.all():
+        if report.pipeline == p.name:
+            waiting = report.status in ("failed", "cancelled")
+            waiting = waiting and (report.resume or "").startswith(publish_command(p))
+            here = (report.branch, report.commit_after) == (state.branch, state.commit)
+            return report if waiting and here else None
+    return None
+
+
 def tell_lost(c: Any, ws: Workspace, lost: list[RunReport]) -> None:
     """Tell the team about runs found dead, each with its own pipeline's Slack set-up."""
     for report in lost:

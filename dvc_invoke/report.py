@@ -43,6 +43,7 @@ class RunReport:
     slack: dict[str, str] | None = None  # the pipeline's Slack overrides
     # What the run changed in the pipeline's metrics and params (`metrics.Change`s).
     metrics: list[dict[str, Any]] = field(default_factory=list)
+    published_by: str | None = None  # the `inv publish` that finished it by hand
 
     @property
     def ended(self) -> bool:
@@ -86,6 +87,8 @@ class RunReport:
         text = f"{self.pipeline} {word} after {format_duration(self.duration)}"
         if self.status != "succeeded" and self.step:
             text += f" at {self.step}"
+        if self.status == "succeeded" and self.published_by:
+            text += ", published by hand"
         if self.reason and self.status != "succeeded":
             text += f": {self.reason}"
         return text
@@ -104,6 +107,8 @@ class RunReport:
             )
             if self.pushed:
                 lines.append(f"pushed to the DVC remote: {', '.join(self.pushed)}")
+            if self.published_by:
+                lines.append(f"published by hand: {self.published_by}")
         if self.metrics:
             from .metrics import Change, table
 

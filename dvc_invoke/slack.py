@@ -285,6 +285,8 @@ def message(report: RunReport, custom: str | None = None) -> tuple[str, list[Any
             done += ", pushed to git"
         if report.pushed:
             done += f"; pushed to the DVC remote: {', '.join(report.pushed)}"
+        if report.published_by:
+            done += f"; published by hand: {report.published_by}"
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=clip(escape(done), 1900))]))
     return text, blocks
 

@@ -6,7 +6,7 @@ import json
 import logging
 
 import pytest
-from helpers import assert_one_line_error
+from helpers import assert_one_line_error, latest, records
 from slack_server import TOKEN, WEBHOOK_PATH
 
 from dvc_invoke.report import RunReport
@@ -364,3 +364,111 @@ def test_log_tail_keeps_whole_last_lines_within_the_limit():
     tail = log_tail(log, limit=2500)
     assert len(tail) <= 2500
     assert tail.endswith("line 4999") and tail.startswith("line ")
+
+
+def break_remote(project):
+    """The DVC remote turns into a file: `dvc push` fails as if it broke mid-run."""
+    remote = project.sandbox.remote
+    remote.rename(remote.with_name("remote-away"))
+    remote.write_text("not a folder\n")
+
+    def mend():
+        remote.unlink()
+        remote.with_name("remote-away").rename(remote)
+
+    return mend
+
+
+def test_publishing_by_hand_turns_the_failed_runs_message_into_its_success(project, slack):
+    mend = break_remote(project)
+    failed = project.inv("metrics", "--skip", "dvc-remote", env=slack.web_api_env())
+    assert_one_line_error(failed, "dvc push failed", "inv publish --pipeline metrics")
+    run_id = latest(project)["id"]
+    mend()
+    before = len(slack.requests)
+
+    done = project.inv("publish", "--pipeline", "metrics", env=slack.web_api_env())
+
+    assert done.returncode == 0, done.output
+    assert "metrics succeeded after" in done.stdout and "published by hand" in done.stdout
+    # The same message, updated: the team sees the failure turn into a success.
+    (update,) = [r for r in slack.requests[before:] if r.method == "chat.update"]
+    assert update.body["ts"] == "1700000000.000001"
+    assert update.text.startswith("metrics succeeded after ")
+    assert update.text.endswith("published by hand")
+    assert "published by hand: inv publish --pipeline metrics" in update.blocks_text
+    assert "pushed to the DVC remote: metrics/predictions.csv" in update.blocks_text
+    assert "committed the lock file, pushed to git" in update.blocks_text  # by the run
+    assert not [r for r in slack.requests[before:] if r.method == "chat.postMessage"]
+    record = latest(project)
+    assert (record["id"], record["status"], record["step"]) == (run_id, "succeeded", None)
+    assert record["published_by"] == "inv publish --pipeline metrics"
+    assert record["commit_after"] == project.git("rev-parse", "HEAD")
+    assert record["git_pushed"] and project.origin_log()[0] == "[DVC] Update model metrics"
+    assert_no_secret(failed.output, done.output)
+
+    # Run again: nothing left to do, nothing said to the team.
+    quiet = len(slack.requests)
+    again = project.inv("publish", "--pipeline", "metrics", env=slack.web_api_env())
+    assert again.returncode == 0, again.output
+    assert "already published" in again.stdout
+    assert len(slack.requests) == quiet
+
+
+def test_publishing_by_hand_without_a_failed_run_posts_one_message(project, slack):
+    project.inv("repro.stages", "--pipeline", "metrics", "--force")
+
+    done = project.inv("publish", "--pipeline", "metrics", env=slack.webhook_env())
+
+    assert done.returncode == 0, done.output
+    (posted,) = slack.requests
+    assert posted.method == "webhook"
+    assert posted.text.startswith("metrics succeeded after ")
+    assert "published by hand: inv publish --pipeline metrics" in posted.blocks_text
+    assert "committed the lock file, pushed to git" in posted.blocks_text
+    assert records(project) == []  # not a run: no record
+
+
+def test_a_publish_failing_again_tells_only_the_console(project, slack):
+    break_remote(project)
+    project.inv("metrics", "--skip", "dvc-remote", env=slack.web_api_env())
+    before = len(slack.requests)
+
+    again = project.inv("publish", "--pipeline", "metrics", env=slack.web_api_env())
+
+    assert_one_line_error(again, "dvc push failed", "inv publish --pipeline metrics")
+    assert len(slack.requests) == before
+    assert latest(project)["status"] == "failed"
+
+
+def test_a_dry_publish_prints_the_commands_and_tells_nobody(project, slack):
+    mend = break_remote(project)
+    project.inv("metrics", "--skip", "dvc-remote", env=slack.web_api_env())
+    mend()
+    before, origin = len(slack.requests), project.origin_log()
+
+    dry = project.inv("--dry", "publish", "--pipeline", "metrics", env=slack.web_api_env())
+
+    assert dry.returncode == 0, dry.output
+    assert "dvc push metrics/predictions.csv" in dry.stdout and "git push" in dry.stdout
+    assert len(slack.requests) == before
+    assert project.origin_log() == origin
+    assert latest(project)["status"] == "failed"
+
+
+def test_a_run_left_on_another_branch_is_not_finished_from_here(project, slack):
+    mend = break_remote(project)
+    project.inv("metrics", "--skip", "dvc-remote", env=slack.web_api_env())
+    mend()
+    project.git("checkout", "-q", "-b", "elsewhere", "HEAD~1")
+    project.git("push", "-q", "-u", "origin", "elsewhere")
+    project.inv("repro.stages", "--pipeline", "metrics", "--force")
+    before = len(slack.requests)
+
+    done = project.inv("publish", "--pipeline", "metrics", env=slack.web_api_env())
+
+    assert done.returncode == 0, done.output
+    assert latest(project)["status"] == "failed"  # still waiting, on main
+    new = slack.requests[before:]
+    assert [r.method for r in new] == ["chat.postMessage"]  # a message of its own
+    assert "published by hand" in new[0].text
