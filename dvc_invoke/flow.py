@@ -204,7 +204,7 @@ def reproduce(ws: Workspace, plan: Plan, *, resume: str | None = None) -> None:
         cmd = f"{ws.dvc} repro {flag}{shlex.quote(plan.pipeline.dvcfile)}"
     else:
         cmd = f"{ws.dvc} repro --single-item {flag}{quote_all(plan.graph.stages)}"
-    ws.act(cmd, step="repro", resume=resume)
+    ws.act(cmd, step="repro", resume=resume, hints=False)
 
 
 def measure(ws: Workspace, plan: Plan, rev: str | None) -> list[metrics.Change] | None:

@@ -58,6 +58,8 @@ def stages(c, pipeline=None, force=False, upstream=False):
     run_plan = flow.plan(ws, p, force=force, upstream=upstream)
     console.step(p.name, "repro", ", ".join(run_plan.graph.stages))
     flow.reproduce(ws, run_plan)
+    if not ws.dry:
+        console.info(f"to commit and push what changed: {flow.publish_command(p)}")
 
 
 def _store(c):

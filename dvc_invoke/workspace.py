@@ -44,6 +44,72 @@ class Tee:
             stream.flush()
 
 
+# What `dvc repro` advises a user who commits and pushes by hand, when the
+# flow does both itself: `git add` the lock files, enable autostage, `dvc push`.
+DVC_HINTS = (
+    "To track the changes with git, run:",
+    "\tgit add ",
+    "To enable auto staging, run:",
+    "\tdvc config core.autostage true",
+    "Use `dvc push` to send your updates to remote storage.",
+)
+
+
+class WithoutHints:
+    """A stream passing ``dvc repro``'s output through, less DVC's hints and
+    the blank lines around them. Written in chunks, not lines: only the start
+    of a line that may still become a hint, and blank lines, are held back
+    (a stage's progress bar, ending in ``\r``, is never held); `finish`
+    writes what is held once the command ended."""
+
+    def __init__(self, stream: IO[str]):
+        self.stream = stream
+        self.partial = ""  # the start of a line that may be a hint
+        self.blanks = ""  # blank lines held: dropped if a hint comes next
+        self.mid_line = False  # a line is being written through: not a hint
+        self.after_hint = False
+
+    def write(self, data: str) -> int:
+        text, self.partial = self.partial + data, ""
+        out = []
+        while text:
+            end = text.find("\n")
+            line, text = (text, "") if end < 0 else (text[:end], text[end + 1 :])
+            if self.mid_line:
+                out.append(line + ("\n" if end >= 0 else ""))
+                self.mid_line = end < 0
+            elif end < 0:
+                if line.startswith(DVC_HINTS) or any(h.startswith(line) for h in DVC_HINTS):
+                    self.partial = line
+                else:
+                    out.append(self._held() + line)
+                    self.mid_line, self.after_hint = True, False
+            elif line.startswith(DVC_HINTS):
+                self.blanks, self.after_hint = "", True
+            elif not line.strip():
+                self.blanks += "" if self.after_hint else line + "\n"
+            else:
+                out.append(self._held() + line + "\n")
+                self.after_hint = False
+        if out:
+            self.stream.write("".join(out))
+        return len(data)
+
+    def _held(self) -> str:
+        blanks, self.blanks = self.blanks, ""
+        return blanks
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def finish(self) -> None:
+        rest = self._held() + self.partial
+        self.partial = ""
+        if rest:
+            self.stream.write(rest)
+        self.stream.flush()
+
+
 def find_root(start: str | os.PathLike[str] | None = None) -> Path:
     """The DVC root at or above ``start`` (the current directory)."""
     here = Path(start or os.getcwd()).resolve()
@@ -154,19 +220,29 @@ class Workspace:
         """Run a read-only command quietly; never raises on failure."""
         return self.c.run(self._cmd(cmd), hide=True, warn=True, in_stream=False)
 
-    def act(self, cmd: str, *, step: str, resume: str | None = None, network: bool = False) -> Any:
+    def act(
+        self,
+        cmd: str,
+        *,
+        step: str,
+        resume: str | None = None,
+        network: bool = False,
+        hints: bool = True,
+    ) -> Any:
         """Run a command that does work; its failure stops the run at ``step``.
 
         A ``network`` command (one that reaches a git or DVC remote) is tried
         again, a bounded number of times with a growing delay, when it failed
         the way networks fail for a moment; never when it was refused.
+        Without ``hints``, DVC's advice to `git add` and `dvc push` is left
+        out of what the command prints (the flow does both).
         """
         conf = settings(self.c)
         attempts = 1 + (max(0, int(conf["retries"])) if network else 0)
         delay = float(conf["retry_delay"])
         for attempt in range(1, attempts + 1):
             try:
-                return self._act_once(cmd, step=step, resume=resume)
+                return self._act_once(cmd, step=step, resume=resume, hints=hints)
             except DvcInvokeError as exc:
                 if attempt == attempts or isinstance(exc, Cancelled) or not transient(exc.log):
                     raise
@@ -177,19 +253,25 @@ class Workspace:
                 delay *= 2
         raise AssertionError("unreachable")
 
-    def _act_once(self, cmd: str, *, step: str, resume: str | None) -> Any:
+    def _act_once(self, cmd: str, *, step: str, resume: str | None, hints: bool) -> Any:
         self._stop_if_interrupted(step, resume)
         echo = bool(settings(self.c)["echo"] or self.c.config.run.echo)
-        streams: dict[str, Any] = {}
+        out: Any = sys.stdout
+        err: Any = sys.stderr
         if self.log is not None:
             # A foreground run: what the terminal shows goes to the run's log too.
             if echo:
                 self.log.write(cmd + "\n")
-            streams = {
-                "out_stream": Tee(sys.stdout, self.log),
-                "err_stream": Tee(sys.stderr, self.log),
-            }
-        result = self.c.run(self._cmd(cmd), echo=echo, warn=True, **streams)
+            out, err = Tee(out, self.log), Tee(err, self.log)
+        if not hints:
+            out = WithoutHints(out)
+        try:
+            result = self.c.run(
+                self._cmd(cmd), echo=echo, warn=True, out_stream=out, err_stream=err
+            )
+        finally:
+            if isinstance(out, WithoutHints):
+                out.finish()
         self._stop_if_interrupted(step, resume)
         if result.failed:
             if result.exited == 127:

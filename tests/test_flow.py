@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
-from helpers import assert_one_line_error, echoed
+from helpers import assert_one_line_error, echoed, latest
 
 
 def test_fresh_clone_pulls_inputs_runs_and_publishes(fresh):
@@ -25,6 +26,13 @@ def test_fresh_clone_pulls_inputs_runs_and_publishes(fresh):
     assert sorted(changed) == ["metrics/.gitignore", "metrics/dvc.lock", "metrics/scores.json"]
     assert fresh.git("status", "--porcelain") == ""
     assert "metrics succeeded" in run.stdout
+    # DVC's own progress is shown, not its advice to `git add` and `dvc push`:
+    # the flow does both. The run's log reads the same.
+    log = Path(latest(fresh)["log"]).read_text()
+    for output in (run.stdout, log):
+        assert "Running stage 'metrics/dvc.yaml:evaluate'" in output
+        assert "To track the changes with git" not in output
+        assert "send your updates to remote storage" not in output
 
     # What landed is usable: another teammate gets the predictions from the remote.
     other = fresh.clone("other")
@@ -244,8 +252,11 @@ def test_publish_finishes_a_run_whose_dvc_push_failed(project):
 
 
 def test_publish_commits_a_run_whose_commit_never_happened(project):
-    project.inv("repro.stages", "--pipeline", "metrics", "--force")
+    stages = project.inv("repro.stages", "--pipeline", "metrics", "--force")
     assert project.git("status", "--porcelain")  # the lock file changed
+    # Our advice, not DVC's `git add`: publishing also pushes the data first.
+    assert "to commit and push what changed: inv publish --pipeline metrics" in stages.stdout
+    assert "git add" not in stages.stdout
 
     run = project.inv("publish", "--pipeline", "metrics")
 
