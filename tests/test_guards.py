@@ -59,6 +59,33 @@ def test_malformed_dvc_yaml_is_one_line(project):
     assert project.stages_run() == []
 
 
+def test_a_broken_dvc_yaml_of_another_pipeline_is_one_line_naming_it(project):
+    # metrics reads the model that training writes: its file must be read too.
+    (project.path / "training" / "dvc.yaml").write_text("stages:\n  train: [unclosed\n")
+    project.git("commit", "-qam", "Break training's dvc.yaml")
+
+    run = project.inv("metrics")
+
+    assert_one_line_error(run, "DVC cannot read the project", "training/dvc.yaml")
+    assert project.stages_run() == []
+
+
+def test_stages_depending_on_each_other_are_one_line(project):
+    (project.path / "loop").mkdir()
+    (project.path / "loop" / "dvc.yaml").write_text(
+        "stages:\n"
+        "  a:\n    cmd: echo\n    deps: [b.txt]\n    outs: [a.txt]\n"
+        "  b:\n    cmd: echo\n    deps: [a.txt]\n    outs: [b.txt]\n"
+    )
+    project.git("add", "loop")
+    project.git("commit", "-qm", "A loop")
+
+    run = project.inv("repro", "--pipeline", "loop")
+
+    assert_one_line_error(run, "guards failed", "cycle: loop/dvc.yaml:")
+    assert project.stages_run() == []
+
+
 def test_a_file_is_not_a_pipeline(project):
     (project.path / "notes").write_text("not a pipeline\n")
     run = project.inv("repro", "--pipeline", "notes")
