@@ -49,24 +49,15 @@ def test_outside_a_git_repository(tmp_path):
     assert_one_line_error(run, "guards failed", "not in a git repository")
 
 
-def test_malformed_dvc_yaml_is_one_line(project):
-    (project.path / "metrics" / "dvc.yaml").write_text("stages:\n  predict: [unclosed\n")
+# Its own file, or that of the pipeline whose model it reads: DVC's line, naming it.
+@pytest.mark.parametrize("dvcfile", ["metrics/dvc.yaml", "training/dvc.yaml"])
+def test_malformed_dvc_yaml_is_one_line(project, dvcfile):
+    (project.path / dvcfile).write_text("stages:\n  predict: [unclosed\n")
     project.git("commit", "-qam", "Break dvc.yaml")
 
     run = project.inv("metrics")
 
-    assert_one_line_error(run, "DVC cannot read the project", "metrics/dvc.yaml")
-    assert project.stages_run() == []
-
-
-def test_a_broken_dvc_yaml_of_another_pipeline_is_one_line_naming_it(project):
-    # metrics reads the model that training writes: its file must be read too.
-    (project.path / "training" / "dvc.yaml").write_text("stages:\n  train: [unclosed\n")
-    project.git("commit", "-qam", "Break training's dvc.yaml")
-
-    run = project.inv("metrics")
-
-    assert_one_line_error(run, "DVC cannot read the project", "training/dvc.yaml")
+    assert_one_line_error(run, "DVC cannot read the project", dvcfile)
     assert project.stages_run() == []
 
 
