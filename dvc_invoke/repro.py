@@ -94,6 +94,7 @@ def status(c, pipeline=None, limit=10):
         state = "running" if not r.ended else r.status
         if r.status == "succeeded":
             detail = f"{short(r.commit_before)} → {short(r.commit_after)}"
+            detail += " (published by hand)" if r.published_by else ""
             numbers = [m for m in r.metrics if m.get("kind") == "metric"]
             if numbers:
                 detail += "  " + "; ".join(Change.from_dict(m).text() for m in numbers[:3])

@@ -405,6 +405,8 @@ def test_publishing_by_hand_turns_the_failed_runs_message_into_its_success(proje
     assert record["published_by"] == "inv publish --pipeline metrics"
     assert record["commit_after"] == project.git("rev-parse", "HEAD")
     assert record["git_pushed"] and project.origin_log()[0] == "[DVC] Update model metrics"
+    (row,) = [line for line in project.inv("repro.status").stdout.splitlines() if run_id in line]
+    assert "succeeded" in row and "(published by hand)" in row
     assert_no_secret(failed.output, done.output)
 
     # Run again: nothing left to do, nothing said to the team.
