@@ -26,3 +26,22 @@ def test_the_benchmark_reports_each_case_with_its_ratio_and_target(tmp_path):
     assert set(case["medians"]) == {"dvc-invoke", "bare invoke"}
     assert case["ratio"] == case["medians"]["dvc-invoke"] / case["medians"]["bare invoke"]
     assert "ratio <= 1.15" in proc.stdout
+
+
+def test_the_scale_case_plans_every_stage_and_output_of_its_generated_projects(tmp_path):
+    out = tmp_path / "results.json"
+    proc = subprocess.run(
+        [sys.executable, str(BENCH), "--quick", "--cases", "4", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    cases = json.loads(out.read_text())["cases"]
+    # (pipelines, stages, outputs per stage) of the quick sizes: the plan of the
+    # first pipeline finds all its stages and outputs, whatever else is there.
+    found = [(c["extra"]["stages"], c["extra"]["outputs"]) for c in cases]
+    assert found == [(20, 100), (100, 500), (5, 5), (5, 5)]
+    assert "time growth / size growth" in cases[1]["extra"]
+    assert "time growth / size growth" in cases[3]["extra"]
