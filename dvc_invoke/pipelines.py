@@ -1,16 +1,22 @@
 """Pipelines: how a name becomes a ``dvc.yaml`` and the options of its runs.
 
 A name resolves, in order, to a pipeline configured under
-``dvc_invoke.pipelines.NAME``, one made with `pipeline_task`, then the
-folder ``NAME/`` holding a ``dvc.yaml``. Configured values override what
-`pipeline_task` said, so one host can change a message or a target list
-in its ``invoke.yaml`` without touching ``tasks.py``.
+``dvc_invoke.pipelines.NAME``, one made with `pipeline_task`, then what DVC
+users write: a folder holding a ``dvc.yaml`` (``training``,
+``pipelines/train``, ``.`` for the root), a DVC file (``dvc.yaml``,
+``pipelines/train/dvc.yaml``), a stage address (``dvc.yaml:evaluate``), or
+the last part of a pipeline folder's path when only one folder ends so
+(``train`` for ``pipelines/train``). Configured values override what
+`pipeline_task` said, so one host can change a message or a target list in
+its ``invoke.yaml`` without touching ``tasks.py``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import posixpath
 import re
+import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +32,9 @@ if TYPE_CHECKING:
     from .metrics import Gate
 
 NAME_RE = re.compile(r"[A-Za-z0-9_.-]+")
+# What --pipeline also takes: project paths and DVC stage addresses.
+PATH_RE = re.compile(r"[A-Za-z0-9_.\-/]+(:[A-Za-z0-9_.@\-]+)?")
+DVCFILES = ("dvc.yaml", "dvc.yml")
 
 
 @dataclass(frozen=True)
@@ -34,6 +43,9 @@ class Pipeline:
 
     name: str
     dvcfile: str
+    # The stages of `dvcfile` that are this pipeline's own (None: all of them);
+    # the file's other stages are then upstream, pulled and never rebuilt.
+    stages: tuple[str, ...] | None = None
     force: bool = False  # force its own stages (never the upstream pipelines')
     upstream: bool = False  # also reproduce the pipelines it depends on
     pull: tuple[str, ...] | None = None  # None: the pipeline's inputs
@@ -61,6 +73,20 @@ def valid_name(name: str) -> bool:
     return bool(NAME_RE.fullmatch(name)) and name not in (".", "..")
 
 
+def valid_reference(name: str) -> bool:
+    """A name, a project path or a stage address: nothing a shell or git could misread."""
+    if not PATH_RE.fullmatch(name):
+        return False
+    path = name.split(":", 1)[0]
+    parts = path.split("/")
+    return not path.startswith("/") and ".." not in parts and all(parts[:-1] + [parts[-1] or "."])
+
+
+def slug(name: str) -> str:
+    """``name`` as one word for file names, run ids and branch names."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.") or "pipeline"
+
+
 def make(
     name: str, values: dict[str, Any], *, base: Pipeline | None = None, where: str
 ) -> Pipeline:
@@ -85,7 +111,14 @@ def make(
         elif key == "dvcfile":
             if not isinstance(value, str) or not value.strip():
                 raise DvcInvokeError(f"{where}: dvcfile must be a path", step="guards")
+            value, _, stage = value.partition(":")  # "dvc.yaml:evaluate", as DVC writes it
             value = normalize(value, step="guards")
+            if stage and values.get("stages") is None:
+                fields["stages"] = _stages((stage,), where=where)
+        elif key == "stages":
+            if value is None and ":" in str(values.get("dvcfile") or ""):
+                continue  # the address in dvcfile says which
+            value = _stages(value, where=where)
         elif key == "slack":
             value = _slack_options(value, where=where)
         elif key == "gates" and value is not None:
@@ -122,6 +155,22 @@ def _slack_options(value: Any, *, where: str) -> dict[str, str] | None:
     return dict(value)
 
 
+def _stages(value: Any, *, where: str) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [value]
+    if (
+        not isinstance(value, Iterable)
+        or not (value := tuple(value))
+        or not all(isinstance(v, str) and NAME_RE.fullmatch(v.split("@")[0]) for v in value)
+    ):
+        raise DvcInvokeError(
+            f"{where}: stages must be a non-empty list of stage names", step="guards"
+        )
+    return tuple(dict.fromkeys(value))
+
+
 def _targets(value: Any, *, key: str, where: str) -> tuple[str, ...] | None:
     if value is None:
         return None
@@ -137,11 +186,48 @@ def _targets(value: Any, *, key: str, where: str) -> tuple[str, ...] | None:
 def available(c: Any, root: Path) -> list[str]:
     """Every pipeline name that resolves in this project."""
     names = set(_configured(c)) | set(_DEFINED)
-    if root.is_dir():
-        names |= {
-            d.name for d in root.iterdir() if (d / "dvc.yaml").is_file() and valid_name(d.name)
-        }
+    found = discover(c, root)
+    names |= {_canonical(path) for path in found.values()}
+    names |= {alias for alias, name in _aliases(found).items() if name is not None}
     return sorted(names)
+
+
+def discover(c: Any, root: Path) -> dict[str, str]:
+    """The project's pipelines, by folder (``.`` for the root): every ``dvc.yaml``
+    git tracks or would track, as DVC finds them (git-ignored folders, which
+    DVC's index skips too, are left out)."""
+    found: dict[str, str] = {}
+    specs = " ".join(f"':(glob)**/{f}'" for f in DVCFILES)
+    res = c.run(
+        f"git -C {shlex.quote(str(root))} ls-files -z -c -o --exclude-standard -- {specs}",
+        hide=True,
+        warn=True,
+        in_stream=False,
+        dry=False,  # reads only: a dry run must know the pipelines too
+    )
+    if res is not None and res.ok:
+        paths = [p for p in res.stdout.split("\0") if p and (root / p).is_file()]
+    else:  # not in git (yet): the top folder and the folders in it
+        paths = [f for f in DVCFILES if (root / f).is_file()]
+        if root.is_dir():
+            paths += [
+                f"{d.name}/{f}" for d in root.iterdir() for f in DVCFILES if (d / f).is_file()
+            ]
+    for path in sorted(paths, key=lambda p: (p.count("/"), p)):
+        folder = posixpath.dirname(path) or "."
+        if folder not in found and valid_reference(folder):
+            found[folder] = path
+    return found
+
+
+def _aliases(found: dict[str, str]) -> dict[str, str | None]:
+    """The last part of each pipeline folder's path, where unambiguous (None: ambiguous)."""
+    aliases: dict[str, str | None] = {}
+    for folder in found:
+        last = folder.rsplit("/", 1)[-1]
+        if last != folder and last != ".":
+            aliases[last] = folder if last not in aliases else None
+    return {a: f for a, f in aliases.items() if a not in found}
 
 
 def _configured(c: Any) -> dict[str, Any]:
@@ -152,17 +238,18 @@ def _configured(c: Any) -> dict[str, Any]:
 
 
 def resolve(c: Any, root: Path, name: str) -> Pipeline:
-    """The pipeline called ``name``, or one line saying which names there are."""
-    if not isinstance(name, str) or not valid_name(name):
+    """The pipeline ``name`` means, or one line saying which names there are."""
+    if not isinstance(name, str) or not valid_reference(name):
         raise DvcInvokeError(
-            f"invalid pipeline name {name!r}: use letters, digits, '_', '.' and '-'"
+            f"invalid pipeline name {name!r}: use a pipeline's name, its folder,"
+            f" its dvc.yaml or a stage address such as dvc.yaml:train"
             f" (pipelines here: {_listing(c, root)})",
             step="guards",
         )
     configured = _configured(c)
     base = _DEFINED.get(name)
-    if base is None and (root / name / "dvc.yaml").is_file():
-        base = Pipeline(name, f"{name}/dvc.yaml")
+    if base is None and name not in configured:
+        base = _by_path(c, root, name)
     if name in configured:
         values = configured[name]
         if not isinstance(values, dict):
@@ -177,6 +264,34 @@ def resolve(c: Any, root: Path, name: str) -> Pipeline:
     return base
 
 
+def _by_path(c: Any, root: Path, name: str) -> Pipeline | None:
+    """A pipeline named as DVC users name it: folder, DVC file or stage address."""
+    path, _, stage = name.partition(":")
+    path = posixpath.normpath(path) if path else "."
+    if path.rsplit("/", 1)[-1] in DVCFILES:
+        dvcfile = path
+    elif stage:
+        return None  # an address names a DVC file: `dvc.yaml:train`
+    else:
+        dvcfile = next(
+            (posixpath.join(path, f) for f in DVCFILES if (root / path / f).is_file()), None
+        )
+        if dvcfile is None and "/" not in path:  # `train` for pipelines/train
+            folder = _aliases(discover(c, root)).get(path)
+            dvcfile = discover(c, root).get(folder) if folder else None
+    if dvcfile is None or not (root / dvcfile).is_file():
+        return None
+    dvcfile = posixpath.normpath(dvcfile)
+    canonical = _canonical(dvcfile) + (f":{stage}" if stage else "")
+    return Pipeline(canonical, dvcfile, stages=(stage,) if stage else None)
+
+
+def _canonical(dvcfile: str) -> str:
+    """A pipeline's name by its DVC file: its folder (``pipelines/train``), or
+    ``dvc.yaml`` for the root's, which reads better than ``.`` in a commit."""
+    return posixpath.dirname(dvcfile) or dvcfile
+
+
 def _listing(c: Any, root: Path) -> str:
     return ", ".join(available(c, root)) or "none"
 
@@ -185,6 +300,7 @@ def pipeline_task(
     name: str,
     *,
     dvcfile: str | None = None,
+    stages: Iterable[str] | None = None,
     force: bool = False,
     upstream: bool = False,
     pull: Iterable[str] | None = None,
@@ -198,8 +314,12 @@ def pipeline_task(
 ) -> Task:
     """An invoke task that runs one pipeline's whole flow.
 
-    ``pull``/``push`` default to the pipeline's inputs/outputs as DVC sees
-    them; give paths (folders are expanded to the tracked outputs under
+    ``dvcfile`` is the pipeline's ``dvc.yaml`` (default ``NAME/dvc.yaml``);
+    ``stages`` makes some of its stages the pipeline (``["evaluate"]``: the
+    file's other stages are then upstream, pulled and never rebuilt, as
+    other folders' pipelines are); ``dvcfile="dvc.yaml:evaluate"`` says the
+    same. ``pull``/``push`` default to the pipeline's inputs/outputs as DVC
+    sees them; give paths (folders are expanded to the tracked outputs under
     them) or ``[]`` for none. ``force`` forces the pipeline's own stages only;
     ``upstream=True`` also reproduces the pipelines it reads from.
     """
@@ -209,6 +329,7 @@ def pipeline_task(
         )
     values: dict[str, Any] = {
         "dvcfile": dvcfile or f"{name}/dvc.yaml",
+        "stages": stages if stages is None or isinstance(stages, str) else list(stages),
         "force": force,
         "upstream": upstream,
         "pull": pull if pull is None else list(pull),
@@ -228,13 +349,15 @@ def pipeline_task(
     def body(c, force=spec.force, upstream=spec.upstream, detach=False, skip=None):  # type: ignore[no-untyped-def]
         from . import flow  # on use: `inv --list` imports no more than the collections
 
-        flags = (" --force" if force and not spec.force else "") + (
-            " --upstream" if upstream and not spec.upstream else ""
-        )
+        # A flag left at its default defers to the pipeline as configured now
+        # (config may override pipeline_task); `--no-force` really says no.
+        forced = None if force == spec.force else force
+        ups = None if upstream == spec.upstream else upstream
+        flags = {True: " --force", False: " --no-force", None: ""}[forced]
+        flags += {True: " --upstream", False: " --no-upstream", None: ""}[ups]
         command = f"inv {name}{flags}"
-        flow.run(
-            c, name, force=force, upstream=upstream, detach=detach, command=command, skip=skip or ()
-        )
+        skip = tuple(skip or ())
+        flow.run(c, name, force=forced, upstream=ups, detach=detach, command=command, skip=skip)
 
     body.__name__ = re.sub(r"\W", "_", name)
     body.__doc__ = help or (

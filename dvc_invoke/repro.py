@@ -12,8 +12,8 @@ from invoke import Collection, task
 from .errors import DvcInvokeError, exits
 
 _HELP = {
-    "pipeline": "The pipeline: a configured name, a pipeline task,"
-    " or a folder NAME/ with a dvc.yaml.",
+    "pipeline": "The pipeline: a configured name, a pipeline task, a folder with a dvc.yaml"
+    " (pipelines/train, . for the root), a DVC file or a stage address (dvc.yaml:evaluate).",
     "force": "Re-run the pipeline's own stages even if nothing changed"
     " (never the pipelines it reads from).",
     "upstream": "Also reproduce the pipelines this one depends on"
@@ -45,7 +45,15 @@ def run(c, pipeline=None, force=False, upstream=False, detach=False, skip=None):
     from . import flow
 
     _need(c, pipeline)
-    flow.run(c, pipeline, force=force, upstream=upstream, detach=detach, skip=skip or ())
+    # Without the flag, the pipeline's own setting (a pipeline may force itself).
+    flow.run(
+        c,
+        pipeline,
+        force=force or None,
+        upstream=upstream or None,
+        detach=detach,
+        skip=skip or (),
+    )
 
 
 @task(help={k: v for k, v in _HELP.items() if k not in ("detach", "skip")})
@@ -55,7 +63,7 @@ def stages(c, pipeline=None, force=False, upstream=False):
     from . import console, flow
 
     ws, p = _need(c, pipeline)
-    run_plan = flow.plan(ws, p, force=force, upstream=upstream)
+    run_plan = flow.plan(ws, p, force=force or None, upstream=upstream or None)
     console.step(p.name, "repro", ", ".join(run_plan.graph.stages))
     flow.reproduce(ws, run_plan)
     if not ws.dry:
@@ -201,4 +209,37 @@ def cancel(c, run=None, timeout=30):
     console.result(True, f"run {report.id} ({report.pipeline}) cancelled")
 
 
-ns = Collection(run, stages, status, logs, cancel)
+@task(help={"pipeline": _HELP["pipeline"]})
+@exits
+def discard(c, pipeline=None):
+    """Throw away what a failed or refused run left: the pipeline's lock files,
+    outputs and metrics go back to HEAD (nothing else is touched)."""
+    from . import console, flow
+
+    ws, p = _need(c, pipeline)
+    flow.discard(ws, p)
+    if not ws.dry:
+        console.result(True, f"{p.name}: back to HEAD")
+
+
+@task(name="pipelines")
+@exits
+def pipelines_(c):
+    """List the pipelines there are, by the names --pipeline takes."""
+    from . import console
+    from .pipelines import available, resolve
+    from .workspace import Workspace
+
+    ws = Workspace(c)
+    rows = []
+    for name in available(c, ws.root):
+        p = resolve(c, ws.root, name)
+        where = p.dvcfile + (f" ({', '.join(p.stages)})" if p.stages else "")
+        rows.append([name, where])
+    if not rows:
+        console.info("no pipelines here: no dvc.yaml, and none configured")
+        return
+    console.table(["pipeline", "dvc file (stages)"], rows)
+
+
+ns = Collection(run, stages, status, logs, cancel, discard, pipelines_)

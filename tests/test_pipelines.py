@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 from invoke import Config, Context
 
@@ -64,7 +66,7 @@ def test_unknown_names_list_the_pipelines_there_are(root, name):
         resolve(ctx(), root, name)
 
 
-@pytest.mark.parametrize("name", ["a;b", "$(id)", "..", ".", "a/b", "", "x\ny"])
+@pytest.mark.parametrize("name", ["a;b", "$(id)", "..", "../x", "/etc", "a//b", "", "x\ny"])
 def test_invalid_names_are_refused_before_any_lookup(root, name):
     with pytest.raises(DvcInvokeError, match="invalid pipeline name"):
         resolve(ctx(), root, name)
@@ -83,3 +85,57 @@ def test_invalid_names_are_refused_before_any_lookup(root, name):
 def test_malformed_configuration_is_one_clear_error(root, values, message):
     with pytest.raises(DvcInvokeError, match=message):
         resolve(ctx({"training": values}), root, "training")
+
+
+@pytest.fixture
+def nested(tmp_path):
+    """Pipelines found where DVC finds them: every dvc.yaml git tracks or would track."""
+    for folder in ("", "pipelines/train", "pipelines/predict", "other/train", "ignored/x"):
+        (tmp_path / folder).mkdir(parents=True, exist_ok=True)
+        (tmp_path / folder / "dvc.yaml").write_text("stages: {}\n")
+    (tmp_path / ".gitignore").write_text("ignored/\n")
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "name, dvcfile, stages, expected",
+    [
+        (".", "dvc.yaml", None, "dvc.yaml"),
+        ("dvc.yaml", "dvc.yaml", None, "dvc.yaml"),
+        ("dvc.yaml:evaluate", "dvc.yaml", ("evaluate",), "dvc.yaml:evaluate"),
+        ("pipelines/train", "pipelines/train/dvc.yaml", None, "pipelines/train"),
+        ("pipelines/train/", "pipelines/train/dvc.yaml", None, "pipelines/train"),
+        ("pipelines/train/dvc.yaml:fit", "pipelines/train/dvc.yaml", ("fit",), None),
+        ("predict", "pipelines/predict/dvc.yaml", None, "pipelines/predict"),
+    ],
+)
+def test_pipelines_are_named_as_dvc_users_write_them(nested, name, dvcfile, stages, expected):
+    p = resolve(ctx(), nested, name)
+    assert (p.dvcfile, p.stages) == (dvcfile, stages)
+    assert p.name == (expected or "pipelines/train:fit")
+
+
+def test_an_ambiguous_last_part_is_not_a_name_but_the_listing_shows_the_paths(nested):
+    from dvc_invoke.pipelines import _DEFINED  # other tests' pipeline_task()s
+
+    names = [n for n in available(ctx(), nested) if n not in _DEFINED]
+    assert names == ["dvc.yaml", "other/train", "pipelines/predict", "pipelines/train", "predict"]
+    with pytest.raises(DvcInvokeError, match=r"unknown pipeline 'train'.*other/train"):
+        resolve(ctx(), nested, "train")
+
+
+def test_a_git_ignored_dvc_yaml_is_no_pipeline(nested):
+    with pytest.raises(DvcInvokeError, match="unknown pipeline 'x'"):
+        resolve(ctx(), nested, "x")
+
+
+def test_stages_of_pipeline_task_and_the_address_in_dvcfile_say_the_same():
+    a = pipeline_task("sub-a", dvcfile="dvc.yaml", stages=["evaluate"])
+    b = pipeline_task("sub-b", dvcfile="dvc.yaml:evaluate")
+    assert a.help["force"] == b.help["force"]
+    from dvc_invoke.pipelines import _DEFINED
+
+    assert _DEFINED["sub-a"].stages == _DEFINED["sub-b"].stages == ("evaluate",)
+    with pytest.raises(ValueError, match="stages must be a non-empty list"):
+        pipeline_task("sub-c", dvcfile="dvc.yaml", stages=[])
