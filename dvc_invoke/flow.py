@@ -11,6 +11,7 @@ its own flow.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shlex
 import shutil
@@ -38,10 +39,8 @@ class Plan:
     push: list[str]
     force: bool = False
     upstream: bool = False
-
-    @property
-    def name(self) -> str:
-        return self.pipeline.name
+    # The DVC remote as preflight found it: a local one must still be that folder.
+    remote: graph.RemoteCheck | None = None
 
 
 @dataclass
@@ -52,40 +51,59 @@ class Published:
     commit: str | None = None
 
 
-def plan(ws: Workspace, p: Pipeline, *, force: bool = False, upstream: bool = False) -> Plan:
+def plan(
+    ws: Workspace, p: Pipeline, *, force: bool | None = None, upstream: bool | None = None
+) -> Plan:
     """Read the pipeline from DVC and resolve its pull and push targets.
 
     Without ``pull``/``push`` options these are the pipeline's inputs and
     outputs; given ones are expanded to what DVC tracks, and one that
-    matches nothing is an error now rather than after a two-hour run.
+    matches nothing is an error now rather than after a two-hour run. The
+    push also names the cached inputs: a published lock file references
+    them, so the DVC remote must hold them (``dvc push`` skips what it has).
+    ``force``/``upstream`` left None take the pipeline's own setting.
     """
-    upstream = upstream or p.upstream
-    g = graph.load(ws.root, p.dvcfile, upstream=upstream)
+    force = p.force if force is None else force
+    upstream = p.upstream if upstream is None else upstream
+    g = graph.load(ws.root, p.dvcfile, upstream=upstream, stages=p.stages, force=force)
     pull_targets = g.inputs if p.pull is None else g.resolve(list(p.pull), step="pull")
     push_targets = g.push_targets if p.push is None else g.resolve(list(p.push), step="dvc push")
-    return Plan(p, g, pull_targets, push_targets, force or p.force, upstream)
+    if p.push != ():  # push=[] pushes nothing
+        push_targets = graph.collapse(push_targets + g.push_inputs)
+    return Plan(p, g, pull_targets, push_targets, force, upstream)
 
 
 def publish_command(p: Pipeline) -> str:
     return f"inv publish --pipeline {shlex.quote(p.name)}"
 
 
-def check(ws: Workspace, p: Pipeline | None = None, *, resume: str | None = None) -> GitState:
+def need_dvcfile(ws: Workspace, p: Pipeline) -> None:
+    if not (ws.root / p.dvcfile).is_file():
+        raise DvcInvokeError(f"pipeline '{p.name}': {p.dvcfile} does not exist", step="guards")
+
+
+def check(
+    ws: Workspace,
+    p: Pipeline | None = None,
+    *,
+    resume: str | None = None,
+    own: list[str] | None = None,
+) -> GitState:
     """Refuse to run where a run could not be reproduced or published.
 
     The workspace must be a git and DVC repository whose tracked files are
     all committed (staged or not), the pipeline's dvc.yaml must exist, and a
-    run that publishes needs a branch with an upstream to push to.
+    run that publishes needs a branch with an upstream to push to. Files the
+    pipeline itself writes (``own``: its lock files, its declared metrics and
+    outputs kept in git), as a failed or interrupted run leaves them, never
+    block its own rerun: the run rewrites and commits them.
     """
     state = ws.git_state()
-    if p is not None and not (ws.root / p.dvcfile).is_file():
-        raise DvcInvokeError(f"pipeline '{p.name}': {p.dvcfile} does not exist", step="guards")
-    if ws.dry:
-        return state
-    if state.changed:
-        shown = ", ".join(state.changed[:5]) + (
-            f" and {len(state.changed) - 5} more" if len(state.changed) > 5 else ""
-        )
+    if p is not None:
+        need_dvcfile(ws, p)
+    changed = [f for f in state.changed if not _covered(ws.from_git_top(f), own or [])]
+    if changed:
+        shown = _some(changed)
         raise DvcInvokeError(
             f"uncommitted changes to tracked files: {shown}; commit or stash them",
             step="guards",
@@ -136,7 +154,7 @@ def preflight(
             step="guards",
         )
     p = run_plan.pipeline
-    publishing = p.commit and p.git_push and not ws.dry
+    publishing = p.commit and p.git_push
     target = ws.upstream_target(state.branch) if publishing and state.branch else None
     if target is not None and "fetch" not in skip:
         remote, ref = target
@@ -159,7 +177,11 @@ def preflight(
             )
     if target is not None and "git-push" not in skip:
         remote, ref = target
-        res = ws.probe(f"git push --dry-run -q {shlex.quote(remote)} {shlex.quote(f'HEAD:{ref}')}")
+        cmd = f"git push --dry-run -q {shlex.quote(remote)} {shlex.quote(f'HEAD:{ref}')}"
+        if ws.dry:  # reaches the remote: shown, not run
+            ws.act(cmd, step="guards")
+            return state
+        res = ws.probe(cmd)
         if res.failed and _rejected(res.stderr):
             raise DvcInvokeError(
                 f"branch '{state.branch}' is behind {remote}: it has commits this clone lacks;"
@@ -175,19 +197,30 @@ def preflight(
                 resume=resume,
             )
     if (run_plan.pull or run_plan.push) and "dvc-remote" not in skip and not ws.dry:
-        problem = graph.remote_problem(ws.root)
-        if problem:
-            raise DvcInvokeError(problem, step="guards", resume=resume)
+        run_plan.remote = graph.remote_check(ws.root)
+        if run_plan.remote.problem:
+            raise DvcInvokeError(run_plan.remote.problem, step="guards", resume=resume)
     return state
 
 
 def pull(ws: Workspace, plan: Plan, *, resume: str | None = None) -> list[str]:
-    """``dvc pull`` the run's inputs, all in one call."""
-    if not plan.pull:
+    """``dvc pull`` the run's inputs, all in one call; then the outputs of its
+    own stages that are up to date but missing from the workspace.
+
+    Without those, a fresh clone would run every stage again, as ``dvc
+    repro`` sees its outputs missing. They are pulled ``--allow-missing``:
+    one that the remote lacks is simply built again by ``dvc repro``.
+    """
+    if not plan.pull and not plan.graph.restore:
         console.info("nothing to pull")
         return []
-    ws.act(f"{ws.dvc} pull {quote_all(plan.pull)}", step="pull", resume=resume, network=True)
-    return plan.pull
+    if plan.pull:
+        ws.act(f"{ws.dvc} pull {quote_all(plan.pull)}", step="pull", resume=resume, network=True)
+    restore = [r for r in plan.graph.restore if not _covered(r, plan.pull)]
+    if restore:
+        cmd = f"{ws.dvc} pull --allow-missing {quote_all(restore)}"
+        ws.act(cmd, step="pull", resume=resume, network=True)
+    return plan.pull + restore
 
 
 def reproduce(ws: Workspace, plan: Plan, *, resume: str | None = None) -> None:
@@ -208,7 +241,7 @@ def reproduce(ws: Workspace, plan: Plan, *, resume: str | None = None) -> None:
 
 
 def measure(ws: Workspace, plan: Plan, rev: str | None) -> list[metrics.Change] | None:
-    """What the run changed in the pipeline's metrics and params, against ``rev``.
+    """The pipeline's metrics (changed or not) and the params that changed, against ``rev``.
 
     A comparison that cannot be made is a warning (None), not a failure; a
     gate then refuses to publish, since it cannot tell better from worse.
@@ -278,10 +311,9 @@ def publish(
         paths = plan.graph.git_paths()
         changed = paths if ws.dry else ws.changed_paths(paths)
         if changed:
-            files = quote_all(changed)
-            ws.act(f"git add -- {files}", step="commit", resume=resume)
-            message = shlex.quote(p.commit_message)
-            ws.act(f"git commit -q -m {message} -- {files}", step="commit", resume=resume)
+            if not ws.dry:
+                _refuse_inconsistent(ws, plan)
+            _commit(ws, changed, p.commit_message, resume)
             done.committed = True
             state.ahead += 1
         else:
@@ -291,9 +323,12 @@ def publish(
         console.warn("outputs left out of push=[...] stay local only: " + ", ".join(missed))
     unpublished = done.committed or state.ahead > 0 or not p.commit or ws.dry
     if plan.push and (unpublished or always_push):
+        _refuse_moved_remote(plan, resume)
         push = f"{ws.dvc} push {quote_all(plan.push)}"
         ws.act(push, step="dvc push", resume=resume, network=True)
-        done.pushed = tuple(plan.push)
+        _verify_remote(ws, plan, resume)
+        # Reported: the run's own data (its inputs were only made sure of).
+        done.pushed = tuple(t for t in plan.push if t not in plan.graph.push_inputs)
     if p.commit and p.git_push:
         if state.ahead > 0 or ws.dry:
             _push_branch(ws, plan, state, resume, ours=done.committed)
@@ -302,6 +337,96 @@ def publish(
             console.info(f"branch '{state.branch}' is up to date with its upstream: no git push")
     done.commit = ws.head()
     return done
+
+
+def _commit(ws: Workspace, paths: list[str], message: str, resume: str) -> None:
+    """Commit exactly ``paths``, all or nothing: a failed commit (a hook that
+    refused it) leaves nothing staged that would block the next run."""
+    files = quote_all(paths)
+    try:
+        ws.act(f"git add -- {files}", step="commit", resume=resume)
+        ws.act(f"git commit -q -m {shlex.quote(message)} -- {files}", step="commit", resume=resume)
+    except DvcInvokeError:
+        if not ws.dry:
+            ws.probe(f"git reset -q -- {files}")
+        raise
+
+
+def _refuse_inconsistent(ws: Workspace, plan: Plan) -> None:
+    """Publish only a state that a fresh clone finds up to date.
+
+    Refused: files the run's stages read that git does not hold as they are
+    (params changed by ``dvc exp run``, a script edited meanwhile), and stages
+    of the lock files to commit that DVC does not find up to date (a run that
+    stopped halfway, an output changed after the run).
+    """
+    g, p = plan.graph, plan.pipeline
+    rerun = default_command(p.name, force=plan.force, upstream=plan.upstream)
+    own = g.git_paths()
+    used = [f for f in ws.changed_paths(g.depends_on) if not _covered(f, own)]
+    if used:
+        raise DvcInvokeError(
+            f"the run used files git does not hold as they are: {_some(used)};"
+            " commit them (or restore them and run again), so that the lock file"
+            " matches the commit; nothing was committed",
+            step="commit",
+            resume=f"git commit, then {publish_command(p)}",
+        )
+    siblings = [graph.address(p.dvcfile, n) for n in g.file_stages]
+    stale = graph.stale(ws.root, list(dict.fromkeys(g.stages + siblings)))
+    if stale:
+        raise DvcInvokeError(
+            f"the pipeline is not up to date, so a fresh clone would run again: {_some(stale)};"
+            " nothing was committed",
+            step="commit",
+            resume=f"{rerun} (or `inv repro.discard --pipeline {shlex.quote(p.name)}`)",
+        )
+
+
+def _some(items: list[str], limit: int = 5) -> str:
+    more = f" and {len(items) - limit} more" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
+
+
+def _refuse_moved_remote(plan: Plan, resume: str) -> None:
+    moved = plan.remote.moved() if plan.remote is not None else None
+    if moved:
+        raise DvcInvokeError(
+            f"{moved}: nothing was pushed; mount or restore it", step="dvc push", resume=resume
+        )
+
+
+def _verify_remote(ws: Workspace, plan: Plan, resume: str) -> None:
+    """Before anything reaches git, the DVC remote holds every object the
+    commit references: ``dvc push`` says "Everything is up to date" and exits
+    0 when the local cache lacks an object, so its word is not enough."""
+    cmd = f"{ws.dvc} status --cloud --json {quote_all(plan.push)}"
+    res = ws.act(cmd, step="dvc push", resume=resume, network=True, capture=True)
+    if ws.dry:
+        return
+    try:
+        status = json.loads((res.stdout or "").strip() or "{}")
+    except ValueError:
+        raise DvcInvokeError(
+            f"cannot read what `dvc status --cloud` said: {res.stdout.strip()[:200]}",
+            step="dvc push",
+            resume=resume,
+        ) from None
+    _refuse_moved_remote(plan, resume)
+    lacking = [p for p, st in status.items() if st in ("new", "missing")]
+    if lacking:
+        nowhere = [p for p in lacking if status[p] == "missing"]
+        where = (
+            f"{_some(nowhere)} exist neither in this cache nor on the remote:"
+            " `dvc push` them from the machine that made them"
+            if nowhere
+            else f"the push of {_some(lacking)} did not complete"
+        )
+        raise DvcInvokeError(
+            f"the DVC remote lacks data the commit references: {where}; nothing was pushed to git",
+            step="dvc push",
+            resume=resume,
+        )
 
 
 def _refuse_moved_workspace(
@@ -357,11 +482,11 @@ def _push_branch(ws: Workspace, plan: Plan, state: GitState, resume: str, *, our
     commit is kept on a branch of its own, and the branch goes back to where
     the run started, so that no later `git push` publishes it by accident.
     """
-    if ws.dry:
-        ws.act("git push", step="git push", resume=resume)
-        return
     remote, ref = _upstream(ws, state, resume)
     push = f"git push {shlex.quote(remote)} {shlex.quote(f'HEAD:{ref}')}"
+    if ws.dry:
+        ws.act(push, step="git push", resume=resume)
+        return
     for _ in range(3):
         try:
             ws.act(push, step="git push", resume=resume, network=True)
@@ -430,13 +555,14 @@ def run(
     c: Any,
     name: str,
     *,
-    force: bool = False,
-    upstream: bool = False,
+    force: bool | None = None,
+    upstream: bool | None = None,
     detach: bool = False,
     command: str | None = None,
     skip: tuple[str, ...] | list[str] = (),
 ) -> RunReport | None:
     """The whole flow for pipeline ``name``; raises `DvcInvokeError` on failure.
+    ``force``/``upstream`` left None take the pipeline's own setting.
 
     Everything that can fail fast runs here, in the foreground: the
     pipeline, the guards, its targets, the Slack set-up, and whether another
@@ -445,20 +571,29 @@ def run(
     """
     ws = Workspace(c)
     p = resolve(c, ws.root, name)
-    command = command or default_command(name, force=force, upstream=upstream)
+    command = command or default_command(name, force=bool(force), upstream=bool(upstream))
     # Set in the process that --detach started: run in it, do not detach again.
     adopted = os.environ.pop(runs.ENV_RUN, None)
     skip = tuple(skip or ())
-    state = check(ws, p, resume=command)
+    ws.git_state()  # not a git repository: say so before anything else
+    need_dvcfile(ws, p)
     run_plan = plan(ws, p, force=force, upstream=upstream)
-    chain = notifiers.notifiers(c, ws.root, slack=p.slack)
+    state = check(ws, p, resume=command, own=run_plan.graph.git_paths())
+    # A dry run tells nobody: it shows on the console what the run would do.
+    chain: list[Any] = [notifiers.ConsoleNotifier()]
+    if not ws.dry:
+        chain = notifiers.notifiers(c, ws.root, slack=p.slack)
     if not adopted:
         state = preflight(ws, run_plan, state, skip=skip, resume=command)
+    elif "dvc-remote" not in skip:
+        run_plan.remote = graph.remote_check(ws.root)
     if ws.dry:
         report = RunReport(pipeline=p.name, command=command, step="pull")
+        report.branch, report.commit_before = state.branch, state.commit
         if detach and not adopted:
             report.id, report.log = "RUN-ID", str(runs.Store(ws.root).log_path("RUN-ID"))
             launch(ws, report)
+            console.result(True, "dry run: nothing was started")
             return None
         return _execute(ws, run_plan, report, chain, state, None)
     store = runs.Store(ws.root)
@@ -473,22 +608,32 @@ def run(
             report.pid, report.pgid = os.getpid(), os.getpgrp()
             report.process_started = runs.process_identity(report.pid)
         tell_lost(c, ws, store.claim(report))
-        if "slack" not in skip:
-            refusals = notifiers.announce(chain, report)
-            if refusals:
+        launched = False
+        try:
+            if "slack" not in skip:
+                refusals = notifiers.announce(chain, report)
+                if refusals:
+                    raise DvcInvokeError(
+                        f"Slack refused the run's first message ({'; '.join(refusals)}):"
+                        " fix SLACK_BOT_TOKEN / SLACK_CHANNEL, or run with --skip slack",
+                        step="guards",
+                    )
+                store.save(report)
+            if detach:
+                launch(ws, report)
+                launched = True
+        except BaseException:
+            # Refused, interrupted or cut off (a closed pipe) before the run
+            # started: no record may claim the workspace for a run that never was.
+            if not launched:
                 store.forget(report)
-                raise DvcInvokeError(
-                    f"Slack refused the run's first message ({'; '.join(refusals)}):"
-                    " fix SLACK_BOT_TOKEN / SLACK_CHANNEL, or run with --skip slack",
-                    step="guards",
-                )
-            store.save(report)
+            raise
         if detach:
-            launch(ws, report)
-            console.result(True, f"{p.name} is running in the background as run {report.id}")
-            console.info(f"log:     {report.log}")
-            console.info(f"follow:  inv repro.logs --run {report.id} --follow")
-            console.info(f"cancel:  inv repro.cancel --run {report.id}")
+            with contextlib.suppress(BrokenPipeError):
+                console.result(True, f"{p.name} is running in the background as run {report.id}")
+                console.info(f"log:     {report.log}")
+                console.info(f"follow:  inv repro.logs --run {report.id} --follow")
+                console.info(f"cancel:  inv repro.cancel --run {report.id}")
             return report
     announced = not adopted and "slack" not in skip
     return _execute(ws, run_plan, report, chain, state, store, announced=announced)
@@ -519,7 +664,7 @@ def _execute(
             stack.enter_context(console.log_to(log))
         ws.interrupts, ws.log = interrupts, log
         try:
-            if not announced:
+            if not announced and store is not None:
                 notifiers.deliver(chain, report)
             save("pull")
             console.step(p.name, "pull")
@@ -529,7 +674,7 @@ def _execute(
             console.step(p.name, "repro", detail)
             reproduce(ws, run_plan, resume=command)
             changes = measure(ws, run_plan, start.commit)
-            report.metrics = [c.to_dict() for c in changes or []]
+            report.metrics = [c.to_dict() for c in changes or [] if c.changed]
             save("publish")
             console.step(p.name, "publish")
             done = publish(ws, run_plan, expect=start, changes=changes)
@@ -553,6 +698,9 @@ def _execute(
             raise exc from None
         finally:
             ws.interrupts, ws.log = None, None
+        if store is None:  # a dry run
+            console.result(True, f"dry run of {p.name}: nothing was done")
+            return report
         report.committed, report.git_pushed = done.committed, done.git_pushed
         report.pushed = list(done.pushed)
         report.commit_after = done.commit
@@ -560,6 +708,28 @@ def _execute(
         notifiers.deliver(chain, report)
         save(None)
     return report
+
+
+def discard(ws: Workspace, p: Pipeline) -> list[str]:
+    """Put the pipeline's own files back as HEAD has them, after a failed or
+    refused run: its lock files and the files git holds for it with
+    ``git restore``, its cached outputs with ``dvc checkout --force``. Nothing
+    else in the workspace is touched. Returns what git restored."""
+    if not ws.dry:
+        runs.Store(ws.root).free()  # never under a run that is still writing
+    run_plan = plan(ws, p, force=True)
+    own = run_plan.graph.git_paths()
+    at_head = ws.probe("git ls-tree -r -z --name-only --full-name HEAD -- " + quote_all(own))
+    known = {ws.from_git_top(f) for f in at_head.stdout.split("\0") if f}
+    changed = [f for f in ws.changed_paths(own) if f in known]
+    if changed:
+        ws.act(
+            f"git restore --source=HEAD --staged --worktree -- {quote_all(changed)}", step="discard"
+        )
+    outputs = run_plan.graph.push_targets
+    if outputs:
+        ws.act(f"{ws.dvc} checkout --force {quote_all(outputs)}", step="discard")
+    return changed
 
 
 def finish(c: Any, name: str, *, accept: bool = False) -> Published:
@@ -579,8 +749,21 @@ def finish(c: Any, name: str, *, accept: bool = False) -> Published:
         # Never commit under a run that is still writing to the workspace.
         tell_lost(c, ws, store.free())
     before = ws.git_state(step="commit")
+    if p.commit and p.git_push and before.branch is None:
+        raise DvcInvokeError(
+            "HEAD is detached: a commit here would be lost on the next checkout;"
+            " check out the branch to publish to",
+            step="commit",
+            resume=publish_command(p),
+        )
     pending = None if ws.dry else unpublished_run(store, p, before)
     run_plan = plan(ws, p)
+    if run_plan.push and not ws.dry:
+        run_plan.remote = graph.remote_check(ws.root)
+        if run_plan.remote.problem:
+            raise DvcInvokeError(
+                run_plan.remote.problem, step="dvc push", resume=publish_command(p)
+            )
     chain = notifiers.notifiers(c, ws.root, slack=p.slack)
     console.step(p.name, "publish", f"run {pending.id}" if pending else None)
     done = publish(ws, run_plan, always_push=True, accept=accept)

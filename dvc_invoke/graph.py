@@ -76,10 +76,35 @@ class PipelineGraph:
     # dvc.yaml, and the .dvc files and lock files behind its inputs. A
     # teammate's commit touching one makes the run's lock file stale.
     depends_on: list[str] = dataclasses.field(default_factory=list)
+    # Outputs of its own stages that are up to date but missing from the
+    # workspace (a fresh clone, a new GPU box): brought back from the DVC
+    # remote before `dvc repro`, so that DVC finds them up to date instead
+    # of running them again.
+    restore: list[str] = dataclasses.field(default_factory=list)
+    # Metrics and plots declared at the top level of the pipeline's dvc.yaml
+    # (dvclive's way), relative to the project's root.
+    top_metrics: list[str] = dataclasses.field(default_factory=list)
+    top_plots: list[str] = dataclasses.field(default_factory=list)
+    # Every stage of the pipeline's DVC file, own or not, by name.
+    file_stages: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def metric_files(self) -> list[str]:
-        return [o.path for o in self.outputs if o.metric]
+        found = [o.path for o in self.outputs if o.metric]
+        return list(dict.fromkeys(found + self.top_metrics))
+
+    @property
+    def declared(self) -> list[str]:
+        """Top-level metrics and plots that git tracks (no output holds them):
+        a stage may rewrite them, and they are committed with the lock."""
+        return [
+            f for f in dict.fromkeys(self.top_metrics + self.top_plots) if not self.tracked.owner(f)
+        ]
+
+    @property
+    def push_inputs(self) -> list[str]:
+        """Cached inputs the run reads: a published lock file references them too."""
+        return [i for i in self.inputs if (o := self.tracked.owner(i)) is not None and o.cached]
 
     @property
     def push_targets(self) -> list[str]:
@@ -94,7 +119,7 @@ class PipelineGraph:
                 paths.append(posixpath.join(posixpath.dirname(out.path), ".gitignore"))
             else:
                 paths.append(out.path)
-        return list(dict.fromkeys(paths))
+        return list(dict.fromkeys(paths + self.declared))
 
     def resolve(self, targets: list[str], *, step: str) -> list[str]:
         """Turn user targets into what ``dvc pull``/``dvc push`` must be given.
@@ -133,15 +158,25 @@ def _parents(path: str) -> list[str]:
     return parents
 
 
-def load(root: Path, dvcfile: str | None, *, upstream: bool = False) -> PipelineGraph:
+def load(
+    root: Path,
+    dvcfile: str | None,
+    *,
+    upstream: bool = False,
+    stages: tuple[str, ...] | list[str] | None = None,
+    force: bool = False,
+) -> PipelineGraph:
     """Read the pipeline defined by ``dvcfile`` (relative to ``root``); with
     ``None``, only what the project tracks (to resolve pull/push targets).
 
     The pipeline's own ``dvc.yaml`` is loaded by DVC, stage by stage, as
-    ``dvc repro`` loads it. Of the project's other DVC files only their
-    outputs matter (which inputs to pull, what a target names): `scan` reads
-    those quickly, handing a file to DVC whenever it is templated or unusual.
-    With ``upstream``, DVC's whole index is read: its graph decides what runs.
+    ``dvc repro`` loads it; ``stages`` keeps some of its stages as the
+    pipeline's own (the others are upstream). Of the project's other DVC
+    files only their outputs matter (which inputs to pull, what a target
+    names): `scan` reads those quickly, handing a file to DVC whenever it is
+    templated or unusual. With ``upstream``, DVC's whole index is read: its
+    graph decides what runs. Unless ``force``, the outputs of own stages that
+    are up to date but missing from the workspace are named in ``restore``.
     """
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
@@ -150,28 +185,125 @@ def load(root: Path, dvcfile: str | None, *, upstream: bool = False) -> Pipeline
         with Repo(os.fspath(root)) as repo:
             if upstream:
                 index = repo.index
-                stages = list(index.stages)
-                own = [s for s in stages if _relative(root, s.path) == dvcfile]
-                tracked = Tracked([o for s in stages for o in _outputs_of(root, s)])
-                run = set(_runnable(dvcfile, own))
-                for stage in list(run):
+                every = list(index.stages)
+                in_file = [s for s in every if _relative(root, s.path) == dvcfile]
+                own = _own(dvcfile, in_file, stages)
+                tracked = Tracked([o for s in every for o in _outputs_of(root, s)])
+                run = set(own)
+                for stage in own:
                     run |= {s for s in _descendants(index.graph, stage) if not s.is_data_source}
                 ordered = _order(index.graph.subgraph(run))
             else:
-                tracked, own = scan(repo, dvcfile)
-                ordered = _in_order(root, _runnable(dvcfile, own), tracked)
+                tracked, in_file = scan(repo, dvcfile)
+                own = _own(dvcfile, in_file, stages)
+                ordered = _in_order(root, own, tracked)
+            g = build(Path(root), dvcfile, ordered, tracked)
+            g.file_stages = [s.name for s in in_file if getattr(s, "name", None)]
+            if dvcfile is not None:
+                g.top_metrics, g.top_plots = _top_level(repo, root, dvcfile, whole=stages is None)
+                if not force:
+                    with repo.lock:  # DVC's own: stage checks take its rwlock
+                        g.restore = _missing_but_fresh(root, ordered)
+                # The metrics as they were before the run, to compare with: a
+                # cached metrics file missing here (a fresh clone) is brought too.
+                g.restore = collapse(g.restore + _missing_cached(root, g))
     except DvcException as exc:
         raise DvcInvokeError(
             f"DVC cannot read the project: {dvc_error_reason(exc)}", step="guards"
         ) from None
-    return build(Path(root), dvcfile, ordered, tracked)
+    return g
 
 
-def _runnable(dvcfile: str | None, own: list[Any]) -> list[Any]:
-    stages = [s for s in own if not s.is_data_source]
+def _own(dvcfile: str | None, in_file: list[Any], names: Any) -> list[Any]:
+    """The stages of ``dvcfile`` that a run reproduces: all, or those ``names``d."""
+    stages = [s for s in in_file if not s.is_data_source]
     if dvcfile is not None and not stages:
         raise DvcInvokeError(f"{dvcfile} declares no stages", step="guards")
-    return stages
+    if names is None:
+        return stages
+    by_name = {s.name: s for s in stages}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise DvcInvokeError(
+            f"{dvcfile} has no stage {', '.join(unknown)}"
+            f" (its stages: {', '.join(by_name) or 'none'})",
+            step="guards",
+        )
+    return [by_name[n] for n in names]
+
+
+def _top_level(repo: Any, root: Path, dvcfile: str, *, whole: bool) -> tuple[list[str], list[str]]:
+    """The metrics and plot files declared at the top of ``dvcfile``: all of
+    them for a whole file's pipeline; for some of its stages, those lying in
+    the stages' outputs (see `PipelineGraph.top_metrics`)."""
+    from dvc.dvcfile import load_file
+
+    file = load_file(repo, os.path.join(os.fspath(root), dvcfile))
+    folder = posixpath.dirname(dvcfile)
+
+    def rel(path: Any) -> str | None:
+        if not isinstance(path, str) or "://" in path or os.path.isabs(path):
+            return None
+        joined = posixpath.normpath(posixpath.join(folder, path.replace(os.sep, "/")))
+        return None if joined.startswith("../") else joined
+
+    metrics = [m for m in map(rel, file.metrics or []) if m]
+    plots: list[str] = []
+    for entry in file.plots or []:
+        if isinstance(entry, str):
+            plots.append(entry)
+        elif isinstance(entry, dict):
+            for name, spec in entry.items():
+                y = spec.get("y") if isinstance(spec, dict) else None
+                plots += list(y) if isinstance(y, dict) else [name]
+    return metrics, [p for p in map(rel, plots) if p]
+
+
+def _missing_but_fresh(root: Path, ordered: list[Any]) -> list[str]:
+    """Outputs DVC would find up to date were they in the workspace.
+
+    A stage counts when its command and its deps are as its lock entry says
+    (deps missing from the workspace count as unchanged: an earlier stage's
+    outputs, restored first), no stage it depends on has to run, and the
+    lock records a hash for the output. Its outputs missing from the
+    workspace are then worth pulling: ``dvc repro`` would otherwise run the
+    stage again (a retrain on every new machine), where ``dvc repro --pull``
+    and ``dvc pull && dvc repro`` find it up to date.
+    """
+    from dvc.exceptions import DvcException
+
+    stale: set[str] = set()
+    restore: list[str] = []
+    for stage in ordered:
+        deps = {_relative(root, d.fs_path) for d in stage.deps if getattr(d, "is_in_repo", False)}
+        upstream_stale = any(_covered_by(d, stale) for d in deps)
+        try:
+            changed = (
+                upstream_stale or stage.changed_stage() or stage.changed_deps(allow_missing=True)
+            )
+        except DvcException:  # whatever DVC cannot tell here, it decides when it runs
+            changed = True
+        outs = [o for o in stage.outs if o.is_in_repo]
+        if changed:
+            stale |= {_relative(root, o.fs_path) for o in outs}
+            continue
+        for out in outs:
+            if out.use_cache and out.hash_info and not os.path.lexists(out.fs_path):
+                restore.append(_relative(root, out.fs_path))
+    return collapse(restore)
+
+
+def _missing_cached(root: Path, g: PipelineGraph) -> list[str]:
+    owners = [g.tracked.owner(f) for f in g.metric_files]
+    return [
+        o.path
+        for o in owners
+        if o is not None and o.cached and not os.path.lexists(os.path.join(root, o.path))
+    ]
+
+
+def _covered_by(path: str, paths: set[str]) -> bool:
+    return any(path == p or path.startswith(p + "/") or p.startswith(path + "/") for p in paths)
 
 
 def _descendants(graph: Any, stage: Any) -> set[Any]:
@@ -421,8 +553,39 @@ def _stage_files(dvcfile: str) -> list[str]:
     return [dvcfile]
 
 
-def remote_problem(root: Path) -> str | None:
-    """What is wrong with the project's default DVC remote, or None.
+@dataclass(frozen=True)
+class RemoteCheck:
+    """The default DVC remote as a run found it at its start."""
+
+    problem: str | None = None  # what is wrong with it, or None
+    name: str | None = None
+    path: str | None = None  # a local remote's folder
+    identity: tuple[int, int] | None = None  # its (device, inode)
+
+    def moved(self) -> str | None:
+        """What happened to a local remote's folder since, or None.
+
+        A network share unmounted mid-run leaves an empty mountpoint (another
+        device); a folder removed and re-created is another inode. `dvc push`
+        would quietly fill either, and the team's data would be on this disk.
+        """
+        if self.path is None or self.identity is None:
+            return None
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return f"DVC remote '{self.name}' ({self.path}) is gone since the run started"
+        if (st.st_dev, st.st_ino) != self.identity:
+            return (
+                f"DVC remote '{self.name}' ({self.path}) is not the folder it was when the run"
+                " started (unmounted, or removed and re-created)"
+            )
+        return None
+
+
+def remote_check(root: Path) -> RemoteCheck:
+    """The project's default DVC remote: what is wrong with it, and for a
+    local one, which folder it is (see `RemoteCheck.moved`).
 
     A local remote must be an existing folder: a network share that is not
     mounted would otherwise silently receive the team's data in an empty
@@ -437,17 +600,68 @@ def remote_problem(root: Path) -> str | None:
             try:
                 remote = repo.cloud.get_remote()
             except NoRemoteError:
-                return "no DVC remote is configured: add one with `dvc remote add -d NAME URL`"
+                return RemoteCheck(
+                    "no DVC remote is configured: add one with `dvc remote add -d NAME URL`"
+                )
             name, fs, path = remote.name, remote.fs, remote.path
             if fs.protocol == "local":
                 if not os.path.isdir(path):
                     what = "is not a folder" if os.path.exists(path) else "does not exist"
-                    return f"DVC remote '{name}' ({path}) {what}"
-                return None
+                    return RemoteCheck(f"DVC remote '{name}' ({path}) {what}")
+                st = os.stat(path)
+                return RemoteCheck(None, name, path, (st.st_dev, st.st_ino))
             try:
                 fs.exists(path)
             except Exception as exc:  # noqa: BLE001 - every backend has its own errors
-                return f"DVC remote '{name}' is not reachable: {dvc_error_reason(exc)}"
+                return RemoteCheck(f"DVC remote '{name}' is not reachable: {dvc_error_reason(exc)}")
     except DvcException as exc:
-        return f"DVC cannot read its remote configuration: {dvc_error_reason(exc)}"
+        return RemoteCheck(f"DVC cannot read its remote configuration: {dvc_error_reason(exc)}")
+    return RemoteCheck(None, name)
+
+
+def remote_problem(root: Path) -> str | None:
+    """What is wrong with the project's default DVC remote, or None."""
+    return remote_check(root).problem
+
+
+def stale(root: Path, addresses: list[str]) -> list[str]:
+    """Which of the stages at ``addresses`` DVC does not find up to date, each
+    with why: its command, a dependency or an output differs from its lock
+    entry. Data missing from the workspace is fine (it is in the cache, or
+    the remote check says it is not). A lock file published with a
+    stale stage would make every fresh clone run it again."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    found = []
+    try:
+        with Repo(os.fspath(root)) as repo, repo.lock:
+            for addr in addresses:
+                if ":" in addr:
+                    file, name = addr.rsplit(":", 1)
+                elif addr.endswith(".dvc"):
+                    file, name = addr, ""
+                else:
+                    file, name = "dvc.yaml", addr
+                target = os.path.join(os.fspath(root), file) + (f":{name}" if name else "")
+                for stage in repo.stage.collect(target):
+                    why = _why_stale(stage)
+                    if why:
+                        found.append(f"{addr} ({why})")
+    except DvcException as exc:
+        raise DvcInvokeError(
+            f"DVC cannot read the project: {dvc_error_reason(exc)}", step="commit"
+        ) from None
+    return found
+
+
+def _why_stale(stage: Any) -> str | None:
+    if stage.changed_stage():
+        return "its command or definition changed"
+    # A dependency missing here (an upstream stage's data that this run only
+    # read through the cache, or never pulled) is the lock's word against nothing.
+    if not stage.always_changed and stage.changed_deps(allow_missing=True):
+        return "a dependency changed"
+    if stage.changed_outs(allow_missing=True):
+        return "an output changed"
     return None

@@ -82,6 +82,10 @@ class Change:
     kind: str = "metric"  # or "param"
 
     @property
+    def changed(self) -> bool:
+        return bool(self.old != self.new)
+
+    @property
     def delta(self) -> float | None:
         if _number(self.old) and _number(self.new):
             return self.new - self.old
@@ -115,7 +119,13 @@ def _fmt(value: Any) -> str:
 
 
 def compare(root: Path, rev: str | None, metric_files: list[str]) -> list[Change]:
-    """The metrics that differ between ``rev`` and the workspace."""
+    """Every metric of ``metric_files`` at ``rev`` and in the workspace, changed or not.
+
+    DVC reads each side where it lives: a file git tracks from git, a cached
+    one (dvclive's ``eval/metrics.json`` in a cached ``eval/`` output) from
+    the DVC cache (the pull step brings a cached one there, see
+    `graph.load`).
+    """
     if not rev or not metric_files:
         return []
     from dvc.repo import Repo
@@ -123,7 +133,7 @@ def compare(root: Path, rev: str | None, metric_files: list[str]) -> list[Change
     with Repo(os.fspath(root)) as repo:
         targets = [os.fspath(Path(root) / path) for path in metric_files]
         found = repo.metrics.diff(a_rev=rev, b_rev="workspace", all=True, targets=targets)
-    return [c for c in _flatten(found.get("diff", {}), "metric") if c.old != c.new]
+    return _flatten(found.get("diff", {}), "metric")
 
 
 def param_changes(
@@ -160,7 +170,9 @@ def _lock_params(lock: str, text: str | None) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for stage in (data.get("stages") or {}).values():
         for file, values in ((stage or {}).get("params") or {}).items():
-            name = f"{folder}/{file}" if folder else file
+            # Relative to the stage's wdir, which the lock file does not say;
+            # `wdir: ../..` stages name theirs from the root already.
+            name = f"{folder}/{file}" if folder and not file.startswith(folder + "/") else file
             for key, value in _flat(values):
                 found[f"{name}:{key}"] = value
     return found
@@ -184,9 +196,15 @@ def _flatten(diff: Mapping[str, Mapping[str, Mapping[str, Any]]], kind: str) -> 
 
 
 def regressions(gates: tuple[Gate, ...], changes: list[Change]) -> list[str]:
-    """What the gates refuse in ``changes``: one text each."""
+    """What the gates refuse in ``changes`` (every metric, changed or not): one
+    text each. A gate that matches no metric before or after the run refuses
+    too: a typo in its name must not let every model through."""
     found = []
+    names = sorted({c.name for c in changes if c.kind == "metric"})
     for gate in gates:
+        if not any(gate.matches(name) for name in names):
+            known = ", ".join(names[:8]) + (" …" if len(names) > 8 else "")
+            found.append(f"gate {gate.metric} matches no metric (metrics: {known or 'none'})")
         for change in changes:
             if change.kind != "metric" or not gate.matches(change.name):
                 continue

@@ -1,16 +1,25 @@
-"""A throw-away DVC project with a git origin and a DVC remote, for the demo and tests.
+"""Throw-away DVC projects with a git origin and a DVC remote, for the demo and tests.
 
 Layout under ``base``::
 
     origin.git/      bare git repository, the team's origin
     dvc-remote/      local folder used as the DVC remote
-    project/         a clone with DVC initialised, tracked input data and two
-                     pipelines: ``training/`` (trains ``model/model.json``) and
-                     ``metrics/`` (evaluates that model on ``dataset/testset``)
+    project/         a clone with DVC initialised and tracked input data
+
+Two project layouts, the two that real DVC projects use:
+
+- ``seed`` (`create`): a folder per pipeline, ``training/`` (trains
+  ``model/model.json``) and ``metrics/`` (evaluates that model on
+  ``dataset/testset``), as in the article the project grew from;
+- ``canonical`` (`create_canonical`): DVC's own get-started shape, one root
+  ``dvc.yaml`` (prepare → featurize → train → evaluate), ``params.yaml``,
+  ``evaluate`` writing a cached, git-ignored ``eval/`` folder as dvclive
+  does, with ``metrics:`` and ``plots:`` declared at the top level.
 
 The stage scripts append ``<stage>`` to the file named by ``$SANDBOX_TRACE``
 (when set), so a caller can tell exactly which stages ran, and in what order;
-``$SANDBOX_SLOW=<stage>:<seconds>`` makes one stage take that long.
+``$SANDBOX_SLOW=<stage>:<seconds>`` makes one stage take that long, and
+``$SANDBOX_FAIL=<stage>`` makes it fail halfway (its outputs half written).
 """
 
 from __future__ import annotations
@@ -55,6 +64,8 @@ def trace(stage):
     if name == stage:
         print(f"{stage}: working for {seconds}s", flush=True)
         time.sleep(float(seconds))
+    if os.environ.get("SANDBOX_FAIL") == stage:
+        raise SystemExit(f"{stage}: failed on purpose (SANDBOX_FAIL)")
 """
 
 FILES = {
@@ -152,6 +163,153 @@ FILES = {
 }
 
 
+# DVC's get-started layout (iterative/example-get-started), on small CSV data.
+CANONICAL_TASKS_PY = """\
+from invoke import Collection
+from dvc_invoke import data, guards, notify, pipeline_task, publish, repro
+
+# The whole root dvc.yaml; refuses a model whose accuracy got worse.
+train = pipeline_task("train", dvcfile="dvc.yaml", gates={"eval/metrics.json:acc": "max"})
+# Only its evaluate stage, forced: the metrics without retraining.
+metrics = pipeline_task("metrics", dvcfile="dvc.yaml", stages=["evaluate"], force=True)
+
+ns = Collection(train, metrics, guards, data, repro, publish, notify)
+"""
+
+CANONICAL_FILES = {
+    "data/data.csv": "x,y\n" + "".join(f"{x},{2 * x + (x % 3) * 0.1:.1f}\n" for x in range(1, 41)),
+    "params.yaml": "prepare:\n  split: 0.25\ntrain:\n  bias: 0.0\n",
+    "src/stagetrace.py": _TRACE,
+    "src/prepare.py": textwrap.dedent(
+        """\
+        import csv
+        import os
+        import sys
+
+        import yaml
+
+        from stagetrace import trace
+
+        trace("prepare")
+        split = yaml.safe_load(open("params.yaml"))["prepare"]["split"]
+        rows = list(csv.reader(open(sys.argv[1])))[1:]
+        cut = int(len(rows) * (1 - split))
+        os.makedirs("data/prepared", exist_ok=True)
+        for name, part in (("train", rows[:cut]), ("test", rows[cut:])):
+            with open(f"data/prepared/{name}.csv", "w") as f:
+                f.write("x,y\\n" + "".join(f"{x},{y}\\n" for x, y in part))
+        """
+    ),
+    "src/featurize.py": textwrap.dedent(
+        """\
+        import csv
+        import os
+
+        from stagetrace import trace
+
+        trace("featurize")
+        os.makedirs("data/features", exist_ok=True)
+        for name in ("train", "test"):
+            rows = list(csv.DictReader(open(f"data/prepared/{name}.csv")))
+            with open(f"data/features/{name}.csv", "w") as f:
+                f.write("x,x2,y\\n")
+                for r in rows:
+                    x = float(r["x"])
+                    f.write(f"{x},{x * x},{r['y']}\\n")
+        """
+    ),
+    "src/train.py": textwrap.dedent(
+        """\
+        import csv
+        import json
+
+        import yaml
+
+        from stagetrace import trace
+
+        trace("train")
+        bias = yaml.safe_load(open("params.yaml"))["train"]["bias"]
+        reader = csv.DictReader(open("data/features/train.csv"))
+        rows = [(float(r["x"]), float(r["y"])) for r in reader]
+        slope = sum(x * y for x, y in rows) / sum(x * x for x, _ in rows)
+        with open("model.pkl", "w") as f:
+            json.dump({"slope": round(slope + bias, 6)}, f)
+        """
+    ),
+    "src/evaluate.py": textwrap.dedent(
+        """\
+        import csv
+        import json
+        import os
+        import time
+
+        from stagetrace import trace
+
+        trace("evaluate")
+        slope = json.load(open("model.pkl"))["slope"]
+        reader = csv.DictReader(open("data/features/test.csv"))
+        rows = [(float(r["x"]), float(r["y"])) for r in reader]
+        errors = [abs(y - slope * x) for x, y in rows]
+        mae = sum(errors) / len(errors)
+        os.makedirs("eval/plots", exist_ok=True)
+        with open("eval/metrics.json", "w") as f:
+            json.dump({"mae": round(mae, 6), "acc": round(1 / (1 + mae), 6)}, f)
+        with open("eval/plots/errors.json", "w") as f:
+            json.dump([{"x": x, "error": e} for (x, _), e in zip(rows, errors)], f)
+        # Like a rendered plot, never the same twice.
+        with open("eval/plots/rendered.txt", "w") as f:
+            f.write(f"rendered at {time.time()}\\n")
+        """
+    ),
+    "dvc.yaml": textwrap.dedent(
+        """\
+        stages:
+          prepare:
+            cmd: python src/prepare.py data/data.csv
+            deps:
+            - data/data.csv
+            - src/prepare.py
+            params:
+            - prepare.split
+            outs:
+            - data/prepared
+          featurize:
+            cmd: python src/featurize.py
+            deps:
+            - data/prepared
+            - src/featurize.py
+            outs:
+            - data/features
+          train:
+            cmd: python src/train.py
+            deps:
+            - data/features
+            - src/train.py
+            params:
+            - train.bias
+            outs:
+            - model.pkl
+          evaluate:
+            cmd: python src/evaluate.py
+            deps:
+            - data/features
+            - model.pkl
+            - src/evaluate.py
+            outs:
+            - eval
+        metrics:
+        - eval/metrics.json
+        plots:
+        - eval/plots/errors.json:
+            x: x
+            y: error
+        """
+    ),
+    "tasks.py": CANONICAL_TASKS_PY,
+    ".gitignore": "__pycache__/\n.env\n",
+}
+
+
 @dataclass
 class Sandbox:
     base: Path
@@ -179,11 +337,41 @@ def clone(c: Context, sandbox: Sandbox, dest: Path) -> Path:
 
 
 def create(c: Context, base: Path, *, trained: bool = False) -> Sandbox:
-    """Build the sandbox under ``base`` and publish it to its origin and DVC remote.
+    """Build the seed's sandbox under ``base`` and publish it to its origin and DVC remote.
 
     With ``trained``, the training pipeline has also been run and published
     by hand, so the metrics pipeline's model is in the DVC remote.
     """
+    sb = _start(c, base, FILES, ["dataset/train.csv", "dataset/testset"])
+    if trained:
+        _publish_by_hand(c, sb, "training/dvc.yaml", "training/dvc.lock model/.gitignore")
+    return sb
+
+
+def create_canonical(c: Context, base: Path, *, trained: bool = False) -> Sandbox:
+    """Build a project of DVC's get-started shape under ``base`` and publish it.
+
+    With ``trained``, its pipeline has been run and published by hand, the
+    way a team has it: everything on origin and in the DVC remote, so that a
+    fresh clone with nothing changed finds it up to date after ``dvc pull``.
+    """
+    sb = _start(c, base, CANONICAL_FILES, ["data/data.csv"])
+    if trained:
+        _publish_by_hand(c, sb, "dvc.yaml", "dvc.lock .gitignore data/.gitignore")
+    return sb
+
+
+def _publish_by_hand(c: Context, sb: Sandbox, dvcfile: str, paths: str) -> None:
+    dvc = f"{shlex.quote(sys.executable)} -m dvc"
+    with c.cd(str(sb.project)):
+        _run(c, f"{dvc} repro -q {dvcfile}")
+        _run(c, f"git add {paths}")
+        _run(c, "git commit -q -m '[DVC] Update training'")
+        _run(c, f"{dvc} push -q")
+        _run(c, "git push -q")
+
+
+def _start(c: Context, base: Path, files: dict[str, str], data: list[str]) -> Sandbox:
     base = Path(base).resolve()
     sb = Sandbox(base, base / "origin.git", base / "dvc-remote", base / "project")
     q = lambda p: shlex.quote(str(p))  # noqa: E731
@@ -191,7 +379,7 @@ def create(c: Context, base: Path, *, trained: bool = False) -> Sandbox:
     _run(c, f"git init -q --bare -b main {q(sb.origin)}")
     _run(c, f"git init -q -b main {q(sb.project)}")
     identify(c, sb.project)
-    for rel, text in FILES.items():
+    for rel, text in files.items():
         path = sb.project / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
@@ -202,15 +390,9 @@ def create(c: Context, base: Path, *, trained: bool = False) -> Sandbox:
         _run(c, f"{dvc} config core.analytics false")
         # Relative, so that every clone beside project/ (a teammate's) finds it.
         _run(c, f"{dvc} remote add -d storage ../dvc-remote")
-        _run(c, f"{dvc} add -q dataset/train.csv dataset/testset")
+        _run(c, f"{dvc} add -q {' '.join(map(q, data))}")
         _run(c, "git add -A")
-        _run(c, "git commit -q -m 'Sandbox project: data and two pipelines'")
+        _run(c, "git commit -q -m 'Sandbox project: data and pipelines'")
         _run(c, f"{dvc} push -q")
         _run(c, "git push -q -u origin main")
-        if trained:
-            _run(c, f"{dvc} repro -q training/dvc.yaml")
-            _run(c, "git add training/dvc.lock model/.gitignore")
-            _run(c, "git commit -q -m '[DVC] Update training'")
-            _run(c, f"{dvc} push -q")
-            _run(c, "git push -q")
     return sb

@@ -2,8 +2,8 @@
 
 Every command goes through ``c.run``: probes hidden and allowed to fail,
 actions echoed and turned into a `DvcInvokeError` naming their step when they
-fail. Under ``inv --dry`` probes print and return nothing, so callers treat a
-dry workspace as "state unknown" rather than as "clean" or "no branch".
+fail. Under ``inv --dry`` actions print and run nothing, while probes (which
+only read) still run, so a dry run knows the workspace it describes.
 """
 
 from __future__ import annotations
@@ -217,8 +217,13 @@ class Workspace:
         return f"cd {shlex.quote(str(self.root))} && {cmd}"
 
     def probe(self, cmd: str) -> Any:
-        """Run a read-only command quietly; never raises on failure."""
-        return self.c.run(self._cmd(cmd), hide=True, warn=True, in_stream=False)
+        """Run a read-only command quietly; never raises on failure.
+
+        Probes run under ``inv --dry`` too: they change nothing, and a dry run
+        that knows the branch and its upstream shows the commands the real run
+        would run, exactly.
+        """
+        return self.c.run(self._cmd(cmd), hide=True, warn=True, in_stream=False, dry=False)
 
     def act(
         self,
@@ -228,6 +233,7 @@ class Workspace:
         resume: str | None = None,
         network: bool = False,
         hints: bool = True,
+        capture: bool = False,
     ) -> Any:
         """Run a command that does work; its failure stops the run at ``step``.
 
@@ -235,14 +241,15 @@ class Workspace:
         again, a bounded number of times with a growing delay, when it failed
         the way networks fail for a moment; never when it was refused.
         Without ``hints``, DVC's advice to `git add` and `dvc push` is left
-        out of what the command prints (the flow does both).
+        out of what the command prints (the flow does both). With
+        ``capture``, what it prints on stdout is kept for the caller, not shown.
         """
         conf = settings(self.c)
         attempts = 1 + (max(0, int(conf["retries"])) if network else 0)
         delay = float(conf["retry_delay"])
         for attempt in range(1, attempts + 1):
             try:
-                return self._act_once(cmd, step=step, resume=resume, hints=hints)
+                return self._act_once(cmd, step=step, resume=resume, hints=hints, capture=capture)
             except DvcInvokeError as exc:
                 if attempt == attempts or isinstance(exc, Cancelled) or not transient(exc.log):
                     raise
@@ -253,7 +260,9 @@ class Workspace:
                 delay *= 2
         raise AssertionError("unreachable")
 
-    def _act_once(self, cmd: str, *, step: str, resume: str | None, hints: bool) -> Any:
+    def _act_once(
+        self, cmd: str, *, step: str, resume: str | None, hints: bool, capture: bool = False
+    ) -> Any:
         self._stop_if_interrupted(step, resume)
         echo = bool(settings(self.c)["echo"] or self.c.config.run.echo)
         out: Any = sys.stdout
@@ -265,9 +274,16 @@ class Workspace:
             out, err = Tee(out, self.log), Tee(err, self.log)
         if not hints:
             out = WithoutHints(out)
+        if capture:
+            out = None
         try:
             result = self.c.run(
-                self._cmd(cmd), echo=echo, warn=True, out_stream=out, err_stream=err
+                self._cmd(cmd),
+                echo=echo,
+                warn=True,
+                out_stream=out,
+                err_stream=err,
+                hide="out" if capture else None,
             )
         finally:
             if isinstance(out, WithoutHints):

@@ -119,6 +119,28 @@ def template(tmp_path_factory, isolated_environment) -> sandbox.Sandbox:
 @pytest.fixture
 def project(template, tmp_path) -> Project:
     """The sandbox's own checkout: trained, data in its workspace and cache."""
+    return _copy(template, tmp_path)
+
+
+@pytest.fixture(scope="session")
+def canonical_template(tmp_path_factory, isolated_environment) -> sandbox.Sandbox:
+    base = tmp_path_factory.mktemp("canonical") / "sandbox"
+    return sandbox.create_canonical(Context(), base, trained=True)
+
+
+@pytest.fixture
+def canonical(canonical_template, tmp_path) -> Project:
+    """A checkout of DVC's get-started layout: trained and published, data in place."""
+    return _copy(canonical_template, tmp_path)
+
+
+@pytest.fixture
+def canonical_fresh(canonical) -> Project:
+    """A teammate's fresh clone of the get-started layout: code only, no data."""
+    return canonical.clone("teammate")
+
+
+def _copy(template: sandbox.Sandbox, tmp_path: Path) -> Project:
     base = tmp_path / "sandbox"
     shutil.copytree(template.base, base, symlinks=True)
     sb = sandbox.Sandbox(base, base / "origin.git", base / "dvc-remote", base / "project")
@@ -147,7 +169,8 @@ def slack():
 def no_process_left_behind(request):
     """Whatever happens in a test, no run of it outlives it."""
     yield
-    project = request.node.funcargs.get("project")
+    funcargs = request.node.funcargs
+    project = funcargs.get("project") or funcargs.get("canonical")
     if project is None:
         return
     for record in records(project):

@@ -67,3 +67,14 @@ def wait_ended(project, timeout=60.0):
     return wait_for(
         lambda: (r := latest(project)) and r["status"] != "started" and r, timeout, "the run to end"
     )
+
+
+def assert_fresh_clone_up_to_date(project, name="check-clone"):
+    """The invariant after anything publishes: a fresh clone of origin can
+    `dvc pull` everything and finds every pipeline up to date."""
+    clone = project.clone(name)
+    clone.sh("dvc pull -q")
+    status = clone.sh("dvc status")
+    assert "Data and pipelines are up to date" in status, status
+    assert clone.git("status", "--porcelain") == ""
+    return clone

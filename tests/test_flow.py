@@ -53,6 +53,7 @@ def test_dvc_push_happens_before_git_push(fresh):
         "git add",
         "git commit",
         "dvc push",
+        "dvc status",  # the remote holds every object the commit references
         "git push",
     ]
 
@@ -190,16 +191,23 @@ def test_dry_run_prints_every_command_and_runs_none(fresh):
     run = fresh.inv("--dry", "metrics")
 
     assert run.returncode == 0, run.output
-    for command in (
-        "git status",
+    # Exactly what the real run runs, in order, and nothing that only reads.
+    assert [line for line in run.stdout.splitlines() if line.startswith(("git", "dvc"))] == [
+        "git fetch -q origin",
+        "git push --dry-run -q origin HEAD:refs/heads/main",
         "dvc pull model/model.json dataset/testset",
         "dvc repro --single-item --force metrics/dvc.yaml:predict metrics/dvc.yaml:evaluate",
         "git add -- metrics/dvc.lock metrics/.gitignore metrics/scores.json",
-        "git commit -q -m '[DVC] Update model metrics'",
-        "dvc push metrics/predictions.csv",
-        "git push",
-    ):
-        assert command in run.stdout
+        "git commit -q -m '[DVC] Update model metrics' --"
+        " metrics/dvc.lock metrics/.gitignore metrics/scores.json",
+        "dvc push metrics/predictions.csv model/model.json dataset/testset",
+        "dvc status --cloud --json metrics/predictions.csv model/model.json dataset/testset",
+        "git push origin HEAD:refs/heads/main",
+    ]
+    # It says that nothing was done, and leaves no trace: no record, no success.
+    assert run.stdout.rstrip().endswith("dry run of metrics: nothing was done")
+    assert "succeeded" not in run.output and "\x1b" not in run.output
+    assert not (fresh.path / ".dvc" / "tmp" / "dvc-invoke").exists()
     assert fresh.stages_run() == []
     assert not (fresh.path / "model" / "model.json").exists()
     assert fresh.git("rev-parse", "HEAD") == head

@@ -114,7 +114,7 @@ def test_unknown_pipeline_option_in_config(project):
         "dvc_invoke:\n  pipelines:\n    metrics:\n      forced: true\n"
     )
     run = project.inv("metrics")
-    assert_one_line_error(run, "unknown option forced", "options: dvcfile, force")
+    assert_one_line_error(run, "unknown option forced", "options: dvcfile, stages, force")
 
 
 def test_data_pull_of_a_folder_holding_another_pipelines_outputs(fresh):

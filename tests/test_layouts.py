@@ -1,0 +1,255 @@
+"""DVC's own get-started layout, end to end: one root dvc.yaml of four stages,
+params.yaml, a cached and git-ignored eval/ written as dvclive writes it, and
+metrics and plots declared at the top level (`sandbox.create_canonical`).
+
+After every publishing path, the invariant: a fresh clone of origin can
+`dvc pull` everything and finds the pipeline up to date.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from helpers import assert_fresh_clone_up_to_date, assert_one_line_error, latest, records
+
+STAGES = ["prepare", "featurize", "train", "evaluate"]
+
+
+def worse_model(project, bias="0.5"):
+    params = project.path / "params.yaml"
+    params.write_text(params.read_text().replace("bias: 0.0", f"bias: {bias}"))
+    project.git("commit", "-qam", "A worse model")
+
+
+def test_a_fresh_clone_with_nothing_changed_runs_nothing_and_publishes_nothing(canonical_fresh):
+    origin = canonical_fresh.origin_log()
+
+    run = canonical_fresh.inv("train")
+
+    assert run.returncode == 0, run.output
+    assert canonical_fresh.stages_run() == []
+    # The outputs of the up-to-date stages came from the remote, so DVC found them fresh.
+    assert "dvc pull --allow-missing data/prepared data/features model.pkl eval" in run.stdout
+    assert "Data and pipelines are up to date" in run.stdout
+    assert "no commit" in run.stdout and "git push origin" not in run.stdout
+    assert canonical_fresh.origin_log() == origin
+    assert latest(canonical_fresh)["status"] == "succeeded"
+
+
+def test_a_changed_param_reruns_what_depends_on_it_and_publishes_a_state_clones_find_fresh(
+    canonical_fresh,
+):
+    worse_model(canonical_fresh, bias="0.0001")  # within no gate's reach: acc barely moves
+    canonical_fresh.sh("git push -q")
+
+    run = canonical_fresh.inv("train", "--skip", "fetch")
+
+    assert run.returncode in (0, 1), run.output
+    assert canonical_fresh.stages_run() == ["train", "evaluate"]
+    if run.returncode == 0:
+        assert canonical_fresh.origin_log()[0] == "[DVC] Update train"
+        assert_fresh_clone_up_to_date(canonical_fresh)
+    else:  # the gate saw the accuracy drop a hair: refused, nothing published
+        assert_one_line_error(run, "gate failed", "eval/metrics.json:acc")
+
+
+def test_a_stage_subset_forces_the_metrics_without_retraining(canonical_fresh):
+    run = canonical_fresh.inv("metrics")
+
+    assert run.returncode == 0, run.output
+    assert canonical_fresh.stages_run() == ["evaluate"]
+    assert "dvc repro --single-item --force evaluate" in run.stdout
+    # The other stages of the same dvc.yaml are upstream: pulled, never rebuilt.
+    assert "dvc pull data/features model.pkl" in run.stdout
+    assert canonical_fresh.origin_log()[0] == "[DVC] Update metrics"
+    assert_fresh_clone_up_to_date(canonical_fresh)
+
+
+@pytest.mark.parametrize(
+    "name, repro",
+    [
+        (".", "dvc repro --single-item prepare featurize train evaluate"),
+        ("dvc.yaml", "dvc repro --single-item prepare featurize train evaluate"),
+        ("dvc.yaml:evaluate", "dvc repro --single-item evaluate"),
+    ],
+)
+def test_pipelines_are_named_as_dvc_users_name_them(canonical, name, repro):
+    run = canonical.inv("--dry", "repro", "--pipeline", name)
+
+    assert run.returncode == 0, run.output
+    assert repro in run.stdout
+
+
+def test_a_stage_that_is_not_there_is_one_line_naming_the_stages(canonical):
+    run = canonical.inv("repro", "--pipeline", "dvc.yaml:evaluat")
+
+    assert_one_line_error(
+        run, "dvc.yaml has no stage evaluat", "prepare, featurize, train, evaluate"
+    )
+
+
+def test_the_pipelines_listing_shows_every_name(canonical):
+    run = canonical.inv("repro.pipelines")
+
+    assert run.returncode == 0, run.output
+    names = [line.split()[0] for line in run.stdout.splitlines()[1:] if line.strip()]
+    assert names == ["dvc.yaml", "metrics", "train"]
+    assert "dvc.yaml (evaluate)" in run.stdout
+
+
+def test_top_level_metrics_are_gated_and_a_worse_model_is_not_published(canonical):
+    worse_model(canonical)
+    origin = canonical.origin_log()
+
+    run = canonical.inv("train")
+
+    line = assert_one_line_error(run, "gate failed", "eval/metrics.json:acc")
+    assert "inv publish --pipeline train --accept" in line
+    assert canonical.origin_log() == origin
+    assert canonical.stages_run() == ["train", "evaluate"]
+
+    # Accepted on purpose, it publishes, and the numbers go with it.
+    accepted = canonical.inv("publish", "--pipeline", "train", "--accept")
+
+    assert accepted.returncode == 0, accepted.output
+    assert canonical.origin_log()[0] == "[DVC] Update train"
+    assert "eval/metrics.json:acc" in accepted.stdout
+    assert_fresh_clone_up_to_date(canonical)
+
+
+def test_a_gate_that_matches_no_metric_fails_the_run(canonical):
+    (canonical.path / "invoke.yaml").write_text(
+        "dvc_invoke:\n  pipelines:\n    train:\n      gates:\n        eval/metrics.json:accuracy: max\n"
+    )
+    origin = canonical.origin_log()
+
+    run = canonical.inv("train")
+
+    assert_one_line_error(
+        run, "gate failed", "gate eval/metrics.json:accuracy matches no metric", "acc"
+    )
+    assert canonical.origin_log() == origin
+
+
+def test_a_run_that_failed_halfway_is_not_published_and_its_rerun_works(canonical):
+    (canonical.path / "invoke.yaml").write_text(
+        "dvc_invoke:\n  pipelines:\n    train:\n      gates: {}\n"  # this test is not about gates
+    )
+    worse_model(canonical)
+    origin = canonical.origin_log()
+
+    failed = canonical.inv("train", env={"SANDBOX_FAIL": "evaluate"})
+
+    assert_one_line_error(failed, "repro failed", "then run: inv train")
+    assert "dvc.lock" in canonical.git("status", "--porcelain")  # train's entry was rewritten
+
+    publish = canonical.inv("publish", "--pipeline", "train")
+
+    assert_one_line_error(publish, "commit failed", "not up to date", "evaluate")
+    assert canonical.origin_log() == origin
+
+    # The command the failure advised works as printed: its own lock does not block it.
+    rerun = canonical.inv("train")
+
+    assert rerun.returncode == 0, rerun.output
+    assert canonical.stages_run()[-1] == "evaluate"
+    assert canonical.origin_log()[0] == "[DVC] Update train"
+    assert_fresh_clone_up_to_date(canonical)
+
+
+def test_discard_puts_the_pipelines_own_files_back_to_head(canonical):
+    model = (canonical.path / "model.pkl").read_text()
+    worse_model(canonical)
+    canonical.inv("train")  # refused by its gate: lock, model and metrics changed
+    assert canonical.git("status", "--porcelain") != ""
+    assert (canonical.path / "model.pkl").read_text() != model
+    (canonical.path / "notes.txt").write_text("mine\n")  # not the pipeline's: untouched
+
+    run = canonical.inv("repro.discard", "--pipeline", "train")
+
+    assert run.returncode == 0, run.output
+    assert canonical.git("status", "--porcelain") == "?? notes.txt"
+    assert (canonical.path / "model.pkl").read_text() == model
+
+
+def test_an_input_never_pushed_reaches_the_remote_before_the_lock(canonical):
+    data = canonical.path / "data" / "data.csv"
+    data.write_text(data.read_text() + "41,82.2\n42,84.0\n")
+    canonical.sh("dvc add -q data/data.csv")
+    canonical.git("commit", "-qam", "More data (not dvc pushed)")
+
+    run = canonical.inv("train", "--skip", "fetch")
+
+    if run.returncode != 0:  # more data may move the accuracy either way
+        assert_one_line_error(run, "gate failed")
+        run = canonical.inv("publish", "--pipeline", "train", "--accept")
+    assert run.returncode == 0, run.output
+    assert "dvc push" in run.stdout and "data/data.csv" in run.stdout
+    assert_fresh_clone_up_to_date(canonical)
+
+
+def test_no_force_overrides_a_pipeline_defined_forced(canonical):
+    dry = canonical.inv("--dry", "metrics", "--no-force")
+    run = canonical.inv("metrics", "--no-force")
+
+    assert dry.returncode == 0 and "dvc repro --single-item evaluate" in dry.stdout
+    assert run.returncode == 0, run.output
+    assert canonical.stages_run() == []
+
+    forced = canonical.inv("metrics")  # positive control: forced by default
+    assert forced.returncode == 0, forced.output
+    assert canonical.stages_run() == ["evaluate"]
+
+
+def test_a_dry_run_leaves_no_record_and_tells_nobody(canonical, slack):
+    run = canonical.inv("--dry", "train", env={**slack.web_api_env(), **slack.webhook_env()})
+
+    assert run.returncode == 0, run.output
+    assert "dry run of train: nothing was done" in run.stdout
+    assert "succeeded" not in run.output
+    assert records(canonical) == [] and slack.requests == []
+
+
+def test_a_detach_cut_off_before_it_starts_leaves_no_ghost(canonical):
+    read, write = os.pipe()
+    os.close(read)  # whatever the command prints now fails: a closed pipe
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "invoke", "train", "--detach", "--skip", "fetch"],
+            cwd=canonical.path,
+            stdin=subprocess.DEVNULL,
+            stdout=write,
+            stderr=subprocess.DEVNULL,
+            timeout=120,
+        )
+    finally:
+        os.close(write)
+
+    assert proc.returncode != 0
+    assert records(canonical) == []
+    run = canonical.inv("train")  # nothing claims the workspace
+    assert run.returncode == 0, run.output
+
+
+def test_a_git_tracked_file_the_pipeline_declares_is_committed_with_the_lock(canonical):
+    evaluate = canonical.path / "src" / "evaluate.py"
+    evaluate.write_text(
+        evaluate.read_text()
+        + "with open('summary.json', 'w') as f:\n    json.dump({'rows': len(rows)}, f)\n"
+    )
+    (canonical.path / "summary.json").write_text('{"rows": 0}\n')
+    dvcyaml = canonical.path / "dvc.yaml"
+    dvcyaml.write_text(
+        dvcyaml.read_text().replace("- eval/metrics.json", "- eval/metrics.json\n- summary.json")
+    )
+    canonical.sh("git add -A && git commit -qm 'A summary in git'")
+
+    run = canonical.inv("train", "--skip", "fetch")
+
+    assert run.returncode == 0, run.output
+    committed = canonical.git("show", "--name-only", "--format=", "HEAD").split()
+    assert sorted(committed) == ["dvc.lock", "summary.json"]
+    assert_fresh_clone_up_to_date(canonical)
