@@ -23,7 +23,7 @@ from typing import Any
 from . import console, graph, metrics, notifiers, runs
 from .errors import Cancelled, DvcInvokeError
 from .interrupts import Interrupts
-from .pipelines import Pipeline, resolve
+from .pipelines import Pipeline, resolve, slug
 from .report import RunReport, short
 from .settings import settings
 from .workspace import GitState, Workspace, error_line, quote_all
@@ -520,7 +520,7 @@ def _keep_aside(
     ws: Workspace, plan: Plan, state: GitState, remote: str, touched: list[str], *, ours: bool
 ) -> None:
     p = plan.pipeline
-    side = f"dvc-invoke/{p.name}/{time.strftime('%Y%m%d-%H%M%S')}"
+    side = f"dvc-invoke/{slug(p.name)}/{time.strftime('%Y%m%d-%H%M%S')}"
     ws.act(f"git branch {shlex.quote(side)} HEAD", step="git push")
     where = f"kept on branch {side}"
     if settings(ws.c)["push_side_branch"]:

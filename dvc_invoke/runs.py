@@ -33,7 +33,9 @@ ENV_RUN = "DVC_INVOKE_RUN"
 
 
 def new_id(pipeline: str) -> str:
-    return f"{time.strftime('%Y%m%d-%H%M%S')}-{pipeline}-{secrets.token_hex(2)}"
+    from .pipelines import slug  # a stage address has a ':', a folder a '/'
+
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{slug(pipeline)}-{secrets.token_hex(2)}"
 
 
 def process_identity(pid: int) -> float | None:

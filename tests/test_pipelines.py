@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 
 import pytest
@@ -139,3 +140,15 @@ def test_stages_of_pipeline_task_and_the_address_in_dvcfile_say_the_same():
     assert _DEFINED["sub-a"].stages == _DEFINED["sub-b"].stages == ("evaluate",)
     with pytest.raises(ValueError, match="stages must be a non-empty list"):
         pipeline_task("sub-c", dvcfile="dvc.yaml", stages=[])
+
+
+@pytest.mark.parametrize("name", ["dvc.yaml:evaluate", "pipelines/train", "train"])
+def test_run_ids_of_any_pipeline_name_are_one_word_for_files_and_branches(name):
+    from dvc_invoke.runs import new_id
+
+    run_id = new_id(name)
+    assert re.fullmatch(r"\d{8}-\d{6}-[A-Za-z0-9_.-]+-[0-9a-f]{4}", run_id), run_id
+    assert (
+        subprocess.run(["git", "check-ref-format", f"refs/heads/dvc-invoke/{run_id}"]).returncode
+        == 0
+    )
