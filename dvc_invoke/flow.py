@@ -23,6 +23,7 @@ from typing import Any
 from . import console, graph, metrics, notifiers, runs
 from .errors import Cancelled, DvcInvokeError
 from .interrupts import Interrupts
+from .paths import overlaps
 from .pipelines import Pipeline, resolve, slug
 from .report import RunReport, short
 from .settings import settings
@@ -88,6 +89,7 @@ def check(
     *,
     resume: str | None = None,
     own: list[str] | None = None,
+    state: GitState | None = None,
 ) -> GitState:
     """Refuse to run where a run could not be reproduced or published.
 
@@ -96,12 +98,13 @@ def check(
     run that publishes needs a branch with an upstream to push to. Files the
     pipeline itself writes (``own``: its lock files, its declared metrics and
     outputs kept in git), as a failed or interrupted run leaves them, never
-    block its own rerun: the run rewrites and commits them.
+    block its own rerun: the run rewrites and commits them. ``state``: the git
+    state the caller just read, if it did.
     """
-    state = ws.git_state()
+    state = state or ws.git_state()
     if p is not None:
         need_dvcfile(ws, p)
-    changed = [f for f in state.changed if not _covered(ws.from_git_top(f), own or [])]
+    changed = [f for f in state.changed if not overlaps(ws.from_git_top(f), own or [])]
     if changed:
         shown = _some(changed)
         raise DvcInvokeError(
@@ -216,7 +219,7 @@ def pull(ws: Workspace, plan: Plan, *, resume: str | None = None) -> list[str]:
         return []
     if plan.pull:
         ws.act(f"{ws.dvc} pull {quote_all(plan.pull)}", step="pull", resume=resume, network=True)
-    restore = [r for r in plan.graph.restore if not _covered(r, plan.pull)]
+    restore = [r for r in plan.graph.restore if not overlaps(r, plan.pull)]
     if restore:
         cmd = f"{ws.dvc} pull --allow-missing {quote_all(restore)}"
         ws.act(cmd, step="pull", resume=resume, network=True)
@@ -291,6 +294,7 @@ def publish(
     expect: GitState | None = None,
     changes: list[metrics.Change] | None = None,
     accept: bool = False,
+    rerun: str | None = None,
 ) -> Published:
     """Commit what the run changed, ``dvc push`` its data, then ``git push``.
 
@@ -312,13 +316,13 @@ def publish(
         changed = paths if ws.dry else ws.changed_paths(paths)
         if changed:
             if not ws.dry:
-                _refuse_inconsistent(ws, plan)
+                _refuse_inconsistent(ws, plan, rerun)
             _commit(ws, changed, p.commit_message, resume)
             done.committed = True
             state.ahead += 1
         else:
             console.info("nothing changed that git tracks: no commit")
-    missed = [o for o in plan.graph.push_targets if not _covered(o, plan.push)]
+    missed = [o for o in plan.graph.push_targets if not overlaps(o, plan.push)]
     if missed:
         console.warn("outputs left out of push=[...] stay local only: " + ", ".join(missed))
     unpublished = done.committed or state.ahead > 0 or not p.commit or ws.dry
@@ -344,7 +348,10 @@ def _commit(ws: Workspace, paths: list[str], message: str, resume: str) -> None:
     refused it) leaves nothing staged that would block the next run."""
     files = quote_all(paths)
     try:
-        ws.act(f"git add -- {files}", step="commit", resume=resume)
+        # -f: a file git tracks under an ignored folder (`reports/` after
+        # `!reports/train`) is staged, yet `git add` exits 1 without it.
+        # Only paths the run owns, as git status listed them, are named.
+        ws.act(f"git add -f -- {files}", step="commit", resume=resume)
         ws.act(f"git commit -q -m {shlex.quote(message)} -- {files}", step="commit", resume=resume)
     except DvcInvokeError:
         if not ws.dry:
@@ -352,7 +359,7 @@ def _commit(ws: Workspace, paths: list[str], message: str, resume: str) -> None:
         raise
 
 
-def _refuse_inconsistent(ws: Workspace, plan: Plan) -> None:
+def _refuse_inconsistent(ws: Workspace, plan: Plan, rerun: str | None = None) -> None:
     """Publish only a state that a fresh clone finds up to date.
 
     Refused: files the run's stages read that git does not hold as they are
@@ -361,9 +368,9 @@ def _refuse_inconsistent(ws: Workspace, plan: Plan) -> None:
     stopped halfway, an output changed after the run).
     """
     g, p = plan.graph, plan.pipeline
-    rerun = default_command(p.name, force=plan.force, upstream=plan.upstream)
+    rerun = rerun or default_command(p.name, force=plan.force, upstream=plan.upstream)
     own = g.git_paths()
-    used = [f for f in ws.changed_paths(g.depends_on) if not _covered(f, own)]
+    used = [f for f in ws.changed_paths(g.depends_on) if not overlaps(f, own)]
     if used:
         raise DvcInvokeError(
             f"the run used files git does not hold as they are: {_some(used)};"
@@ -444,7 +451,7 @@ def _refuse_moved_workspace(
     if state.commit != expect.commit:
         moved.append(f"HEAD moved to {short(state.commit)} (was {short(expect.commit)})")
     own = plan.graph.git_paths()
-    others = [f for f in map(ws.from_git_top, state.changed) if not _covered(f, own)]
+    others = [f for f in map(ws.from_git_top, state.changed) if not overlaps(f, own)]
     if others:
         moved.append("changed during the run: " + ", ".join(others[:5]))
     if moved:
@@ -453,10 +460,6 @@ def _refuse_moved_workspace(
             step="commit",
             resume=f"review `git status` and `git log`, then {resume}",
         )
-
-
-def _covered(path: str, targets: list[str]) -> bool:
-    return any(path == t or path.startswith(t + "/") or t.startswith(path + "/") for t in targets)
 
 
 def _upstream(ws: Workspace, state: GitState, resume: str) -> tuple[str, str]:
@@ -500,7 +503,7 @@ def _push_branch(ws: Workspace, plan: Plan, state: GitState, resume: str, *, our
         touched = [
             f
             for f in map(ws.from_git_top, filter(None, theirs))
-            if _covered(f, plan.graph.depends_on + plan.graph.git_paths())
+            if overlaps(f, plan.graph.depends_on + plan.graph.git_paths())
         ]
         if touched or not ws.probe("git rebase -q @{u}").ok:
             ws.probe("git rebase --abort")
@@ -575,10 +578,10 @@ def run(
     # Set in the process that --detach started: run in it, do not detach again.
     adopted = os.environ.pop(runs.ENV_RUN, None)
     skip = tuple(skip or ())
-    ws.git_state()  # not a git repository: say so before anything else
+    state = ws.git_state()  # not a git repository: say so before anything else
     need_dvcfile(ws, p)
     run_plan = plan(ws, p, force=force, upstream=upstream)
-    state = check(ws, p, resume=command, own=run_plan.graph.git_paths())
+    state = check(ws, p, resume=command, own=run_plan.graph.git_paths(), state=state)
     # A dry run tells nobody: it shows on the console what the run would do.
     chain: list[Any] = [notifiers.ConsoleNotifier()]
     if not ws.dry:
@@ -677,7 +680,7 @@ def _execute(
             report.metrics = [c.to_dict() for c in changes or [] if c.changed]
             save("publish")
             console.step(p.name, "publish")
-            done = publish(ws, run_plan, expect=start, changes=changes)
+            done = publish(ws, run_plan, expect=start, changes=changes, rerun=command)
         except (DvcInvokeError, KeyboardInterrupt) as exc:
             if isinstance(exc, KeyboardInterrupt):
                 exc = Cancelled("interrupted (SIGINT)", step=report.step, resume=command)
@@ -717,7 +720,7 @@ def discard(ws: Workspace, p: Pipeline) -> list[str]:
     else in the workspace is touched. Returns what git restored."""
     if not ws.dry:
         runs.Store(ws.root).free()  # never under a run that is still writing
-    run_plan = plan(ws, p, force=True)
+    run_plan = plan(ws, p, force=True)  # forced: nothing to restore from the remote here
     own = run_plan.graph.git_paths()
     at_head = ws.probe("git ls-tree -r -z --name-only --full-name HEAD -- " + quote_all(own))
     known = {ws.from_git_top(f) for f in at_head.stdout.split("\0") if f}

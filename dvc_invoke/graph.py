@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from .errors import DvcInvokeError, dvc_error_reason
-from .paths import normalize
+from .paths import normalize, overlaps
 
 
 @dataclass(frozen=True)
@@ -200,7 +200,7 @@ def load(
             g = build(Path(root), dvcfile, ordered, tracked)
             g.file_stages = [s.name for s in in_file if getattr(s, "name", None)]
             if dvcfile is not None:
-                g.top_metrics, g.top_plots = _top_level(repo, root, dvcfile, whole=stages is None)
+                g.top_metrics, g.top_plots = _top_level(repo, root, dvcfile, g)
                 if not force:
                     with repo.lock:  # DVC's own: stage checks take its rwlock
                         g.restore = _missing_but_fresh(root, ordered)
@@ -232,10 +232,13 @@ def _own(dvcfile: str | None, in_file: list[Any], names: Any) -> list[Any]:
     return [by_name[n] for n in names]
 
 
-def _top_level(repo: Any, root: Path, dvcfile: str, *, whole: bool) -> tuple[list[str], list[str]]:
-    """The metrics and plot files declared at the top of ``dvcfile``: all of
-    them for a whole file's pipeline; for some of its stages, those lying in
-    the stages' outputs (see `PipelineGraph.top_metrics`)."""
+def _top_level(
+    repo: Any, root: Path, dvcfile: str, g: PipelineGraph
+) -> tuple[list[str], list[str]]:
+    """The metrics and plot files declared at the top of ``dvcfile`` that are
+    the pipeline's: those its stages' outputs hold, and those git tracks (a
+    stage writes them; which one, the file does not say). A file that another
+    stage's output holds is not (the train stage of an evaluate-only one)."""
     from dvc.dvcfile import load_file
 
     file = load_file(repo, os.path.join(os.fspath(root), dvcfile))
@@ -247,7 +250,13 @@ def _top_level(repo: Any, root: Path, dvcfile: str, *, whole: bool) -> tuple[lis
         joined = posixpath.normpath(posixpath.join(folder, path.replace(os.sep, "/")))
         return None if joined.startswith("../") else joined
 
-    metrics = [m for m in map(rel, file.metrics or []) if m]
+    ours = {o.path for o in g.outputs}
+
+    def own(path: str | None) -> bool:
+        out = g.tracked.owner(path) if path else None
+        return path is not None and (out is None or out.path in ours)
+
+    metrics = [m for m in map(rel, file.metrics or []) if own(m)]
     plots: list[str] = []
     for entry in file.plots or []:
         if isinstance(entry, str):
@@ -256,7 +265,7 @@ def _top_level(repo: Any, root: Path, dvcfile: str, *, whole: bool) -> tuple[lis
             for name, spec in entry.items():
                 y = spec.get("y") if isinstance(spec, dict) else None
                 plots += list(y) if isinstance(y, dict) else [name]
-    return metrics, [p for p in map(rel, plots) if p]
+    return metrics, [p for p in map(rel, plots) if own(p)]
 
 
 def _missing_but_fresh(root: Path, ordered: list[Any]) -> list[str]:
@@ -276,7 +285,7 @@ def _missing_but_fresh(root: Path, ordered: list[Any]) -> list[str]:
     restore: list[str] = []
     for stage in ordered:
         deps = {_relative(root, d.fs_path) for d in stage.deps if getattr(d, "is_in_repo", False)}
-        upstream_stale = any(_covered_by(d, stale) for d in deps)
+        upstream_stale = any(overlaps(d, stale) for d in deps)
         try:
             changed = (
                 upstream_stale or stage.changed_stage() or stage.changed_deps(allow_missing=True)
@@ -300,10 +309,6 @@ def _missing_cached(root: Path, g: PipelineGraph) -> list[str]:
         for o in owners
         if o is not None and o.cached and not os.path.lexists(os.path.join(root, o.path))
     ]
-
-
-def _covered_by(path: str, paths: set[str]) -> bool:
-    return any(path == p or path.startswith(p + "/") or p.startswith(path + "/") for p in paths)
 
 
 def _descendants(graph: Any, stage: Any) -> set[Any]:
@@ -619,11 +624,6 @@ def remote_check(root: Path) -> RemoteCheck:
     return RemoteCheck(None, name)
 
 
-def remote_problem(root: Path) -> str | None:
-    """What is wrong with the project's default DVC remote, or None."""
-    return remote_check(root).problem
-
-
 def stale(root: Path, addresses: list[str]) -> list[str]:
     """Which of the stages at ``addresses`` DVC does not find up to date, each
     with why: its command, a dependency or an output differs from its lock
@@ -637,12 +637,8 @@ def stale(root: Path, addresses: list[str]) -> list[str]:
     try:
         with Repo(os.fspath(root)) as repo, repo.lock:
             for addr in addresses:
-                if ":" in addr:
-                    file, name = addr.rsplit(":", 1)
-                elif addr.endswith(".dvc"):
-                    file, name = addr, ""
-                else:
-                    file, name = "dvc.yaml", addr
+                file = _file_of(addr)
+                name = "" if file == addr else addr.rsplit(":", 1)[-1]
                 target = os.path.join(os.fspath(root), file) + (f":{name}" if name else "")
                 for stage in repo.stage.collect(target):
                     why = _why_stale(stage)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+from collections.abc import Iterable
 
 from .errors import DvcInvokeError
 
@@ -19,3 +20,8 @@ def normalize(raw: str, *, step: str) -> str:
     if not path or path.startswith("/") or path == ".." or path.startswith("../"):
         raise DvcInvokeError(f"{step} target '{raw}' is not a path inside the project", step=step)
     return path
+
+
+def overlaps(path: str, paths: Iterable[str]) -> bool:
+    """Whether ``path`` is one of ``paths``, lies inside one, or holds one."""
+    return any(path == p or path.startswith(p + "/") or p.startswith(path + "/") for p in paths)

@@ -79,7 +79,8 @@ def valid_reference(name: str) -> bool:
         return False
     path = name.split(":", 1)[0]
     parts = path.split("/")
-    return not path.startswith("/") and ".." not in parts and all(parts[:-1] + [parts[-1] or "."])
+    # No absolute path, no way out of the project, no empty part but a final `/`.
+    return not path.startswith("/") and ".." not in parts and "" not in parts[:-1]
 
 
 def slug(name: str) -> str:
@@ -91,6 +92,12 @@ def make(
     name: str, values: dict[str, Any], *, base: Pipeline | None = None, where: str
 ) -> Pipeline:
     """A `Pipeline` from option ``values``, checked; ``where`` names their source."""
+    values = dict(values)
+    dvcfile = values.get("dvcfile")
+    if isinstance(dvcfile, str) and ":" in dvcfile:  # "dvc.yaml:evaluate", as DVC writes it
+        values["dvcfile"], _, stage = dvcfile.partition(":")
+        if values.get("stages") is None:
+            values["stages"] = [stage]
     unknown = sorted(set(values) - set(OPTIONS))
     if unknown:
         raise DvcInvokeError(
@@ -111,13 +118,8 @@ def make(
         elif key == "dvcfile":
             if not isinstance(value, str) or not value.strip():
                 raise DvcInvokeError(f"{where}: dvcfile must be a path", step="guards")
-            value, _, stage = value.partition(":")  # "dvc.yaml:evaluate", as DVC writes it
             value = normalize(value, step="guards")
-            if stage and values.get("stages") is None:
-                fields["stages"] = _stages((stage,), where=where)
         elif key == "stages":
-            if value is None and ":" in str(values.get("dvcfile") or ""):
-                continue  # the address in dvcfile says which
             value = _stages(value, where=where)
         elif key == "slack":
             value = _slack_options(value, where=where)
@@ -277,13 +279,31 @@ def _by_path(c: Any, root: Path, name: str) -> Pipeline | None:
             (posixpath.join(path, f) for f in DVCFILES if (root / path / f).is_file()), None
         )
         if dvcfile is None and "/" not in path:  # `train` for pipelines/train
-            folder = _aliases(discover(c, root)).get(path)
-            dvcfile = discover(c, root).get(folder) if folder else None
+            found = discover(c, root)
+            folder = _aliases(found).get(path)
+            dvcfile = found.get(folder) if folder else None
     if dvcfile is None or not (root / dvcfile).is_file():
         return None
     dvcfile = posixpath.normpath(dvcfile)
-    canonical = _canonical(dvcfile) + (f":{stage}" if stage else "")
-    return Pipeline(canonical, dvcfile, stages=(stage,) if stage else None)
+    stages = (stage,) if stage else None
+    declared = _declaring(c, root, dvcfile, stages)
+    if declared is not None:  # its gates, message and targets: never bypassed by a path
+        return resolve(c, root, declared)
+    return Pipeline(_canonical(dvcfile) + (f":{stage}" if stage else ""), dvcfile, stages=stages)
+
+
+def _declaring(c: Any, root: Path, dvcfile: str, stages: tuple[str, ...] | None) -> str | None:
+    """The one pipeline made with `pipeline_task` or configured that is, as
+    resolved now, exactly ``dvcfile`` (and ``stages``), if there is one."""
+    found = []
+    for name in sorted(set(_DEFINED) | set(_configured(c))):
+        try:
+            p = resolve(c, root, name)  # by name: never back through a path
+        except DvcInvokeError:
+            continue  # its own error shows when it is asked for by name
+        if (p.dvcfile, p.stages) == (dvcfile, stages):
+            found.append(name)
+    return found[0] if len(found) == 1 else None
 
 
 def _canonical(dvcfile: str) -> str:

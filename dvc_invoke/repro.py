@@ -212,8 +212,12 @@ def cancel(c, run=None, timeout=30):
 @task(help={"pipeline": _HELP["pipeline"]})
 @exits
 def discard(c, pipeline=None):
-    """Throw away what a failed or refused run left: the pipeline's lock files,
-    outputs and metrics go back to HEAD (nothing else is touched)."""
+    """Put a pipeline's lock files, outputs and metrics back as HEAD has them.
+
+    For a failed or refused run that is not worth publishing: `git restore`
+    of the files git holds for the pipeline, `dvc checkout --force` of its
+    outputs; nothing else in the workspace is touched.
+    """
     from . import console, flow
 
     ws, p = _need(c, pipeline)
@@ -234,12 +238,12 @@ def pipelines_(c):
     rows = []
     for name in available(c, ws.root):
         p = resolve(c, ws.root, name)
-        where = p.dvcfile + (f" ({', '.join(p.stages)})" if p.stages else "")
-        rows.append([name, where])
+        own = ", ".join(p.stages) if p.stages else "all"
+        rows.append([name, p.dvcfile, own, "" if p.name == name else f"= {p.name}"])
     if not rows:
         console.info("no pipelines here: no dvc.yaml, and none configured")
         return
-    console.table(["pipeline", "dvc file (stages)"], rows)
+    console.table(["pipeline", "dvc file", "stages", ""], rows)
 
 
 ns = Collection(run, stages, status, logs, cancel, discard, pipelines_)

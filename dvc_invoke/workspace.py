@@ -272,10 +272,10 @@ class Workspace:
             if echo:
                 self.log.write(cmd + "\n")
             out, err = Tee(out, self.log), Tee(err, self.log)
-        if not hints:
-            out = WithoutHints(out)
         if capture:
-            out = None
+            out = None  # kept in the result for the caller (and in its log, if it fails)
+        elif not hints:
+            out = WithoutHints(out)
         try:
             result = self.c.run(
                 self._cmd(cmd),

@@ -95,7 +95,7 @@ def test_publish_commits_only_what_changed_then_pushes_data_before_git(tmp_path)
 
     actions = [cmd for cmd in commands(c) if re.match(r"(git (add|commit|push)|dvc push)", cmd)]
     assert actions == [
-        "git add -- p/dvc.lock p/m.json",
+        "git add -f -- p/dvc.lock p/m.json",
         "git commit -q -m 'it'\"'\"'s $(rm -rf ~) \"done\"' -- p/dvc.lock p/m.json",
         "dvc push 'p/out dir'",
         "git push origin HEAD:refs/heads/main",

@@ -11,10 +11,19 @@ import os
 import signal
 import stat
 import subprocess
+import sys
 import textwrap
 
 import pytest
-from helpers import assert_one_line_error, latest, wait_ended, wait_for
+import yaml
+from helpers import (
+    Run,
+    assert_fresh_clone_up_to_date,
+    assert_one_line_error,
+    latest,
+    wait_ended,
+    wait_for,
+)
 
 MESSAGE = "[DVC] Update model metrics"
 
@@ -298,3 +307,62 @@ def test_a_full_dvc_remote_stops_before_git_push_and_publish_finishes_later(proj
 
     assert done.returncode == 0, done.output
     assert project.origin_log()[0] == MESSAGE
+
+
+def test_a_local_remote_replaced_mid_run_gets_nothing_and_publish_finishes_later(canonical):
+    """A share unmounted mid-run leaves an empty mountpoint; a folder removed and
+    re-created is empty too. `dvc push` would fill either, quietly."""
+    origin = canonical.origin_log()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
+    env.update(SANDBOX_TRACE=str(canonical.trace_file), SANDBOX_SLOW="evaluate:4")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "metrics"],
+        cwd=canonical.path,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_for(lambda: "evaluate" in canonical.stages_run(), 60, "the evaluate stage")
+    remote = canonical.sandbox.remote
+    real = remote.rename(remote.with_name("dvc-remote.real"))
+    remote.mkdir()
+    out, err = proc.communicate(timeout=180)
+
+    line = assert_one_line_error(
+        Run(proc.returncode, out, err), "dvc push failed", "is not the folder it was"
+    )
+    assert line.endswith("then run: inv publish --pipeline metrics")
+    assert list(remote.iterdir()) == []  # nothing went to the stand-in folder
+    assert canonical.origin_log() == origin
+
+    remote.rmdir()
+    real.rename(remote)  # mounted again
+    done = canonical.inv("publish", "--pipeline", "metrics")
+
+    assert done.returncode == 0, done.output
+    assert canonical.origin_log()[0] == "[DVC] Update metrics"
+    assert_fresh_clone_up_to_date(canonical)
+
+
+def test_an_object_in_neither_cache_nor_remote_keeps_the_lock_off_git(canonical):
+    """`dvc push` says "Everything is up to date" and exits 0 when the cache lacks
+    an object: the remote is asked, and the lock file stays off the branch."""
+    (canonical.path / "invoke.yaml").write_text(
+        "dvc_invoke:\n  pipelines:\n    train:\n      gates: {}\n"  # not about gates
+    )
+    data = canonical.path / "data" / "data.csv"
+    data.write_text(data.read_text() + "41,82.2\n42,84.0\n")
+    canonical.sh("dvc add -q data/data.csv")
+    canonical.git("commit", "-qam", "More data, never pushed")
+    md5 = yaml.safe_load((canonical.path / "data" / "data.csv.dvc").read_text())["outs"][0]["md5"]
+    (canonical.path / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]).unlink()
+    origin = canonical.origin_log()
+
+    run = canonical.inv("train", "--skip", "fetch")
+
+    line = assert_one_line_error(run, "dvc push failed", "data/data.csv exist neither")
+    assert "nothing was pushed to git" in line
+    assert canonical.origin_log() == origin
+    assert canonical.git("log", "-1", "--format=%s") == "[DVC] Update train"  # kept locally

@@ -73,7 +73,8 @@ def test_a_stage_subset_forces_the_metrics_without_retraining(canonical_fresh):
     [
         (".", "dvc repro --single-item prepare featurize train evaluate"),
         ("dvc.yaml", "dvc repro --single-item prepare featurize train evaluate"),
-        ("dvc.yaml:evaluate", "dvc repro --single-item evaluate"),
+        # tasks.py makes that stage the metrics pipeline (forced): the address means it.
+        ("dvc.yaml:evaluate", "dvc repro --single-item --force evaluate"),
     ],
 )
 def test_pipelines_are_named_as_dvc_users_name_them(canonical, name, repro):
@@ -95,9 +96,13 @@ def test_the_pipelines_listing_shows_every_name(canonical):
     run = canonical.inv("repro.pipelines")
 
     assert run.returncode == 0, run.output
-    names = [line.split()[0] for line in run.stdout.splitlines()[1:] if line.strip()]
-    assert names == ["dvc.yaml", "metrics", "train"]
-    assert "dvc.yaml (evaluate)" in run.stdout
+    rows = [line.split() for line in run.stdout.splitlines()[1:] if line.strip()]
+    # The root dvc.yaml is the train task's pipeline: the listing says so.
+    assert rows == [
+        ["dvc.yaml", "dvc.yaml", "all", "=", "train"],
+        ["metrics", "dvc.yaml", "evaluate"],
+        ["train", "dvc.yaml", "all"],
+    ]
 
 
 def test_top_level_metrics_are_gated_and_a_worse_model_is_not_published(canonical):
@@ -118,6 +123,16 @@ def test_top_level_metrics_are_gated_and_a_worse_model_is_not_published(canonica
     assert canonical.origin_log()[0] == "[DVC] Update train"
     assert "eval/metrics.json:acc" in accepted.stdout
     assert_fresh_clone_up_to_date(canonical)
+
+
+def test_naming_the_file_of_a_gated_pipeline_keeps_its_gate(canonical):
+    worse_model(canonical)
+
+    run = canonical.inv("repro", "--pipeline", "dvc.yaml")
+
+    assert_one_line_error(
+        run, "gate failed", "eval/metrics.json:acc", "inv publish --pipeline train"
+    )
 
 
 def test_a_gate_that_matches_no_metric_fails_the_run(canonical):
@@ -234,7 +249,9 @@ def test_a_detach_cut_off_before_it_starts_leaves_no_ghost(canonical):
     assert run.returncode == 0, run.output
 
 
-def test_a_git_tracked_file_the_pipeline_declares_is_committed_with_the_lock(canonical):
+# Ignored: tracked all the same, as under `reports/` with `!reports/train` (evidently-dvc).
+@pytest.mark.parametrize("ignored", [False, True])
+def test_a_git_tracked_file_the_pipeline_declares_is_committed_with_the_lock(canonical, ignored):
     evaluate = canonical.path / "src" / "evaluate.py"
     evaluate.write_text(
         evaluate.read_text()
@@ -245,7 +262,10 @@ def test_a_git_tracked_file_the_pipeline_declares_is_committed_with_the_lock(can
     dvcyaml.write_text(
         dvcyaml.read_text().replace("- eval/metrics.json", "- eval/metrics.json\n- summary.json")
     )
-    canonical.sh("git add -A && git commit -qm 'A summary in git'")
+    if ignored:
+        gitignore = canonical.path / ".gitignore"
+        gitignore.write_text(gitignore.read_text() + "summary.json\n")
+    canonical.sh("git add -A && git add -f summary.json && git commit -qm 'A summary in git'")
 
     run = canonical.inv("train", "--skip", "fetch")
 

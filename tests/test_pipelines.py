@@ -152,3 +152,16 @@ def test_run_ids_of_any_pipeline_name_are_one_word_for_files_and_branches(name):
         subprocess.run(["git", "check-ref-format", f"refs/heads/dvc-invoke/{run_id}"]).returncode
         == 0
     )
+
+
+def test_a_path_that_a_pipeline_declares_means_that_pipeline_as_configured_now(nested, monkeypatch):
+    from dvc_invoke import pipelines
+
+    monkeypatch.setattr(pipelines, "_DEFINED", dict(pipelines._DEFINED))  # this test's own
+    pipeline_task("declared-train", dvcfile="pipelines/train/dvc.yaml", message="Trained")
+    assert resolve(ctx(), nested, "pipelines/train").name == "declared-train"
+    assert resolve(ctx(), nested, "pipelines/train/dvc.yaml").commit_message == "Trained"
+    # Configured elsewhere now: the path no longer means it.
+    moved = ctx({"declared-train": {"dvcfile": "other/train/dvc.yaml"}})
+    assert resolve(moved, nested, "pipelines/train").name == "pipelines/train"
+    assert resolve(moved, nested, "other/train").name == "declared-train"
