@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,8 +27,9 @@ from .errors import DvcInvokeError
 from .report import RunReport, format_duration, short
 
 DEFAULT_API_URL = "https://slack.com/api/"
-SECTION_LIMIT = 3000
-LOG_TAIL_LIMIT = 2500
+SECTION_LIMIT = 3000  # a section's text, after escaping
+TEXT_LIMIT = 3000  # the top-level text: the notification and the fallback
+LOG_TAIL_LIMIT = 2900
 EMOJI = {
     "started": ":arrow_forward:",
     "succeeded": ":white_check_mark:",
@@ -66,11 +68,13 @@ class SlackSettings:
 
     @property
     def secrets(self) -> list[str]:
-        return [s for s in (self.token, self.webhook_url) if s]
+        userinfo = _userinfo(self.api_url)
+        return [s for s in (self.token, self.webhook_url, userinfo) if s]
 
     @property
-    def configured(self) -> bool:
-        return bool(self.token or self.webhook_url)
+    def shown_api_url(self) -> str:
+        """``api_url`` as it may be printed: a proxy's user and password redacted."""
+        return without_userinfo(self.api_url)
 
     @classmethod
     def from_env(
@@ -109,7 +113,8 @@ class SlackSettings:
             raise DvcInvokeError("SLACK_WEBHOOK_URL is not an http(s) URL", step="guards")
         if not _is_http(s.api_url):
             raise DvcInvokeError(
-                f"SLACK_API_URL is not an http(s) URL: {s.api_url!r}", step="guards"
+                f"SLACK_API_URL is not an http(s) URL: {without_userinfo(s.api_url)!r}",
+                step="guards",
             )
         if not s.api_url.endswith("/"):
             s.api_url += "/"
@@ -119,6 +124,21 @@ class SlackSettings:
 def _is_http(url: str) -> bool:
     parsed = urlparse(url)
     return parsed.scheme in ("http", "https") and bool(parsed.netloc)
+
+
+# What may hold a user and password: before an "@" that precedes the first "/" of the host.
+_USERINFO = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.-]*://)?([^/?#]*)@")
+
+
+def _userinfo(url: str) -> str | None:
+    match = _USERINFO.match(url)
+    return match.group(1) or None if match else None
+
+
+def without_userinfo(url: str) -> str:
+    """``url`` with any ``user:password@`` replaced: it is a secret."""
+    userinfo = _userinfo(url)
+    return url.replace(f"{userinfo}@", "[redacted]@", 1) if userinfo else url
 
 
 def redact(text: str, secrets: list[str]) -> str:
@@ -191,8 +211,10 @@ class WebhookError(Exception):
 
 def describe(exc: BaseException, secrets: list[str]) -> tuple[str, bool]:
     """Slack's own word for what went wrong, and whether it is permanent."""
-    from slack_sdk.errors import SlackApiError
+    from slack_sdk.errors import SlackApiError, SlackObjectFormationError
 
+    if isinstance(exc, SlackObjectFormationError):
+        return redact(f"message refused before sending: {exc}", secrets), False
     if isinstance(exc, WebhookError):
         body = (exc.body or "").strip()
         word = body if body and len(body) < 60 and " " not in body else f"HTTP {exc.status}"
@@ -224,7 +246,37 @@ def escape(text: str) -> str:
 
 
 def clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """``text`` within ``limit`` characters, never cutting an ``&amp;``-style entity."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    amp = cut.rfind("&")
+    if amp != -1 and ";" not in cut[amp:]:
+        cut = cut[:amp]
+    return cut + "…"
+
+
+def fit(text: str, limit: int) -> str:
+    """Text that is not ours, escaped, within ``limit`` characters once escaped."""
+    return clip(escape(text), limit)
+
+
+def _unfence(text: str) -> str:
+    # NOTE: a zero-width space between backticks: a ``` in a log cannot close our fence.
+    return re.sub(r"`(?=`)", "`\u200b", text)
+
+
+def code(text: str, limit: int) -> str:
+    """Inline code, unless ``text`` holds a backtick that would end it early."""
+    if "`" in text:
+        return fit(text, limit)
+    return f"`{fit(text, limit - 2)}`"
+
+
+def fence(text: str, limit: int) -> str:
+    """A code block of the end of ``text``: whole last lines, within ``limit`` once escaped."""
+    body = log_tail(_unfence(escape(text.rstrip())), limit - 6)
+    return f"```{body}```"
 
 
 def log_tail(text: str, limit: int = LOG_TAIL_LIMIT) -> str:
@@ -234,51 +286,63 @@ def log_tail(text: str, limit: int = LOG_TAIL_LIMIT) -> str:
         return text
     tail = text[-limit:]
     cut = tail.find("\n")
-    return tail[cut + 1 :] if 0 <= cut < len(tail) - 1 else tail
+    if 0 <= cut < len(tail) - 1:
+        return tail[cut + 1 :]
+    # One long line: never start inside an entity that escaping made.
+    semi = tail.find(";", 0, 6)
+    if semi != -1 and "&" not in tail[:semi]:
+        tail = tail[semi + 1 :]
+    return tail
+
+
+def _section(text: str) -> Any:
+    from slack_sdk.models.blocks import MarkdownTextObject, SectionBlock
+
+    return SectionBlock(text=MarkdownTextObject(text=text))
 
 
 def message(report: RunReport, custom: str | None = None) -> tuple[str, list[Any]]:
-    """The plain text and Block Kit blocks for ``report``."""
+    """The plain text and Block Kit blocks for ``report``.
+
+    Every string that is not ours (names, commands, reasons, logs) is escaped,
+    so none can mention anyone or end our formatting, and every text is sized
+    after escaping, within Slack's limits: a long one is cut, never the message.
+    """
     from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject, SectionBlock
 
-    text = report.headline()
+    plain = report.headline()
     if custom:
-        text = f"{text}: {custom}"
+        plain = f"{plain}: {custom}"
+    text = fit(plain, TEXT_LIMIT)
     word = "failed" if report.status == "lost" else report.status
-    title = f"{EMOJI[report.status]} *{escape(report.pipeline)}* {word}"
+    title = f"{EMOJI[report.status]} *{fit(report.pipeline, 200)}* {word}"
     if report.status != "started":
         title += f" after {format_duration(report.duration)}"
-    blocks: list[Any] = [SectionBlock(text=MarkdownTextObject(text=clip(title, SECTION_LIMIT)))]
+    blocks: list[Any] = [_section(title)]
     if custom:
-        blocks.append(
-            SectionBlock(text=MarkdownTextObject(text=clip(escape(custom), SECTION_LIMIT)))
-        )
-    fields = [f"*Host*\n{escape(report.host)}", f"*Command*\n`{escape(report.command)}`"]
+        blocks.append(_section(fit(custom, SECTION_LIMIT)))
+    fields = [f"*Host*\n{fit(report.host, 200)}", f"*Command*\n{code(report.command, 1800)}"]
     if report.branch or report.commit_before:
         before, after = short(report.commit_before), short(report.commit_after)
         commits = (
             before if report.commit_after in (None, report.commit_before) else f"{before} → {after}"
         )
-        fields.insert(0, f"*Branch*\n{escape(report.branch or '(detached)')} at {commits}")
-    blocks.append(SectionBlock(fields=[MarkdownTextObject(text=clip(f, 1900)) for f in fields]))
+        branch = fit(report.branch or "(detached)", 200)
+        fields.insert(0, f"*Branch*\n{branch} at {commits}")
+    blocks.append(SectionBlock(fields=[MarkdownTextObject(text=f) for f in fields]))
     if report.metrics:
         from .metrics import Change, table
 
         rows = "\n".join(table([Change.from_dict(m) for m in report.metrics]))
-        text_block = clip(
-            f"*Metrics and params* (against the run's first commit)\n```{escape(rows)}```",
-            SECTION_LIMIT,
-        )
-        blocks.append(SectionBlock(text=MarkdownTextObject(text=text_block)))
+        header = "*Metrics and params* (against the run's first commit)\n"
+        blocks.append(_section(header + fence(rows, SECTION_LIMIT - len(header))))
     if report.status in ("failed", "cancelled", "lost"):
-        lines = [f"*Failed at:* {escape(report.step or 'unknown step')}"]
+        lines = [f"*Failed at:* {fit(report.step or 'unknown step', 200)}"]
         if report.reason:
-            lines.append(escape(report.reason))
+            lines.append(fit(report.reason, 1500))
         if report.resume:
-            lines.append(f"*Resume with:* `{escape(report.resume)}`")
-        blocks.append(
-            SectionBlock(text=MarkdownTextObject(text=clip("\n".join(lines), SECTION_LIMIT)))
-        )
+            lines.append(f"*Resume with:* {code(report.resume, 1000)}")
+        blocks.append(_section("\n".join(lines)))
     elif report.status == "succeeded":
         done = "committed the lock file" if report.committed else "nothing new to commit"
         if report.git_pushed:
@@ -287,21 +351,35 @@ def message(report: RunReport, custom: str | None = None) -> tuple[str, list[Any
             done += f"; pushed to the DVC remote: {', '.join(report.pushed)}"
         if report.published_by:
             done += f"; published by hand: {report.published_by}"
-        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=clip(escape(done), 1900))]))
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=fit(done, 1900))]))
     return text, blocks
 
 
 def tail_blocks(report: RunReport) -> tuple[str, list[Any]]:
-    from slack_sdk.models.blocks import MarkdownTextObject, SectionBlock
-
-    tail = log_tail(report.log_tail or "")
-    return (
-        f"{report.pipeline} {report.status}: end of the log",
-        [SectionBlock(text=MarkdownTextObject(text=f"```{escape(tail)}```"))],
-    )
+    text = fit(f"{report.pipeline} {report.status}: end of the log", TEXT_LIMIT)
+    return text, [_section(fence(report.log_tail or "", LOG_TAIL_LIMIT))]
 
 
 # -- notifiers --------------------------------------------------------------
+
+
+# Slack's answers to a message whose blocks it will not take: the text alone is sent instead.
+REFUSED_BLOCKS = {"invalid_blocks", "invalid_blocks_format", "msg_too_long", "too_many_attachments"}
+
+
+def _blocks_refused(exc: BaseException) -> bool:
+    from slack_sdk.errors import SlackApiError, SlackObjectFormationError
+
+    if isinstance(exc, SlackObjectFormationError):
+        return True
+    if isinstance(exc, WebhookError):
+        return (exc.body or "").strip() in REFUSED_BLOCKS
+    if isinstance(exc, SlackApiError):
+        try:
+            return exc.response.get("error") in REFUSED_BLOCKS
+        except Exception:  # noqa: BLE001 - a body that is not JSON
+            return False
+    return False
 
 
 class _SlackNotifier:
@@ -335,6 +413,20 @@ class _SlackNotifier:
 
     def _send(self, text: str) -> None:
         raise NotImplementedError
+
+    def _with_blocks(self, call: Any, text: str, blocks: list[Any], **kw: Any) -> Any:
+        """``call`` with the blocks; with the text alone if Slack will not take them.
+
+        A message is never dropped for its form: the text says what happened.
+        """
+        try:
+            return call(text=text, blocks=blocks, **kw)
+        except Exception as exc:  # noqa: BLE001 - sorted out here
+            if not _blocks_refused(exc):
+                raise
+            reason, _ = describe(exc, self.settings.secrets)
+            self.warn(f"Slack refused the message's blocks ({reason}); sent its text alone")
+            return call(text=text, **kw)
 
     def send(self, text: str) -> bool:
         try:
@@ -382,7 +474,9 @@ class WebApiNotifier(_SlackNotifier):
         """
         text, blocks = message(report, self.texts.get("started"))
         try:
-            resp = self.client.chat_postMessage(channel=self.channel, text=text, blocks=blocks)
+            resp = self._with_blocks(
+                self.client.chat_postMessage, text, blocks, channel=self.channel
+            )
         except Exception as exc:  # noqa: BLE001 - sorted out below
             reason, permanent = describe(exc, self.settings.secrets)
             if permanent:
@@ -407,16 +501,21 @@ class WebApiNotifier(_SlackNotifier):
         try:
             if posted:
                 # chat.update wants the channel id that postMessage returned, not a name.
-                self.client.chat_update(
-                    channel=posted["channel"], ts=posted["ts"], text=text, blocks=blocks
-                )
+                update = self.client.chat_update
+                self._with_blocks(update, text, blocks, channel=posted["channel"], ts=posted["ts"])
             else:
-                resp = self.client.chat_postMessage(channel=self.channel, text=text, blocks=blocks)
+                resp = self._with_blocks(
+                    self.client.chat_postMessage, text, blocks, channel=self.channel
+                )
                 posted = report.messages[self.name] = {"channel": resp["channel"], "ts": resp["ts"]}
             if report.status in ("failed", "cancelled", "lost") and report.log_tail:
                 tail_text, tail = tail_blocks(report)
-                self.client.chat_postMessage(
-                    channel=posted["channel"], thread_ts=posted["ts"], text=tail_text, blocks=tail
+                self._with_blocks(
+                    self.client.chat_postMessage,
+                    tail_text,
+                    tail,
+                    channel=posted["channel"],
+                    thread_ts=posted["ts"],
                 )
         except Exception as exc:  # noqa: BLE001 - a notification never fails the run
             self._fail(exc, "notification")
@@ -432,7 +531,7 @@ class WebApiNotifier(_SlackNotifier):
             if isinstance(exc, SlackApiError):
                 raise DvcInvokeError(f"Slack rejected SLACK_BOT_TOKEN: {reason}") from None
             raise DvcInvokeError(
-                f"cannot reach Slack at {self.settings.api_url}: {reason}"
+                f"cannot reach Slack at {self.settings.shown_api_url}: {reason}"
             ) from None
         who = f"{auth.get('user', '?')} in {auth.get('team', '?')}"
         try:
@@ -463,7 +562,10 @@ class WebhookNotifier(_SlackNotifier):
         self._post(text)
 
     def _post(self, text: str, blocks: list[Any] | None = None) -> None:
-        resp = self.client.send(text=text, blocks=blocks)
+        self._with_blocks(self._send_once, text, blocks or [])
+
+    def _send_once(self, *, text: str, blocks: list[Any] | None = None) -> None:
+        resp = self.client.send(text=text, blocks=blocks or None)
         # NOTE: webhook errors do not raise: the status and body say it.
         if resp.status_code != 200 or resp.body != "ok":
             raise WebhookError(resp.status_code, resp.body)

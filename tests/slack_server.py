@@ -107,8 +107,9 @@ class SlackServer:
             time.sleep(fault.delay)
             if fault.body is not None or fault.status != 200:
                 return self._reply(h, fault.status, fault.body, fault.headers)
+        invalid = self._invalid(body)
         if method == "webhook":
-            return self._reply(h, 200, "ok")
+            return self._reply(h, 400, invalid) if invalid else self._reply(h, 200, "ok")
         if path.startswith("/services/"):
             return self._reply(h, 404, "no_service")
         if h.headers.get("Authorization") != f"Bearer {TOKEN}":
@@ -116,7 +117,29 @@ class SlackServer:
         answer = getattr(self, "_" + method.replace(".", "_"), None)
         if answer is None:
             return self._reply(h, 200, {"ok": False, "error": "unknown_method"})
+        if invalid:
+            return self._reply(h, 200, {"ok": False, "error": invalid})
         return self._reply(h, 200, answer(body))
+
+    @staticmethod
+    def _invalid(body: dict) -> str | None:
+        """Slack's word for a message it will not take, checked as Slack checks it."""
+        blocks = body.get("blocks") or []
+        if isinstance(blocks, str):
+            blocks = json.loads(blocks)
+        if len(body.get("text") or "") > 40000:
+            return "msg_too_long"
+        if len(blocks) > 50:
+            return "invalid_blocks"
+        for block in blocks:
+            texts = [block.get("text") or {}] + list(block.get("fields") or [])
+            limits = [3000] + [2000] * len(block.get("fields") or [])
+            if len(block.get("fields") or []) > 10:
+                return "invalid_blocks"
+            for text, limit in zip(texts, limits, strict=True):
+                if len(text.get("text") or "") > limit:
+                    return "invalid_blocks"
+        return None
 
     def _auth_test(self, body):
         return {"ok": True, "user": "dvc-bot", "team": "ML team", "user_id": "U0BOT"}

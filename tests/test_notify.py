@@ -474,3 +474,96 @@ def test_a_run_left_on_another_branch_is_not_finished_from_here(project, slack):
     new = slack.requests[before:]
     assert [r.method for r in new] == ["chat.postMessage"]  # a message of its own
     assert "published by hand" in new[0].text
+
+
+# -- what is not ours: escaped, sized after escaping, never dropped ------------------
+
+
+def break_with_log(project, body: str, command: str | None = None):
+    """The evaluation prints ``body`` and fails; its stage command may be replaced."""
+    (project.path / "metrics" / "evaluate.py").write_text(
+        f"import sys\nsys.stdout.write({body!r})\nraise SystemExit(1)\n"
+    )
+    if command:
+        dvc_yaml = project.path / "metrics" / "dvc.yaml"
+        text = dvc_yaml.read_text()
+        old = next(ln for ln in text.splitlines() if "cmd:" in ln and "evaluate" in ln)
+        dvc_yaml.write_text(text.replace(old, f"    cmd: {json.dumps(command)}"))
+    project.git("commit", "-qam", "Break the evaluation")
+
+
+def test_a_webhook_hears_of_a_failure_whose_log_is_full_of_markup(project, slack):
+    # ~1,000 characters that escaping triples: past Slack's 3,000 once escaped.
+    log = (
+        "".join(f"E   assert <Tensor {i}> >= 0 && ok\n" for i in range(120))
+        + "``` fence\nlast line\n"
+    )
+    break_with_log(project, log)
+
+    run = project.inv("metrics", env=slack.webhook_env())
+
+    assert_one_line_error(run, "repro failed")
+    assert "! Slack" not in run.stdout  # sent, and Slack took it
+    (posted,) = slack.calls("webhook")
+    assert not posted.faulted
+    section = posted.body["blocks"][-1]["text"]["text"]
+    assert len(section) <= 3000
+    assert section.startswith("```") and section.endswith("```")
+    assert section.count("```") == 2  # the log's own fence cannot close ours
+    assert "last line" in section and "&lt;Tensor 119&gt; &gt;= 0 &amp;&amp; ok" in section
+    assert "<Tensor" not in section
+
+
+def test_no_command_or_reason_can_mention_anyone(project, slack):
+    cmd = "python evaluate.py '<!here>' && echo `<@U0BOSS>`"
+    break_with_log(project, "nope\n", command=cmd)
+
+    run = project.inv("metrics", env=slack.web_api_env())
+
+    assert_one_line_error(run, "repro failed")
+    for request in slack.requests:
+        for text in (request.text, request.blocks_text):
+            assert "<!here>" not in text and "<@U0BOSS>" not in text
+    (update,) = slack.calls("chat.update")
+    assert "&lt;!here&gt;" in update.text or "&lt;!here&gt;" in update.blocks_text
+
+
+def test_a_message_slack_will_not_take_in_blocks_is_sent_as_text(project, slack):
+    slack.fail("chat.update", body={"ok": False, "error": "invalid_blocks"})
+
+    run = project.inv("metrics", env=slack.web_api_env())
+
+    assert run.returncode == 0, run.output
+    first, second = slack.calls("chat.update")
+    assert first.faulted and "blocks" in first.body
+    assert second.text.startswith("metrics succeeded after ") and not second.body.get("blocks")
+    (warning,) = [ln for ln in run.stdout.splitlines() if ln.startswith("! Slack")]
+    assert "invalid_blocks" in warning and "connection" not in warning
+
+
+@pytest.mark.parametrize(
+    "api_url", ["http://proxyuser:pr0xyPassw0rd@127.0.0.1:9/api/", "proxyuser:pr0xyPassw0rd@host"]
+)
+def test_a_proxy_password_in_slack_api_url_is_never_printed(project, api_url):
+    env = {"SLACK_BOT_TOKEN": TOKEN, "SLACK_CHANNEL": "#ml-runs", "SLACK_API_URL": api_url}
+
+    run = project.inv("notify.test", env=env)
+
+    assert run.returncode != 0
+    assert "[redacted]@" in run.output
+    assert "pr0xyPassw0rd" not in run.output and "proxyuser" not in run.output
+
+
+def test_every_text_stays_within_slacks_limits_after_escaping():
+    r = report("failed")
+    r.reason = "<&>" * 3000
+    r.command = "inv " + "&" * 5000
+    r.log_tail = "<" * 10000
+    r.metrics = [{"name": f"m.json:k{i}<&>", "old": i, "new": i + 1} for i in range(400)]
+    text, blocks = message(r)
+    assert len(text) <= 3000
+    for block in blocks:
+        block.validate_json()  # slack_sdk's own limits
+    for field_text in json.loads(json.dumps([b.to_dict() for b in blocks])):
+        for t in [field_text.get("text") or {}] + field_text.get("fields", []):
+            assert "&am…" not in t.get("text", "") and "&a…" not in t.get("text", "")
