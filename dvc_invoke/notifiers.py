@@ -61,7 +61,7 @@ def notifiers(
     environment.load(root if root is not None else _root())
     from .slack import SlackSettings, WebApiNotifier, WebhookNotifier
 
-    s = SlackSettings.from_env(options=settings(c).get("slack") or {})
+    s = SlackSettings.from_env(options=settings(c).slack)
     overrides = dict(slack or {})  # the pipeline's channel and texts
     channel = overrides.pop("channel", None)
     chain: list[Notifier] = [ConsoleNotifier()]

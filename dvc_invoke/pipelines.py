@@ -233,10 +233,7 @@ def _aliases(found: dict[str, str]) -> dict[str, str | None]:
 
 
 def _configured(c: Any) -> dict[str, Any]:
-    pipelines = settings(c)["pipelines"] or {}
-    if not isinstance(pipelines, dict):
-        raise DvcInvokeError("config dvc_invoke.pipelines must be a mapping", step="guards")
-    return dict(pipelines)
+    return settings(c).pipelines
 
 
 def resolve(c: Any, root: Path, name: str) -> Pipeline:

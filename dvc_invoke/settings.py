@@ -10,10 +10,17 @@ namespace never sees what ``dvc_invoke.repro`` configured.
 
 from __future__ import annotations
 
+import copy
+import difflib
+import math
 import os
 import shutil
 import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
+
+from .errors import DvcInvokeError
 
 DEFAULTS: dict[str, Any] = {
     # Named pipelines: {"NAME": {"dvcfile": ..., "force": ..., "pull": [...], ...}}
@@ -36,23 +43,118 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def settings(c: Any) -> dict[str, Any]:
-    """The merged ``dvc_invoke`` settings of context ``c``."""
-    merged = {key: (dict(v) if isinstance(v, dict) else v) for key, v in DEFAULTS.items()}
-    given = c.config.get("dvc_invoke") or {}
-    for key, value in dict(given).items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key].update(value)
-        else:
-            merged[key] = value
-    return merged
+@dataclass(frozen=True)
+class SlackOptions:
+    timeout: float = 5.0
+    retries: int = 2
+    max_retry_after: float = 5.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The ``dvc_invoke`` config, validated: one typed value per key."""
+
+    pipelines: dict[str, Any] = field(default_factory=dict)
+    dvc: str = ""
+    echo: bool = True
+    retries: int = 2
+    retry_delay: float = 2.0
+    push_side_branch: bool = False
+    slack: SlackOptions = field(default_factory=SlackOptions)
+
+    @classmethod
+    def from_mapping(cls, given: Mapping[str, Any]) -> Settings:
+        """Defaults merged with ``given`` (invoke's ``merge_dicts``); a bad value is one line."""
+        from invoke.config import merge_dicts
+
+        given = _plain(given, "dvc_invoke")
+        for key, default in DEFAULTS.items():
+            if isinstance(default, dict) and key in given and given[key] is not None:
+                _plain(given[key], f"dvc_invoke.{key}")
+        given = {k: v for k, v in given.items() if v is not None or k not in DEFAULTS}
+        merged = merge_dicts(copy.deepcopy(DEFAULTS), given)
+        _unknown(merged, DEFAULTS, "dvc_invoke")
+        slack = _plain(merged["slack"], "dvc_invoke.slack")
+        _unknown(slack, DEFAULTS["slack"], "dvc_invoke.slack")
+        return cls(
+            pipelines=_plain(merged["pipelines"], "dvc_invoke.pipelines"),
+            dvc=_text(merged["dvc"], "dvc_invoke.dvc"),
+            echo=_flag(merged["echo"], "dvc_invoke.echo"),
+            retries=_count(merged["retries"], "dvc_invoke.retries"),
+            retry_delay=_seconds(merged["retry_delay"], "dvc_invoke.retry_delay"),
+            push_side_branch=_flag(merged["push_side_branch"], "dvc_invoke.push_side_branch"),
+            slack=SlackOptions(
+                timeout=_seconds(slack["timeout"], "dvc_invoke.slack.timeout", positive=True),
+                retries=_count(slack["retries"], "dvc_invoke.slack.retries"),
+                max_retry_after=_seconds(
+                    slack["max_retry_after"], "dvc_invoke.slack.max_retry_after"
+                ),
+            ),
+        )
+
+
+def settings(c: Any) -> Settings:
+    """The validated ``dvc_invoke`` settings of context ``c``."""
+    return Settings.from_mapping(c.config.get("dvc_invoke") or {})
+
+
+def _bad(key: str, value: Any, expected: str) -> DvcInvokeError:
+    return DvcInvokeError(
+        f"config {key} must be {expected}, not {value!r}: fix it in invoke.yaml or tasks.py",
+        step="guards",
+    )
+
+
+def _plain(value: Any, key: str) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise _bad(key, value, "a mapping")
+    return dict(value)
+
+
+def _unknown(given: Mapping[str, Any], known: Mapping[str, Any], key: str) -> None:
+    for name in given:
+        if name not in known:
+            close = difflib.get_close_matches(str(name), list(known), n=1)
+            hint = f" (did you mean {key}.{close[0]}?)" if close else ""
+            raise DvcInvokeError(
+                f"config {key}.{name} is not a setting{hint}; known: {', '.join(known)}",
+                step="guards",
+            )
+
+
+def _text(value: Any, key: str) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise _bad(key, value, "a string")
+    return value
+
+
+def _flag(value: Any, key: str) -> bool:
+    # NOTE: a quoted "no" is a non-empty string, true to Python: only real booleans.
+    if not isinstance(value, bool):
+        raise _bad(key, value, "true or false")
+    return value
+
+
+def _count(value: Any, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
+        raise _bad(key, value, "a whole number from 0 to 100")
+    return value
+
+
+def _seconds(value: Any, key: str, *, positive: bool = False) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not ok or not math.isfinite(value) or value < 0 or (positive and value == 0):
+        raise _bad(key, value, "a number of seconds" + (" above 0" if positive else ""))
+    return float(value)
 
 
 def dvc_command(c: Any) -> str:
     """How to call dvc, as a shell word."""
     import shlex
 
-    configured = settings(c)["dvc"]
+    configured = settings(c).dvc
     if configured:
         return shlex.quote(str(configured))
     if shutil.which("dvc"):

@@ -25,6 +25,7 @@ from urllib.parse import urlparse
 
 from .errors import DvcInvokeError
 from .report import RunReport, format_duration, short
+from .settings import SlackOptions
 
 DEFAULT_API_URL = "https://slack.com/api/"
 SECTION_LIMIT = 3000  # a section's text, after escaping
@@ -78,11 +79,11 @@ class SlackSettings:
 
     @classmethod
     def from_env(
-        cls, env: Mapping[str, str] | None = None, options: Mapping[str, Any] | None = None
+        cls, env: Mapping[str, str] | None = None, options: SlackOptions | None = None
     ) -> SlackSettings:
         """Read and check the ``SLACK_*`` variables; a malformed set-up is an error now."""
         env = os.environ if env is None else env
-        options = dict(options or {})
+        options = options or SlackOptions()
 
         def get(name: str) -> str | None:
             value = (env.get(name) or "").strip()
@@ -93,9 +94,9 @@ class SlackSettings:
             channel=get("SLACK_CHANNEL"),
             webhook_url=get("SLACK_WEBHOOK_URL"),
             api_url=get("SLACK_API_URL") or DEFAULT_API_URL,
-            timeout=float(options.get("timeout", cls.timeout)),
-            retries=int(options.get("retries", cls.retries)),
-            max_retry_after=float(options.get("max_retry_after", cls.max_retry_after)),
+            timeout=options.timeout,
+            retries=options.retries,
+            max_retry_after=options.max_retry_after,
         )
         if s.token and not s.channel:
             raise DvcInvokeError(

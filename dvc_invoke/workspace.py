@@ -245,8 +245,8 @@ class Workspace:
         ``capture``, what it prints on stdout is kept for the caller, not shown.
         """
         conf = settings(self.c)
-        attempts = 1 + (max(0, int(conf["retries"])) if network else 0)
-        delay = float(conf["retry_delay"])
+        attempts = 1 + (conf.retries if network else 0)
+        delay = conf.retry_delay
         for attempt in range(1, attempts + 1):
             try:
                 return self._act_once(cmd, step=step, resume=resume, hints=hints, capture=capture)
@@ -264,7 +264,7 @@ class Workspace:
         self, cmd: str, *, step: str, resume: str | None, hints: bool, capture: bool = False
     ) -> Any:
         self._stop_if_interrupted(step, resume)
-        echo = bool(settings(self.c)["echo"] or self.c.config.run.echo)
+        echo = settings(self.c).echo or bool(self.c.config.run.echo)
         out: Any = sys.stdout
         err: Any = sys.stderr
         if self.log is not None:
