@@ -526,7 +526,7 @@ def _keep_aside(
     side = f"dvc-invoke/{slug(p.name)}/{time.strftime('%Y%m%d-%H%M%S')}"
     ws.act(f"git branch {shlex.quote(side)} HEAD", step="git push")
     where = f"kept on branch {side}"
-    if settings(ws.c)["push_side_branch"]:
+    if settings(ws.c).push_side_branch:
         spec = shlex.quote(f"{side}:refs/heads/{side}")
         ws.act(f"git push {shlex.quote(remote)} {spec}", step="git push", network=True)
         where += f" (pushed to {remote})"
@@ -608,7 +608,10 @@ def run(
         )
         report.branch, report.commit_before = state.branch, state.commit
         if not detach:
-            report.pid, report.pgid = os.getpid(), os.getpgrp()
+            report.pid = os.getpid()
+            # The process group is the run's to kill only when it leads it (a
+            # shell's job); started by a script, the group is the script's.
+            report.pgid = os.getpgrp() if os.getpgrp() == report.pid else None
             report.process_started = runs.process_identity(report.pid)
         tell_lost(c, ws, store.claim(report))
         launched = False
@@ -639,7 +642,8 @@ def run(
                 console.info(f"cancel:  inv repro.cancel --run {report.id}")
             return report
     announced = not adopted and "slack" not in skip
-    return _execute(ws, run_plan, report, chain, state, store, announced=announced)
+    with runs.marked(report):
+        return _execute(ws, run_plan, report, chain, state, store, announced=announced)
 
 
 def _execute(

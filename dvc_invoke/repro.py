@@ -155,10 +155,12 @@ def logs(c, run=None, follow=False):
     help={
         "run": "The run's id (default: the run holding the workspace).",
         "timeout": "Seconds to wait for the run to stop cleanly before killing it.",
+        "host-gone": "The run's host (sharing this workspace) is gone for good:"
+        " mark its run lost without stopping anything.",
     }
 )
 @exits
-def cancel(c, run=None, timeout=30):
+def cancel(c, run=None, timeout=30, host_gone=False):
     """Stop a run and everything it started; it is recorded and announced as cancelled.
 
     The run's process gets SIGTERM and passes SIGINT on to dvc and the stage's
@@ -179,6 +181,22 @@ def cancel(c, run=None, timeout=30):
         report = active[0]
     if report.ended:
         raise DvcInvokeError(f"run {report.id} is not running: it {report.status}", step="runs")
+    if runs.elsewhere(report):
+        if not host_gone:
+            raise DvcInvokeError(
+                f"run {report.id} runs on host {report.host}: cancel it there, or, if"
+                f" {report.host} is gone for good,"
+                f" `inv repro.cancel --run {report.id} --host-gone`",
+                step="runs",
+            )
+        with store.lock():
+            runs.mark_lost(report)
+            report.reason = f"its host {report.host} is gone (marked lost from {runs.HOST})"
+            store.save(report)
+        runs.tell_lost([report], notifiers.notifiers(c, find_root(), slack=report.slack))
+        store.save(report)
+        console.result(True, f"run {report.id} ({report.pipeline}) of {report.host} marked lost")
+        return
     deadline = time.time() + runs.ADOPTION_GRACE
     while report.pid is None and time.time() < deadline:  # still starting
         time.sleep(0.2)
@@ -196,6 +214,7 @@ def cancel(c, run=None, timeout=30):
             os.killpg(report.pgid, signal.SIGKILL)
         else:
             os.kill(report.pid, signal.SIGKILL)
+    runs.stop_leftovers(report)  # what it started in other process groups
     report = store.load(report.id)
     if not report.ended:
         report.end(

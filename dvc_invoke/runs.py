@@ -18,10 +18,12 @@ import contextlib
 import json
 import os
 import secrets
+import socket
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from .errors import DvcInvokeError
 from .report import RunReport
@@ -30,6 +32,11 @@ from .report import RunReport
 # then the record belongs to the command that launched it.
 ADOPTION_GRACE = 60.0
 ENV_RUN = "DVC_INVOKE_RUN"
+# Every process a run starts carries its id in this variable (inherited: dvc,
+# the stage's command, git, hooks), so that what a lost run left running can
+# be found and stopped, whatever process group or session it is in.
+ENV_MARK = "DVC_INVOKE_RUN_ID"
+HOST = socket.gethostname()
 
 
 def new_id(pipeline: str) -> str:
@@ -48,10 +55,21 @@ def process_identity(pid: int) -> float | None:
         return None
 
 
+def elsewhere(report: RunReport) -> bool:
+    """Whether ``report``'s run runs on another host (a workspace on a shared disk)."""
+    return bool(report.host) and report.host != HOST
+
+
 def alive(report: RunReport) -> bool:
-    """Whether the process recorded for ``report`` is still the one running it."""
+    """Whether the process recorded for ``report`` is still the one running it.
+
+    Only the run's own host can tell: a run of another host sharing this
+    workspace counts as alive until it ends or is marked lost there.
+    """
     if report.ended:
         return False
+    if elsewhere(report):
+        return True
     if report.pid is None:
         return time.time() - report.started_at < ADOPTION_GRACE
     started = process_identity(report.pid)
@@ -75,12 +93,27 @@ class Store:
         return self.dir / f"{run_id}.log"
 
     @contextlib.contextmanager
+    def _writable(self) -> Iterator[None]:
+        """An unwritable run folder (read-only, replaced by a file, a full disk) is one line."""
+        try:
+            yield
+        except OSError as exc:
+            where = os.path.relpath(self.dir, self.root)
+            raise DvcInvokeError(
+                f"cannot write run records in {where}: {exc.strerror or exc}"
+                f" (make it a writable folder)",
+                step="guards",
+            ) from None
+
+    @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
         """Serialise the check-and-claim of the workspace between processes."""
         import fcntl
 
-        self.dir.mkdir(parents=True, exist_ok=True)
-        with open(self.dir / "lock", "a") as handle:
+        with self._writable():
+            self.dir.mkdir(parents=True, exist_ok=True)
+            handle = open(self.dir / "lock", "a")  # noqa: SIM115 - held across the yield
+        with handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
@@ -89,11 +122,12 @@ class Store:
 
     def save(self, report: RunReport) -> None:
         assert report.id
-        self.dir.mkdir(parents=True, exist_ok=True)
-        path = self.record_path(report.id)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(report.to_dict(), indent=2, sort_keys=True))
-        os.replace(tmp, path)
+        with self._writable():
+            self.dir.mkdir(parents=True, exist_ok=True)
+            path = self.record_path(report.id)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(report.to_dict(), indent=2, sort_keys=True))
+            os.replace(tmp, path)
 
     def load(self, run_id: str) -> RunReport:
         path = self.record_path(run_id)
@@ -142,6 +176,14 @@ class Store:
         for other in self.all():
             if other.ended:
                 continue
+            if alive(other) and elsewhere(other):
+                raise DvcInvokeError(
+                    f"run {other.id} ({other.pipeline}) of host {other.host} holds this"
+                    f" workspace: follow or cancel it there (`inv repro.cancel --run {other.id}`),"
+                    f" or, if {other.host} is gone for good,"
+                    f" `inv repro.cancel --run {other.id} --host-gone`",
+                    step="guards",
+                )
             if alive(other):
                 raise DvcInvokeError(
                     f"run {other.id} ({other.pipeline}) is still running in this workspace:"
@@ -207,29 +249,63 @@ def read_tail(path: str | None, limit: int = 20000) -> str | None:
 
 
 def tell_lost(reports: list[RunReport], chain: list) -> None:
+    """Stop what each lost run left running, then tell the team."""
     from . import notifiers
 
     for report in reports:
+        stop_leftovers(report)
         report.log_tail = read_tail(report.log)
         notifiers.deliver(chain, report)
 
 
-def stop_leftovers(report: RunReport) -> None:
-    """Stop what a lost run left behind in its session (a dvc repro, a stage's
-    command), so that nothing goes on changing the workspace or holding
-    DVC's lock for a run nobody will publish."""
+@contextlib.contextmanager
+def marked(report: RunReport) -> Iterator[None]:
+    """Mark every process started in this block as ``report``'s (see `ENV_MARK`)."""
+    before = os.environ.get(ENV_MARK)
+    os.environ[ENV_MARK] = report.id or ""
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(ENV_MARK, None)
+        else:
+            os.environ[ENV_MARK] = before
+
+
+def leftovers(report: RunReport) -> list[Any]:
+    """The processes of this host that ``report``'s run started and that still run."""
     import psutil
 
-    if not report.pgid:
-        return
+    if not report.id or elsewhere(report):
+        return []
     me = psutil.Process()
     spare = {me.pid, me.ppid()}
+    found = []
     for proc in psutil.process_iter(["pid"]):
-        try:
-            if proc.pid not in spare and os.getpgid(proc.pid) == report.pgid:
-                proc.terminate()
-        except (psutil.Error, ProcessLookupError, PermissionError):
+        if proc.pid in spare:
             continue
+        try:
+            if proc.environ().get(ENV_MARK) == report.id:
+                found.append(proc)
+        except (psutil.Error, OSError):
+            continue  # gone, or another user's: not ours
+    return found
+
+
+def stop_leftovers(report: RunReport, timeout: float = 10.0) -> None:
+    """Stop what a lost run left running (dvc, the stage's command, git, a hook),
+    in any process group, so that nothing goes on changing the workspace or
+    holding DVC's lock for a run nobody will publish: SIGTERM, then SIGKILL."""
+    import psutil
+
+    procs = leftovers(report)
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            proc.terminate()
+    _, still = psutil.wait_procs(procs, timeout=timeout)
+    for proc in still:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
 
 
 def settle(root: Path, run_id: str) -> int:
@@ -245,7 +321,6 @@ def settle(root: Path, run_id: str) -> int:
             return 0
         mark_lost(report)
         store.save(report)
-    stop_leftovers(report)
     chain = notifiers.notifiers(Context(), root, slack=report.slack)
     tell_lost([report], chain)
     store.save(report)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -238,3 +239,103 @@ def test_a_damaged_run_record_is_one_line(project):
     run = project.inv("repro.logs", "--run", run_id)
 
     assert_one_line_error(run, f"run {run_id}'s record is damaged")
+
+
+def marked_processes(run_id):
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if proc.environ().get("DVC_INVOKE_RUN_ID") == run_id:
+                found.append(proc.pid)
+        except psutil.Error:
+            pass
+    return found
+
+
+def test_a_killed_foreground_run_leaves_nothing_running(project, slack):
+    # Started by a script: the run shares the script's process group, which is
+    # not the run's to kill; what it started must still be found and stopped.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "metrics"],
+        cwd=project.path,
+        env={**os.environ, **SLOW, **slack.web_api_env(), "SANDBOX_TRACE": str(project.trace_file)},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: "predict" in project.stages_run(), 60, "the predict stage")
+        record = latest(project)
+        assert record["pgid"] is None  # the group is the test runner's, not the run's
+        assert marked_processes(record["id"])  # dvc repro and the stage, at least
+        proc.kill()  # the OOM killer takes the run's own process only
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+    status = project.inv("repro.status", env=slack.web_api_env())
+
+    assert status.returncode == 0, status.output
+    assert latest(project)["status"] == "lost"
+    wait_for(lambda: not marked_processes(record["id"]), 15, "the run's leftovers to stop")
+    rerun = project.inv("metrics")
+    assert rerun.returncode == 0, rerun.output
+    assert project.stages_run().count("predict") == 2  # the rerun ran alone
+
+
+def record_of_another_host(project):
+    """A run of another host sharing this workspace (an NFS home): its pid means nothing here."""
+    assert project.inv("metrics").returncode == 0
+    record = latest(project)
+    path = project.path / ".dvc" / "tmp" / "dvc-invoke" / f"{record['id']}.json"
+    other = {**record, "id": record["id"] + "x", "host": "gpu-node-7", "status": "started"}
+    other.update(pid=999999, pgid=None, ended_at=None, started_at=record["started_at"] + 1)
+    path.with_name(f"{other['id']}.json").write_text(json.dumps(other))
+    return other
+
+
+def test_a_run_of_another_host_is_judged_there_not_here(project):
+    other = record_of_another_host(project)
+
+    status = project.inv("repro.status")
+    run = project.inv("metrics")
+    cancel = project.inv("repro.cancel", "--run", other["id"])
+
+    assert status.returncode == 0, status.output
+    assert latest(project)["status"] == "started"  # not marked lost from here
+    assert_one_line_error(run, "of host gpu-node-7 holds this workspace", "--host-gone")
+    assert_one_line_error(cancel, "runs on host gpu-node-7: cancel it there")
+    assert latest(project)["status"] == "started"
+
+    gone = project.inv("repro.cancel", "--run", other["id"], "--host-gone")
+
+    assert gone.returncode == 0, gone.output
+    assert latest(project)["status"] == "lost"
+    assert "gpu-node-7 is gone" in latest(project)["reason"]
+    assert project.inv("metrics").returncode == 0
+
+
+@pytest.mark.parametrize("fault", ["a file", "read-only"])
+def test_a_run_folder_that_cannot_be_written_is_one_line(project, fault):
+    if fault == "read-only" and os.geteuid() == 0:
+        pytest.skip("root writes into read-only folders")
+    folder = project.path / ".dvc" / "tmp" / "dvc-invoke"
+    if folder.exists():
+        import shutil
+
+        shutil.rmtree(folder)
+    if fault == "a file":
+        folder.write_text("not a folder\n")
+    else:
+        folder.mkdir(parents=True)
+        folder.chmod(0o500)
+    try:
+        run = project.inv("metrics")
+        assert_one_line_error(run, "cannot write run records in .dvc/tmp/dvc-invoke")
+        assert project.stages_run() == []
+    finally:
+        if fault == "read-only":
+            folder.chmod(0o700)
