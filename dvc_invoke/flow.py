@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -338,7 +339,7 @@ def publish(
             _push_branch(ws, plan, state, resume, ours=done.committed)
             done.git_pushed = True
         else:
-            console.info(f"branch '{state.branch}' is up to date with its upstream: no git push")
+            console.info(f"{state.branch or 'HEAD'} is up to date with its upstream: no git push")
     done.commit = ws.head()
     return done
 
@@ -495,6 +496,9 @@ def _push_branch(ws: Workspace, plan: Plan, state: GitState, resume: str, *, our
             ws.act(push, step="git push", resume=resume, network=True)
             return
         except DvcInvokeError as exc:
+            said = _refused_by_server(exc.log)
+            if said is not None:
+                _keep_aside(ws, plan, state, remote, why=f"{remote} refused it: {said}", ours=ours)
             if not _rejected(exc.log):
                 raise
         console.warn("git push was rejected: teammates pushed meanwhile; fetching their commits")
@@ -507,7 +511,12 @@ def _push_branch(ws: Workspace, plan: Plan, state: GitState, resume: str, *, our
         ]
         if touched or not ws.probe("git rebase -q @{u}").ok:
             ws.probe("git rebase --abort")
-            _keep_aside(ws, plan, state, remote, touched, ours=ours)
+            why = (
+                f"teammates changed what {plan.pipeline.name} depends on ({', '.join(touched[:5])})"
+                if touched
+                else "teammates' commits do not replay cleanly under the run's commit"
+            )
+            _keep_aside(ws, plan, state, remote, why=why, ours=ours, stale=True)
         console.info(f"replayed the run's commit on top of {state.upstream}")
     raise DvcInvokeError(
         "git push kept being rejected: teammates keep pushing", step="git push", resume=resume
@@ -519,31 +528,69 @@ def _rejected(output: str | None) -> bool:
     return "[rejected]" in text or "non-fast-forward" in text or "fetch first" in text
 
 
+def _refused_by_server(output: str | None) -> str | None:
+    """What the server said when it refused the push for good (a protected
+    branch, a pre-receive hook), or None for any other failure."""
+    text = output or ""
+    found = re.search(r"\[remote rejected\][^\n]*?\(([^)\n]*)\)", text)
+    if not found:
+        return None
+    said = [
+        line[len("remote:") :].strip()
+        for line in text.splitlines()
+        if line.startswith("remote:") and line[len("remote:") :].strip()
+    ]
+    return "; ".join([*said[-3:], found.group(1)])
+
+
 def _keep_aside(
-    ws: Workspace, plan: Plan, state: GitState, remote: str, touched: list[str], *, ours: bool
+    ws: Workspace,
+    plan: Plan,
+    state: GitState,
+    remote: str,
+    *,
+    why: str,
+    ours: bool,
+    stale: bool = False,
 ) -> None:
+    """Keep the run's commit on a branch of its own and refuse the push, saying why.
+
+    A stale run's branch is pushed only with ``push_side_branch``; a run the
+    server refused (a protected branch) is pushed for review, as a pull
+    request would want it. The branch goes back to where the run started.
+    """
     p = plan.pipeline
     side = f"dvc-invoke/{slug(p.name)}/{time.strftime('%Y%m%d-%H%M%S')}"
     ws.act(f"git branch {shlex.quote(side)} HEAD", step="git push")
     where = f"kept on branch {side}"
-    if settings(ws.c).push_side_branch:
+    pushed = False
+    if settings(ws.c).push_side_branch or not stale:
         spec = shlex.quote(f"{side}:refs/heads/{side}")
-        ws.act(f"git push {shlex.quote(remote)} {spec}", step="git push", network=True)
-        where += f" (pushed to {remote})"
+        try:
+            ws.act(f"git push {shlex.quote(remote)} {spec}", step="git push", network=True)
+            where += f" (pushed to {remote})"
+            pushed = True
+        except DvcInvokeError:
+            if stale:
+                raise
+            where += f" (not pushed: {remote} refused it too)"
     if ours:
         ws.act("git reset -q --keep HEAD~1", step="git push")
         where += f"; {state.branch} is back where the run started"
-    why = (
-        f"teammates changed what {p.name} depends on ({', '.join(touched[:5])})"
-        if touched
-        else "teammates' commits do not replay cleanly under the run's commit"
-    )
+    if stale:
+        raise DvcInvokeError(
+            f"git push rejected: {why}, so the run's results are stale for the new code;"
+            f" nothing was pushed to {state.branch}; the run's commit is {where}",
+            step="git push",
+            resume="git pull, then "
+            + default_command(p.name, force=plan.force, upstream=plan.upstream),
+        )
+    review = "open a pull request from it" if pushed else f"push it where {remote} allows"
     raise DvcInvokeError(
-        f"git push rejected: {why}, so the run's results are stale for the new code;"
-        f" nothing was pushed to {state.branch}; the run's commit is {where}",
+        f"git push rejected for good: {why}; nothing was pushed to {state.branch};"
+        f" the run's commit (its data is on the DVC remote) is {where}",
         step="git push",
-        resume="git pull, then "
-        + default_command(p.name, force=plan.force, upstream=plan.upstream),
+        resume=f"{review}: {side}",
     )
 
 

@@ -366,3 +366,34 @@ def test_an_object_in_neither_cache_nor_remote_keeps_the_lock_off_git(canonical)
     assert "nothing was pushed to git" in line
     assert canonical.origin_log() == origin
     assert canonical.git("log", "-1", "--format=%s") == "[DVC] Update train"  # kept locally
+
+
+def test_a_protected_branch_keeps_the_run_for_review_and_says_what_the_server_said(project):
+    hook = project.sandbox.origin / "hooks" / "pre-receive"
+    hook.write_text(
+        "#!/bin/sh\n"
+        "while read old new ref; do\n"
+        '  if [ "$ref" = refs/heads/main ]; then\n'
+        '    echo "GH006: Protected branch update failed for refs/heads/main." >&2; exit 1\n'
+        "  fi\n"
+        "done\n"
+    )
+    hook.chmod(0o755)
+    start = project.git("rev-parse", "HEAD")
+
+    run = project.inv("metrics")
+
+    line = assert_one_line_error(run, "git push failed: git push rejected for good")
+    assert "GH006: Protected branch update failed" in line and "hook declined" in line
+    assert "open a pull request from it: dvc-invoke/metrics/" in line
+    assert project.origin_log()[0] != MESSAGE  # main never got it
+    assert project.git("rev-parse", "HEAD") == start  # nor does the local main
+    side = project.git("for-each-ref", "--format=%(refname:short)", "refs/heads/dvc-invoke/")
+    origin = project.sandbox.origin
+    assert project.sh(f"git -C {origin} log -1 --format=%s {side}").strip() == MESSAGE
+    # The branch for review is whole: its clone pulls everything and is up to date.
+    check = project.sandbox.base / "review-check"
+    project.sh(f"git clone -q -b {side} {origin} {check}")
+    project.sh(f"cd {check} && dvc pull -q")
+    assert "Data and pipelines are up to date" in project.sh(f"cd {check} && dvc status")
+    assert latest(project)["resume"].startswith("open a pull request from it")
