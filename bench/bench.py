@@ -1,6 +1,6 @@
 """dvc-invoke against the hand-written ritual, side by side, in one run.
 
-    python bench/bench.py [--quick] [--runs N] [--json PATH] [--cases 1,2,3,4,5]
+    python bench/bench.py [--quick] [--runs N] [--json PATH] [--cases 1,2,3,4,5,6]
 
 Every case runs its contenders alternately on generated projects (real git,
 real dvc, a bare origin and a local DVC remote in a temporary folder), and
@@ -12,10 +12,12 @@ asserted. ``--quick`` shrinks the projects and data to check the script.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -360,6 +362,94 @@ def _measured(cmd: list[str], cwd: Path) -> tuple[float, int]:
 # -- reporting -----------------------------------------------------------------------
 
 
+def _wide_project(base: Path, stages: int) -> Path:
+    """One root dvc.yaml of ``stages`` chained stages, published to a bare origin
+    and a local DVC remote; never run. Each stage writes when it starts to
+    ``$FIRST_STAGE``: the first line is the moment the run began its work."""
+    base.mkdir(parents=True)
+    origin, remote, root = base / "origin.git", base / "dvc-remote", base / "project"
+    remote.mkdir()
+    c = Context()
+    c.run(f"git init -q --bare -b main {origin} && git init -q -b main {root}", hide=True)
+    sandbox.identify(c, root)
+    lines = ["stages:"]
+    for s in range(stages):
+        dep = "data.txt" if s == 0 else f"s{s - 1:04d}.txt"
+        lines.append(
+            f"  s{s:04d}:\n"
+            f'    cmd: date +%s.%N >> "$FIRST_STAGE" && cp {dep} s{s:04d}.txt\n'
+            f"    deps:\n      - {dep}\n    outs:\n      - s{s:04d}.txt"
+        )
+    (root / "dvc.yaml").write_text("\n".join(lines) + "\n")
+    (root / "data.txt").write_text("seed\n")
+    (root / "tasks.py").write_text(
+        "from invoke import Collection\n"
+        "from dvc_invoke import data, guards, notify, publish, repro\n\n"
+        "ns = Collection(guards, data, repro, publish, notify)\n"
+    )
+    with c.cd(str(root)):
+        c.run(
+            f"dvc init -q && dvc config core.analytics false && dvc remote add -q -d local {remote}"
+            f" && git remote add origin {origin} && git add -A && git commit -q -m start"
+            " && git push -q -u origin main",
+            hide=True,
+            env=ENV,
+        )
+    return root
+
+
+def _time_to_first_stage(cmd: list[str], base: Path, where: Path) -> float:
+    """Seconds from starting ``cmd`` in a copy of ``base`` to its first stage's start."""
+    shutil.copytree(base, where, symlinks=True)
+    root = where / "project"
+    run(["git", "remote", "set-url", "origin", str(where / "origin.git")], root)
+    remote = str(where / "dvc-remote")
+    run([PY, "-m", "dvc", "remote", "modify", "--local", "local", "url", remote], root)
+    marker = where / "first-stage"
+    start = time.time()
+    proc = subprocess.Popen(
+        cmd,
+        cwd=root,
+        env={**ENV, "FIRST_STAGE": str(marker)},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        while not (marker.exists() and marker.read_text().strip()):
+            if proc.poll() is not None:
+                raise RuntimeError(f"{cmd} ended before its first stage")
+            time.sleep(0.02)
+        return float(marker.read_text().split()[0]) - start
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def case_wide(tmp: Path, runs: int, quick: bool) -> Case:
+    stages = 200 if quick else 2000
+    base = tmp / "wide"
+    _wide_project(base, stages)
+    case = Case(
+        f"6. time to the first stage: one dvc.yaml of {stages} stages",
+        ["inv repro", "dvc repro"],
+        target="ratio <= 1.2",
+        ratio_max=1.2,
+    )
+    commands = {
+        "inv repro": [PY, "-m", "invoke", "repro", "--pipeline", "dvc.yaml"],
+        "dvc repro": [PY, "-m", "dvc", "repro"],
+    }
+    case.times = {c: [] for c in case.contenders}
+    for i in range(runs):
+        for who in alternate(case.contenders, i):
+            where = tmp / f"wide-{i}-{who.replace(' ', '-')}"
+            case.times[who].append(_time_to_first_stage(commands[who], base, where))
+    return case
+
+
 def report(cases: list[Case], path: Path | None) -> None:
     rows = []
     for case in cases:
@@ -404,7 +494,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small projects and data")
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--cases", default="1,2,3,4,5")
+    parser.add_argument("--cases", default="1,2,3,4,5,6")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--data-mib", type=int, default=1024)
     args = parser.parse_args(argv)
@@ -423,6 +513,8 @@ def main(argv: list[str] | None = None) -> int:
             cases.append(case_detach(tmp, runs, template))
         if 4 in wanted:
             cases += case_scale(tmp, runs, args.quick)
+        if 6 in wanted:
+            cases.append(case_wide(tmp, runs, args.quick))
         if 5 in wanted:
             cases.append(
                 case_data(tmp, runs if not args.quick else 1, 32 if args.quick else args.data_mib)

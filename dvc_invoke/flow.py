@@ -240,8 +240,22 @@ def reproduce(ws: Workspace, plan: Plan, *, resume: str | None = None) -> None:
     if plan.upstream:
         cmd = f"{ws.dvc} repro {flag}{shlex.quote(plan.pipeline.dvcfile)}"
     else:
-        cmd = f"{ws.dvc} repro --single-item {flag}{quote_all(plan.graph.stages)}"
+        cmd = f"{ws.dvc} repro --single-item {flag}{quote_all(repro_targets(plan))}"
     ws.act(cmd, step="repro", resume=resume, hints=False)
+
+
+def repro_targets(plan: Plan) -> list[str]:
+    """The fewest targets that mean the pipeline's own stages, in order.
+
+    DVC collects each target on its own (a 2,000-stage pipeline named stage
+    by stage waits minutes before its first stage). With ``--single-item``,
+    a dvc.yaml target is its stages in the file's order: when those are the
+    pipeline's own stages in dependency order, the file says the same.
+    """
+    g, dvcfile = plan.graph, plan.pipeline.dvcfile
+    if dvcfile and g.file_stages and g.stages == [graph.address(dvcfile, n) for n in g.file_stages]:
+        return [dvcfile]
+    return list(g.stages)
 
 
 def measure(ws: Workspace, plan: Plan, rev: str | None) -> list[metrics.Change] | None:

@@ -52,6 +52,26 @@ def test_forced_repro_names_its_own_stages_in_order(tmp_path):
     assert commands(c)[-1].endswith("dvc repro --single-item --force p/dvc.yaml:a p/dvc.yaml:b")
 
 
+@pytest.mark.parametrize(
+    "file_stages, own, expected",
+    [
+        # The whole file, in the file's order: the file says the same, in one target.
+        (["a", "b"], ["p/dvc.yaml:a", "p/dvc.yaml:b"], "p/dvc.yaml"),
+        # A subset, or a file whose order is not the dependency order: stage by stage.
+        (["a", "b", "c"], ["p/dvc.yaml:a", "p/dvc.yaml:b"], "p/dvc.yaml:a p/dvc.yaml:b"),
+        (["b", "a"], ["p/dvc.yaml:a", "p/dvc.yaml:b"], "p/dvc.yaml:a p/dvc.yaml:b"),
+    ],
+)
+def test_repro_passes_dvc_the_fewest_targets_that_mean_the_same(
+    tmp_path, file_stages, own, expected
+):
+    c = mock({re.compile(r"dvc repro .*"): Result()})
+    plan = plan_for(Pipeline("p", "p/dvc.yaml"), stages=own, force=True)
+    plan.graph.file_stages = file_stages
+    flow.reproduce(Workspace(c, tmp_path), plan)
+    assert commands(c)[-1].endswith(f"dvc repro --single-item --force {expected}")
+
+
 def test_upstream_repro_hands_the_whole_dvcfile_to_dvc(tmp_path):
     c = mock({re.compile(r"dvc repro .*"): Result()})
     flow.reproduce(Workspace(c, tmp_path), plan_for(Pipeline("p", "p/dvc.yaml"), upstream=True))

@@ -71,8 +71,8 @@ def test_a_stage_subset_forces_the_metrics_without_retraining(canonical_fresh):
 @pytest.mark.parametrize(
     "name, repro",
     [
-        (".", "dvc repro --single-item prepare featurize train evaluate"),
-        ("dvc.yaml", "dvc repro --single-item prepare featurize train evaluate"),
+        (".", "dvc repro --single-item dvc.yaml"),
+        ("dvc.yaml", "dvc repro --single-item dvc.yaml"),
         # tasks.py makes that stage the metrics pipeline (forced): the address means it.
         ("dvc.yaml:evaluate", "dvc repro --single-item --force evaluate"),
     ],
