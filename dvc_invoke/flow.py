@@ -752,6 +752,8 @@ def _execute(
             resume = exc.resume or command
             if isinstance(exc, Cancelled) and report.step == "publish":
                 resume = publish_command(p)
+            elif isinstance(exc, Cancelled) and report.step == "repro" and not ws.dry:
+                resume = _after_interrupted_repro(ws, run_plan, command)
             report.commit_after = ws.head()
             if log is not None:
                 log.flush()
@@ -776,6 +778,19 @@ def _execute(
         notifiers.deliver(chain, report)
         save(None)
     return report
+
+
+def _after_interrupted_repro(ws: Workspace, plan: Plan, rerun: str) -> str:
+    """What to run after an interrupt during repro: when DVC finished the
+    stages anyway (the interrupt reached the run alone), publishing them, not
+    running them again."""
+    if not ws.changed_paths(plan.graph.lockfiles):
+        return rerun  # no stage got as far as its lock
+    try:
+        unfinished = graph.stale(ws.root, plan.graph.stages, outputs_here=True)
+    except DvcInvokeError:
+        return rerun
+    return rerun if unfinished else publish_command(plan.pipeline)
 
 
 def discard(ws: Workspace, p: Pipeline) -> list[str]:

@@ -9,7 +9,14 @@ import subprocess
 import sys
 
 import pytest
-from helpers import assert_one_line_error, latest, records, wait_ended, wait_for
+from helpers import (
+    assert_fresh_clone_up_to_date,
+    assert_one_line_error,
+    latest,
+    records,
+    wait_ended,
+    wait_for,
+)
 
 
 def processes_in(pgid):
@@ -227,7 +234,39 @@ def test_ctrl_c_in_the_foreground_cancels_the_run(project):
     assert err.strip().splitlines()[-1].startswith("dvc-invoke: cancelled during repro")
     assert "dvc_invoke" not in err  # the stage's own traceback is the stage's business
     assert latest(project)["status"] == "cancelled"
+    assert latest(project)["resume"] == "inv metrics"  # the stage never finished: run it again
     assert project.git("status", "--porcelain") == ""
+
+
+def test_an_interrupt_of_the_run_alone_lets_the_stage_finish_and_advises_publishing(project):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "metrics"],
+        cwd=project.path,
+        env={**os.environ, "SANDBOX_SLOW": "predict:3", "SANDBOX_TRACE": str(project.trace_file)},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        wait_for(lambda: "predict" in project.stages_run(), 60, "the predict stage")
+        os.kill(proc.pid, signal.SIGINT)  # `kill -INT <pid>`: dvc and the stage go on
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+    assert proc.returncode == 130, out + err
+    assert "then run: inv publish --pipeline metrics" in err
+    assert project.stages_run() == ["predict", "evaluate"]  # DVC finished them
+    assert latest(project)["resume"] == "inv publish --pipeline metrics"
+
+    published = project.inv("publish", "--pipeline", "metrics")
+
+    assert published.returncode == 0, published.output
+    assert project.origin_log()[0] == "[DVC] Update model metrics"
+    assert_fresh_clone_up_to_date(project)
 
 
 def test_a_damaged_run_record_is_one_line(project):
