@@ -309,9 +309,25 @@ def test_a_full_dvc_remote_stops_before_git_push_and_publish_finishes_later(proj
     assert project.origin_log()[0] == MESSAGE
 
 
-def test_a_local_remote_replaced_mid_run_gets_nothing_and_publish_finishes_later(canonical):
+@pytest.mark.parametrize("fault", ["unmounted", "re-created"])
+def test_a_local_remote_replaced_mid_run_gets_nothing_and_publish_finishes_later(
+    canonical, fault, request
+):
     """A share unmounted mid-run leaves an empty mountpoint; a folder removed and
     re-created is empty too. `dvc push` would fill either, quietly."""
+    remote = canonical.sandbox.remote
+    real = remote.with_name("dvc-remote.real")
+    if fault == "unmounted":
+        remote.rename(real)
+        remote.mkdir()
+        mounted = subprocess.run(["mount", "--bind", str(real), str(remote)], capture_output=True)
+        if mounted.returncode != 0:
+            remote.rmdir()
+            real.rename(remote)
+            pytest.skip(f"mount --bind is not permitted here: {mounted.stderr.decode().strip()}")
+        request.addfinalizer(
+            lambda: subprocess.run(["umount", "-l", str(remote)], capture_output=True)
+        )
     origin = canonical.origin_log()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
     env.update(SANDBOX_TRACE=str(canonical.trace_file), SANDBOX_SLOW="evaluate:4")
@@ -325,9 +341,11 @@ def test_a_local_remote_replaced_mid_run_gets_nothing_and_publish_finishes_later
         text=True,
     )
     wait_for(lambda: "evaluate" in canonical.stages_run(), 60, "the evaluate stage")
-    remote = canonical.sandbox.remote
-    real = remote.rename(remote.with_name("dvc-remote.real"))
-    remote.mkdir()
+    if fault == "unmounted":
+        subprocess.run(["umount", str(remote)], check=True)  # the share goes away
+    else:
+        remote.rename(real)
+        remote.mkdir()
     out, err = proc.communicate(timeout=180)
 
     line = assert_one_line_error(
