@@ -67,7 +67,7 @@ def plan(
     """
     force = p.force if force is None else force
     upstream = p.upstream if upstream is None else upstream
-    g = graph.load(ws.root, p.dvcfile, upstream=upstream, stages=p.stages, force=force)
+    g = graph.load(ws.root, p.dvcfile, stages=p.stages, force=force)
     pull_targets = g.inputs if p.pull is None else g.resolve(list(p.pull), step="pull")
     push_targets = g.push_targets if p.push is None else g.resolve(list(p.push), step="dvc push")
     if p.push != ():  # push=[] pushes nothing
@@ -228,20 +228,52 @@ def pull(ws: Workspace, plan: Plan, *, resume: str | None = None) -> list[str]:
 
 
 def reproduce(ws: Workspace, plan: Plan, *, resume: str | None = None) -> None:
-    """Reproduce the pipeline's stages; forcing never reaches upstream pipelines.
+    """Reproduce the pipeline's own stages; forcing never reaches upstream pipelines.
 
     ``dvc repro --force metrics/dvc.yaml`` would re-run every stage the
     metrics depend on, model training included. The pipeline's own stages
-    are given one by one with ``--single-item``, dependencies first (DVC
-    runs them in the order given). With ``upstream``, DVC's own recursion
-    is what the user asked for.
+    are given with ``--single-item``, dependencies first (DVC runs them in
+    the order given). Upstream pipelines, with ``upstream``, run before as
+    whole runs of their own (`rebuild_upstream`).
     """
     flag = "--force " if plan.force else ""
-    if plan.upstream:
-        cmd = f"{ws.dvc} repro {flag}{shlex.quote(plan.pipeline.dvcfile)}"
-    else:
-        cmd = f"{ws.dvc} repro --single-item {flag}{quote_all(repro_targets(plan))}"
+    cmd = f"{ws.dvc} repro --single-item {flag}{quote_all(repro_targets(plan))}"
     ws.act(cmd, step="repro", resume=resume, hints=False)
+
+
+def warn_stale_upstream(ws: Workspace, plan: Plan) -> None:
+    """One line naming the upstream pipelines a run reads stale results of."""
+    ups = plan.graph.stale_upstream
+    if plan.upstream or not ups:
+        return
+    what = "; ".join(f"{u.dvcfile} ({', '.join(u.stale)})" for u in ups if u.stale)
+    console.warn(
+        f"upstream is stale: {what}; this run reads their last results"
+        " (--upstream rebuilds them first)"
+    )
+
+
+def rebuild_upstream(ws: Workspace, plan: Plan, skip: tuple[str, ...]) -> list[str]:
+    """With ``upstream``: each stale upstream pipeline's whole flow, dependencies
+    first (its stages, gates, metrics, commit and push), as a run of its own.
+
+    A pipeline's lock is never published next to stale metrics of its own:
+    a gate refusing an upstream model stops the run there. Returns the
+    names of the pipelines that ran.
+    """
+    ran = []
+    for up in plan.graph.stale_upstream:
+        p = resolve(ws.c, ws.root, up.dvcfile)
+        why = ", ".join(up.stale) or "what it reads from runs first"
+        console.info(f"upstream {p.name} must run first: {why}")
+        try:
+            run(ws.c, p.name, force=False, upstream=False, skip=skip)
+        except DvcInvokeError as exc:
+            raise DvcInvokeError(
+                f"upstream pipeline {p.name}: {exc.what()}", step="upstream", resume=exc.resume
+            ) from None
+        ran.append(p.name)
+    return ran
 
 
 def repro_targets(plan: Plan) -> list[str]:
@@ -643,6 +675,8 @@ def run(
     need_dvcfile(ws, p)
     run_plan = plan(ws, p, force=force, upstream=upstream)
     state = check(ws, p, resume=command, own=run_plan.graph.git_paths(), state=state)
+    if not adopted:
+        warn_stale_upstream(ws, run_plan)
     # A dry run tells nobody: it shows on the console what the run would do.
     chain: list[Any] = [notifiers.ConsoleNotifier()]
     if not ws.dry:
@@ -659,7 +693,7 @@ def run(
             launch(ws, report)
             console.result(True, "dry run: nothing was started")
             return None
-        return _execute(ws, run_plan, report, chain, state, None)
+        return _execute(ws, run_plan, report, chain, state, None, skip=skip)
     store = runs.Store(ws.root)
     if adopted:
         report = store.adopt(adopted, p.name)
@@ -704,7 +738,7 @@ def run(
             return report
     announced = not adopted and "slack" not in skip
     with runs.marked(report):
-        return _execute(ws, run_plan, report, chain, state, store, announced=announced)
+        return _execute(ws, run_plan, report, chain, state, store, announced=announced, skip=skip)
 
 
 def _execute(
@@ -716,8 +750,13 @@ def _execute(
     store: runs.Store | None,
     *,
     announced: bool = False,
+    skip: tuple[str, ...] = (),
 ) -> RunReport:
-    """Pull, repro, publish and notify, keeping the run's record and log."""
+    """Pull, repro, publish and notify, keeping the run's record and log.
+
+    With ``upstream``, the stale upstream pipelines run first, each a run
+    of its own; the pipeline is then read again, from the commit they left.
+    """
 
     def save(step: str | None = None) -> None:
         report.step = step if step is not None else report.step
@@ -734,6 +773,15 @@ def _execute(
         try:
             if not announced and store is not None:
                 notifiers.deliver(chain, report)
+            if run_plan.upstream and run_plan.graph.stale_upstream:
+                save("upstream")
+                ups = ", ".join(u.dvcfile for u in run_plan.graph.stale_upstream)
+                console.step(p.name, "upstream", ups)
+                if rebuild_upstream(ws, run_plan, skip) and not ws.dry:
+                    remote = run_plan.remote
+                    run_plan = plan(ws, p, force=run_plan.force, upstream=True)
+                    run_plan.remote = remote
+                    start = ws.git_state(step="upstream")
             save("pull")
             console.step(p.name, "pull")
             report.pulled = pull(ws, run_plan, resume=command)

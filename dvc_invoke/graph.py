@@ -87,6 +87,10 @@ class PipelineGraph:
     top_plots: list[str] = dataclasses.field(default_factory=list)
     # Every stage of the pipeline's DVC file, own or not, by name.
     file_stages: list[str] = dataclasses.field(default_factory=list)
+    # The stages of other pipelines (or of its file's other stages) whose
+    # outputs its own stages read, and which of their files must run again.
+    upstream_stages: list[str] = dataclasses.field(default_factory=list)
+    stale_upstream: list[Upstream] = dataclasses.field(default_factory=list)
 
     @property
     def metric_files(self) -> list[str]:
@@ -162,7 +166,6 @@ def load(
     root: Path,
     dvcfile: str | None,
     *,
-    upstream: bool = False,
     stages: tuple[str, ...] | list[str] | None = None,
     force: bool = False,
 ) -> PipelineGraph:
@@ -174,36 +177,26 @@ def load(
     pipeline's own (the others are upstream). Of the project's other DVC
     files only their outputs matter (which inputs to pull, what a target
     names): `scan` reads those quickly, handing a file to DVC whenever it is
-    templated or unusual. With ``upstream``, DVC's whole index is read: its
-    graph decides what runs. Unless ``force``, the outputs of own stages that
+    templated or unusual. Unless ``force``, the outputs of own stages that
     are up to date but missing from the workspace are named in ``restore``.
+    The upstream pipelines that are stale are named in ``stale_upstream``.
     """
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
     try:
         with Repo(os.fspath(root)) as repo:
-            if upstream:
-                index = repo.index
-                every = list(index.stages)
-                in_file = [s for s in every if _relative(root, s.path) == dvcfile]
-                own = _own(dvcfile, in_file, stages)
-                tracked = Tracked([o for s in every for o in _outputs_of(root, s)])
-                run = set(own)
-                for stage in own:
-                    run |= {s for s in _descendants(index.graph, stage) if not s.is_data_source}
-                ordered = _order(index.graph.subgraph(run))
-            else:
-                tracked, in_file = scan(repo, dvcfile)
-                own = _own(dvcfile, in_file, stages)
-                ordered = _in_order(root, own, tracked)
+            tracked, in_file = scan(repo, dvcfile)
+            own = _own(dvcfile, in_file, stages)
+            ordered = _in_order(root, own, tracked)
             g = build(Path(root), dvcfile, ordered, tracked)
             g.file_stages = [s.name for s in in_file if getattr(s, "name", None)]
             if dvcfile is not None:
                 g.top_metrics, g.top_plots = _top_level(repo, root, dvcfile, g)
-                if not force:
-                    with repo.lock:  # DVC's own: stage checks take its rwlock
+                with repo.lock:  # DVC's own: stage checks take its rwlock
+                    if not force:
                         g.restore = _missing_but_fresh(root, ordered)
+                    g.stale_upstream = _stale_upstream(repo, root, g)
                 # The metrics as they were before the run, to compare with: a
                 # cached metrics file missing here (a fresh clone) is brought too.
                 g.restore = collapse(g.restore + _missing_cached(root, g))
@@ -212,6 +205,76 @@ def load(
             f"DVC cannot read the project: {dvc_error_reason(exc)}", step="guards"
         ) from None
     return g
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """A DVC file upstream of a pipeline that must run before it: its stale stages."""
+
+    dvcfile: str
+    stale: tuple[str, ...]  # "stage (why)"; empty: stale only once its own upstream runs
+
+
+def _stale_upstream(repo: Any, root: Path, g: PipelineGraph) -> list[Upstream]:
+    """The DVC files upstream of ``g`` that must run again, dependencies first.
+
+    Walks from the producers of the pipeline's dependencies through theirs,
+    collecting each file once, and asks DVC which stages are stale. A file
+    whose own upstream is stale must run too, after it: its results would be
+    stale once that one ran. Data missing here is not staleness (a fresh
+    clone has nothing pulled).
+    """
+    import graphlib
+
+    collected: dict[str, dict[str, Any]] = {}
+
+    def stage_at(addr: str) -> Any:
+        file = _file_of(addr)
+        if file not in collected:
+            target = os.path.join(os.fspath(root), file)
+            collected[file] = {
+                address(file, getattr(st, "name", None)): st for st in repo.stage.collect(target)
+            }
+        return collected[file].get(addr)
+
+    stale: dict[str, list[str]] = {}
+    needs: dict[str, set[str]] = {}  # file -> files it reads from
+    seen: set[str] = set()
+    queue = list(g.upstream_stages)
+    while queue:
+        addr = queue.pop()
+        if addr in seen:
+            continue
+        seen.add(addr)
+        stage = stage_at(addr)
+        if stage is None:
+            continue
+        file = _file_of(addr)
+        needs.setdefault(file, set())
+        why = _why_stale(stage)
+        if why:
+            stale.setdefault(file, []).append(f"{addr.rsplit(':', 1)[-1]} ({why})")
+        for dep in stage.deps:
+            if not getattr(dep, "is_in_repo", False):
+                continue
+            for _, out in g.tracked.matches(_relative(root, dep.fs_path)):
+                if out.stage.endswith(".dvc") or out.stage in g.stages:
+                    continue  # data sources are not pipelines; the pipeline's own runs after
+                if _file_of(out.stage) != file:
+                    needs[file].add(_file_of(out.stage))
+                queue.append(out.stage)
+    if not stale:
+        return []
+    try:
+        order = list(graphlib.TopologicalSorter(needs).static_order())
+    except graphlib.CycleError:
+        order = sorted(needs)  # files that read from each other: DVC orders their stages
+
+    affected: set[str] = set()
+    for file in order:  # dependencies first
+        if file in stale or needs.get(file, set()) & affected:
+            affected.add(file)
+    return [Upstream(f, tuple(stale.get(f, ()))) for f in order if f in affected]
 
 
 def _own(dvcfile: str | None, in_file: list[Any], names: Any) -> list[Any]:
@@ -311,12 +374,6 @@ def _missing_cached(root: Path, g: PipelineGraph) -> list[str]:
     ]
 
 
-def _descendants(graph: Any, stage: Any) -> set[Any]:
-    import networkx as nx
-
-    return set(nx.descendants(graph, stage))
-
-
 def _in_order(root: Path, stages: list[Any], tracked: Tracked) -> list[Any]:
     """``stages`` in the order they run, as DVC's graph has it: a stage runs
     after another when one of its deps is, holds or lies inside the other's
@@ -339,13 +396,6 @@ def _in_order(root: Path, stages: list[Any], tracked: Tracked) -> list[Any]:
         return list(sorter.static_order())
     except CycleError as exc:
         _cycle([getattr(s, "addressing", str(s)) for s in exc.args[1]])
-
-
-def _order(graph: Any) -> list[Any]:
-    """Stages in the order they run: DVC's edges point from a stage to its dependencies."""
-    import networkx as nx
-
-    return list(reversed(list(nx.topological_sort(graph))))
 
 
 def _cycle(names: list[str]) -> NoReturn:
@@ -519,6 +569,7 @@ def build(root: Path, dvcfile: str | None, ordered: list[Any], tracked: Tracked)
     run_addresses = {address(_relative(root, s.path), getattr(s, "name", None)) for s in ordered}
     inputs: list[str] = []
     depends_on: list[str] = []
+    producers: list[str] = []
     for stage in ordered:
         depends_on += _stage_files(_relative(root, stage.path))
         for dep in stage.deps:
@@ -532,6 +583,8 @@ def build(root: Path, dvcfile: str | None, ordered: list[Any], tracked: Tracked)
                 if out.stage in run_addresses:
                     continue
                 depends_on += _stage_files(_file_of(out.stage))
+                if not out.stage.endswith(".dvc"):
+                    producers.append(out.stage)
                 if out.cached:
                     inputs.append(p)
     return PipelineGraph(
@@ -548,6 +601,7 @@ def build(root: Path, dvcfile: str | None, ordered: list[Any], tracked: Tracked)
         ),
         tracked=tracked,
         depends_on=list(dict.fromkeys(depends_on)),
+        upstream_stages=list(dict.fromkeys(producers)),
     )
 
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from invoke import Task, task
 
 from .errors import DvcInvokeError, exits
+from .helptext import HELP
 from .paths import normalize
 from .settings import settings
 
@@ -384,15 +385,10 @@ def pipeline_task(
         exits(body),
         name=name,
         help={
-            "force": "Re-run the pipeline's own stages even if nothing changed"
+            "force": HELP["force"].rstrip(".")
             + (" (the default here; --no-force to skip)" if spec.force else "")
             + ".",
-            "upstream": "Also reproduce the pipelines this one depends on"
-            " (their outputs are otherwise pulled, not rebuilt).",
-            "detach": "Check everything, then run in the background and return at once:"
-            " the run survives logging out; follow it with `inv repro.logs --follow`.",
-            "skip": "Leave out a check on purpose: fetch, git-push, dvc-remote or slack."
-            " Repeatable.",
+            **{k: HELP[k] for k in ("upstream", "detach", "skip")},
         },
         iterable=["skip"],
     )

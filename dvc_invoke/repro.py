@@ -10,18 +10,7 @@ import time
 from invoke import Collection, task
 
 from .errors import DvcInvokeError, exits
-
-_HELP = {
-    "pipeline": "The pipeline: a configured name, a pipeline task, a folder with a dvc.yaml"
-    " (pipelines/train, . for the root), a DVC file or a stage address (dvc.yaml:evaluate).",
-    "force": "Re-run the pipeline's own stages even if nothing changed"
-    " (never the pipelines it reads from).",
-    "upstream": "Also reproduce the pipelines this one depends on"
-    " (their outputs are otherwise pulled, not rebuilt).",
-    "detach": "Check everything, then run in the background and return at once:"
-    " the run survives logging out; follow it with `inv repro.logs --follow`.",
-    "skip": "Leave out a check on purpose: fetch, git-push, dvc-remote or slack. Repeatable.",
-}
+from .helptext import HELP as _HELP
 
 
 def _need(c, pipeline):
@@ -56,14 +45,15 @@ def run(c, pipeline=None, force=False, upstream=False, detach=False, skip=None):
     )
 
 
-@task(help={k: v for k, v in _HELP.items() if k not in ("detach", "skip")})
+@task(help={k: v for k, v in _HELP.items() if k not in ("detach", "skip", "upstream")})
 @exits
-def stages(c, pipeline=None, force=False, upstream=False):
-    """Reproduce a pipeline's stages only: no guards, pull or publishing."""
+def stages(c, pipeline=None, force=False):
+    """Reproduce a pipeline's own stages only: no guards, pull or publishing."""
     from . import console, flow
 
     ws, p = _need(c, pipeline)
-    run_plan = flow.plan(ws, p, force=force or None, upstream=upstream or None)
+    run_plan = flow.plan(ws, p, force=force or None)
+    flow.warn_stale_upstream(ws, run_plan)
     console.step(p.name, "repro", ", ".join(run_plan.graph.stages))
     flow.reproduce(ws, run_plan)
     if not ws.dry:

@@ -174,8 +174,8 @@ class Store:
         """Under the lock: refuse while a run is alive; mark dead ones lost and return them."""
         found = []
         for other in self.all():
-            if other.ended:
-                continue
+            if other.ended or (other.pid == os.getpid() and not elsewhere(other)):
+                continue  # this very process: a run whose upstream runs first
             if alive(other) and elsewhere(other):
                 raise DvcInvokeError(
                     f"run {other.id} ({other.pipeline}) of host {other.host} holds this"

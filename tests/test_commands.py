@@ -72,10 +72,11 @@ def test_repro_passes_dvc_the_fewest_targets_that_mean_the_same(
     assert commands(c)[-1].endswith(f"dvc repro --single-item --force {expected}")
 
 
-def test_upstream_repro_hands_the_whole_dvcfile_to_dvc(tmp_path):
+def test_upstream_never_widens_the_repro_to_other_pipelines(tmp_path):
+    # Upstream pipelines run before, as runs of their own: repro stays single-item.
     c = mock({re.compile(r"dvc repro .*"): Result()})
     flow.reproduce(Workspace(c, tmp_path), plan_for(Pipeline("p", "p/dvc.yaml"), upstream=True))
-    assert commands(c)[-1].endswith("dvc repro p/dvc.yaml")
+    assert commands(c)[-1].endswith("dvc repro --single-item p/dvc.yaml:a p/dvc.yaml:b")
 
 
 def test_a_failing_command_names_its_step_and_dvcs_reason(tmp_path):

@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import assert_one_line_error, echoed, latest
+from helpers import assert_fresh_clone_up_to_date, assert_one_line_error, echoed, latest
 
 
 def test_fresh_clone_pulls_inputs_runs_and_publishes(fresh):
@@ -70,11 +70,47 @@ def test_forced_run_never_retrains_the_upstream_model(project):
     assert (project.path / "training" / "dvc.lock").read_text() == lock
 
 
-def test_upstream_option_reproduces_the_pipelines_it_reads_from(project):
+def retrain_needed(project):
+    """A teammate's new training data: the training pipeline is stale."""
+    data = project.path / "dataset" / "train.csv"
+    data.write_text(data.read_text() + "6,12.2\n")
+    project.sh("dvc add -q dataset/train.csv && dvc push -q dataset/train.csv")
+    project.git("commit", "-qam", "More training data")
+    project.git("push", "-q")
+
+
+def test_upstream_runs_each_stale_upstream_pipeline_whole_first(project):
+    retrain_needed(project)
+
     run = project.inv("metrics", "--upstream")
 
     assert run.returncode == 0, run.output
     assert project.stages_run() == ["train", "predict", "evaluate"]
+    # Two runs, two commits: training's lock never rides along with the metrics.
+    assert project.origin_log()[:2] == ["[DVC] Update model metrics", "[DVC] Update training"]
+    assert "upstream training must run first: train (a dependency changed)" in run.stdout
+    assert_fresh_clone_up_to_date(project)
+
+
+def test_a_stale_upstream_is_one_warning_and_is_not_rebuilt(project):
+    model = (project.path / "training" / "dvc.lock").read_text()
+    retrain_needed(project)
+
+    run = project.inv("metrics")
+
+    assert run.returncode == 0, run.output
+    (warning,) = [ln for ln in run.stdout.splitlines() if ln.startswith("! upstream is stale")]
+    assert "training/dvc.yaml (train (a dependency changed))" in warning
+    assert project.stages_run() == ["predict", "evaluate"]
+    assert (project.path / "training" / "dvc.lock").read_text() == model
+
+
+def test_upstream_with_nothing_stale_upstream_runs_only_the_pipeline(project):
+    run = project.inv("metrics", "--upstream")
+
+    assert run.returncode == 0, run.output
+    assert project.stages_run() == ["predict", "evaluate"]
+    assert "upstream is stale" not in run.stdout
 
 
 def test_unchanged_pipeline_makes_no_commit_and_no_push(project):

@@ -125,6 +125,22 @@ def test_top_level_metrics_are_gated_and_a_worse_model_is_not_published(canonica
     assert_fresh_clone_up_to_date(canonical)
 
 
+def test_upstream_runs_the_upstream_pipeline_whole_with_its_gate(canonical):
+    # metrics is the evaluate stage alone; train, the whole file, is upstream of it.
+    worse_model(canonical)
+    origin = canonical.origin_log()
+
+    run = canonical.inv("metrics", "--upstream")
+
+    line = assert_one_line_error(run, "upstream failed: upstream pipeline train: gate failed")
+    assert "eval/metrics.json:acc" in line and "inv publish --pipeline train --accept" in line
+    assert canonical.origin_log() == origin  # never a new lock beside old metrics
+    # train ran whole (its evaluate too, for its gate); metrics never started.
+    assert canonical.stages_run() == ["train", "evaluate"]
+    assert [r["pipeline"] for r in records(canonical)[:2]] == ["train", "metrics"]
+    assert [r["status"] for r in records(canonical)[:2]] == ["failed", "failed"]
+
+
 def test_naming_the_file_of_a_gated_pipeline_keeps_its_gate(canonical):
     worse_model(canonical)
 
