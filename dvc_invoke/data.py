@@ -9,8 +9,8 @@ from invoke import Collection, task
 from .errors import DvcInvokeError, exits
 
 _HELP = {
-    "pipeline": "The pipeline whose {what} to {verb}"
-    " (a configured name, a pipeline task, or a folder with a dvc.yaml).",
+    "pipeline": "The pipeline whose {what} to {verb}: its name, its folder, its DVC file"
+    " or a stage address, as for `inv repro --pipeline`.",
     "target": "A path to {verb} instead: a tracked file or folder, or a folder holding"
     " outputs of other pipelines. Repeatable.",
 }
@@ -48,7 +48,20 @@ def _transfer(ws: Any, verb: str, targets: list[str]) -> None:
 @task(default=True, iterable=["target"], help=_help("inputs", "pull"))
 @exits
 def pull(c, pipeline=None, target=None):
-    """Pull a pipeline's inputs (or the given targets) from the DVC remote, in one `dvc pull`."""
+    """Pull what a pipeline's run would (or the given targets) from the DVC remote.
+
+    For a pipeline: its inputs, then the outputs of its up-to-date stages
+    that are missing here, as its run's pull step does, so that `dvc repro`
+    and `dvc status` find it up to date afterwards.
+    """
+    from . import flow
+    from .pipelines import resolve
+    from .workspace import Workspace
+
+    if pipeline is not None and not target:
+        ws = Workspace(c)
+        flow.pull(ws, flow.plan(ws, resolve(c, ws.root, pipeline)))
+        return
     ws, targets = _targets(c, pipeline, target, "pull")
     _transfer(ws, "pull", targets)
 

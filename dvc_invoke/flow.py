@@ -352,7 +352,7 @@ def publish(
     what is left: each part is skipped when there is nothing to do.
     """
     p, done = plan.pipeline, Published()
-    resume = publish_command(p)
+    resume = publish_command(p) + (" --accept" if accept else "")
     state = ws.git_state(step="commit")
     if expect is not None and not ws.dry:
         _refuse_moved_workspace(ws, plan, expect, state, resume)
@@ -790,7 +790,11 @@ def _execute(
             console.step(p.name, "repro", detail)
             reproduce(ws, run_plan, resume=command)
             changes = measure(ws, run_plan, start.commit)
-            report.metrics = [c.to_dict() for c in changes or [] if c.changed]
+            report.metrics = [
+                {**c.to_dict(), **({"gated": True} if _gated(p, c.name) else {})}
+                for c in changes or []
+                if c.changed
+            ]
             save("publish")
             console.step(p.name, "publish")
             done = publish(ws, run_plan, expect=start, changes=changes, rerun=command)
@@ -826,6 +830,10 @@ def _execute(
         notifiers.deliver(chain, report)
         save(None)
     return report
+
+
+def _gated(p: Pipeline, name: str) -> bool:
+    return any(g.matches(name) for g in p.gates or ())
 
 
 def _after_interrupted_repro(ws: Workspace, plan: Plan, rerun: str) -> str:
@@ -920,6 +928,9 @@ def finish(c: Any, name: str, *, accept: bool = False) -> Published:
     notifiers.deliver(chain, report)
     if pending is not None:
         store.save(report)
+        if report.log and os.path.isfile(report.log):
+            with open(report.log, "a") as log:
+                log.write(f"\n✔ {p.name} succeeded: published by hand with {command}\n")
     return done
 
 
@@ -930,7 +941,8 @@ def unpublished_run(store: runs.Store, p: Pipeline, state: GitState) -> RunRepor
     for report in store.all():
         if report.pipeline == p.name:
             waiting = report.status in ("failed", "cancelled")
-            waiting = waiting and (report.resume or "").startswith(publish_command(p))
+            # "inv publish …", or "review `git status`, then inv publish …"
+            waiting = waiting and publish_command(p) in (report.resume or "")
             here = (report.branch, report.commit_after) == (state.branch, state.commit)
             return report if waiting and here else None
     return None

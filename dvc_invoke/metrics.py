@@ -37,7 +37,7 @@ class Gate:
 
     def describe(self) -> str:
         better = "higher" if self.direction == "max" else "lower"
-        return f"{self.metric} ({better} is better, tolerance {self.tolerance:g})"
+        return f"{self.metric} wants it {better} (tolerance {self.tolerance:g})"
 
 
 def parse_gates(value: Any, *, where: str) -> tuple[Gate, ...] | None:
@@ -83,6 +83,8 @@ class Change:
 
     @property
     def changed(self) -> bool:
+        if _number(self.old) and _number(self.new):
+            return not _close(self.old, self.new)
         return bool(self.old != self.new)
 
     @property
@@ -106,6 +108,11 @@ class Change:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Change:
         return cls(data["name"], data.get("old"), data.get("new"), data.get("kind", "metric"))
+
+
+def _close(a: float, b: float) -> bool:
+    """Equal but for float noise (0.1 + 0.2 against 0.3): no change, no regression."""
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
 
 
 def _number(value: Any) -> bool:
@@ -214,11 +221,11 @@ def regressions(gates: tuple[Gate, ...], changes: list[Change]) -> list[str]:
                 found.append(f"{change.name} is missing from the run's results")
                 continue
             delta = change.delta
-            if delta is None:
+            if delta is None or not change.changed:
                 continue
             worse = -delta if gate.direction == "max" else delta
             if worse > gate.tolerance:
-                found.append(f"{change.text()}, worse than {gate.describe()}")
+                found.append(f"{change.text()}: worse, and the gate {gate.describe()}")
     return found
 
 

@@ -93,7 +93,11 @@ def status(c, pipeline=None, limit=10):
         if r.status == "succeeded":
             detail = f"{short(r.commit_before)} → {short(r.commit_after)}"
             detail += " (published by hand)" if r.published_by else ""
-            numbers = [m for m in r.metrics if m.get("kind") == "metric"]
+            # The gated metrics first: the numbers the pipeline is judged by.
+            numbers = sorted(
+                (m for m in r.metrics if m.get("kind") == "metric"),
+                key=lambda m: not m.get("gated"),
+            )
             if numbers:
                 detail += "  " + "; ".join(Change.from_dict(m).text() for m in numbers[:3])
         elif r.ended:
@@ -120,7 +124,7 @@ def logs(c, run=None, follow=False):
     store = _store(c)
     report = store.latest(run)
     if not report.log or not os.path.isfile(report.log):
-        raise DvcInvokeError(f"run {report.id} has no log", step="runs")
+        raise DvcInvokeError(f"run {report.id} has no log")
     out = sys.stdout.buffer
     with open(report.log, "rb") as handle:
         while True:
@@ -167,17 +171,16 @@ def cancel(c, run=None, timeout=30, host_gone=False):
     else:
         active = [r for r in store.all() if not r.ended]
         if not active:
-            raise DvcInvokeError("no run is running in this workspace", step="runs")
+            raise DvcInvokeError("no run is running in this workspace")
         report = active[0]
     if report.ended:
-        raise DvcInvokeError(f"run {report.id} is not running: it {report.status}", step="runs")
+        raise DvcInvokeError(f"run {report.id} is not running: it {report.status}")
     if runs.elsewhere(report):
         if not host_gone:
             raise DvcInvokeError(
                 f"run {report.id} runs on host {report.host}: cancel it there, or, if"
                 f" {report.host} is gone for good,"
                 f" `inv repro.cancel --run {report.id} --host-gone`",
-                step="runs",
             )
         with store.lock():
             runs.mark_lost(report)

@@ -133,11 +133,11 @@ class Store:
         path = self.record_path(run_id)
         if not run_id or "/" in run_id or not path.is_file():
             known = ", ".join(r.id for r in self.all()[:5] if r.id) or "none"
-            raise DvcInvokeError(f"no run '{run_id}' (latest runs: {known})", step="runs")
+            raise DvcInvokeError(f"no run '{run_id}' (latest runs: {known})")
         try:
             return RunReport.from_dict(json.loads(path.read_text()))
         except (OSError, ValueError, TypeError) as exc:
-            raise DvcInvokeError(f"run {run_id}'s record is damaged: {exc}", step="runs") from None
+            raise DvcInvokeError(f"run {run_id}'s record is damaged: {exc}") from None
 
     def all(self) -> list[RunReport]:
         """Every run, newest first."""
@@ -156,7 +156,7 @@ class Store:
             return self.load(run_id)
         reports = self.all()
         if not reports:
-            raise DvcInvokeError("no runs yet in this project", step="runs")
+            raise DvcInvokeError("no runs yet in this project")
         return reports[0]
 
     def lost(self) -> list[RunReport]:

@@ -289,3 +289,11 @@ def test_a_git_tracked_file_the_pipeline_declares_is_committed_with_the_lock(can
     committed = canonical.git("show", "--name-only", "--format=", "HEAD").split()
     assert sorted(committed) == ["dvc.lock", "summary.json"]
     assert_fresh_clone_up_to_date(canonical)
+
+
+def test_data_pull_of_a_pipeline_brings_what_makes_it_up_to_date(canonical_fresh):
+    run = canonical_fresh.inv("data.pull", "--pipeline", "train")
+
+    assert run.returncode == 0, run.output
+    assert "dvc pull --allow-missing data/prepared data/features model.pkl eval" in run.stdout
+    assert "Data and pipelines are up to date" in canonical_fresh.sh("dvc status")

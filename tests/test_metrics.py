@@ -199,3 +199,16 @@ def test_changed_params_are_reported_with_the_metrics(project):
         "new": 0.7,
         "kind": "param",
     } in latest(project)["metrics"]
+
+
+def test_float_noise_is_no_change_and_no_regression():
+    noise = Change("eval/metrics.json:acc", 0.3, 0.1 + 0.2)
+    real = Change("eval/metrics.json:acc", 0.3, 0.2999)
+    gates = (Gate("acc", "max", 0.0),)
+
+    assert not noise.changed and real.changed
+    assert regressions(gates, [noise]) == []
+    assert regressions(gates, [real]) == [
+        "eval/metrics.json:acc: 0.3 → 0.2999 (-0.0001): worse,"
+        " and the gate acc wants it higher (tolerance 0)"
+    ]

@@ -378,3 +378,17 @@ def test_a_run_folder_that_cannot_be_written_is_one_line(project, fault):
     finally:
         if fault == "read-only":
             folder.chmod(0o700)
+
+
+def test_status_shows_the_gated_metrics_first(project):
+    assert project.inv("metrics").returncode == 0
+    record = latest(project)
+    path = project.path / ".dvc" / "tmp" / "dvc-invoke" / f"{record['id']}.json"
+    many = [{"name": f"m.json:a{i}", "old": 1, "new": 2, "kind": "metric"} for i in range(5)]
+    gated = {"name": "m.json:zz_acc", "old": 0.5, "new": 0.9, "kind": "metric", "gated": True}
+    path.write_text(json.dumps({**record, "metrics": [*many, gated]}))
+
+    status = project.inv("repro.status")
+
+    assert status.returncode == 0, status.output
+    assert "m.json:zz_acc: 0.5 → 0.9" in status.stdout
