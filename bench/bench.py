@@ -1,6 +1,6 @@
 """dvc-invoke against the hand-written ritual, side by side, in one run.
 
-    python bench/bench.py [--quick] [--runs N] [--json PATH] [--cases 1,2,3,4,5,6]
+    python bench/bench.py [--quick] [--runs N] [--json PATH] [--cases 1,2,3,4,5,6,7]
 
 Every case runs its contenders alternately on generated projects (real git,
 real dvc, a bare origin and a local DVC remote in a temporary folder), and
@@ -326,6 +326,51 @@ def case_data(tmp: Path, runs: int, mib: int) -> Case:
     return case
 
 
+def case_fresh_clone(tmp: Path, runs: int) -> Case:
+    """A fresh clone with nothing changed, DVC's get-started layout: what it costs
+    to find the pipeline up to date (time, and bytes the process tree read)."""
+    case = Case(
+        "7. fresh clone, nothing changed: up to date",
+        ["inv train", "dvc repro --pull"],
+        target="read: no stage runs; data pulled",
+    )
+    base = tmp / "fresh-template"
+    sb = sandbox.create_canonical(Context(), base, trained=True)
+    case.times = {c: [] for c in case.contenders}
+    read: dict[str, list[int]] = {c: [] for c in case.contenders}
+    cached: dict[str, list[int]] = {c: [] for c in case.contenders}
+    commands = {
+        "inv train": [PY, "-m", "invoke", "train", "--skip", "slack"],
+        "dvc repro --pull": [PY, "-m", "dvc", "repro", "--pull"],
+    }
+    for i in range(runs):
+        for who in alternate(case.contenders, i):
+            clone = teammate(sb, tmp / f"fresh-{i}-{who.split()[0]}")
+            trace = clone.parent / "stages-run.txt"
+            ENV["SANDBOX_TRACE"] = str(trace)
+            try:
+                seconds, nbytes = _measured(commands[who], clone)
+            finally:
+                del ENV["SANDBOX_TRACE"]
+            assert not trace.exists(), f"{who} ran a stage: {trace.read_text()}"
+            case.times[who].append(seconds)
+            read[who].append(nbytes)
+            objects = (clone / ".dvc" / "cache").rglob("*")
+            cached[who].append(sum(p.stat().st_size for p in objects if p.is_file()))
+            shutil.rmtree(clone.parent)
+    case.extra = {
+        f"KiB of data pulled by {w}": round(statistics.median(v) / 2**10, 1)
+        for w, v in cached.items()
+    }
+    case.extra |= {
+        f"MiB read by {w} (processes included)": round(statistics.median(v) / 2**20, 2)
+        for w, v in read.items()
+    }
+    ours, theirs = (statistics.median(read[w]) for w in case.contenders)
+    case.extra["bytes ratio"] = round(ours / theirs, 3)
+    return case
+
+
 def _half_cache(source: Path, clone: Path) -> None:
     objects = sorted(p for p in (source / ".dvc" / "cache").rglob("*") if p.is_file())
     for path in objects[::2]:
@@ -494,7 +539,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small projects and data")
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--cases", default="1,2,3,4,5,6")
+    parser.add_argument("--cases", default="1,2,3,4,5,6,7")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--data-mib", type=int, default=1024)
     args = parser.parse_args(argv)
@@ -515,6 +560,8 @@ def main(argv: list[str] | None = None) -> int:
             cases += case_scale(tmp, runs, args.quick)
         if 6 in wanted:
             cases.append(case_wide(tmp, runs, args.quick))
+        if 7 in wanted:
+            cases.append(case_fresh_clone(tmp, runs))
         if 5 in wanted:
             cases.append(
                 case_data(tmp, runs if not args.quick else 1, 32 if args.quick else args.data_mib)
