@@ -30,7 +30,7 @@ def test(c, k=None, jobs=2):
         "cases": "Which cases, e.g. 1,2,3 (default: all five).",
     }
 )
-def bench(c, quick=False, cases="1,2,3,4,5"):
+def bench(c, quick=False, cases="1,2,3,4,5,6,7"):
     """Time dvc-invoke against the seed's script and bare dvc; write bench/out/results.json."""
     flags = " --quick" if quick else ""
     cmd = f"{PY} bench/bench.py{flags} --cases {shlex.quote(cases)} --json bench/out/results.json"
