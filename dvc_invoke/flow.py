@@ -502,8 +502,18 @@ def _refuse_moved_workspace(
     if others:
         moved.append("changed during the run: " + ", ".join(others[:5]))
     if moved:
+        # Only files changed: most often a stage writes a git-tracked file its
+        # dvc.yaml does not declare (an HTML report, say).
+        hint = (
+            " (if a stage writes them, declare them in its dvc.yaml as outs,"
+            " metrics or plots, or git-ignore them)"
+            if others and len(moved) == 1
+            else ""
+        )
         raise DvcInvokeError(
-            "the workspace moved during the run: " + "; ".join(moved) + "; nothing was committed",
+            "the workspace moved during the run: "
+            + "; ".join(moved)
+            + f"; nothing was committed{hint}",
             step="commit",
             resume=f"review `git status` and `git log`, then {resume}",
         )
