@@ -6,7 +6,7 @@ from typing import Any
 
 from invoke import Collection, task
 
-from .errors import DvcInvokeError, exits
+from .errors import DvcInvokeError
 
 _HELP = {
     "pipeline": "The pipeline whose {what} to {verb}: its name, its folder, its DVC file"
@@ -46,7 +46,6 @@ def _transfer(ws: Any, verb: str, targets: list[str]) -> None:
 
 
 @task(default=True, iterable=["target"], help=_help("inputs", "pull"))
-@exits
 def pull(c, pipeline=None, target=None):
     """Pull what a pipeline's run would (or the given targets) from the DVC remote.
 
@@ -67,7 +66,6 @@ def pull(c, pipeline=None, target=None):
 
 
 @task(iterable=["target"], help=_help("outputs", "push"))
-@exits
 def push(c, pipeline=None, target=None):
     """Push a pipeline's outputs (or the given targets) to the DVC remote, in one `dvc push`."""
     ws, targets = _targets(c, pipeline, target, "push")

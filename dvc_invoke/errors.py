@@ -1,23 +1,23 @@
-"""Expected failures, and the boundary that turns them into invoke's ``Exit``."""
+"""Expected failures: invoke's ``Exit``, with the step that failed and how to resume."""
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from typing import Any, TypeVar
-
 from invoke.exceptions import Exit
 
-F = TypeVar("F", bound=Callable[..., Any])
 
-
-class DvcInvokeError(Exception):
+class DvcInvokeError(Exit):
     """A failure the user can act on: one line, the step, how to resume.
 
     ``step`` names where the run stopped (``guards``, ``pull``, ``repro``,
     ``commit``, ``dvc push``, ``git push``); ``resume`` is the command that
     continues from there once the cause is fixed.
+
+    It is invoke's `Exit`: raised out of a task, invoke prints its one line
+    to stderr and exits with its code, no traceback; a task of your own that
+    calls the steps can catch it, like any exception.
     """
+
+    exit_code = 1
 
     def __init__(
         self,
@@ -27,13 +27,25 @@ class DvcInvokeError(Exception):
         resume: str | None = None,
         log: str | None = None,
     ):
-        super().__init__(reason)
+        super().__init__()
+        Exception.__init__(self, reason)
         self.reason = reason
         self.step = step
         self.resume = resume
         self.log = log  # what the failing command printed, for the team's notification
 
-    code = 1
+    @property  # type: ignore[override]
+    def message(self) -> str:
+        """What invoke prints: the line, made from the reason, step and resume as they are now."""
+        return self.line()
+
+    @message.setter
+    def message(self, value: str | None) -> None:
+        pass  # made from the reason, the step and the resume
+
+    @property
+    def code(self) -> int:
+        return self.exit_code
 
     def what(self) -> str:
         return f"{self.step} failed: {self.reason}" if self.step else self.reason
@@ -48,7 +60,7 @@ class DvcInvokeError(Exception):
 class Cancelled(DvcInvokeError):
     """The run was interrupted (Ctrl-C, SIGTERM, ``inv repro.cancel``)."""
 
-    code = 130
+    exit_code = 130
 
     def what(self) -> str:
         return f"cancelled during {self.step or 'the run'}: {self.reason}"
@@ -58,16 +70,3 @@ def dvc_error_reason(exc: BaseException) -> str:
     """DVC's own message for ``exc``, folded to one line."""
     text = " ".join(str(exc).split())
     return text or type(exc).__name__
-
-
-def exits(func: F) -> F:
-    """Let a task body end with one clear line instead of a traceback."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except DvcInvokeError as exc:
-            raise Exit(exc.line(), code=exc.code) from None
-
-    return wrapper  # type: ignore[return-value]

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from invoke import Collection, task
 
-from .errors import exits
-
 
 @task(
     default=True,
@@ -16,7 +14,6 @@ from .errors import exits
         "skip": "Leave out a check on purpose: fetch, git-push or dvc-remote. Repeatable.",
     },
 )
-@exits
 def check(c, pipeline=None, skip=None):
     """Check the workspace: a git and DVC repository, no uncommitted changes to tracked files."""
     from . import console, flow

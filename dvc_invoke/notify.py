@@ -13,11 +13,10 @@ from __future__ import annotations
 
 from invoke import Collection, task
 
-from .errors import DvcInvokeError, exits
+from .errors import DvcInvokeError
 
 
 @task(default=True, help={"message": "The text to send to the team."})
-@exits
 def send(c, message):
     """Send a message to the team: on Slack when configured, and to the console."""
     from .notifiers import notifiers
@@ -30,7 +29,6 @@ def send(c, message):
 
 
 @task
-@exits
 def test(c):
     """Check the Slack set-up: validate the token (auth.test) and post a test message."""
     from . import console

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from invoke import Task, task
 
-from .errors import DvcInvokeError, exits
+from .errors import DvcInvokeError
 from .helptext import HELP
 from .paths import normalize
 from .settings import settings
@@ -382,7 +382,7 @@ def pipeline_task(
         f"Run the {name} pipeline ({spec.dvcfile}): guards, pull, repro, publish, notify."
     )
     return task(
-        exits(body),
+        body,
         name=name,
         help={
             "force": HELP["force"].rstrip(".")

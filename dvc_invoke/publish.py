@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from invoke import Collection, task
 
-from .errors import exits
-
 
 @task(
     default=True,
@@ -14,7 +12,6 @@ from .errors import exits
         "accept": "Publish even though the pipeline's gates say its metrics got worse.",
     },
 )
-@exits
 def run(c, pipeline, accept=False):
     """Commit, dvc push and git push a pipeline's results; finishes a run whose publishing failed.
 

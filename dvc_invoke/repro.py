@@ -9,7 +9,7 @@ import time
 
 from invoke import Collection, task
 
-from .errors import DvcInvokeError, exits
+from .errors import DvcInvokeError
 from .helptext import HELP as _HELP
 
 
@@ -28,7 +28,6 @@ def _need(c, pipeline):
 
 
 @task(default=True, iterable=["skip"], help=_HELP)
-@exits
 def run(c, pipeline=None, force=False, upstream=False, detach=False, skip=None):
     """Run a pipeline's whole flow: guards, pull, repro, commit, dvc push, git push, notify."""
     from . import flow
@@ -46,7 +45,6 @@ def run(c, pipeline=None, force=False, upstream=False, detach=False, skip=None):
 
 
 @task(help={k: v for k, v in _HELP.items() if k not in ("detach", "skip", "upstream")})
-@exits
 def stages(c, pipeline=None, force=False):
     """Reproduce a pipeline's own stages only: no guards, pull or publishing."""
     from . import console, flow
@@ -74,7 +72,6 @@ def _store(c):
     name="status",
     help={"pipeline": "Only this pipeline's runs.", "limit": "How many runs to show (0: all)."},
 )
-@exits
 def status(c, pipeline=None, limit=10):
     """List runs, newest first: running, succeeded, failed, cancelled, or lost."""
     from . import console
@@ -115,7 +112,6 @@ def status(c, pipeline=None, limit=10):
         "follow": "Keep printing the log as it grows, until the run ends.",
     }
 )
-@exits
 def logs(c, run=None, follow=False):
     """Print a run's log; with --follow, until the run ends."""
     from . import flow, runs
@@ -153,7 +149,6 @@ def logs(c, run=None, follow=False):
         " mark its run lost without stopping anything.",
     }
 )
-@exits
 def cancel(c, run=None, timeout=30, host_gone=False):
     """Stop a run and everything it started; it is recorded and announced as cancelled.
 
@@ -222,7 +217,6 @@ def cancel(c, run=None, timeout=30, host_gone=False):
 
 
 @task(help={"pipeline": _HELP["pipeline"]})
-@exits
 def discard(c, pipeline=None):
     """Put a pipeline's lock files, outputs and metrics back as HEAD has them.
 
@@ -239,7 +233,6 @@ def discard(c, pipeline=None):
 
 
 @task(name="pipelines")
-@exits
 def pipelines_(c):
     """List the pipelines there are, by the names --pipeline takes."""
     from . import console

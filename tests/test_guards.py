@@ -141,3 +141,21 @@ def test_data_pull_of_a_pipelines_inputs(fresh):
 def test_data_pull_needs_a_pipeline_or_a_target(project):
     run = project.inv("data.pull")
     assert_one_line_error(run, "name a --pipeline or a --target")
+
+
+def test_a_users_own_task_can_catch_the_error_and_go_on(project):
+    (project.path / "tasks.py").write_text(
+        project.path.joinpath("tasks.py").read_text()
+        + "\n\nfrom invoke import task\nfrom dvc_invoke import DvcInvokeError\n\n\n"
+        "@task\ndef careful(c):\n"
+        "    try:\n        guards.check(c)\n"
+        "    except DvcInvokeError as exc:\n"
+        "        print(f'caught at {exc.step}: {exc.reason}')\n\n\n"
+        "ns.add_task(careful)\n"
+    )
+    (project.path / "training" / "train.py").write_text("# edited\n")
+
+    run = project.inv("careful")
+
+    assert run.returncode == 0, run.output
+    assert "caught at guards: uncommitted changes" in run.stdout
