@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from invoke import Collection, task
+from invoke.collection import Collection
+from invoke.tasks import task
 
 from .errors import DvcInvokeError
+
+if TYPE_CHECKING:
+    from invoke.context import Context
+
+    from .workspace import Workspace
 
 _HELP = {
     "pipeline": "The pipeline whose {what} to {verb}: its name, its folder, its DVC file"
@@ -20,7 +26,9 @@ def _help(what: str, verb: str) -> dict[str, str]:
     return {k: v.format(what=what, verb=verb) for k, v in _HELP.items()}
 
 
-def _targets(c: Any, pipeline: str | None, target: list[str] | None, step: str):
+def _targets(
+    c: Any, pipeline: str | None, target: list[str] | None, step: str
+) -> tuple[Workspace, list[str]]:
     """The workspace, and what to transfer: ``target`` paths, else the pipeline's plan."""
     from . import flow, graph
     from .pipelines import resolve
@@ -31,6 +39,7 @@ def _targets(c: Any, pipeline: str | None, target: list[str] | None, step: str):
     ws = Workspace(c)
     if target:
         return ws, graph.load(ws.root, None).resolve(list(target), step=step)
+    assert pipeline is not None  # one of the two, checked above
     run_plan = flow.plan(ws, resolve(c, ws.root, pipeline))
     return ws, run_plan.pull if step == "pull" else run_plan.push
 
@@ -46,7 +55,7 @@ def _transfer(ws: Any, verb: str, targets: list[str]) -> None:
 
 
 @task(default=True, iterable=["target"], help=_help("inputs", "pull"))
-def pull(c, pipeline=None, target=None):
+def pull(c: Context, pipeline: str | None = None, target: list[str] | None = None) -> None:
     """Pull what a pipeline's run would (or the given targets) from the DVC remote.
 
     For a pipeline: its inputs, then the outputs of its up-to-date stages
@@ -66,7 +75,7 @@ def pull(c, pipeline=None, target=None):
 
 
 @task(iterable=["target"], help=_help("outputs", "push"))
-def push(c, pipeline=None, target=None):
+def push(c: Context, pipeline: str | None = None, target: list[str] | None = None) -> None:
     """Push a pipeline's outputs (or the given targets) to the DVC remote, in one `dvc push`."""
     ws, targets = _targets(c, pipeline, target, "push")
     _transfer(ws, "push", targets)

@@ -22,7 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from invoke import Context
+from invoke.context import Context
 from invoke.exceptions import Exit
 
 from . import console, sandbox

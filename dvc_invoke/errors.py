@@ -34,7 +34,7 @@ class DvcInvokeError(Exit):
         self.resume = resume
         self.log = log  # what the failing command printed, for the team's notification
 
-    @property  # type: ignore[override]
+    @property
     def message(self) -> str:
         """What invoke prints: the line, made from the reason, step and resume as they are now."""
         return self.line()

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from invoke import Collection, task
+from typing import TYPE_CHECKING
+
+from invoke.collection import Collection
+from invoke.tasks import task
+
+if TYPE_CHECKING:
+    from invoke.context import Context
 
 
 @task(
@@ -14,7 +20,7 @@ from invoke import Collection, task
         "skip": "Leave out a check on purpose: fetch, git-push or dvc-remote. Repeatable.",
     },
 )
-def check(c, pipeline=None, skip=None):
+def check(c: Context, pipeline: str | None = None, skip: list[str] | None = None) -> None:
     """Check the workspace: a git and DVC repository, no uncommitted changes to tracked files."""
     from . import console, flow
     from .pipelines import resolve

@@ -11,13 +11,19 @@ goes on and one warning says why.
 
 from __future__ import annotations
 
-from invoke import Collection, task
+from typing import TYPE_CHECKING
+
+from invoke.collection import Collection
+from invoke.tasks import task
 
 from .errors import DvcInvokeError
 
+if TYPE_CHECKING:
+    from invoke.context import Context
+
 
 @task(default=True, help={"message": "The text to send to the team."})
-def send(c, message):
+def send(c: Context, message: str) -> None:
     """Send a message to the team: on Slack when configured, and to the console."""
     from .notifiers import notifiers
 
@@ -29,7 +35,7 @@ def send(c, message):
 
 
 @task
-def test(c):
+def test(c: Context) -> None:
     """Check the Slack set-up: validate the token (auth.test) and post a test message."""
     from . import console
     from .notifiers import notifiers

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from invoke import Task, task
+from invoke.tasks import Task, task
 
 from .errors import DvcInvokeError
 from .helptext import HELP
@@ -268,6 +268,7 @@ def _by_path(c: Any, root: Path, name: str) -> Pipeline | None:
     """A pipeline named as DVC users name it: folder, DVC file or stage address."""
     path, _, stage = name.partition(":")
     path = posixpath.normpath(path) if path else "."
+    dvcfile: str | None
     if path.rsplit("/", 1)[-1] in DVCFILES:
         dvcfile = path
     elif stage:
@@ -329,7 +330,7 @@ def pipeline_task(
     slack: Mapping[str, str] | None = None,
     gates: Mapping[str, Any] | None = None,
     help: str | None = None,
-) -> Task:
+) -> Task[Any]:
     """An invoke task that runs one pipeline's whole flow.
 
     ``dvcfile`` is the pipeline's ``dvc.yaml`` (default ``NAME/dvc.yaml``);
@@ -381,7 +382,7 @@ def pipeline_task(
     body.__doc__ = help or (
         f"Run the {name} pipeline ({spec.dvcfile}): guards, pull, repro, publish, notify."
     )
-    return task(
+    made = task(
         body,
         name=name,
         help={
@@ -392,3 +393,5 @@ def pipeline_task(
         },
         iterable=["skip"],
     )
+    assert isinstance(made, Task)
+    return made

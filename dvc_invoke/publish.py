@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from invoke import Collection, task
+from typing import TYPE_CHECKING
+
+from invoke.collection import Collection
+from invoke.tasks import task
+
+if TYPE_CHECKING:
+    from invoke.context import Context
 
 
 @task(
@@ -12,7 +18,7 @@ from invoke import Collection, task
         "accept": "Publish even though the pipeline's gates say its metrics got worse.",
     },
 )
-def run(c, pipeline, accept=False):
+def run(c: Context, pipeline: str, accept: bool = False) -> None:
     """Commit, dvc push and git push a pipeline's results; finishes a run whose publishing failed.
 
     Safe to repeat: what is already done is skipped, and data always

@@ -6,14 +6,23 @@ import os
 import signal
 import sys
 import time
+from typing import TYPE_CHECKING
 
-from invoke import Collection, task
+from invoke.collection import Collection
+from invoke.tasks import task
 
 from .errors import DvcInvokeError
 from .helptext import HELP as _HELP
 
+if TYPE_CHECKING:
+    from invoke.context import Context
 
-def _need(c, pipeline):
+    from . import runs
+    from .pipelines import Pipeline
+    from .workspace import Workspace
+
+
+def _need(c: Context, pipeline: str | None) -> tuple[Workspace, Pipeline]:
     from .pipelines import available, resolve
     from .workspace import Workspace
 
@@ -28,15 +37,22 @@ def _need(c, pipeline):
 
 
 @task(default=True, iterable=["skip"], help=_HELP)
-def run(c, pipeline=None, force=False, upstream=False, detach=False, skip=None):
+def run(
+    c: Context,
+    pipeline: str | None = None,
+    force: bool = False,
+    upstream: bool = False,
+    detach: bool = False,
+    skip: list[str] | None = None,
+) -> None:
     """Run a pipeline's whole flow: guards, pull, repro, commit, dvc push, git push, notify."""
     from . import flow
 
-    _need(c, pipeline)
+    _, p = _need(c, pipeline)
     # Without the flag, the pipeline's own setting (a pipeline may force itself).
     flow.run(
         c,
-        pipeline,
+        pipeline or p.name,
         force=force or None,
         upstream=upstream or None,
         detach=detach,
@@ -45,7 +61,7 @@ def run(c, pipeline=None, force=False, upstream=False, detach=False, skip=None):
 
 
 @task(help={k: v for k, v in _HELP.items() if k not in ("detach", "skip", "upstream")})
-def stages(c, pipeline=None, force=False):
+def stages(c: Context, pipeline: str | None = None, force: bool = False) -> None:
     """Reproduce a pipeline's own stages only: no guards, pull or publishing."""
     from . import console, flow
 
@@ -58,7 +74,7 @@ def stages(c, pipeline=None, force=False):
         console.info(f"to commit and push what changed: {flow.publish_command(p)}")
 
 
-def _store(c):
+def _store(c: Context) -> runs.Store:
     from . import flow, runs
     from .workspace import Workspace
 
@@ -72,7 +88,7 @@ def _store(c):
     name="status",
     help={"pipeline": "Only this pipeline's runs.", "limit": "How many runs to show (0: all)."},
 )
-def status(c, pipeline=None, limit=10):
+def status(c: Context, pipeline: str | None = None, limit: int = 10) -> None:
     """List runs, newest first: running, succeeded, failed, cancelled, or lost."""
     from . import console
     from .metrics import Change
@@ -112,7 +128,7 @@ def status(c, pipeline=None, limit=10):
         "follow": "Keep printing the log as it grows, until the run ends.",
     }
 )
-def logs(c, run=None, follow=False):
+def logs(c: Context, run: str | None = None, follow: bool = False) -> None:
     """Print a run's log; with --follow, until the run ends."""
     from . import flow, runs
     from .workspace import Workspace
@@ -149,7 +165,9 @@ def logs(c, run=None, follow=False):
         " mark its run lost without stopping anything.",
     }
 )
-def cancel(c, run=None, timeout=30, host_gone=False):
+def cancel(
+    c: Context, run: str | None = None, timeout: float = 30, host_gone: bool = False
+) -> None:
     """Stop a run and everything it started; it is recorded and announced as cancelled.
 
     The run's process gets SIGTERM and passes SIGINT on to dvc and the stage's
@@ -189,8 +207,9 @@ def cancel(c, run=None, timeout=30, host_gone=False):
     while report.pid is None and time.time() < deadline:  # still starting
         time.sleep(0.2)
         report = store.load(report.id)
-    if report.pid is not None and runs.alive(report):
-        os.kill(report.pid, signal.SIGTERM)
+    pid = report.pid
+    if pid is not None and runs.alive(report):
+        os.kill(pid, signal.SIGTERM)
         deadline = time.time() + float(timeout)
         while time.time() < deadline:
             report = store.load(report.id)
@@ -201,7 +220,7 @@ def cancel(c, run=None, timeout=30, host_gone=False):
         if report.pgid and report.pgid != os.getpgrp():
             os.killpg(report.pgid, signal.SIGKILL)
         else:
-            os.kill(report.pid, signal.SIGKILL)
+            os.kill(pid, signal.SIGKILL)
     runs.stop_leftovers(report)  # what it started in other process groups
     report = store.load(report.id)
     if not report.ended:
@@ -217,7 +236,7 @@ def cancel(c, run=None, timeout=30, host_gone=False):
 
 
 @task(help={"pipeline": _HELP["pipeline"]})
-def discard(c, pipeline=None):
+def discard(c: Context, pipeline: str | None = None) -> None:
     """Put a pipeline's lock files, outputs and metrics back as HEAD has them.
 
     For a failed or refused run that is not worth publishing: `git restore`
@@ -233,7 +252,7 @@ def discard(c, pipeline=None):
 
 
 @task(name="pipelines")
-def pipelines_(c):
+def pipelines_(c: Context) -> None:
     """List the pipelines there are, by the names --pipeline takes."""
     from . import console
     from .pipelines import available, resolve

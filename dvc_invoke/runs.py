@@ -129,11 +129,11 @@ class Store:
             tmp.write_text(json.dumps(report.to_dict(), indent=2, sort_keys=True))
             os.replace(tmp, path)
 
-    def load(self, run_id: str) -> RunReport:
-        path = self.record_path(run_id)
-        if not run_id or "/" in run_id or not path.is_file():
+    def load(self, run_id: str | None) -> RunReport:
+        if not run_id or "/" in run_id or not self.record_path(run_id).is_file():
             known = ", ".join(r.id for r in self.all()[:5] if r.id) or "none"
             raise DvcInvokeError(f"no run '{run_id}' (latest runs: {known})")
+        path = self.record_path(run_id)
         try:
             return RunReport.from_dict(json.loads(path.read_text()))
         except (OSError, ValueError, TypeError) as exc:
@@ -248,7 +248,7 @@ def read_tail(path: str | None, limit: int = 20000) -> str | None:
         return handle.read().decode("utf-8", "replace")
 
 
-def tell_lost(reports: list[RunReport], chain: list) -> None:
+def tell_lost(reports: list[RunReport], chain: list[Any]) -> None:
     """Stop what each lost run left running, then tell the team."""
     from . import notifiers
 
@@ -310,7 +310,7 @@ def stop_leftovers(report: RunReport, timeout: float = 10.0) -> None:
 
 def settle(root: Path, run_id: str) -> int:
     """After a detached run's process: if it left no end, it is lost, and the team is told."""
-    from invoke import Context
+    from invoke.context import Context
 
     from . import notifiers
 

@@ -29,8 +29,10 @@ import sys
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from invoke import Context
+from invoke.context import Context
+from invoke.runners import Result
 
 # The tasks.py a user writes; the README shows exactly this.
 TASKS_PY = """\
@@ -318,7 +320,7 @@ class Sandbox:
     project: Path
 
 
-def _run(c: Context, cmd: str, **kwargs):
+def _run(c: Context, cmd: str, **kwargs: Any) -> Result:
     return c.run(cmd, in_stream=False, hide=True, **kwargs)
 
 
@@ -374,7 +376,10 @@ def _publish_by_hand(c: Context, sb: Sandbox, dvcfile: str, paths: str) -> None:
 def _start(c: Context, base: Path, files: dict[str, str], data: list[str]) -> Sandbox:
     base = Path(base).resolve()
     sb = Sandbox(base, base / "origin.git", base / "dvc-remote", base / "project")
-    q = lambda p: shlex.quote(str(p))  # noqa: E731
+
+    def q(p: object) -> str:
+        return shlex.quote(str(p))
+
     sb.remote.mkdir(parents=True)
     _run(c, f"git init -q --bare -b main {q(sb.origin)}")
     _run(c, f"git init -q -b main {q(sb.project)}")

@@ -557,7 +557,7 @@ class WebhookNotifier(_SlackNotifier):
     def _make_client(self, **options: Any) -> Any:
         from slack_sdk.webhook import WebhookClient
 
-        return WebhookClient(self.settings.webhook_url, **options)
+        return WebhookClient(self.settings.webhook_url or "", **options)
 
     def _send(self, text: str) -> None:
         self._post(text)

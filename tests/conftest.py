@@ -165,6 +165,24 @@ def slack():
         yield server
 
 
+# Tests that build a real project (git, dvc, an origin, a DVC remote) and run
+# `inv` in it: the end-to-end scenarios. `pytest -m "not e2e"` is the inner loop.
+E2E_FIXTURES = {
+    "template",
+    "project",
+    "fresh",
+    "canonical_template",
+    "canonical",
+    "canonical_fresh",
+}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if E2E_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)
+
+
 @pytest.fixture(autouse=True)
 def no_process_left_behind(request):
     """Whatever happens in a test, no run of it outlives it."""

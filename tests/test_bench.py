@@ -7,6 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.e2e  # a whole sandbox, built and run
+
 BENCH = Path(__file__).parent.parent / "bench" / "bench.py"
 
 

@@ -5,6 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.e2e  # a whole sandbox, built and run
+
 
 def test_demo_runs_the_whole_flow_and_shows_what_landed(tmp_path):
     proc = subprocess.run(
