@@ -23,6 +23,7 @@ from typing import Any
 
 from . import console, graph, metrics, notifiers, runs
 from .errors import Cancelled, DvcInvokeError
+from .graph import PipelineGraph, RemoteCheck
 from .interrupts import Interrupts
 from .paths import overlaps
 from .pipelines import Pipeline, resolve, slug
@@ -36,13 +37,13 @@ class Plan:
     """One pipeline run, resolved: what to pull, reproduce and push."""
 
     pipeline: Pipeline
-    graph: graph.PipelineGraph
+    graph: PipelineGraph
     pull: list[str]
     push: list[str]
     force: bool = False
     upstream: bool = False
     # The DVC remote as preflight found it: a local one must still be that folder.
-    remote: graph.RemoteCheck | None = None
+    remote: RemoteCheck | None = None
 
 
 @dataclass
@@ -215,8 +216,18 @@ def pull(ws: Workspace, plan: Plan, *, resume: str | None = None) -> list[str]:
     repro`` sees its outputs missing. They are pulled ``--allow-missing``:
     one that the remote lacks is simply built again by ``dvc repro``.
     """
+    fetch = [f for f in plan.graph.fetch if not overlaps(f, plan.pull)]
+    if fetch:
+        # Into the cache only: the workspace keeps what is there; the old
+        # metrics are read from the cache when they are compared.
+        cmd = f"{ws.dvc} fetch {quote_all(fetch)}"
+        try:
+            ws.act(cmd, step="pull", resume=resume, network=True)
+        except DvcInvokeError as exc:
+            console.warn(f"the metrics as last published are not on the remote: {exc.reason}")
     if not plan.pull and not plan.graph.restore:
-        console.info("nothing to pull")
+        if not fetch:
+            console.info("nothing to pull")
         return []
     if plan.pull:
         ws.act(f"{ws.dvc} pull {quote_all(plan.pull)}", step="pull", resume=resume, network=True)
@@ -314,7 +325,13 @@ def measure(ws: Workspace, plan: Plan, rev: str | None) -> list[metrics.Change] 
     return changes + metrics.param_changes(old, new)
 
 
-def _gate(ws: Workspace, plan: Plan, state: GitState, changes: list | None, resume: str) -> None:
+def _gate(
+    ws: Workspace,
+    plan: Plan,
+    state: GitState,
+    changes: list[metrics.Change] | None,
+    resume: str,
+) -> None:
     gates = plan.pipeline.gates
     if not gates or ws.dry:
         return
@@ -709,7 +726,11 @@ def run(
         report = store.adopt(adopted, p.name)
     else:
         report = RunReport(
-            pipeline=p.name, command=command, step="pull", detached=detach, slack=p.slack
+            pipeline=p.name,
+            command=command,
+            step="pull",
+            detached=detach,
+            slack=dict(p.slack) if p.slack else None,
         )
         report.branch, report.commit_before = state.branch, state.commit
         if not detach:
@@ -774,7 +795,8 @@ def _execute(
             store.save(report)
 
     p, command = run_plan.pipeline, report.command
-    log = open(report.log, "a") if store is not None and not report.detached else None
+    keep_log = store is not None and report.log is not None and not report.detached
+    log = open(report.log, "a") if keep_log and report.log else None  # noqa: SIM115
     with contextlib.ExitStack() as stack, Interrupts() as interrupts:
         if log is not None:
             stack.enter_context(log)
@@ -914,7 +936,7 @@ def finish(c: Any, name: str, *, accept: bool = False) -> Published:
                 run_plan.remote.problem, step="dvc push", resume=publish_command(p)
             )
     chain = notifiers.notifiers(c, ws.root, slack=p.slack)
-    console.step(p.name, "publish", f"run {pending.id}" if pending else None)
+    console.step(p.name, "publish", f"run {pending.id}" if pending else "")
     done = publish(ws, run_plan, always_push=True, accept=accept)
     if ws.dry:
         return done
@@ -926,7 +948,9 @@ def finish(c: Any, name: str, *, accept: bool = False) -> Published:
         report.committed = report.committed or done.committed or moved
         report.git_pushed = report.git_pushed or done.git_pushed
     elif done.committed or done.git_pushed:
-        report = RunReport(pipeline=p.name, command=command, slack=p.slack)
+        report = RunReport(
+            pipeline=p.name, command=command, slack=dict(p.slack) if p.slack else None
+        )
         report.branch, report.commit_before = before.branch, before.commit
         report.committed, report.git_pushed = done.committed, done.git_pushed
     else:

@@ -91,6 +91,10 @@ class PipelineGraph:
     # outputs its own stages read, and which of their files must run again.
     upstream_stages: list[str] = dataclasses.field(default_factory=list)
     stale_upstream: list[Upstream] = dataclasses.field(default_factory=list)
+    # Cached outputs holding its metrics whose data, as the lock records it,
+    # is not in the local cache (a teammate's run published it): fetched
+    # before the run, or the old metrics could not be read to compare with.
+    fetch: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def metric_files(self) -> list[str]:
@@ -197,6 +201,7 @@ def load(
                     if not force:
                         g.restore = _missing_but_fresh(root, ordered)
                     g.stale_upstream = _stale_upstream(repo, root, g)
+                    g.fetch = _metrics_not_cached(root, ordered, g)
                 # The metrics as they were before the run, to compare with: a
                 # cached metrics file missing here (a fresh clone) is brought too.
                 g.restore = collapse(g.restore + _missing_cached(root, g))
@@ -319,7 +324,7 @@ def _top_level(
         out = g.tracked.owner(path) if path else None
         return path is not None and (out is None or out.path in ours)
 
-    metrics = [m for m in map(rel, file.metrics or []) if own(m)]
+    metrics = [m for m in map(rel, file.metrics or []) if m is not None and own(m)]
     plots: list[str] = []
     for entry in file.plots or []:
         if isinstance(entry, str):
@@ -328,7 +333,7 @@ def _top_level(
             for name, spec in entry.items():
                 y = spec.get("y") if isinstance(spec, dict) else None
                 plots += list(y) if isinstance(y, dict) else [name]
-    return metrics, [p for p in map(rel, plots) if own(p)]
+    return metrics, [p for p in map(rel, plots) if p is not None and own(p)]
 
 
 def _missing_but_fresh(root: Path, ordered: list[Any]) -> list[str]:
@@ -363,6 +368,28 @@ def _missing_but_fresh(root: Path, ordered: list[Any]) -> list[str]:
             if out.use_cache and out.hash_info and not os.path.lexists(out.fs_path):
                 restore.append(_relative(root, out.fs_path))
     return collapse(restore)
+
+
+def _metrics_not_cached(root: Path, ordered: list[Any], g: PipelineGraph) -> list[str]:
+    """Outputs holding the pipeline's metrics that are in the workspace but whose
+    recorded data is not in the local cache: the metrics as the lock has them."""
+    from dvc.exceptions import DvcException
+
+    found = []
+    for stage in ordered:
+        for out in stage.outs:
+            path = _relative(root, out.fs_path)
+            if not out.use_cache or not out.hash_info or not os.path.lexists(out.fs_path):
+                continue
+            if not any(overlaps(m, [path]) for m in g.metric_files):
+                continue
+            try:
+                missing = out.changed_cache()
+            except DvcException:
+                missing = True
+            if missing:
+                found.append(path)
+    return found
 
 
 def _missing_cached(root: Path, g: PipelineGraph) -> list[str]:

@@ -90,7 +90,7 @@ class Change:
     @property
     def delta(self) -> float | None:
         if _number(self.old) and _number(self.new):
-            return self.new - self.old
+            return float(self.new - self.old)
         return None
 
     def text(self) -> str:
@@ -140,7 +140,45 @@ def compare(root: Path, rev: str | None, metric_files: list[str]) -> list[Change
     with Repo(os.fspath(root)) as repo:
         targets = [os.fspath(Path(root) / path) for path in metric_files]
         found = repo.metrics.diff(a_rev=rev, b_rev="workspace", all=True, targets=targets)
+    _refuse_unreadable(root, rev, (found.get("errors") or {}).get(rev))
     return _flatten(found.get("diff", {}), "metric")
+
+
+def _was_there(fs: Any, rel: str) -> bool:
+    """Whether ``rel`` existed in ``fs`` (a revision), or cannot be told: it lies in
+    a folder output there whose listing is itself unreadable."""
+    try:
+        if fs.exists(rel):
+            return True
+        parent = os.path.dirname(rel)
+        while parent:
+            if fs.exists(parent):
+                try:
+                    fs.ls(parent)
+                except Exception:  # noqa: BLE001 - the folder's listing is lost too
+                    return True
+                return False
+            parent = os.path.dirname(parent)
+    except Exception:  # noqa: BLE001 - what DVC cannot say, count as there
+        return True
+    return False
+
+
+def _refuse_unreadable(root: Path, rev: str, errors: Any) -> None:
+    """A metrics file that was there at ``rev`` but cannot be read (its data is
+    in neither the cache nor the workspace, say) is no "new metric": without
+    its old values no gate can tell better from worse. Raises ValueError."""
+    if not errors:
+        return
+    if not isinstance(errors, Mapping):
+        raise ValueError(f"DVC cannot read the metrics at {rev[:7]}: {errors}")
+    from dvc.fs import DVCFileSystem
+
+    fs = DVCFileSystem(url=os.fspath(root), rev=rev)
+    for path, error in errors.items():
+        rel = os.path.relpath(path, root) if os.path.isabs(path) else path
+        if _was_there(fs, rel):
+            raise ValueError(f"DVC cannot read {rel} as it was at {rev[:7]} ({error})")
 
 
 def param_changes(

@@ -141,6 +141,41 @@ def test_upstream_runs_the_upstream_pipeline_whole_with_its_gate(canonical):
     assert [r["status"] for r in records(canonical)[:2]] == ["failed", "failed"]
 
 
+def test_a_gate_compares_with_metrics_a_teammate_published_from_another_machine(canonical):
+    # A teammate's run published new metrics: the lock now records an eval/
+    # this machine's cache never had, while its workspace keeps its own eval/.
+    teammate = canonical.clone("teammate")
+    teammate.sh("dvc pull -q")
+    assert teammate.inv("metrics").returncode == 0
+    canonical.git("pull", "-q")
+    worse_model(canonical)
+    origin = canonical.origin_log()
+
+    run = canonical.inv("train")
+
+    line = assert_one_line_error(run, "gate failed", "eval/metrics.json:acc")
+    assert "(new)" not in line  # compared with the published value, not waved through
+    assert "dvc fetch eval" in run.stdout
+    assert canonical.origin_log() == origin
+
+
+def test_a_gate_refuses_when_the_old_metrics_cannot_be_read_anywhere(canonical):
+    teammate = canonical.clone("teammate")
+    teammate.sh("dvc pull -q")
+    assert teammate.inv("metrics").returncode == 0
+    canonical.git("pull", "-q")
+    eval_dir = canonical.sandbox.remote  # the published eval/ lost from the remote too
+    for obj in (canonical.sandbox.remote / "files" / "md5").rglob("*.dir"):
+        obj.unlink()
+    worse_model(canonical)
+    origin = canonical.origin_log()
+
+    run = canonical.inv("train")
+
+    assert_one_line_error(run, "gate failed", "could not be compared")
+    assert eval_dir.exists() and canonical.origin_log() == origin
+
+
 def test_naming_the_file_of_a_gated_pipeline_keeps_its_gate(canonical):
     worse_model(canonical)
 
