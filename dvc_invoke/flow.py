@@ -254,14 +254,21 @@ def reproduce(ws: Workspace, plan: Plan, *, resume: str | None = None) -> None:
 
 def warn_stale_upstream(ws: Workspace, plan: Plan) -> None:
     """One line naming the upstream pipelines a run reads stale results of."""
-    ups = plan.graph.stale_upstream
+    ups = [u for u in plan.graph.stale_upstream if u.stale]
     if plan.upstream or not ups:
         return
-    what = "; ".join(f"{u.dvcfile} ({', '.join(u.stale)})" for u in ups if u.stale)
+    what = "; ".join(f"{_upstream_name(ws, u.dvcfile)} ({', '.join(u.stale)})" for u in ups)
     console.warn(
-        f"upstream is stale: {what}; this run reads their last results"
-        " (--upstream rebuilds them first)"
+        f"upstream is stale: {what}; this run reads its last published results"
+        " (--upstream runs it first)"
     )
+
+
+def _upstream_name(ws: Workspace, dvcfile: str) -> str:
+    try:
+        return resolve(ws.c, ws.root, dvcfile).name
+    except DvcInvokeError:
+        return dvcfile
 
 
 def rebuild_upstream(ws: Workspace, plan: Plan, skip: tuple[str, ...]) -> list[str]:
@@ -522,8 +529,9 @@ def _refuse_moved_workspace(
         # Only files changed: most often a stage writes a git-tracked file its
         # dvc.yaml does not declare (an HTML report, say).
         hint = (
-            " (if a stage writes them, declare them in its dvc.yaml as outs,"
-            " metrics or plots, or git-ignore them)"
+            " (if a stage of the run wrote them: git tracks them but no dvc.yaml"
+            " declares them; commit them yourself, `git add -f` if git ignores them,"
+            " or declare them in the stage's dvc.yaml as outs, metrics or plots)"
             if others and len(moved) == 1
             else ""
         )
@@ -927,8 +935,8 @@ def finish(c: Any, name: str, *, accept: bool = False) -> Published:
             step="commit",
             resume=publish_command(p),
         )
-    pending = None if ws.dry else unpublished_run(store, p, before)
     run_plan = plan(ws, p)
+    pending = None if ws.dry else unpublished_run(store, p, before, ws, run_plan)
     if run_plan.push and not ws.dry:
         run_plan.remote = graph.remote_check(ws.root)
         if run_plan.remote.problem:
@@ -968,18 +976,42 @@ def finish(c: Any, name: str, *, accept: bool = False) -> Published:
     return done
 
 
-def unpublished_run(store: runs.Store, p: Pipeline, state: GitState) -> RunReport | None:
+def unpublished_run(
+    store: runs.Store,
+    p: Pipeline,
+    state: GitState,
+    ws: Workspace | None = None,
+    run_plan: Plan | None = None,
+) -> RunReport | None:
     """The pipeline's latest run, if it ended waiting for ``inv publish`` on the
-    branch and at the commit the workspace is at now (else what is published
-    is not that run's work)."""
+    branch the workspace is on, at the commit it is at now or one that only
+    adds commits the run's results do not depend on (a report the user
+    committed by hand, say); else what is published is not that run's work."""
     for report in store.all():
         if report.pipeline == p.name:
             waiting = report.status in ("failed", "cancelled")
             # "inv publish …", or "review `git status`, then inv publish …"
             waiting = waiting and publish_command(p) in (report.resume or "")
-            here = (report.branch, report.commit_after) == (state.branch, state.commit)
+            here = report.branch == state.branch and (
+                report.commit_after == state.commit
+                or _only_unrelated_since(ws, run_plan, report.commit_after)
+            )
             return report if waiting and here else None
     return None
+
+
+def _only_unrelated_since(ws: Workspace | None, run_plan: Plan | None, rev: str | None) -> bool:
+    """Whether HEAD descends from ``rev`` through commits that touch nothing
+    the pipeline's results depend on."""
+    if ws is None or run_plan is None or not rev:
+        return False
+    if not ws.probe(f"git merge-base --is-ancestor {shlex.quote(rev)} HEAD").ok:
+        return False
+    changed = ws.probe(f"git diff --name-only -z {shlex.quote(rev)} HEAD")
+    if not changed.ok:
+        return False
+    deps = run_plan.graph.depends_on
+    return not any(overlaps(ws.from_git_top(f), deps) for f in changed.stdout.split("\0") if f)
 
 
 def tell_lost(c: Any, ws: Workspace, lost: list[RunReport]) -> None:

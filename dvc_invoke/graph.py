@@ -258,7 +258,7 @@ def _stale_upstream(repo: Any, root: Path, g: PipelineGraph) -> list[Upstream]:
         needs.setdefault(file, set())
         why = _why_stale(stage)
         if why:
-            stale.setdefault(file, []).append(f"{addr.rsplit(':', 1)[-1]} ({why})")
+            stale.setdefault(file, []).append(f"stage {addr.rsplit(':', 1)[-1]}: {why}")
         for dep in stage.deps:
             if not getattr(dep, "is_in_repo", False):
                 continue

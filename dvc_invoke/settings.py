@@ -100,8 +100,7 @@ def settings(c: Any) -> Settings:
 
 def _bad(key: str, value: Any, expected: str) -> DvcInvokeError:
     return DvcInvokeError(
-        f"config {key} must be {expected}, not {value!r}: fix it in invoke.yaml or tasks.py",
-        step="guards",
+        f"config {key} must be {expected}, not {value!r}: fix it in invoke.yaml or tasks.py"
     )
 
 
@@ -117,8 +116,7 @@ def _unknown(given: Mapping[str, Any], known: Mapping[str, Any], key: str) -> No
             close = difflib.get_close_matches(str(name), list(known), n=1)
             hint = f" (did you mean {key}.{close[0]}?)" if close else ""
             raise DvcInvokeError(
-                f"config {key}.{name} is not a setting{hint}; known: {', '.join(known)}",
-                step="guards",
+                f"config {key}.{name} is not a setting{hint}; known: {', '.join(known)}"
             )
 
 

@@ -88,7 +88,7 @@ def test_upstream_runs_each_stale_upstream_pipeline_whole_first(project):
     assert project.stages_run() == ["train", "predict", "evaluate"]
     # Two runs, two commits: training's lock never rides along with the metrics.
     assert project.origin_log()[:2] == ["[DVC] Update model metrics", "[DVC] Update training"]
-    assert "upstream training must run first: train (a dependency changed)" in run.stdout
+    assert "upstream training must run first: stage train: a dependency changed" in run.stdout
     assert_fresh_clone_up_to_date(project)
 
 
@@ -100,7 +100,7 @@ def test_a_stale_upstream_is_one_warning_and_is_not_rebuilt(project):
 
     assert run.returncode == 0, run.output
     (warning,) = [ln for ln in run.stdout.splitlines() if ln.startswith("! upstream is stale")]
-    assert "training/dvc.yaml (train (a dependency changed))" in warning
+    assert "training (stage train: a dependency changed)" in warning
     assert project.stages_run() == ["predict", "evaluate"]
     assert (project.path / "training" / "dvc.lock").read_text() == model
 

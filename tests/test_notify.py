@@ -417,6 +417,28 @@ def test_publishing_by_hand_turns_the_failed_runs_message_into_its_success(proje
     assert len(slack.requests) == quiet
 
 
+@pytest.mark.parametrize("path, finished", [("tasks.py", True), ("metrics/evaluate.py", False)])
+def test_a_commit_made_by_hand_since_the_failed_run_finishes_it_only_if_unrelated(
+    project, path, finished
+):
+    mend = break_remote(project)
+    failed = project.inv("metrics", "--skip", "dvc-remote")
+    assert_one_line_error(failed, "dvc push failed")
+    run_id = latest(project)["id"]
+    mend()
+    target = project.path / path
+    target.write_text(target.read_text() + "\n# by hand\n")
+    project.git("commit", "-qam", "A change made by hand")
+
+    done = project.inv("publish", "--pipeline", "metrics")
+
+    assert done.returncode == 0, done.output
+    record = next(r for r in records(project) if r["id"] == run_id)
+    # A commit to what the results depend on makes them another run's work.
+    assert record["status"] == ("succeeded" if finished else "failed")
+    assert (f"run {run_id}" in done.stdout) == finished
+
+
 def test_publishing_by_hand_without_a_failed_run_posts_one_message(project, slack):
     project.inv("repro.stages", "--pipeline", "metrics", "--force")
 
