@@ -1,211 +1,64 @@
-"""The ritual around ``dvc repro``, one function per step.
+"""The ritual around ``dvc repro``: `run` orchestrates the steps.
 
-`run` chains them: guards, pull, repro, publish (commit, ``dvc push``,
-``git push``), notify. Everything that can fail fast (the workspace, the
-pipeline, its targets) is checked before the run starts; after that the
-first failure stops the run with one line that names the step and the
-command that resumes. Each step is usable alone by a project that composes
-its own flow.
+guards and preflight (`checks`), the plan (`planning`), pull, repro,
+publish (`publishing`: gates, commit, ``dvc push``, ``git push``), notify,
+and detaching (`launching`). Everything that can fail fast is checked before
+the run starts; after that the first failure stops the run with one line
+that names the step and the command that resumes. Each step is importable
+from here for a flow of one's own.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import re
 import shlex
-import shutil
-import sys
-import time
-from dataclasses import dataclass
 from typing import Any
 
-from . import console, graph, metrics, notifiers, runs
+from . import console, graph, notifiers, runs
+
+# The steps, each in its own module; importable from here for flows of one's own.
+from .checks import check, preflight
 from .errors import Cancelled, DvcInvokeError
-from .graph import PipelineGraph, RemoteCheck
 from .interrupts import Interrupts
+from .launching import launch, tell_lost
 from .paths import overlaps
-from .pipelines import Pipeline, resolve, slug
+from .pipelines import Pipeline, resolve
+from .planning import (
+    Plan,
+    default_command,
+    need_dvcfile,
+    plan,
+    publish_command,
+    repro_targets,
+)
+from .publishing import Published, measure, publish
 from .report import RunReport, short
-from .settings import settings
-from .workspace import GitState, Workspace, error_line, quote_all
+from .workspace import GitState, Workspace, quote_all
 
-
-@dataclass
-class Plan:
-    """One pipeline run, resolved: what to pull, reproduce and push."""
-
-    pipeline: Pipeline
-    graph: PipelineGraph
-    pull: list[str]
-    push: list[str]
-    force: bool = False
-    upstream: bool = False
-    # The DVC remote as preflight found it: a local one must still be that folder.
-    remote: RemoteCheck | None = None
-
-
-@dataclass
-class Published:
-    committed: bool = False
-    pushed: tuple[str, ...] = ()
-    git_pushed: bool = False
-    commit: str | None = None
-
-
-def plan(
-    ws: Workspace, p: Pipeline, *, force: bool | None = None, upstream: bool | None = None
-) -> Plan:
-    """Read the pipeline from DVC and resolve its pull and push targets.
-
-    Without ``pull``/``push`` options these are the pipeline's inputs and
-    outputs; given ones are expanded to what DVC tracks, and one that
-    matches nothing is an error now rather than after a two-hour run. The
-    push also names the cached inputs: a published lock file references
-    them, so the DVC remote must hold them (``dvc push`` skips what it has).
-    ``force``/``upstream`` left None take the pipeline's own setting.
-    """
-    force = p.force if force is None else force
-    upstream = p.upstream if upstream is None else upstream
-    g = graph.load(ws.root, p.dvcfile, stages=p.stages, force=force)
-    pull_targets = g.inputs if p.pull is None else g.resolve(list(p.pull), step="pull")
-    push_targets = g.push_targets if p.push is None else g.resolve(list(p.push), step="dvc push")
-    if p.push != ():  # push=[] pushes nothing
-        push_targets = graph.collapse(push_targets + g.push_inputs)
-    return Plan(p, g, pull_targets, push_targets, force, upstream)
-
-
-def publish_command(p: Pipeline) -> str:
-    return f"inv publish --pipeline {shlex.quote(p.name)}"
-
-
-def need_dvcfile(ws: Workspace, p: Pipeline) -> None:
-    if not (ws.root / p.dvcfile).is_file():
-        raise DvcInvokeError(f"pipeline '{p.name}': {p.dvcfile} does not exist", step="guards")
-
-
-def check(
-    ws: Workspace,
-    p: Pipeline | None = None,
-    *,
-    resume: str | None = None,
-    own: list[str] | None = None,
-    state: GitState | None = None,
-) -> GitState:
-    """Refuse to run where a run could not be reproduced or published.
-
-    The workspace must be a git and DVC repository whose tracked files are
-    all committed (staged or not), the pipeline's dvc.yaml must exist, and a
-    run that publishes needs a branch with an upstream to push to. Files the
-    pipeline itself writes (``own``: its lock files, its declared metrics and
-    outputs kept in git), as a failed or interrupted run leaves them, never
-    block its own rerun: the run rewrites and commits them. ``state``: the git
-    state the caller just read, if it did.
-    """
-    state = state or ws.git_state()
-    if p is not None:
-        need_dvcfile(ws, p)
-    changed = [f for f in state.changed if not overlaps(ws.from_git_top(f), own or [])]
-    if changed:
-        shown = _some(changed)
-        raise DvcInvokeError(
-            f"uncommitted changes to tracked files: {shown}; commit or stash them",
-            step="guards",
-            resume=resume,
-        )
-    if p is not None and p.commit and p.git_push:
-        if state.branch is None:
-            raise DvcInvokeError(
-                "HEAD is detached: check out the branch the run should publish to",
-                step="guards",
-                resume=resume,
-            )
-        if state.upstream is None:
-            raise DvcInvokeError(
-                f"branch '{state.branch}' has no upstream to push to:"
-                f" run `git push -u origin {state.branch}` once",
-                step="guards",
-                resume=resume,
-            )
-    return state
-
-
-CHECKS = ("fetch", "git-push", "dvc-remote", "slack")
-
-
-def preflight(
-    ws: Workspace,
-    run_plan: Plan,
-    state: GitState,
-    *,
-    skip: tuple[str, ...] = (),
-    resume: str | None = None,
-) -> GitState:
-    """The checks that need the network, so that a long run cannot end in a
-    failure that was knowable at its start. ``skip`` names checks to leave out.
-
-    - ``fetch``: the branch is not behind its upstream (after ``git fetch``),
-      so nobody runs two hours on stale code;
-    - ``git-push``: the git remote accepts a push (``git push --dry-run``);
-    - ``dvc-remote``: a DVC remote is configured and reachable.
-
-    (``slack``: the run's first message is its check; see `run`.)
-    """
-    unknown = sorted(set(skip) - set(CHECKS))
-    if unknown:
-        raise DvcInvokeError(
-            f"unknown check {', '.join(unknown)} to skip (checks: {', '.join(CHECKS)})",
-            step="guards",
-        )
-    p = run_plan.pipeline
-    publishing = p.commit and p.git_push
-    target = ws.upstream_target(state.branch) if publishing and state.branch else None
-    if target is not None and "fetch" not in skip:
-        remote, ref = target
-        try:
-            ws.act(f"git fetch -q {shlex.quote(remote)}", step="guards", network=True)
-        except DvcInvokeError as exc:
-            raise DvcInvokeError(
-                f"cannot fetch from git remote '{remote}': {exc.reason}",
-                step="guards",
-                resume=resume,
-            ) from None
-        state = ws.git_state()
-        if state.behind:
-            raise DvcInvokeError(
-                f"branch '{state.branch}' is {state.behind} commit"
-                f"{'s' if state.behind > 1 else ''} behind {state.upstream}: pull first"
-                " (`git pull --rebase`), so the run uses the team's latest code",
-                step="guards",
-                resume=resume,
-            )
-    if target is not None and "git-push" not in skip:
-        remote, ref = target
-        cmd = f"git push --dry-run -q {shlex.quote(remote)} {shlex.quote(f'HEAD:{ref}')}"
-        if ws.dry:  # reaches the remote: shown, not run
-            ws.act(cmd, step="guards")
-            return state
-        res = ws.probe(cmd)
-        if res.failed and _rejected(res.stderr):
-            raise DvcInvokeError(
-                f"branch '{state.branch}' is behind {remote}: it has commits this clone lacks;"
-                " pull first (`git pull --rebase`)",
-                step="guards",
-                resume=resume,
-            )
-        if res.failed:
-            reason = error_line(res.stderr) or f"git push --dry-run exited with {res.exited}"
-            raise DvcInvokeError(
-                f"git remote '{remote}' does not accept a push: {reason}",
-                step="guards",
-                resume=resume,
-            )
-    if (run_plan.pull or run_plan.push) and "dvc-remote" not in skip and not ws.dry:
-        run_plan.remote = graph.remote_check(ws.root)
-        if run_plan.remote.problem:
-            raise DvcInvokeError(run_plan.remote.problem, step="guards", resume=resume)
-    return state
+__all__ = [
+    "Plan",
+    "Published",
+    "check",
+    "default_command",
+    "discard",
+    "finish",
+    "launch",
+    "measure",
+    "need_dvcfile",
+    "plan",
+    "preflight",
+    "publish",
+    "publish_command",
+    "pull",
+    "rebuild_upstream",
+    "repro_targets",
+    "reproduce",
+    "run",
+    "tell_lost",
+    "unpublished_run",
+    "warn_stale_upstream",
+]
 
 
 def pull(ws: Workspace, plan: Plan, *, resume: str | None = None) -> list[str]:
@@ -292,394 +145,6 @@ def rebuild_upstream(ws: Workspace, plan: Plan, skip: tuple[str, ...]) -> list[s
             ) from None
         ran.append(p.name)
     return ran
-
-
-def repro_targets(plan: Plan) -> list[str]:
-    """The fewest targets that mean the pipeline's own stages, in order.
-
-    DVC collects each target on its own (a 2,000-stage pipeline named stage
-    by stage waits minutes before its first stage). With ``--single-item``,
-    a dvc.yaml target is its stages in the file's order: when those are the
-    pipeline's own stages in dependency order, the file says the same.
-    """
-    g, dvcfile = plan.graph, plan.pipeline.dvcfile
-    if dvcfile and g.file_stages and g.stages == [graph.address(dvcfile, n) for n in g.file_stages]:
-        return [dvcfile]
-    return list(g.stages)
-
-
-def measure(ws: Workspace, plan: Plan, rev: str | None) -> list[metrics.Change] | None:
-    """The pipeline's metrics (changed or not) and the params that changed, against ``rev``.
-
-    A comparison that cannot be made is a warning (None), not a failure; a
-    gate then refuses to publish, since it cannot tell better from worse.
-    """
-    if ws.dry or not rev:
-        return None if ws.dry else []
-    from dvc.exceptions import DvcException
-
-    try:
-        changes = metrics.compare(ws.root, rev, plan.graph.metric_files)
-    except (DvcException, OSError, ValueError) as exc:
-        console.warn(f"cannot compare metrics with {short(rev)}: {exc}")
-        return None
-    old, new = {}, {}
-    for lock in plan.graph.lockfiles:
-        shown = ws.probe(f"git show {shlex.quote(f'{rev}:{ws.git_prefix}{lock}')}")
-        old[lock] = shown.stdout if shown.ok else None
-        path = ws.root / lock
-        new[lock] = path.read_text() if path.is_file() else None
-    return changes + metrics.param_changes(old, new)
-
-
-def _gate(
-    ws: Workspace,
-    plan: Plan,
-    state: GitState,
-    changes: list[metrics.Change] | None,
-    resume: str,
-) -> None:
-    gates = plan.pipeline.gates
-    if not gates or ws.dry:
-        return
-    if changes is None:
-        changes = measure(ws, plan, state.commit)
-    if changes is None:
-        problems = ["the metrics could not be compared with the last commit"]
-    else:
-        problems = metrics.regressions(gates, changes)
-    if problems:
-        raise DvcInvokeError(
-            "metrics got worse: " + "; ".join(problems) + "; nothing was committed"
-            " (to publish it anyway, accept it)",
-            step="gate",
-            resume=f"{resume} --accept",
-        )
-
-
-def publish(
-    ws: Workspace,
-    plan: Plan,
-    *,
-    always_push: bool = False,
-    expect: GitState | None = None,
-    changes: list[metrics.Change] | None = None,
-    accept: bool = False,
-    rerun: str | None = None,
-) -> Published:
-    """Commit what the run changed, ``dvc push`` its data, then ``git push``.
-
-    Only the lock files, DVC's .gitignore entries and outputs kept in git
-    are committed, never anything else in the workspace. Data reaches the
-    DVC remote before the commit reaches git, so no teammate can fetch a
-    lock file whose data is missing. Run again after a failure, it finishes
-    what is left: each part is skipped when there is nothing to do.
-    """
-    p, done = plan.pipeline, Published()
-    resume = publish_command(p) + (" --accept" if accept else "")
-    state = ws.git_state(step="commit")
-    if expect is not None and not ws.dry:
-        _refuse_moved_workspace(ws, plan, expect, state, resume)
-    if not accept:
-        _gate(ws, plan, state, changes, resume)
-    if p.commit:
-        paths = plan.graph.git_paths()
-        changed = paths if ws.dry else ws.changed_paths(paths)
-        if changed:
-            if not ws.dry:
-                _refuse_inconsistent(ws, plan, rerun)
-            _commit(ws, changed, p.commit_message, resume)
-            done.committed = True
-            state.ahead += 1
-        else:
-            console.info("nothing changed that git tracks: no commit")
-    missed = [o for o in plan.graph.push_targets if not overlaps(o, plan.push)]
-    if missed:
-        console.warn("outputs left out of push=[...] stay local only: " + ", ".join(missed))
-    unpublished = done.committed or state.ahead > 0 or not p.commit or ws.dry
-    if plan.push and (unpublished or always_push):
-        _refuse_moved_remote(plan, resume)
-        push = f"{ws.dvc} push {quote_all(plan.push)}"
-        ws.act(push, step="dvc push", resume=resume, network=True)
-        _verify_remote(ws, plan, resume)
-        # Reported: the run's own data (its inputs were only made sure of).
-        done.pushed = tuple(t for t in plan.push if t not in plan.graph.push_inputs)
-    if p.commit and p.git_push:
-        if state.ahead > 0 or ws.dry:
-            _push_branch(ws, plan, state, resume, ours=done.committed)
-            done.git_pushed = True
-        else:
-            console.info(f"{state.branch or 'HEAD'} is up to date with its upstream: no git push")
-    done.commit = ws.head()
-    return done
-
-
-def _commit(ws: Workspace, paths: list[str], message: str, resume: str) -> None:
-    """Commit exactly ``paths``, all or nothing: a failed commit (a hook that
-    refused it) leaves nothing staged that would block the next run."""
-    files = quote_all(paths)
-    try:
-        # -f: a file git tracks under an ignored folder (`reports/` after
-        # `!reports/train`) is staged, yet `git add` exits 1 without it.
-        # Only paths the run owns, as git status listed them, are named.
-        ws.act(f"git add -f -- {files}", step="commit", resume=resume)
-        ws.act(f"git commit -q -m {shlex.quote(message)} -- {files}", step="commit", resume=resume)
-    except DvcInvokeError:
-        if not ws.dry:
-            ws.probe(f"git reset -q -- {files}")
-        raise
-
-
-def _refuse_inconsistent(ws: Workspace, plan: Plan, rerun: str | None = None) -> None:
-    """Publish only a state that a fresh clone finds up to date.
-
-    Refused: files the run's stages read that git does not hold as they are
-    (params changed by ``dvc exp run``, a script edited meanwhile), and stages
-    of the lock files to commit that DVC does not find up to date (a run that
-    stopped halfway, an output changed after the run).
-    """
-    g, p = plan.graph, plan.pipeline
-    rerun = rerun or default_command(p.name, force=plan.force, upstream=plan.upstream)
-    own = g.git_paths()
-    used = [f for f in ws.changed_paths(g.depends_on) if not overlaps(f, own)]
-    if used:
-        raise DvcInvokeError(
-            f"the run used files git does not hold as they are: {_some(used)};"
-            " commit them (or restore them and run again), so that the lock file"
-            " matches the commit; nothing was committed",
-            step="commit",
-            resume=f"git commit, then {publish_command(p)}",
-        )
-    siblings = [graph.address(p.dvcfile, n) for n in g.file_stages]
-    stale = graph.stale(ws.root, list(dict.fromkeys(g.stages + siblings)))
-    if stale:
-        raise DvcInvokeError(
-            f"the pipeline is not up to date, so a fresh clone would run again: {_some(stale)};"
-            " nothing was committed",
-            step="commit",
-            resume=f"{rerun} (or `inv repro.discard --pipeline {shlex.quote(p.name)}`)",
-        )
-
-
-def _some(items: list[str], limit: int = 5) -> str:
-    more = f" and {len(items) - limit} more" if len(items) > limit else ""
-    return ", ".join(items[:limit]) + more
-
-
-def _refuse_moved_remote(plan: Plan, resume: str) -> None:
-    moved = plan.remote.moved() if plan.remote is not None else None
-    if moved:
-        raise DvcInvokeError(
-            f"{moved}: nothing was pushed; mount or restore it", step="dvc push", resume=resume
-        )
-
-
-def _verify_remote(ws: Workspace, plan: Plan, resume: str) -> None:
-    """Before anything reaches git, the DVC remote holds every object the
-    commit references: ``dvc push`` says "Everything is up to date" and exits
-    0 when the local cache lacks an object, so its word is not enough."""
-    cmd = f"{ws.dvc} status --cloud --json {quote_all(plan.push)}"
-    res = ws.act(cmd, step="dvc push", resume=resume, network=True, capture=True)
-    if ws.dry:
-        return
-    try:
-        status = json.loads((res.stdout or "").strip() or "{}")
-    except ValueError:
-        raise DvcInvokeError(
-            f"cannot read what `dvc status --cloud` said: {res.stdout.strip()[:200]}",
-            step="dvc push",
-            resume=resume,
-        ) from None
-    _refuse_moved_remote(plan, resume)
-    lacking = [p for p, st in status.items() if st in ("new", "missing")]
-    if lacking:
-        nowhere = [p for p in lacking if status[p] == "missing"]
-        where = (
-            f"{_some(nowhere)} exist neither in this cache nor on the remote:"
-            " `dvc push` them from the machine that made them"
-            if nowhere
-            else f"the push of {_some(lacking)} did not complete"
-        )
-        raise DvcInvokeError(
-            f"the DVC remote lacks data the commit references: {where}; nothing was pushed to git",
-            step="dvc push",
-            resume=resume,
-        )
-
-
-def _refuse_moved_workspace(
-    ws: Workspace, plan: Plan, expect: GitState, state: GitState, resume: str
-) -> None:
-    """A run never commits onto a workspace that moved under it.
-
-    Its lock file describes the code it started from: if HEAD, the branch,
-    or any tracked file other than the run's own outputs changed meanwhile,
-    committing would record results for code that did not produce them.
-    """
-    moved = []
-    if state.branch != expect.branch:
-        moved.append(f"the branch is now {state.branch or '(detached)'} (was {expect.branch})")
-    if state.commit != expect.commit:
-        moved.append(f"HEAD moved to {short(state.commit)} (was {short(expect.commit)})")
-    own = plan.graph.git_paths()
-    others = [f for f in map(ws.from_git_top, state.changed) if not overlaps(f, own)]
-    if others:
-        moved.append("changed during the run: " + ", ".join(others[:5]))
-    if moved:
-        # Only files changed: most often a stage writes a git-tracked file its
-        # dvc.yaml does not declare (an HTML report, say).
-        hint = (
-            " (if a stage of the run wrote them: git tracks them but no dvc.yaml"
-            " declares them; commit them yourself, `git add -f` if git ignores them,"
-            " or declare them in the stage's dvc.yaml as outs, metrics or plots)"
-            if others and len(moved) == 1
-            else ""
-        )
-        raise DvcInvokeError(
-            "the workspace moved during the run: "
-            + "; ".join(moved)
-            + f"; nothing was committed{hint}",
-            step="commit",
-            resume=f"review `git status` and `git log`, then {resume}",
-        )
-
-
-def _upstream(ws: Workspace, state: GitState, resume: str) -> tuple[str, str]:
-    if state.branch is None:
-        raise DvcInvokeError("HEAD is detached: nothing to push to", step="git push", resume=resume)
-    target = ws.upstream_target(state.branch)
-    if target is None:
-        raise DvcInvokeError(
-            f"branch '{state.branch}' has no upstream: run `git push -u origin {state.branch}`",
-            step="git push",
-            resume=resume,
-        )
-    return target
-
-
-def _push_branch(ws: Workspace, plan: Plan, state: GitState, resume: str, *, ours: bool) -> None:
-    """``git push`` the branch; when a teammate pushed meanwhile, replay and push again.
-
-    The run's commit is replayed on top of the teammates' commits only when
-    they touch nothing the run depends on (its stages' deps and dvc.yaml, the
-    files behind its inputs, the files it commits). Otherwise the run's lock
-    file is stale for the new code: it is not pushed to the branch; the
-    commit is kept on a branch of its own, and the branch goes back to where
-    the run started, so that no later `git push` publishes it by accident.
-    """
-    remote, ref = _upstream(ws, state, resume)
-    push = f"git push {shlex.quote(remote)} {shlex.quote(f'HEAD:{ref}')}"
-    if ws.dry:
-        ws.act(push, step="git push", resume=resume)
-        return
-    for _ in range(3):
-        try:
-            ws.act(push, step="git push", resume=resume, network=True)
-            return
-        except DvcInvokeError as exc:
-            said = _refused_by_server(exc.log)
-            if said is not None:
-                _keep_aside(ws, plan, state, remote, why=f"{remote} refused it: {said}", ours=ours)
-            if not _rejected(exc.log):
-                raise
-        console.warn("git push was rejected: teammates pushed meanwhile; fetching their commits")
-        ws.act(f"git fetch -q {shlex.quote(remote)}", step="git push", resume=resume, network=True)
-        theirs = ws.probe("git diff --name-only -z HEAD...@{u}").stdout.split("\0")
-        touched = [
-            f
-            for f in map(ws.from_git_top, filter(None, theirs))
-            if overlaps(f, plan.graph.depends_on + plan.graph.git_paths())
-        ]
-        if touched or not ws.probe("git rebase -q @{u}").ok:
-            ws.probe("git rebase --abort")
-            why = (
-                f"teammates changed what {plan.pipeline.name} depends on ({', '.join(touched[:5])})"
-                if touched
-                else "teammates' commits do not replay cleanly under the run's commit"
-            )
-            _keep_aside(ws, plan, state, remote, why=why, ours=ours, stale=True)
-        console.info(f"replayed the run's commit on top of {state.upstream}")
-    raise DvcInvokeError(
-        "git push kept being rejected: teammates keep pushing", step="git push", resume=resume
-    )
-
-
-def _rejected(output: str | None) -> bool:
-    text = output or ""
-    return "[rejected]" in text or "non-fast-forward" in text or "fetch first" in text
-
-
-def _refused_by_server(output: str | None) -> str | None:
-    """What the server said when it refused the push for good (a protected
-    branch, a pre-receive hook), or None for any other failure."""
-    text = output or ""
-    found = re.search(r"\[remote rejected\][^\n]*?\(([^)\n]*)\)", text)
-    if not found:
-        return None
-    said = [
-        line[len("remote:") :].strip()
-        for line in text.splitlines()
-        if line.startswith("remote:") and line[len("remote:") :].strip()
-    ]
-    return "; ".join([*said[-3:], found.group(1)])
-
-
-def _keep_aside(
-    ws: Workspace,
-    plan: Plan,
-    state: GitState,
-    remote: str,
-    *,
-    why: str,
-    ours: bool,
-    stale: bool = False,
-) -> None:
-    """Keep the run's commit on a branch of its own and refuse the push, saying why.
-
-    A stale run's branch is pushed only with ``push_side_branch``; a run the
-    server refused (a protected branch) is pushed for review, as a pull
-    request would want it. The branch goes back to where the run started.
-    """
-    p = plan.pipeline
-    side = f"dvc-invoke/{slug(p.name)}/{time.strftime('%Y%m%d-%H%M%S')}"
-    ws.act(f"git branch {shlex.quote(side)} HEAD", step="git push")
-    where = f"kept on branch {side}"
-    pushed = False
-    if settings(ws.c).push_side_branch or not stale:
-        spec = shlex.quote(f"{side}:refs/heads/{side}")
-        try:
-            ws.act(f"git push {shlex.quote(remote)} {spec}", step="git push", network=True)
-            where += f" (pushed to {remote})"
-            pushed = True
-        except DvcInvokeError:
-            if stale:
-                raise
-            where += f" (not pushed: {remote} refused it too)"
-    if ours:
-        ws.act("git reset -q --keep HEAD~1", step="git push")
-        where += f"; {state.branch} is back where the run started"
-    if stale:
-        raise DvcInvokeError(
-            f"git push rejected: {why}, so the run's results are stale for the new code;"
-            f" nothing was pushed to {state.branch}; the run's commit is {where}",
-            step="git push",
-            resume="git pull, then "
-            + default_command(p.name, force=plan.force, upstream=plan.upstream),
-        )
-    review = "open a pull request from it" if pushed else f"push it where {remote} allows"
-    raise DvcInvokeError(
-        f"git push rejected for good: {why}; nothing was pushed to {state.branch};"
-        f" the run's commit (its data is on the DVC remote) is {where}",
-        step="git push",
-        resume=f"{review}: {side}",
-    )
-
-
-def default_command(name: str, *, force: bool, upstream: bool) -> str:
-    command = f"inv repro --pipeline {shlex.quote(name)}"
-    command += " --force" if force else ""
-    command += " --upstream" if upstream else ""
-    return command
 
 
 def run(
@@ -824,7 +289,7 @@ def _execute(
                     start = ws.git_state(step="upstream")
             save("pull")
             console.step(p.name, "pull")
-            report.pulled = pull(ws, run_plan, resume=command)
+            pull(ws, run_plan, resume=command)
             save("repro")
             detail = ", ".join(run_plan.graph.stages) + (" (forced)" if run_plan.force else "")
             console.step(p.name, "repro", detail)
@@ -1012,40 +477,3 @@ def _only_unrelated_since(ws: Workspace | None, run_plan: Plan | None, rev: str 
         return False
     deps = run_plan.graph.depends_on
     return not any(overlaps(ws.from_git_top(f), deps) for f in changed.stdout.split("\0") if f)
-
-
-def tell_lost(c: Any, ws: Workspace, lost: list[RunReport]) -> None:
-    """Tell the team about runs found dead, each with its own pipeline's Slack set-up."""
-    for report in lost:
-        console.warn(f"run {report.id} ({report.pipeline}) was lost: its process is gone")
-        runs.tell_lost([report], notifiers.notifiers(c, ws.root, slack=report.slack))
-        runs.Store(ws.root).save(report)
-
-
-def relaunch_argv() -> list[str]:
-    """The command line of this process, to run again in the background."""
-    program = sys.argv[0]
-    if os.path.basename(program) in ("inv", "invoke") or program.endswith("__main__.py"):
-        return [sys.executable, "-m", "invoke", *sys.argv[1:]]
-    return [program, *sys.argv[1:]]  # a program of its own, built on invoke
-
-
-def launch(ws: Workspace, report: RunReport) -> None:
-    """Start the run in a new session that survives the terminal and the ssh session.
-
-    invoke's ``disown=True`` only stops waiting; the command detaches itself:
-    ``setsid`` (a session of its own, away from the terminal's hangup),
-    ``nohup``, output to the run's log and nothing on stdin. After the run's
-    process ends, however it ends, ``python -m dvc_invoke settle`` reports the
-    run as lost if it left no result.
-    """
-    assert report.id and report.log
-    settle = [sys.executable, "-m", "dvc_invoke", "settle", str(ws.root), report.id]
-    inner = f"{quote_all(relaunch_argv())}; {quote_all(settle)}"
-    setsid = "setsid " if shutil.which("setsid") else ""
-    cmd = (
-        f"cd {shlex.quote(os.getcwd())} && {runs.ENV_RUN}={shlex.quote(report.id)}"
-        f" {setsid}nohup sh -c {shlex.quote(inner)}"
-        f" > {shlex.quote(report.log)} 2>&1 < /dev/null"
-    )
-    ws.c.run(cmd, disown=True, hide=True, in_stream=False)

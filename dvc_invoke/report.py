@@ -25,7 +25,6 @@ class RunReport:
     branch: str | None = None
     commit_before: str | None = None
     commit_after: str | None = None
-    pulled: list[str] = field(default_factory=list)
     pushed: list[str] = field(default_factory=list)
     committed: bool = False
     git_pushed: bool = False
@@ -116,6 +115,11 @@ class RunReport:
         if self.resume:
             lines.append(f"resume with: {self.resume}")
         return lines
+
+
+def some(items: list[str], limit: int = 5) -> str:
+    more = f" and {len(items) - limit} more" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
 
 
 def short(commit: str | None) -> str:

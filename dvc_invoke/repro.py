@@ -199,7 +199,7 @@ def cancel(
             runs.mark_lost(report)
             report.reason = f"its host {report.host} is gone (marked lost from {runs.HOST})"
             store.save(report)
-        runs.tell_lost([report], notifiers.notifiers(c, find_root(), slack=report.slack))
+        runs.settle_lost([report], notifiers.notifiers(c, find_root(), slack=report.slack))
         store.save(report)
         console.result(True, f"run {report.id} ({report.pipeline}) of {report.host} marked lost")
         return

@@ -248,7 +248,7 @@ def read_tail(path: str | None, limit: int = 20000) -> str | None:
         return handle.read().decode("utf-8", "replace")
 
 
-def tell_lost(reports: list[RunReport], chain: list[Any]) -> None:
+def settle_lost(reports: list[RunReport], chain: list[Any]) -> None:
     """Stop what each lost run left running, then tell the team."""
     from . import notifiers
 
@@ -322,7 +322,7 @@ def settle(root: Path, run_id: str) -> int:
         mark_lost(report)
         store.save(report)
     chain = notifiers.notifiers(Context(), root, slack=report.slack)
-    tell_lost([report], chain)
+    settle_lost([report], chain)
     store.save(report)
     return 1
 

@@ -141,6 +141,12 @@ def transient(output: str | None) -> bool:
     return bool(_TRANSIENT.search(text)) and not _PERMANENT.search(text)
 
 
+def push_rejected(output: str | None) -> bool:
+    """Whether ``git push`` was rejected because the remote has commits this clone lacks."""
+    text = output or ""
+    return "[rejected]" in text or "non-fast-forward" in text or "fetch first" in text
+
+
 def error_line(stderr: str) -> str | None:
     """The line in which git or dvc said why it failed, without its prefix.
 

@@ -1,0 +1,138 @@
+"""The checks before a run does any work: the guards (a git and DVC repository, a clean
+workspace, a branch to push to) and the preflight of what needs the network (fetch,
+the git and DVC remotes)."""
+
+from __future__ import annotations
+
+import shlex
+
+from . import graph
+from .errors import DvcInvokeError
+from .paths import overlaps
+from .pipelines import Pipeline
+from .planning import Plan, need_dvcfile
+from .report import some
+from .workspace import GitState, Workspace, error_line, push_rejected
+
+
+def check(
+    ws: Workspace,
+    p: Pipeline | None = None,
+    *,
+    resume: str | None = None,
+    own: list[str] | None = None,
+    state: GitState | None = None,
+) -> GitState:
+    """Refuse to run where a run could not be reproduced or published.
+
+    The workspace must be a git and DVC repository whose tracked files are
+    all committed (staged or not), the pipeline's dvc.yaml must exist, and a
+    run that publishes needs a branch with an upstream to push to. Files the
+    pipeline itself writes (``own``: its lock files, its declared metrics and
+    outputs kept in git), as a failed or interrupted run leaves them, never
+    block its own rerun: the run rewrites and commits them. ``state``: the git
+    state the caller just read, if it did.
+    """
+    state = state or ws.git_state()
+    if p is not None:
+        need_dvcfile(ws, p)
+    changed = [f for f in state.changed if not overlaps(ws.from_git_top(f), own or [])]
+    if changed:
+        shown = some(changed)
+        raise DvcInvokeError(
+            f"uncommitted changes to tracked files: {shown}; commit or stash them",
+            step="guards",
+            resume=resume,
+        )
+    if p is not None and p.commit and p.git_push:
+        if state.branch is None:
+            raise DvcInvokeError(
+                "HEAD is detached: check out the branch the run should publish to",
+                step="guards",
+                resume=resume,
+            )
+        if state.upstream is None:
+            raise DvcInvokeError(
+                f"branch '{state.branch}' has no upstream to push to:"
+                f" run `git push -u origin {state.branch}` once",
+                step="guards",
+                resume=resume,
+            )
+    return state
+
+
+CHECKS = ("fetch", "git-push", "dvc-remote", "slack")
+
+
+def preflight(
+    ws: Workspace,
+    run_plan: Plan,
+    state: GitState,
+    *,
+    skip: tuple[str, ...] = (),
+    resume: str | None = None,
+) -> GitState:
+    """The checks that need the network, so that a long run cannot end in a
+    failure that was knowable at its start. ``skip`` names checks to leave out.
+
+    - ``fetch``: the branch is not behind its upstream (after ``git fetch``),
+      so nobody runs two hours on stale code;
+    - ``git-push``: the git remote accepts a push (``git push --dry-run``);
+    - ``dvc-remote``: a DVC remote is configured and reachable.
+
+    (``slack``: the run's first message is its check; see `run`.)
+    """
+    unknown = sorted(set(skip) - set(CHECKS))
+    if unknown:
+        raise DvcInvokeError(
+            f"unknown check {', '.join(unknown)} to skip (checks: {', '.join(CHECKS)})",
+            step="guards",
+        )
+    p = run_plan.pipeline
+    publishing = p.commit and p.git_push
+    target = ws.upstream_target(state.branch) if publishing and state.branch else None
+    if target is not None and "fetch" not in skip:
+        remote, ref = target
+        try:
+            ws.act(f"git fetch -q {shlex.quote(remote)}", step="guards", network=True)
+        except DvcInvokeError as exc:
+            raise DvcInvokeError(
+                f"cannot fetch from git remote '{remote}': {exc.reason}",
+                step="guards",
+                resume=resume,
+            ) from None
+        state = ws.git_state()
+        if state.behind:
+            raise DvcInvokeError(
+                f"branch '{state.branch}' is {state.behind} commit"
+                f"{'s' if state.behind > 1 else ''} behind {state.upstream}: pull first"
+                " (`git pull --rebase`), so the run uses the team's latest code",
+                step="guards",
+                resume=resume,
+            )
+    if target is not None and "git-push" not in skip:
+        remote, ref = target
+        cmd = f"git push --dry-run -q {shlex.quote(remote)} {shlex.quote(f'HEAD:{ref}')}"
+        if ws.dry:  # reaches the remote: shown, not run
+            ws.act(cmd, step="guards")
+            return state
+        res = ws.probe(cmd)
+        if res.failed and push_rejected(res.stderr):
+            raise DvcInvokeError(
+                f"branch '{state.branch}' is behind {remote}: it has commits this clone lacks;"
+                " pull first (`git pull --rebase`)",
+                step="guards",
+                resume=resume,
+            )
+        if res.failed:
+            reason = error_line(res.stderr) or f"git push --dry-run exited with {res.exited}"
+            raise DvcInvokeError(
+                f"git remote '{remote}' does not accept a push: {reason}",
+                step="guards",
+                resume=resume,
+            )
+    if (run_plan.pull or run_plan.push) and "dvc-remote" not in skip and not ws.dry:
+        run_plan.remote = graph.remote_check(ws.root)
+        if run_plan.remote.problem:
+            raise DvcInvokeError(run_plan.remote.problem, step="guards", resume=resume)
+    return state

@@ -1,0 +1,387 @@
+"""Publishing a run's results: the gates, the commit, ``dvc push`` and its check, ``git push``.
+
+Data reaches the DVC remote, and is verified there, before the lock file
+reaches git; a push that teammates' commits make stale keeps the run's
+commit on a branch of its own; nothing inconsistent is ever committed."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import time
+from dataclasses import dataclass
+
+from . import console, graph, metrics
+from .errors import DvcInvokeError
+from .paths import overlaps
+from .pipelines import slug
+from .planning import Plan, default_command, publish_command
+from .report import short, some
+from .settings import settings
+from .workspace import GitState, Workspace, push_rejected, quote_all
+
+
+@dataclass
+class Published:
+    committed: bool = False
+    pushed: tuple[str, ...] = ()
+    git_pushed: bool = False
+    commit: str | None = None
+
+
+def measure(ws: Workspace, plan: Plan, rev: str | None) -> list[metrics.Change] | None:
+    """The pipeline's metrics (changed or not) and the params that changed, against ``rev``.
+
+    A comparison that cannot be made is a warning (None), not a failure; a
+    gate then refuses to publish, since it cannot tell better from worse.
+    """
+    if ws.dry or not rev:
+        return None if ws.dry else []
+    from dvc.exceptions import DvcException
+
+    try:
+        changes = metrics.compare(ws.root, rev, plan.graph.metric_files)
+    except (DvcException, OSError, ValueError) as exc:
+        console.warn(f"cannot compare metrics with {short(rev)}: {exc}")
+        return None
+    old, new = {}, {}
+    for lock in plan.graph.lockfiles:
+        shown = ws.probe(f"git show {shlex.quote(f'{rev}:{ws.git_prefix}{lock}')}")
+        old[lock] = shown.stdout if shown.ok else None
+        path = ws.root / lock
+        new[lock] = path.read_text() if path.is_file() else None
+    return changes + metrics.param_changes(old, new)
+
+
+def _gate(
+    ws: Workspace,
+    plan: Plan,
+    state: GitState,
+    changes: list[metrics.Change] | None,
+    resume: str,
+) -> None:
+    gates = plan.pipeline.gates
+    if not gates or ws.dry:
+        return
+    if changes is None:
+        changes = measure(ws, plan, state.commit)
+    if changes is None:
+        problems = ["the metrics could not be compared with the last commit"]
+    else:
+        problems = metrics.regressions(gates, changes)
+    if problems:
+        raise DvcInvokeError(
+            "metrics got worse: " + "; ".join(problems) + "; nothing was committed"
+            " (to publish it anyway, accept it)",
+            step="gate",
+            resume=f"{resume} --accept",
+        )
+
+
+def publish(
+    ws: Workspace,
+    plan: Plan,
+    *,
+    always_push: bool = False,
+    expect: GitState | None = None,
+    changes: list[metrics.Change] | None = None,
+    accept: bool = False,
+    rerun: str | None = None,
+) -> Published:
+    """Commit what the run changed, ``dvc push`` its data, then ``git push``.
+
+    Only the lock files, DVC's .gitignore entries and outputs kept in git
+    are committed, never anything else in the workspace. Data reaches the
+    DVC remote before the commit reaches git, so no teammate can fetch a
+    lock file whose data is missing. Run again after a failure, it finishes
+    what is left: each part is skipped when there is nothing to do.
+    """
+    p, done = plan.pipeline, Published()
+    resume = publish_command(p) + (" --accept" if accept else "")
+    state = ws.git_state(step="commit")
+    if expect is not None and not ws.dry:
+        _refuse_moved_workspace(ws, plan, expect, state, resume)
+    if not accept:
+        _gate(ws, plan, state, changes, resume)
+    if p.commit:
+        paths = plan.graph.git_paths()
+        changed = paths if ws.dry else ws.changed_paths(paths)
+        if changed:
+            if not ws.dry:
+                _refuse_inconsistent(ws, plan, rerun)
+            _commit(ws, changed, p.commit_message, resume)
+            done.committed = True
+            state.ahead += 1
+        else:
+            console.info("nothing changed that git tracks: no commit")
+    missed = [o for o in plan.graph.push_targets if not overlaps(o, plan.push)]
+    if missed:
+        console.warn("outputs left out of push=[...] stay local only: " + ", ".join(missed))
+    unpublished = done.committed or state.ahead > 0 or not p.commit or ws.dry
+    if plan.push and (unpublished or always_push):
+        _refuse_moved_remote(plan, resume)
+        push = f"{ws.dvc} push {quote_all(plan.push)}"
+        ws.act(push, step="dvc push", resume=resume, network=True)
+        _verify_remote(ws, plan, resume)
+        # Reported: the run's own data (its inputs were only made sure of).
+        done.pushed = tuple(t for t in plan.push if t not in plan.graph.push_inputs)
+    if p.commit and p.git_push:
+        if state.ahead > 0 or ws.dry:
+            _push_branch(ws, plan, state, resume, ours=done.committed)
+            done.git_pushed = True
+        else:
+            console.info(f"{state.branch or 'HEAD'} is up to date with its upstream: no git push")
+    done.commit = ws.head()
+    return done
+
+
+def _commit(ws: Workspace, paths: list[str], message: str, resume: str) -> None:
+    """Commit exactly ``paths``, all or nothing: a failed commit (a hook that
+    refused it) leaves nothing staged that would block the next run."""
+    files = quote_all(paths)
+    try:
+        # -f: a file git tracks under an ignored folder (`reports/` after
+        # `!reports/train`) is staged, yet `git add` exits 1 without it.
+        # Only paths the run owns, as git status listed them, are named.
+        ws.act(f"git add -f -- {files}", step="commit", resume=resume)
+        ws.act(f"git commit -q -m {shlex.quote(message)} -- {files}", step="commit", resume=resume)
+    except DvcInvokeError:
+        if not ws.dry:
+            ws.probe(f"git reset -q -- {files}")
+        raise
+
+
+def _refuse_inconsistent(ws: Workspace, plan: Plan, rerun: str | None = None) -> None:
+    """Publish only a state that a fresh clone finds up to date.
+
+    Refused: files the run's stages read that git does not hold as they are
+    (params changed by ``dvc exp run``, a script edited meanwhile), and stages
+    of the lock files to commit that DVC does not find up to date (a run that
+    stopped halfway, an output changed after the run).
+    """
+    g, p = plan.graph, plan.pipeline
+    rerun = rerun or default_command(p.name, force=plan.force, upstream=plan.upstream)
+    own = g.git_paths()
+    used = [f for f in ws.changed_paths(g.depends_on) if not overlaps(f, own)]
+    if used:
+        raise DvcInvokeError(
+            f"the run used files git does not hold as they are: {some(used)};"
+            " commit them (or restore them and run again), so that the lock file"
+            " matches the commit; nothing was committed",
+            step="commit",
+            resume=f"git commit, then {publish_command(p)}",
+        )
+    siblings = [graph.address(p.dvcfile, n) for n in g.file_stages]
+    stale = graph.stale(ws.root, list(dict.fromkeys(g.stages + siblings)))
+    if stale:
+        raise DvcInvokeError(
+            f"the pipeline is not up to date, so a fresh clone would run again: {some(stale)};"
+            " nothing was committed",
+            step="commit",
+            resume=f"{rerun} (or `inv repro.discard --pipeline {shlex.quote(p.name)}`)",
+        )
+
+
+def _refuse_moved_remote(plan: Plan, resume: str) -> None:
+    moved = plan.remote.moved() if plan.remote is not None else None
+    if moved:
+        raise DvcInvokeError(
+            f"{moved}: nothing was pushed; mount or restore it", step="dvc push", resume=resume
+        )
+
+
+def _verify_remote(ws: Workspace, plan: Plan, resume: str) -> None:
+    """Before anything reaches git, the DVC remote holds every object the
+    commit references: ``dvc push`` says "Everything is up to date" and exits
+    0 when the local cache lacks an object, so its word is not enough."""
+    cmd = f"{ws.dvc} status --cloud --json {quote_all(plan.push)}"
+    res = ws.act(cmd, step="dvc push", resume=resume, network=True, capture=True)
+    if ws.dry:
+        return
+    try:
+        status = json.loads((res.stdout or "").strip() or "{}")
+    except ValueError:
+        raise DvcInvokeError(
+            f"cannot read what `dvc status --cloud` said: {res.stdout.strip()[:200]}",
+            step="dvc push",
+            resume=resume,
+        ) from None
+    _refuse_moved_remote(plan, resume)
+    lacking = [p for p, st in status.items() if st in ("new", "missing")]
+    if lacking:
+        nowhere = [p for p in lacking if status[p] == "missing"]
+        where = (
+            f"{some(nowhere)} exist neither in this cache nor on the remote:"
+            " `dvc push` them from the machine that made them"
+            if nowhere
+            else f"the push of {some(lacking)} did not complete"
+        )
+        raise DvcInvokeError(
+            f"the DVC remote lacks data the commit references: {where}; nothing was pushed to git",
+            step="dvc push",
+            resume=resume,
+        )
+
+
+def _refuse_moved_workspace(
+    ws: Workspace, plan: Plan, expect: GitState, state: GitState, resume: str
+) -> None:
+    """A run never commits onto a workspace that moved under it.
+
+    Its lock file describes the code it started from: if HEAD, the branch,
+    or any tracked file other than the run's own outputs changed meanwhile,
+    committing would record results for code that did not produce them.
+    """
+    moved = []
+    if state.branch != expect.branch:
+        moved.append(f"the branch is now {state.branch or '(detached)'} (was {expect.branch})")
+    if state.commit != expect.commit:
+        moved.append(f"HEAD moved to {short(state.commit)} (was {short(expect.commit)})")
+    own = plan.graph.git_paths()
+    others = [f for f in map(ws.from_git_top, state.changed) if not overlaps(f, own)]
+    if others:
+        moved.append("changed during the run: " + ", ".join(others[:5]))
+    if moved:
+        # Only files changed: most often a stage writes a git-tracked file its
+        # dvc.yaml does not declare (an HTML report, say).
+        hint = (
+            " (if a stage of the run wrote them: git tracks them but no dvc.yaml"
+            " declares them; commit them yourself, `git add -f` if git ignores them,"
+            " or declare them in the stage's dvc.yaml as outs, metrics or plots)"
+            if others and len(moved) == 1
+            else ""
+        )
+        raise DvcInvokeError(
+            "the workspace moved during the run: "
+            + "; ".join(moved)
+            + f"; nothing was committed{hint}",
+            step="commit",
+            resume=f"review `git status` and `git log`, then {resume}",
+        )
+
+
+def _upstream(ws: Workspace, state: GitState, resume: str) -> tuple[str, str]:
+    if state.branch is None:
+        raise DvcInvokeError("HEAD is detached: nothing to push to", step="git push", resume=resume)
+    target = ws.upstream_target(state.branch)
+    if target is None:
+        raise DvcInvokeError(
+            f"branch '{state.branch}' has no upstream: run `git push -u origin {state.branch}`",
+            step="git push",
+            resume=resume,
+        )
+    return target
+
+
+def _push_branch(ws: Workspace, plan: Plan, state: GitState, resume: str, *, ours: bool) -> None:
+    """``git push`` the branch; when a teammate pushed meanwhile, replay and push again.
+
+    The run's commit is replayed on top of the teammates' commits only when
+    they touch nothing the run depends on (its stages' deps and dvc.yaml, the
+    files behind its inputs, the files it commits). Otherwise the run's lock
+    file is stale for the new code: it is not pushed to the branch; the
+    commit is kept on a branch of its own, and the branch goes back to where
+    the run started, so that no later `git push` publishes it by accident.
+    """
+    remote, ref = _upstream(ws, state, resume)
+    push = f"git push {shlex.quote(remote)} {shlex.quote(f'HEAD:{ref}')}"
+    if ws.dry:
+        ws.act(push, step="git push", resume=resume)
+        return
+    for _ in range(3):
+        try:
+            ws.act(push, step="git push", resume=resume, network=True)
+            return
+        except DvcInvokeError as exc:
+            said = _refused_by_server(exc.log)
+            if said is not None:
+                _keep_aside(ws, plan, state, remote, why=f"{remote} refused it: {said}", ours=ours)
+            if not push_rejected(exc.log):
+                raise
+        console.warn("git push was rejected: teammates pushed meanwhile; fetching their commits")
+        ws.act(f"git fetch -q {shlex.quote(remote)}", step="git push", resume=resume, network=True)
+        theirs = ws.probe("git diff --name-only -z HEAD...@{u}").stdout.split("\0")
+        touched = [
+            f
+            for f in map(ws.from_git_top, filter(None, theirs))
+            if overlaps(f, plan.graph.depends_on + plan.graph.git_paths())
+        ]
+        if touched or not ws.probe("git rebase -q @{u}").ok:
+            ws.probe("git rebase --abort")
+            why = (
+                f"teammates changed what {plan.pipeline.name} depends on ({', '.join(touched[:5])})"
+                if touched
+                else "teammates' commits do not replay cleanly under the run's commit"
+            )
+            _keep_aside(ws, plan, state, remote, why=why, ours=ours, stale=True)
+        console.info(f"replayed the run's commit on top of {state.upstream}")
+    raise DvcInvokeError(
+        "git push kept being rejected: teammates keep pushing", step="git push", resume=resume
+    )
+
+
+def _refused_by_server(output: str | None) -> str | None:
+    """What the server said when it refused the push for good (a protected
+    branch, a pre-receive hook), or None for any other failure."""
+    text = output or ""
+    found = re.search(r"\[remote rejected\][^\n]*?\(([^)\n]*)\)", text)
+    if not found:
+        return None
+    said = [
+        line[len("remote:") :].strip()
+        for line in text.splitlines()
+        if line.startswith("remote:") and line[len("remote:") :].strip()
+    ]
+    return "; ".join([*said[-3:], found.group(1)])
+
+
+def _keep_aside(
+    ws: Workspace,
+    plan: Plan,
+    state: GitState,
+    remote: str,
+    *,
+    why: str,
+    ours: bool,
+    stale: bool = False,
+) -> None:
+    """Keep the run's commit on a branch of its own and refuse the push, saying why.
+
+    A stale run's branch is pushed only with ``push_side_branch``; a run the
+    server refused (a protected branch) is pushed for review, as a pull
+    request would want it. The branch goes back to where the run started.
+    """
+    p = plan.pipeline
+    side = f"dvc-invoke/{slug(p.name)}/{time.strftime('%Y%m%d-%H%M%S')}"
+    ws.act(f"git branch {shlex.quote(side)} HEAD", step="git push")
+    where = f"kept on branch {side}"
+    pushed = False
+    if settings(ws.c).push_side_branch or not stale:
+        spec = shlex.quote(f"{side}:refs/heads/{side}")
+        try:
+            ws.act(f"git push {shlex.quote(remote)} {spec}", step="git push", network=True)
+            where += f" (pushed to {remote})"
+            pushed = True
+        except DvcInvokeError:
+            if stale:
+                raise
+            where += f" (not pushed: {remote} refused it too)"
+    if ours:
+        ws.act("git reset -q --keep HEAD~1", step="git push")
+        where += f"; {state.branch} is back where the run started"
+    if stale:
+        raise DvcInvokeError(
+            f"git push rejected: {why}, so the run's results are stale for the new code;"
+            f" nothing was pushed to {state.branch}; the run's commit is {where}",
+            step="git push",
+            resume="git pull, then "
+            + default_command(p.name, force=plan.force, upstream=plan.upstream),
+        )
+    review = "open a pull request from it" if pushed else f"push it where {remote} allows"
+    raise DvcInvokeError(
+        f"git push rejected for good: {why}; nothing was pushed to {state.branch};"
+        f" the run's commit (its data is on the DVC remote) is {where}",
+        step="git push",
+        resume=f"{review}: {side}",
+    )
