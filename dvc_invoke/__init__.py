@@ -15,8 +15,9 @@ Importing this package never imports dvc or slack_sdk: ``inv --list`` stays fast
 from typing import Any
 
 from . import data, guards, notify, publish, repro
-from .errors import DvcInvokeError
-from .pipelines import Pipeline, pipeline_task
+from .errors import Cancelled, DvcInvokeError
+from .pipeline_tasks import pipeline_task
+from .pipelines import Pipeline
 
 
 def __getattr__(name: str) -> Any:
@@ -32,6 +33,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "Cancelled",
     "DvcInvokeError",
     "Pipeline",
     "data",

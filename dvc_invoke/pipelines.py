@@ -22,10 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from invoke.tasks import Task, task
-
 from .errors import DvcInvokeError
-from .helptext import HELP
 from .paths import normalize
 from .settings import settings
 
@@ -315,83 +312,6 @@ def _listing(c: Any, root: Path) -> str:
     return ", ".join(available(c, root)) or "none"
 
 
-def pipeline_task(
-    name: str,
-    *,
-    dvcfile: str | None = None,
-    stages: Iterable[str] | None = None,
-    force: bool = False,
-    upstream: bool = False,
-    pull: Iterable[str] | None = None,
-    push: Iterable[str] | None = None,
-    commit: bool = True,
-    git_push: bool = True,
-    message: str | None = None,
-    slack: Mapping[str, str] | None = None,
-    gates: Mapping[str, Any] | None = None,
-    help: str | None = None,
-) -> Task[Any]:
-    """An invoke task that runs one pipeline's whole flow.
-
-    ``dvcfile`` is the pipeline's ``dvc.yaml`` (default ``NAME/dvc.yaml``);
-    ``stages`` makes some of its stages the pipeline (``["evaluate"]``: the
-    file's other stages are then upstream, pulled and never rebuilt, as
-    other folders' pipelines are); ``dvcfile="dvc.yaml:evaluate"`` says the
-    same. ``pull``/``push`` default to the pipeline's inputs/outputs as DVC
-    sees them; give paths (folders are expanded to the tracked outputs under
-    them) or ``[]`` for none. ``force`` forces the pipeline's own stages only;
-    ``upstream=True`` also reproduces the pipelines it reads from.
-    """
-    if not valid_name(name):
-        raise ValueError(
-            f"pipeline_task: invalid name {name!r}: use letters, digits, '_', '.', '-'"
-        )
-    values: dict[str, Any] = {
-        "dvcfile": dvcfile or f"{name}/dvc.yaml",
-        "stages": stages if stages is None or isinstance(stages, str) else list(stages),
-        "force": force,
-        "upstream": upstream,
-        "pull": pull if pull is None else list(pull),
-        "push": push if push is None else list(push),
-        "commit": commit,
-        "git_push": git_push,
-        "message": message,
-        "slack": slack,
-        "gates": gates,
-    }
-    try:
-        spec = make(name, values, where=f"pipeline_task({name!r})")
-    except DvcInvokeError as exc:
-        raise ValueError(exc.reason) from None
-    _DEFINED[name] = spec
-
-    def body(c, force=spec.force, upstream=spec.upstream, detach=False, skip=None):  # type: ignore[no-untyped-def]
-        from . import flow  # on use: `inv --list` imports no more than the collections
-
-        # A flag left at its default defers to the pipeline as configured now
-        # (config may override pipeline_task); `--no-force` really says no.
-        forced = None if force == spec.force else force
-        ups = None if upstream == spec.upstream else upstream
-        flags = {True: " --force", False: " --no-force", None: ""}[forced]
-        flags += {True: " --upstream", False: " --no-upstream", None: ""}[ups]
-        command = f"inv {name}{flags}"
-        skip = tuple(skip or ())
-        flow.run(c, name, force=forced, upstream=ups, detach=detach, command=command, skip=skip)
-
-    body.__name__ = re.sub(r"\W", "_", name)
-    body.__doc__ = help or (
-        f"Run the {name} pipeline ({spec.dvcfile}): guards, pull, repro, publish, notify."
-    )
-    made = task(
-        body,
-        name=name,
-        help={
-            "force": HELP["force"].rstrip(".")
-            + (" (the default here; --no-force to skip)" if spec.force else "")
-            + ".",
-            **{k: HELP[k] for k in ("upstream", "detach", "skip")},
-        },
-        iterable=["skip"],
-    )
-    assert isinstance(made, Task)
-    return made
+def define(spec: Pipeline) -> None:
+    """Make ``spec`` a pipeline its name resolves to (`pipeline_task` does)."""
+    _DEFINED[spec.name] = spec

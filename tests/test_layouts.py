@@ -42,18 +42,19 @@ def test_a_fresh_clone_with_nothing_changed_runs_nothing_and_publishes_nothing(c
 def test_a_changed_param_reruns_what_depends_on_it_and_publishes_a_state_clones_find_fresh(
     canonical_fresh,
 ):
-    worse_model(canonical_fresh, bias="0.0001")  # within no gate's reach: acc barely moves
+    # Not about gates (any change to the bias costs accuracy here): none on this host.
+    (canonical_fresh.path / "invoke.yaml").write_text(
+        "dvc_invoke:\n  pipelines:\n    train:\n      gates: {}\n"
+    )
+    worse_model(canonical_fresh, bias="0.0001")
     canonical_fresh.sh("git push -q")
 
     run = canonical_fresh.inv("train", "--skip", "fetch")
 
-    assert run.returncode in (0, 1), run.output
+    assert run.returncode == 0, run.output
     assert canonical_fresh.stages_run() == ["train", "evaluate"]
-    if run.returncode == 0:
-        assert canonical_fresh.origin_log()[0] == "[DVC] Update train"
-        assert_fresh_clone_up_to_date(canonical_fresh)
-    else:  # the gate saw the accuracy drop a hair: refused, nothing published
-        assert_one_line_error(run, "gate failed", "eval/metrics.json:acc")
+    assert canonical_fresh.origin_log()[0] == "[DVC] Update train"
+    assert_fresh_clone_up_to_date(canonical_fresh)
 
 
 def test_a_stage_subset_forces_the_metrics_without_retraining(canonical_fresh):

@@ -359,6 +359,18 @@ def test_failure_message_escapes_what_is_not_ours():
     assert "*Failed at:* dvc push" in dumped
 
 
+def test_a_resume_hint_holding_backticks_is_not_wrapped_in_more():
+    r = report("failed")
+    r.resume = "review `git status` and `git log`, then inv publish --pipeline metrics"
+    _, blocks = message(r)
+    dumped = json.dumps([b.to_dict() for b in blocks])
+    assert "*Resume with:* review `git status` and `git log`, then inv publish" in dumped
+    plain = report("failed")
+    assert "*Resume with:* `inv publish --pipeline metrics`" in json.dumps(
+        [b.to_dict() for b in message(plain)[1]]
+    )
+
+
 def test_log_tail_keeps_whole_last_lines_within_the_limit():
     log = "\n".join(f"line {i:04d}" for i in range(5000))
     tail = log_tail(log, limit=2500)
