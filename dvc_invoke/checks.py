@@ -4,10 +4,9 @@ the git and DVC remotes)."""
 
 from __future__ import annotations
 
-import shlex
-
 from . import graph
 from .errors import DvcInvokeError
+from .gitops import Git
 from .paths import overlaps
 from .pipelines import Pipeline
 from .planning import Plan, need_dvcfile
@@ -94,7 +93,7 @@ def preflight(
     if target is not None and "fetch" not in skip:
         remote, ref = target
         try:
-            ws.act(f"git fetch -q {shlex.quote(remote)}", step="guards", network=True)
+            Git(ws).fetch(remote, step="guards")
         except DvcInvokeError as exc:
             raise DvcInvokeError(
                 f"cannot fetch from git remote '{remote}': {exc.reason}",
@@ -112,11 +111,10 @@ def preflight(
             )
     if target is not None and "git-push" not in skip:
         remote, ref = target
-        cmd = f"git push --dry-run -q {shlex.quote(remote)} {shlex.quote(f'HEAD:{ref}')}"
         if ws.dry:  # reaches the remote: shown, not run
-            ws.act(cmd, step="guards")
+            Git(ws).show_push_dry_run(remote, ref, step="guards")
             return state
-        res = ws.probe(cmd)
+        res = Git(ws).push_dry_run(remote, ref)
         if res.failed and push_rejected(res.stderr):
             raise DvcInvokeError(
                 f"branch '{state.branch}' is behind {remote}: it has commits this clone lacks;"

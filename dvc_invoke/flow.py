@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shlex
 from typing import Any
 
 from . import console, graph, notifiers, runs
@@ -20,6 +19,7 @@ from . import console, graph, notifiers, runs
 # The steps, each in its own module; importable from here for flows of one's own.
 from .checks import check, preflight
 from .errors import Cancelled, DvcInvokeError
+from .gitops import Git
 from .interrupts import Interrupts
 from .launching import launch, tell_lost
 from .paths import overlaps
@@ -363,13 +363,10 @@ def discard(ws: Workspace, p: Pipeline) -> list[str]:
         runs.Store(ws.root).free()  # never under a run that is still writing
     run_plan = plan(ws, p, force=True)  # forced: nothing to restore from the remote here
     own = run_plan.graph.git_paths()
-    at_head = ws.probe("git ls-tree -r -z --name-only --full-name HEAD -- " + quote_all(own))
-    known = {ws.from_git_top(f) for f in at_head.stdout.split("\0") if f}
+    known = Git(ws).tracked_at_head(own)
     changed = [f for f in ws.changed_paths(own) if f in known]
     if changed:
-        ws.act(
-            f"git restore --source=HEAD --staged --worktree -- {quote_all(changed)}", step="discard"
-        )
+        Git(ws).restore(changed, step="discard")
     outputs = run_plan.graph.push_targets
     if outputs:
         ws.act(f"{ws.dvc} checkout --force {quote_all(outputs)}", step="discard")
@@ -470,10 +467,10 @@ def _only_unrelated_since(ws: Workspace | None, run_plan: Plan | None, rev: str 
     the pipeline's results depend on."""
     if ws is None or run_plan is None or not rev:
         return False
-    if not ws.probe(f"git merge-base --is-ancestor {shlex.quote(rev)} HEAD").ok:
+    git = Git(ws)
+    if not git.is_ancestor(rev):
         return False
-    changed = ws.probe(f"git diff --name-only -z {shlex.quote(rev)} HEAD")
-    if not changed.ok:
+    changed = git.changed_since(rev)
+    if changed is None:
         return False
-    deps = run_plan.graph.depends_on
-    return not any(overlaps(ws.from_git_top(f), deps) for f in changed.stdout.split("\0") if f)
+    return not any(overlaps(f, run_plan.graph.depends_on) for f in changed)

@@ -7,13 +7,13 @@ commit on a branch of its own; nothing inconsistent is ever committed."""
 from __future__ import annotations
 
 import json
-import re
 import shlex
 import time
 from dataclasses import dataclass
 
 from . import console, graph, metrics
 from .errors import DvcInvokeError
+from .gitops import Git, refused_by_server
 from .paths import overlaps
 from .pipelines import slug
 from .planning import Plan, default_command, publish_command
@@ -47,8 +47,7 @@ def measure(ws: Workspace, plan: Plan, rev: str | None) -> list[metrics.Change] 
         return None
     old, new = {}, {}
     for lock in plan.graph.lockfiles:
-        shown = ws.probe(f"git show {shlex.quote(f'{rev}:{ws.git_prefix}{lock}')}")
-        old[lock] = shown.stdout if shown.ok else None
+        old[lock] = Git(ws).show(rev, lock)
         path = ws.root / lock
         new[lock] = path.read_text() if path.is_file() else None
     return changes + metrics.param_changes(old, new)
@@ -110,7 +109,7 @@ def publish(
         if changed:
             if not ws.dry:
                 _refuse_inconsistent(ws, plan, rerun)
-            _commit(ws, changed, p.commit_message, resume)
+            Git(ws).commit(changed, p.commit_message, resume=resume)
             done.committed = True
             state.ahead += 1
         else:
@@ -134,22 +133,6 @@ def publish(
             console.info(f"{state.branch or 'HEAD'} is up to date with its upstream: no git push")
     done.commit = ws.head()
     return done
-
-
-def _commit(ws: Workspace, paths: list[str], message: str, resume: str) -> None:
-    """Commit exactly ``paths``, all or nothing: a failed commit (a hook that
-    refused it) leaves nothing staged that would block the next run."""
-    files = quote_all(paths)
-    try:
-        # -f: a file git tracks under an ignored folder (`reports/` after
-        # `!reports/train`) is staged, yet `git add` exits 1 without it.
-        # Only paths the run owns, as git status listed them, are named.
-        ws.act(f"git add -f -- {files}", step="commit", resume=resume)
-        ws.act(f"git commit -q -m {shlex.quote(message)} -- {files}", step="commit", resume=resume)
-    except DvcInvokeError:
-        if not ws.dry:
-            ws.probe(f"git reset -q -- {files}")
-        raise
 
 
 def _refuse_inconsistent(ws: Workspace, plan: Plan, rerun: str | None = None) -> None:
@@ -285,30 +268,28 @@ def _push_branch(ws: Workspace, plan: Plan, state: GitState, resume: str, *, our
     the run started, so that no later `git push` publishes it by accident.
     """
     remote, ref = _upstream(ws, state, resume)
-    push = f"git push {shlex.quote(remote)} {shlex.quote(f'HEAD:{ref}')}"
+    git = Git(ws)
     if ws.dry:
-        ws.act(push, step="git push", resume=resume)
+        git.push(remote, ref, step="git push", resume=resume)
         return
     for _ in range(3):
         try:
-            ws.act(push, step="git push", resume=resume, network=True)
+            git.push(remote, ref, step="git push", resume=resume)
             return
         except DvcInvokeError as exc:
-            said = _refused_by_server(exc.log)
+            said = refused_by_server(exc.log)
             if said is not None:
                 _keep_aside(ws, plan, state, remote, why=f"{remote} refused it: {said}", ours=ours)
             if not push_rejected(exc.log):
                 raise
         console.warn("git push was rejected: teammates pushed meanwhile; fetching their commits")
-        ws.act(f"git fetch -q {shlex.quote(remote)}", step="git push", resume=resume, network=True)
-        theirs = ws.probe("git diff --name-only -z HEAD...@{u}").stdout.split("\0")
+        git.fetch(remote, step="git push", resume=resume)
         touched = [
             f
-            for f in map(ws.from_git_top, filter(None, theirs))
+            for f in git.changed_upstream()
             if overlaps(f, plan.graph.depends_on + plan.graph.git_paths())
         ]
-        if touched or not ws.probe("git rebase -q @{u}").ok:
-            ws.probe("git rebase --abort")
+        if touched or not git.replay_on_upstream():
             why = (
                 f"teammates changed what {plan.pipeline.name} depends on ({', '.join(touched[:5])})"
                 if touched
@@ -319,21 +300,6 @@ def _push_branch(ws: Workspace, plan: Plan, state: GitState, resume: str, *, our
     raise DvcInvokeError(
         "git push kept being rejected: teammates keep pushing", step="git push", resume=resume
     )
-
-
-def _refused_by_server(output: str | None) -> str | None:
-    """What the server said when it refused the push for good (a protected
-    branch, a pre-receive hook), or None for any other failure."""
-    text = output or ""
-    found = re.search(r"\[remote rejected\][^\n]*?\(([^)\n]*)\)", text)
-    if not found:
-        return None
-    said = [
-        line[len("remote:") :].strip()
-        for line in text.splitlines()
-        if line.startswith("remote:") and line[len("remote:") :].strip()
-    ]
-    return "; ".join([*said[-3:], found.group(1)])
 
 
 def _keep_aside(
@@ -354,13 +320,13 @@ def _keep_aside(
     """
     p = plan.pipeline
     side = f"dvc-invoke/{slug(p.name)}/{time.strftime('%Y%m%d-%H%M%S')}"
-    ws.act(f"git branch {shlex.quote(side)} HEAD", step="git push")
+    git = Git(ws)
+    git.branch(side, step="git push")
     where = f"kept on branch {side}"
     pushed = False
     if settings(ws.c).push_side_branch or not stale:
-        spec = shlex.quote(f"{side}:refs/heads/{side}")
         try:
-            ws.act(f"git push {shlex.quote(remote)} {spec}", step="git push", network=True)
+            git.push(remote, f"refs/heads/{side}", source=side, step="git push")
             where += f" (pushed to {remote})"
             pushed = True
         except DvcInvokeError:
@@ -368,7 +334,7 @@ def _keep_aside(
                 raise
             where += f" (not pushed: {remote} refused it too)"
     if ours:
-        ws.act("git reset -q --keep HEAD~1", step="git push")
+        git.drop_last_commit(step="git push")
         where += f"; {state.branch} is back where the run started"
     if stale:
         raise DvcInvokeError(

@@ -1,0 +1,83 @@
+"""The git adapter: the commands it builds (MockContext) and how it reads git's answers."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from invoke import Config, MockContext, Result
+
+from dvc_invoke.errors import DvcInvokeError
+from dvc_invoke.gitops import Git, refused_by_server
+from dvc_invoke.workspace import Workspace
+
+
+@pytest.fixture(autouse=True)
+def in_root(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+
+def git(tmp_path, run=None):
+    cfg = Config(overrides={"run": {"in_stream": False}, "dvc_invoke": {"dvc": "dvc"}})
+    c = MockContext(config=cfg, run=run or {}, repeat=True)
+    ws = Workspace(c, tmp_path)
+    return c, Git(ws)
+
+
+def commands(c):
+    return [call.args[0] for call in c.run.call_args_list]
+
+
+def test_push_quotes_the_remote_and_the_refspec(tmp_path):
+    c, g = git(tmp_path, {re.compile(r"git push .*"): Result()})
+    g.push("my origin", "refs/heads/main", step="git push")
+    g.push("origin", "refs/heads/dvc-invoke/x/1", source="dvc-invoke/x/1", step="git push")
+    assert commands(c) == [
+        "git push 'my origin' HEAD:refs/heads/main",
+        "git push origin dvc-invoke/x/1:refs/heads/dvc-invoke/x/1",
+    ]
+
+
+def test_a_refused_commit_unstages_what_it_staged(tmp_path):
+    c, g = git(
+        tmp_path,
+        {
+            re.compile(r"git add .*"): Result(),
+            re.compile(r"git commit .*"): Result(exited=1, stderr="hook said no\n"),
+            re.compile(r"git reset .*"): Result(),
+        },
+    )
+    with pytest.raises(DvcInvokeError):
+        g.commit(["dvc.lock", "eval dir/m.json"], "[DVC] Update x")
+    assert [cmd.split(" -- ")[0] for cmd in commands(c)] == [
+        "git add -f",
+        "git commit -q -m '[DVC] Update x'",
+        "git reset -q",
+    ]
+    assert all(cmd.endswith("-- dvc.lock 'eval dir/m.json'") for cmd in commands(c))
+
+
+def test_replay_is_undone_when_it_does_not_apply(tmp_path):
+    c, g = git(
+        tmp_path,
+        {
+            re.compile(r"git rebase -q .*"): Result(exited=1),
+            re.compile(r"git rebase --abort"): Result(),
+        },
+    )
+    assert g.replay_on_upstream() is False
+    assert commands(c) == ["git rebase -q @{u}", "git rebase --abort"]
+
+
+def test_what_a_server_said_when_it_refused_for_good():
+    out = (
+        "remote: GH006: Protected branch update failed for refs/heads/main.\n"
+        "To github.com:team/project.git\n"
+        " ! [remote rejected] HEAD -> main (protected branch hook declined)\n"
+        "error: failed to push some refs to 'github.com:team/project.git'\n"
+    )
+    assert refused_by_server(out) == (
+        "GH006: Protected branch update failed for refs/heads/main.; protected branch hook declined"
+    )
+    teammates = " ! [rejected]        HEAD -> main (fetch first)\n"
+    assert refused_by_server(teammates) is None
