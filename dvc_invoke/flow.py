@@ -140,8 +140,11 @@ def rebuild_upstream(ws: Workspace, plan: Plan, skip: tuple[str, ...]) -> list[s
         try:
             run(ws.c, p.name, force=False, upstream=False, skip=skip)
         except DvcInvokeError as exc:
+            # Its own run told the whole story, on the console and to the team.
             raise DvcInvokeError(
-                f"upstream pipeline {p.name}: {exc.what()}", step="upstream", resume=exc.resume
+                f"upstream pipeline {p.name} failed at {exc.step or 'its run'} (its run said why)",
+                step="upstream",
+                resume=exc.resume,
             ) from None
         ran.append(p.name)
     return ran

@@ -37,7 +37,7 @@ class Gate:
 
     def describe(self) -> str:
         better = "higher" if self.direction == "max" else "lower"
-        return f"{self.metric} wants it {better} (tolerance {self.tolerance:g})"
+        return f"wants it {better} (tolerance {self.tolerance:g})"
 
 
 def parse_gates(value: Any, *, where: str) -> tuple[Gate, ...] | None:

@@ -71,8 +71,7 @@ def _gate(
         problems = metrics.regressions(gates, changes)
     if problems:
         raise DvcInvokeError(
-            "metrics got worse: " + "; ".join(problems) + "; nothing was committed"
-            " (to publish it anyway, accept it)",
+            "metrics got worse: " + "; ".join(problems) + "; nothing was committed",
             step="gate",
             resume=f"{resume} --accept",
         )
@@ -223,24 +222,25 @@ def _refuse_moved_workspace(
         moved.append(f"HEAD moved to {short(state.commit)} (was {short(expect.commit)})")
     own = plan.graph.git_paths()
     others = [f for f in map(ws.from_git_top, state.changed) if not overlaps(f, own)]
-    if others:
-        moved.append("changed during the run: " + ", ".join(others[:5]))
     if moved:
-        # Only files changed: most often a stage writes a git-tracked file its
-        # dvc.yaml does not declare (an HTML report, say).
-        hint = (
-            " (if a stage of the run wrote them: git tracks them but no dvc.yaml"
-            " declares them; commit them yourself, `git add -f` if git ignores them,"
-            " or declare them in the stage's dvc.yaml as outs, metrics or plots)"
-            if others and len(moved) == 1
-            else ""
-        )
+        if others:
+            moved.append("changed during the run: " + some(others))
         raise DvcInvokeError(
-            "the workspace moved during the run: "
-            + "; ".join(moved)
-            + f"; nothing was committed{hint}",
+            "the workspace moved during the run: " + "; ".join(moved) + "; nothing was committed",
             step="commit",
             resume=f"review `git status` and `git log`, then {resume}",
+        )
+    if others:
+        # Most often a stage wrote a file git tracks that its dvc.yaml does not
+        # declare (an HTML report, say); or someone edited it meanwhile.
+        files = some(others)
+        raise DvcInvokeError(
+            f"files no dvc.yaml declares changed during the run: {files}; nothing was"
+            " committed. Written by a stage: commit them yourself (`git add -f` if git"
+            " ignores them), or declare them in its dvc.yaml as outs, metrics or plots."
+            " Edited by hand: commit or restore them",
+            step="commit",
+            resume=resume,
         )
 
 

@@ -210,5 +210,5 @@ def test_float_noise_is_no_change_and_no_regression():
     assert regressions(gates, [noise]) == []
     assert regressions(gates, [real]) == [
         "eval/metrics.json:acc: 0.3 → 0.2999 (-0.0001): worse,"
-        " and the gate acc wants it higher (tolerance 0)"
+        " and the gate wants it higher (tolerance 0)"
     ]

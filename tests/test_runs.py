@@ -204,11 +204,15 @@ def test_a_run_never_commits_onto_a_workspace_that_moved(project, move):
     ended = wait_ended(project)
 
     assert (ended["status"], ended["step"]) == ("failed", "commit"), ended
-    expected = "HEAD moved to" if move == "commit" else "changed during the run: training/train.py"
+    expected = (
+        "the workspace moved during the run: HEAD moved to"
+        if move == "commit"
+        else "files no dvc.yaml declares changed during the run: training/train.py"
+    )
     assert expected in ended["reason"]
     assert "nothing was committed" in ended["reason"]
     # Files alone: perhaps a stage writes a file its dvc.yaml does not declare.
-    assert ("no dvc.yaml declares them" in ended["reason"]) == (move == "edit")
+    assert ("`git add -f` if git ignores them" in ended["reason"]) == (move == "edit")
     assert "[DVC] Update model metrics" not in project.git("log", "--format=%s")
     assert record["id"] == ended["id"]
 
