@@ -2,7 +2,7 @@
 
 guards and preflight (`checks`), the plan (`planning`), pull, repro,
 publish (`publishing`: gates, commit, ``dvc push``, ``git push``), notify,
-and detaching (`launching`). Everything that can fail fast is checked before
+and the run lifecycle (`runs`: launch, stop, lost). Everything that can fail fast is checked before
 the run starts; after that the first failure stops the run with one line
 that names the step and the command that resumes. Each step is importable
 from here for a flow of one's own.
@@ -21,7 +21,6 @@ from .checks import check, preflight
 from .errors import Cancelled, DvcInvokeError
 from .gitops import Git
 from .interrupts import Interrupts
-from .launching import launch, tell_lost
 from .paths import overlaps
 from .pipelines import Pipeline, resolve
 from .planning import (
@@ -34,6 +33,7 @@ from .planning import (
 )
 from .publishing import Published, measure, publish
 from .report import RunReport, short
+from .runs import launch, tell_lost
 from .workspace import GitState, Workspace, quote_all
 
 __all__ = [

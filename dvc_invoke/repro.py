@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import time
 from typing import TYPE_CHECKING
@@ -203,36 +202,11 @@ def cancel(
         store.save(report)
         console.result(True, f"run {report.id} ({report.pipeline}) of {report.host} marked lost")
         return
-    deadline = time.time() + runs.ADOPTION_GRACE
-    while report.pid is None and time.time() < deadline:  # still starting
-        time.sleep(0.2)
-        report = store.load(report.id)
-    pid = report.pid
-    if pid is not None and runs.alive(report):
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.time() + float(timeout)
-        while time.time() < deadline:
-            report = store.load(report.id)
-            if report.ended:
-                console.result(True, f"run {report.id} ({report.pipeline}) {report.status}")
-                return
-            time.sleep(0.2)
-        if report.pgid and report.pgid != os.getpgrp():
-            os.killpg(report.pgid, signal.SIGKILL)
-        else:
-            os.kill(pid, signal.SIGKILL)
-    runs.stop_leftovers(report)  # what it started in other process groups
-    report = store.load(report.id)
-    if not report.ended:
-        report.end(
-            "cancelled",
-            reason="cancelled with inv repro.cancel",
-            resume=report.command,
-            log_tail=runs.read_tail(report.log),
-        )
+    report, recorded = runs.stop(store, report, timeout=float(timeout))
+    if not recorded:  # killed: its end is written, and told, from here
         notifiers.deliver(notifiers.notifiers(c, find_root(), slack=report.slack), report)
         store.save(report)
-    console.result(True, f"run {report.id} ({report.pipeline}) cancelled")
+    console.result(True, f"run {report.id} ({report.pipeline}) {report.status}")
 
 
 @task(help={"pipeline": _HELP["pipeline"]})

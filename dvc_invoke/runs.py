@@ -1,4 +1,9 @@
-"""Run records and logs, under ``.dvc/tmp/dvc-invoke/`` (DVC's own .gitignore covers it).
+"""The run lifecycle: records and logs, launching, stopping, and lost runs.
+
+Records and logs live under ``.dvc/tmp/dvc-invoke/`` (DVC's own .gitignore
+covers it). A run is launched in the foreground or detached (`launch`),
+stopped as Ctrl-C would (`stop`), and found lost when its process is gone
+(`Store.lost`, `settle`), with what it left running stopped (`stop_leftovers`).
 
 Every run, in the foreground or detached, has a record (``<id>.json``: the
 `RunReport` with its pid, log path and Slack message) and a log
@@ -18,15 +23,22 @@ import contextlib
 import json
 import os
 import secrets
+import shlex
+import shutil
+import signal
 import socket
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import DvcInvokeError
 from .report import RunReport
+from .workspace import quote_all
+
+if TYPE_CHECKING:
+    from .workspace import Workspace
 
 # A detached run's process adopts its record within a second or two; until
 # then the record belongs to the command that launched it.
@@ -233,6 +245,46 @@ class Store:
         return report
 
 
+def stop(store: Store, report: RunReport, *, timeout: float) -> tuple[RunReport, bool]:
+    """Stop a run of this host and everything it started, as Ctrl-C would.
+
+    Its process gets SIGTERM and passes SIGINT on to dvc and the stage's
+    command, so DVC stops cleanly (locks released, the workspace as after
+    an interrupted repro) and the run records itself cancelled. Only after
+    ``timeout`` seconds is its process group killed, its leftovers stopped
+    and its end (cancelled) written here. Returns the run as it ended, and
+    whether it recorded that end itself.
+    """
+    deadline = time.time() + ADOPTION_GRACE
+    while report.pid is None and time.time() < deadline:  # still starting
+        time.sleep(0.2)
+        report = store.load(report.id)
+    pid = report.pid
+    if pid is not None and alive(report):
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            report = store.load(report.id)
+            if report.ended:
+                return report, True
+            time.sleep(0.2)
+        if report.pgid and report.pgid != os.getpgrp():
+            os.killpg(report.pgid, signal.SIGKILL)
+        else:
+            os.kill(pid, signal.SIGKILL)
+    stop_leftovers(report)  # what it started in other process groups
+    report = store.load(report.id)
+    if report.ended:
+        return report, True
+    report.end(
+        "cancelled",
+        reason="cancelled with inv repro.cancel",
+        resume=report.command,
+        log_tail=read_tail(report.log),
+    )
+    return report, False
+
+
 def mark_lost(report: RunReport) -> None:
     report.status = "lost"
     report.reason = report.reason or "the run's process died without a result"
@@ -306,6 +358,46 @@ def stop_leftovers(report: RunReport, timeout: float = 10.0) -> None:
     for proc in still:
         with contextlib.suppress(psutil.Error):
             proc.kill()
+
+
+def tell_lost(c: Any, ws: Workspace, lost: list[RunReport]) -> None:
+    """Stop what each run found dead left running, and tell the team, each
+    with its own pipeline's Slack set-up."""
+    from . import console, notifiers
+
+    for report in lost:
+        console.warn(f"run {report.id} ({report.pipeline}) was lost: its process is gone")
+        settle_lost([report], notifiers.notifiers(c, ws.root, slack=report.slack))
+        Store(ws.root).save(report)
+
+
+def relaunch_argv() -> list[str]:
+    """The command line of this process, to run again in the background."""
+    program = sys.argv[0]
+    if os.path.basename(program) in ("inv", "invoke") or program.endswith("__main__.py"):
+        return [sys.executable, "-m", "invoke", *sys.argv[1:]]
+    return [program, *sys.argv[1:]]  # a program of its own, built on invoke
+
+
+def launch(ws: Workspace, report: RunReport) -> None:
+    """Start the run in a new session that survives the terminal and the ssh session.
+
+    invoke's ``disown=True`` only stops waiting; the command detaches itself:
+    ``setsid`` (a session of its own, away from the terminal's hangup),
+    ``nohup``, output to the run's log and nothing on stdin. After the run's
+    process ends, however it ends, ``python -m dvc_invoke settle`` reports the
+    run as lost if it left no result.
+    """
+    assert report.id and report.log
+    settle = [sys.executable, "-m", "dvc_invoke", "settle", str(ws.root), report.id]
+    inner = f"{quote_all(relaunch_argv())}; {quote_all(settle)}"
+    setsid = "setsid " if shutil.which("setsid") else ""
+    cmd = (
+        f"cd {shlex.quote(os.getcwd())} && {ENV_RUN}={shlex.quote(report.id)}"
+        f" {setsid}nohup sh -c {shlex.quote(inner)}"
+        f" > {shlex.quote(report.log)} 2>&1 < /dev/null"
+    )
+    ws.c.run(cmd, disown=True, hide=True, in_stream=False)
 
 
 def settle(root: Path, run_id: str) -> int:
