@@ -20,9 +20,10 @@ from . import console, graph, notifiers, runs
 from .checks import check, preflight
 from .errors import Cancelled, DvcInvokeError
 from .gitops import Git
+from .graph import Upstream
 from .interrupts import Interrupts
 from .paths import overlaps
-from .pipelines import Pipeline, resolve
+from .pipelines import Pipeline, resolve, upstream_pipeline
 from .planning import (
     Plan,
     default_command,
@@ -76,6 +77,8 @@ def pull(ws: Workspace, plan: Plan, *, resume: str | None = None) -> list[str]:
         cmd = f"{ws.dvc} fetch {quote_all(fetch)}"
         try:
             ws.act(cmd, step="pull", resume=resume, network=True)
+        except Cancelled:
+            raise
         except DvcInvokeError as exc:
             console.warn(f"the metrics as last published are not on the remote: {exc.reason}")
     if not plan.pull and not plan.graph.restore:
@@ -124,6 +127,17 @@ def _upstream_name(ws: Workspace, dvcfile: str) -> str:
         return dvcfile
 
 
+def upstream_pipelines(ws: Workspace, plan: Plan) -> list[tuple[Pipeline, Upstream]]:
+    """The pipelines ``--upstream`` runs first, each with what makes it stale."""
+    return [
+        (
+            upstream_pipeline(ws.c, ws.root, up.dvcfile, up.stages, own=plan.pipeline),
+            up,
+        )
+        for up in plan.graph.stale_upstream
+    ]
+
+
 def rebuild_upstream(ws: Workspace, plan: Plan, skip: tuple[str, ...]) -> list[str]:
     """With ``upstream``: each stale upstream pipeline's whole flow, dependencies
     first (its stages, gates, metrics, commit and push), as a run of its own.
@@ -133,12 +147,13 @@ def rebuild_upstream(ws: Workspace, plan: Plan, skip: tuple[str, ...]) -> list[s
     names of the pipelines that ran.
     """
     ran = []
-    for up in plan.graph.stale_upstream:
-        p = resolve(ws.c, ws.root, up.dvcfile)
+    for p, up in upstream_pipelines(ws, plan):
         why = ", ".join(up.stale) or "what it reads from runs first"
         console.info(f"upstream {p.name} must run first: {why}")
         try:
             run(ws.c, p.name, force=False, upstream=False, skip=skip)
+        except Cancelled:
+            raise
         except DvcInvokeError as exc:
             # Its own run told the whole story, on the console and to the team.
             raise DvcInvokeError(
@@ -180,6 +195,8 @@ def run(
     state = check(ws, p, resume=command, own=run_plan.graph.git_paths(), state=state)
     if not adopted:
         warn_stale_upstream(ws, run_plan)
+        if run_plan.upstream:
+            upstream_pipelines(ws, run_plan)  # whom it would run: refused now, if anyone
     # A dry run tells nobody: it shows on the console what the run would do.
     chain: list[Any] = [notifiers.ConsoleNotifier()]
     if not ws.dry:
@@ -215,9 +232,10 @@ def run(
             # shell's job); started by a script, the group is the script's.
             report.pgid = os.getpgrp() if os.getpgrp() == report.pid else None
             report.process_started = runs.process_identity(report.pid)
-        tell_lost(c, ws, store.claim(report))
+        lost = store.claim(report)
         launched = False
         try:
+            tell_lost(c, ws, lost)
             if "slack" not in skip:
                 refusals = notifiers.announce(chain, report)
                 if refusals:

@@ -217,17 +217,21 @@ class Upstream:
     """A DVC file upstream of a pipeline that must run before it: its stale stages."""
 
     dvcfile: str
-    stale: tuple[str, ...]  # "stage (why)"; empty: stale only once its own upstream runs
+    stale: tuple[str, ...]  # "stage NAME: why"; empty: stale only once its own upstream runs
+    stages: tuple[str, ...] = ()  # its stages the pipeline reads from, by name
 
 
 def _stale_upstream(repo: Any, root: Path, g: PipelineGraph) -> list[Upstream]:
     """The DVC files upstream of ``g`` that must run again, dependencies first.
 
     Walks from the producers of the pipeline's dependencies through theirs,
-    collecting each file once, and asks DVC which stages are stale. A file
-    whose own upstream is stale must run too, after it: its results would be
-    stale once that one ran. Data missing here is not staleness (a fresh
-    clone has nothing pulled).
+    collecting each file once. A stage is stale when DVC finds its command
+    or a file git holds (code, params) changed, or when data it reads is
+    recorded, by the lock or ``.dvc`` file that produces it, with another hash
+    than its own lock recorded: the locks are compared, never the workspace's
+    copies, which a pull has yet to bring (after ``git pull`` of a teammate's
+    published run, nothing is stale). A file whose own upstream is stale must
+    run too, after it: its results would be stale once that one ran.
     """
     import graphlib
 
@@ -243,6 +247,7 @@ def _stale_upstream(repo: Any, root: Path, g: PipelineGraph) -> list[Upstream]:
         return collected[file].get(addr)
 
     stale: dict[str, list[str]] = {}
+    names: dict[str, list[str]] = {}  # file -> its stages the pipeline reads from
     needs: dict[str, set[str]] = {}  # file -> files it reads from
     seen: set[str] = set()
     queue = list(g.upstream_stages)
@@ -256,7 +261,8 @@ def _stale_upstream(repo: Any, root: Path, g: PipelineGraph) -> list[Upstream]:
             continue
         file = _file_of(addr)
         needs.setdefault(file, set())
-        why = _why_stale(stage)
+        names.setdefault(file, []).append(addr.rsplit(":", 1)[-1])
+        why = _stale_by_locks(root, stage, stage_at, g.tracked)
         if why:
             stale.setdefault(file, []).append(f"stage {addr.rsplit(':', 1)[-1]}: {why}")
         for dep in stage.deps:
@@ -279,7 +285,44 @@ def _stale_upstream(repo: Any, root: Path, g: PipelineGraph) -> list[Upstream]:
     for file in order:  # dependencies first
         if file in stale or needs.get(file, set()) & affected:
             affected.add(file)
-    return [Upstream(f, tuple(stale.get(f, ()))) for f in order if f in affected]
+    return [
+        Upstream(f, tuple(stale.get(f, ())), tuple(names.get(f, ())))
+        for f in order
+        if f in affected
+    ]
+
+
+def _stale_by_locks(root: Path, stage: Any, stage_at: Any, tracked: Tracked) -> str | None:
+    """Why an upstream ``stage`` must run again, judged by what git holds."""
+    from dvc.exceptions import DvcException
+
+    try:
+        if stage.changed_stage():
+            return "its command or definition changed"
+        for dep in stage.deps:
+            if not getattr(dep, "is_in_repo", False):
+                continue
+            path = _relative(root, dep.fs_path)
+            produced = tracked.matches(path)
+            if not produced:  # a file git holds, or params: the workspace is git's
+                if dep.status():
+                    return f"{path} changed"
+                continue
+            for at, out in produced:
+                producer = stage_at(out.stage)
+                recorded = next(
+                    (o for o in getattr(producer, "outs", []) if _relative(root, o.fs_path) == at),
+                    None,
+                )
+                if at != path or recorded is None or not recorded.hash_info:
+                    # a folder holding outputs, or inside one: DVC's own check
+                    if dep.status() and os.path.lexists(dep.fs_path):
+                        return f"{path} changed"
+                elif dep.hash_info != recorded.hash_info:
+                    return f"{path} changed"
+    except DvcException:
+        return None  # what DVC cannot tell here, it decides when the stage runs
+    return None
 
 
 def _own(dvcfile: str | None, in_file: list[Any], names: Any) -> list[Any]:

@@ -302,6 +302,53 @@ def _declaring(c: Any, root: Path, dvcfile: str, stages: tuple[str, ...] | None)
     return found[0] if len(found) == 1 else None
 
 
+def upstream_pipeline(
+    c: Any, root: Path, dvcfile: str, stages: Iterable[str], *, own: Pipeline
+) -> Pipeline:
+    """The pipeline that runs ``stages`` of ``dvcfile`` before another, whole.
+
+    The declared one (`pipeline_task` or config) of that file that holds
+    them all, the one with the fewest stages, so that its gates, message and
+    Slack set-up come with it; else, for another folder's file, that file's
+    own pipeline. Stages of the running pipeline's (``own``) file share its
+    lock file: only a pipeline that holds the running one's stages too can
+    publish them (alone, the lock it commits would record those stages
+    stale). Refused: none that fits, or two that fit equally.
+    """
+    own_file = dvcfile == own.dvcfile
+    needed = set(stages)
+    if own_file:
+        needed |= set(own.stages or ())
+    fits: list[tuple[int, str, Pipeline]] = []
+    for name in sorted(set(_DEFINED) | set(_configured(c))):
+        try:
+            p = resolve(c, root, name)
+        except DvcInvokeError:
+            continue  # its own error shows when it is asked for by name
+        if p.dvcfile != dvcfile:
+            continue
+        if p.stages is None or needed <= set(p.stages):
+            fits.append((len(p.stages) if p.stages is not None else 1_000_000, name, p))
+    fits.sort(key=lambda fit: fit[0])
+    listed = ", ".join(sorted(needed))
+    if len(fits) > 1 and fits[0][0] == fits[1][0]:
+        raise DvcInvokeError(
+            f"--upstream: stages {listed} of {dvcfile} belong to both {fits[0][1]} and"
+            f" {fits[1][1]}: run the one you mean first, then this one without --upstream",
+            step="guards",
+        )
+    if fits:
+        return fits[0][2]
+    if own_file:
+        raise DvcInvokeError(
+            f"--upstream: stages {listed} of {dvcfile} must run first and share its lock"
+            f" file, but no pipeline holds them all: declare one (pipeline_task(...,"
+            f" dvcfile={dvcfile!r}), the whole file), or run them by hand first",
+            step="guards",
+        )
+    return resolve(c, root, dvcfile)
+
+
 def _canonical(dvcfile: str) -> str:
     """A pipeline's name by its DVC file: its folder (``pipelines/train``), or
     ``dvc.yaml`` for the root's, which reads better than ``.`` in a commit."""

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 
 from . import console, graph, metrics
-from .errors import DvcInvokeError
+from .errors import Cancelled, DvcInvokeError
 from .gitops import Git, refused_by_server
 from .paths import overlaps
 from .pipelines import slug
@@ -324,17 +324,21 @@ def _keep_aside(
     git.branch(side, step="git push")
     where = f"kept on branch {side}"
     pushed = False
-    if settings(ws.c).push_side_branch or not stale:
-        try:
-            git.push(remote, f"refs/heads/{side}", source=side, step="git push")
-            where += f" (pushed to {remote})"
-            pushed = True
-        except DvcInvokeError:
-            if stale:
+    try:
+        if settings(ws.c).push_side_branch or not stale:
+            try:
+                git.push(remote, f"refs/heads/{side}", source=side, step="git push")
+                where += f" (pushed to {remote})"
+                pushed = True
+            except Cancelled:
                 raise
-            where += f" (not pushed: {remote} refused it too)"
+            except DvcInvokeError as exc:
+                where += f" (not pushed: {exc.reason})"
+    finally:
+        # Whatever happened to the side branch, the run's commit leaves this one.
+        if ours:
+            git.drop_last_commit(step="git push")
     if ours:
-        git.drop_last_commit(step="git push")
         where += f"; {state.branch} is back where the run started"
     if stale:
         raise DvcInvokeError(

@@ -186,7 +186,7 @@ class Store:
         """Under the lock: refuse while a run is alive; mark dead ones lost and return them."""
         found = []
         for other in self.all():
-            if other.ended or (other.pid == os.getpid() and not elsewhere(other)):
+            if other.ended or _this_process(other):
                 continue  # this very process: a run whose upstream runs first
             if alive(other) and elsewhere(other):
                 raise DvcInvokeError(
@@ -239,7 +239,10 @@ class Store:
                 raise DvcInvokeError(
                     f"run {run_id} is not a pending run of {pipeline}", step="guards"
                 )
-            report.pid, report.pgid = os.getpid(), os.getpgrp()
+            report.pid = os.getpid()
+            # The group is the run's to kill when `setsid` made it a session
+            # of its own; without setsid it is the launcher's.
+            report.pgid = os.getpgrp() if os.getsid(0) == os.getpgrp() else None
             report.process_started = process_identity(report.pid)
             self.save(report)
         return report
@@ -268,11 +271,16 @@ def stop(store: Store, report: RunReport, *, timeout: float) -> tuple[RunReport,
             if report.ended:
                 return report, True
             time.sleep(0.2)
-        if report.pgid and report.pgid != os.getpgrp():
-            os.killpg(report.pgid, signal.SIGKILL)
-        else:
-            os.kill(pid, signal.SIGKILL)
+        if alive(report):  # not another process that took the pid meanwhile
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                if report.pgid and report.pgid != os.getpgrp():
+                    os.killpg(report.pgid, signal.SIGKILL)
+                else:
+                    os.kill(pid, signal.SIGKILL)
     stop_leftovers(report)  # what it started in other process groups
+    for nested in store.all():  # upstream runs it ran in its own process
+        if not nested.ended and nested.pid == pid and nested.id != report.id:
+            stop_leftovers(nested)
     report = store.load(report.id)
     if report.ended:
         return report, True
@@ -283,6 +291,16 @@ def stop(store: Store, report: RunReport, *, timeout: float) -> tuple[RunReport,
         log_tail=read_tail(report.log),
     )
     return report, False
+
+
+def _this_process(report: RunReport) -> bool:
+    """Whether ``report`` is a run of this very process (not one whose pid it reuses)."""
+    if report.pid != os.getpid() or elsewhere(report):
+        return False
+    started = process_identity(report.pid)
+    return report.process_started is None or (
+        started is not None and abs(started - report.process_started) < 1.0
+    )
 
 
 def mark_lost(report: RunReport) -> None:

@@ -71,6 +71,13 @@ class Settings:
         for key, default in DEFAULTS.items():
             if isinstance(default, dict) and key in given and given[key] is not None:
                 _plain(given[key], f"dvc_invoke.{key}")
+                if key == "pipelines":
+                    continue  # each pipeline's options are checked where it is read
+                for inner, value in dict(given[key]).items():
+                    if isinstance(value, Mapping) and not isinstance(default.get(inner), dict):
+                        raise _bad(f"dvc_invoke.{key}.{inner}", value, "a single value")
+            elif key in given and isinstance(given[key], Mapping):
+                raise _bad(f"dvc_invoke.{key}", given[key], "a single value")
         given = {k: v for k, v in given.items() if v is not None or k not in DEFAULTS}
         merged = merge_dicts(copy.deepcopy(DEFAULTS), given)
         _unknown(merged, DEFAULTS, "dvc_invoke")

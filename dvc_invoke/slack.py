@@ -127,8 +127,10 @@ def _is_http(url: str) -> bool:
     return parsed.scheme in ("http", "https") and bool(parsed.netloc)
 
 
-# What may hold a user and password: before an "@" that precedes the first "/" of the host.
-_USERINFO = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.-]*://)?([^/?#]*)@")
+# What may hold a user and password: everything before the last "@" after the
+# scheme (a password may hold an unencoded "/", "?" or "#"; more is redacted
+# rather than less).
+_USERINFO = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.-]*://)?(.*)@")
 
 
 def _userinfo(url: str) -> str | None:
@@ -263,8 +265,14 @@ def fit(text: str, limit: int) -> str:
 
 
 def _unfence(text: str) -> str:
-    # NOTE: a zero-width space between backticks: a ``` in a log cannot close our fence.
-    return re.sub(r"`(?=`)", "`\u200b", text)
+    # NOTE: a zero-width space between backticks, and at the ends: a ``` in a
+    # log, or a backtick next to ours, cannot close our fence.
+    text = re.sub(r"`(?=`)", "`\u200b", text)
+    if text.startswith("`"):
+        text = "\u200b" + text
+    if text.endswith("`"):
+        text += "\u200b"
+    return text
 
 
 def code(text: str, limit: int) -> str:

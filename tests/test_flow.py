@@ -88,7 +88,7 @@ def test_upstream_runs_each_stale_upstream_pipeline_whole_first(project):
     assert project.stages_run() == ["train", "predict", "evaluate"]
     # Two runs, two commits: training's lock never rides along with the metrics.
     assert project.origin_log()[:2] == ["[DVC] Update model metrics", "[DVC] Update training"]
-    assert "upstream training must run first: stage train: a dependency changed" in run.stdout
+    assert "upstream training must run first: stage train: dataset/train.csv changed" in run.stdout
     assert_fresh_clone_up_to_date(project)
 
 
@@ -100,9 +100,26 @@ def test_a_stale_upstream_is_one_warning_and_is_not_rebuilt(project):
 
     assert run.returncode == 0, run.output
     (warning,) = [ln for ln in run.stdout.splitlines() if ln.startswith("! upstream is stale")]
-    assert "training (stage train: a dependency changed)" in warning
+    assert "training (stage train: dataset/train.csv changed)" in warning
     assert project.stages_run() == ["predict", "evaluate"]
     assert (project.path / "training" / "dvc.lock").read_text() == model
+
+
+def test_a_teammates_published_upstream_is_not_stale_before_it_is_pulled(project):
+    # A teammate retrained and published; here, `git pull` brought the lock,
+    # not the data: the workspace's model is the old one, yet nothing is stale.
+    teammate = project.clone("teammate")
+    teammate.sh("dvc pull -q dataset/train.csv")
+    retrain_needed(teammate)
+    assert teammate.inv("repro", "--pipeline", "training").returncode == 0
+    project.git("pull", "-q")
+
+    run = project.inv("metrics", "--upstream")
+
+    assert run.returncode == 0, run.output
+    assert "upstream is stale" not in run.stdout and "must run first" not in run.stdout
+    assert project.stages_run() == ["train", "predict", "evaluate"]  # train: the teammate's
+    assert project.origin_log()[0] == "[DVC] Update model metrics"
 
 
 def test_upstream_with_nothing_stale_upstream_runs_only_the_pipeline(project):

@@ -178,6 +178,49 @@ def test_a_gate_refuses_when_the_old_metrics_cannot_be_read_anywhere(canonical):
     assert eval_dir.exists() and canonical.origin_log() == origin
 
 
+SPLIT_TASKS_PY = """\
+from invoke import Collection
+from dvc_invoke import data, guards, notify, pipeline_task, publish, repro
+
+train = pipeline_task("train", dvcfile="dvc.yaml", stages=["prepare", "featurize", "train"])
+metrics = pipeline_task(
+    "metrics", dvcfile="dvc.yaml", stages=["evaluate"], gates={"eval/metrics.json:acc": "max"}
+)
+ns = Collection(train, metrics, guards, data, repro, publish, notify)
+"""
+
+
+def test_upstream_stages_sharing_the_lock_file_run_only_with_the_pipelines_own(canonical):
+    # train holds prepare..train, metrics holds evaluate: train alone would commit
+    # a dvc.lock recording evaluate stale. Refused, before anything runs.
+    (canonical.path / "tasks.py").write_text(SPLIT_TASKS_PY)
+    worse_model(canonical)
+    origin = canonical.origin_log()
+
+    run = canonical.inv("metrics", "--upstream")
+
+    assert_one_line_error(run, "--upstream: stages", "share its lock file")
+    assert canonical.stages_run() == []
+    assert canonical.origin_log() == origin
+
+
+def test_upstream_stages_that_no_pipeline_declares_are_refused_before_anything_runs(canonical):
+    (canonical.path / "tasks.py").write_text(
+        SPLIT_TASKS_PY.replace(
+            'train = pipeline_task("train", dvcfile="dvc.yaml", stages=["prepare", "featurize", "train"])\n',
+            "",
+        ).replace("Collection(train, metrics", "Collection(metrics")
+    )
+    worse_model(canonical)
+    origin = canonical.origin_log()
+
+    run = canonical.inv("metrics", "--upstream")
+
+    assert_one_line_error(run, "--upstream: stages", "but no pipeline holds them all")
+    assert canonical.stages_run() == []
+    assert canonical.origin_log() == origin
+
+
 def test_naming_the_file_of_a_gated_pipeline_keeps_its_gate(canonical):
     worse_model(canonical)
 

@@ -601,3 +601,25 @@ def test_every_text_stays_within_slacks_limits_after_escaping():
     for field_text in json.loads(json.dumps([b.to_dict() for b in blocks])):
         for t in [field_text.get("text") or {}] + field_text.get("fields", []):
             assert "&am…" not in t.get("text", "") and "&a…" not in t.get("text", "")
+
+
+def test_a_log_that_starts_or_ends_with_a_backtick_cannot_break_the_fence():
+    from dvc_invoke.slack import fence
+
+    text = fence("`quoted`", 100)
+    assert text.startswith("```") and text.endswith("```")
+    assert "````" not in text
+
+
+@pytest.mark.parametrize(
+    "url", ["https://u:pa/ss@proxy:8080/api/", "http://u:p?w#d@proxy/", "u:pw@proxy/api/"]
+)
+def test_a_password_with_url_characters_is_still_redacted(url):
+    from dvc_invoke.slack import SlackSettings, without_userinfo
+
+    assert "pw" not in without_userinfo(url).replace("proxy", "") or "u:pw" not in without_userinfo(
+        url
+    )
+    assert "[redacted]@" in without_userinfo(url)
+    assert not any(part in without_userinfo(url) for part in ("pa/ss", "p?w#d", "u:pw"))
+    assert SlackSettings(api_url=url).secrets  # kept out of slack_sdk's logs too

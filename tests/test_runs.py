@@ -398,3 +398,29 @@ def test_status_shows_the_gated_metrics_first(project):
 
     assert status.returncode == 0, status.output
     assert "m.json:zz_acc: 0.5 → 0.9" in status.stdout
+
+
+def test_stop_of_a_run_that_dies_without_a_word_ends_it_cancelled(tmp_path):
+    import threading
+
+    from dvc_invoke import runs
+    from dvc_invoke.report import RunReport
+
+    # SIGTERM before the run could handle signals: it dies without writing its end.
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    reaper = threading.Thread(target=proc.wait, daemon=True)
+    reaper.start()  # reaped at once: its pid is gone, as a real run's would be
+    try:
+        store = runs.Store(tmp_path)
+        report = RunReport(pipeline="metrics", command="inv metrics", id="r1", pid=proc.pid)
+        report.process_started = runs.process_identity(proc.pid)
+        store.save(report)
+
+        ended, recorded = runs.stop(store, report, timeout=1.0)
+
+        assert (ended.status, recorded) == ("cancelled", False)
+        reaper.join(timeout=5)
+        assert proc.returncode == -signal.SIGTERM
+    finally:
+        if proc.poll() is None:
+            proc.kill()

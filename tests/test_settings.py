@@ -32,6 +32,8 @@ def test_defaults_and_a_partial_slack_mapping_merge():
         ({"push_side_branch": 1}, "dvc_invoke.push_side_branch must be true or false"),
         ({"pipelines": ["metrics"]}, "dvc_invoke.pipelines must be a mapping"),
         ({"retires": 3}, "dvc_invoke.retires is not a setting (did you mean dvc_invoke.retries?)"),
+        ({"echo": {"on": True}}, "dvc_invoke.echo must be a single value"),
+        ({"slack": {"timeout": {"s": 5}}}, "dvc_invoke.slack.timeout must be a single value"),
     ],
 )
 def test_a_bad_value_names_its_key(given, error):
