@@ -174,6 +174,7 @@ def run(
     detach: bool = False,
     command: str | None = None,
     skip: tuple[str, ...] | list[str] = (),
+    slurm: bool = False,
 ) -> RunReport | None:
     """The whole flow for pipeline ``name``; raises `DvcInvokeError` on failure.
     ``force``/``upstream`` left None take the pipeline's own setting.
@@ -181,8 +182,10 @@ def run(
     Everything that can fail fast runs here, in the foreground: the
     pipeline, the guards, its targets, the Slack set-up, and whether another
     run holds the workspace. With ``detach`` the rest then runs in a
-    background process that survives the terminal, and this returns at once.
+    background process that survives the terminal, and this returns at once;
+    with ``slurm``, in a SLURM batch job (``sbatch``, the pipeline's options).
     """
+    detach = detach or slurm
     ws = Workspace(c)
     p = resolve(c, ws.root, name)
     command = command or default_command(name, force=bool(force), upstream=bool(upstream))
@@ -210,7 +213,10 @@ def run(
         report.branch, report.commit_before = state.branch, state.commit
         if detach and not adopted:
             report.id, report.log = "RUN-ID", str(runs.Store(ws.root).log_path("RUN-ID"))
-            launch(ws, report)
+            if slurm:
+                runs.submit(ws, report, dict(p.slurm or {}))
+            else:
+                launch(ws, report)
             console.result(True, "dry run: nothing was started")
             return None
         return _execute(ws, run_plan, report, chain, state, None, skip=skip)
@@ -245,18 +251,33 @@ def run(
                         step="guards",
                     )
                 store.save(report)
-            if detach:
+            if slurm:
+                job = runs.submit(ws, report, dict(p.slurm or {}))
+                launched = True
+                report = store.set_job(report, job)
+            elif detach:
                 launch(ws, report)
                 launched = True
-        except BaseException:
+        except BaseException as exc:
             # Refused, interrupted or cut off (a closed pipe) before the run
             # started: no record may claim the workspace for a run that never was.
             if not launched:
                 store.forget(report)
+                if isinstance(exc, DvcInvokeError) and "slack" not in skip:
+                    report.end("failed", reason=exc.reason, resume=command)
+                    report.step = exc.step
+                    notifiers.deliver(chain, report)  # its start was announced
             raise
         if detach:
             with contextlib.suppress(BrokenPipeError):
-                console.result(True, f"{p.name} is running in the background as run {report.id}")
+                if slurm:
+                    console.result(
+                        True, f"{p.name} is submitted to SLURM as job {report.job}, run {report.id}"
+                    )
+                else:
+                    console.result(
+                        True, f"{p.name} is running in the background as run {report.id}"
+                    )
                 console.info(f"log:     {report.log}")
                 console.info(f"follow:  inv repro.logs --run {report.id} --follow")
                 console.info(f"cancel:  inv repro.cancel --run {report.id}")

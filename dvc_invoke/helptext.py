@@ -9,5 +9,7 @@ HELP = {
     " (stages, gates, publishing); otherwise their last results are pulled.",
     "detach": "Check everything, then run in the background and return at once:"
     " the run survives logging out; follow it with `inv repro.logs --follow`.",
+    "slurm": "Check everything, then submit the run to SLURM with sbatch (the pipeline's"
+    " slurm options) and return at once: the same flow runs in the job.",
     "skip": "Leave out a check on purpose: fetch, git-push, dvc-remote or slack. Repeatable.",
 }

@@ -26,6 +26,7 @@ def pipeline_task(
     git_push: bool = True,
     message: str | None = None,
     slack: Mapping[str, str] | None = None,
+    slurm: Mapping[str, Any] | None = None,
     gates: Mapping[str, Any] | None = None,
     help: str | None = None,
 ) -> Task[Any]:
@@ -55,6 +56,7 @@ def pipeline_task(
         "git_push": git_push,
         "message": message,
         "slack": slack,
+        "slurm": slurm,
         "gates": gates,
     }
     try:
@@ -63,7 +65,7 @@ def pipeline_task(
         raise ValueError(exc.reason) from None
     define(spec)
 
-    def body(c, force=spec.force, upstream=spec.upstream, detach=False, skip=None):  # type: ignore[no-untyped-def]
+    def body(c, force=spec.force, upstream=spec.upstream, detach=False, skip=None, slurm=False):  # type: ignore[no-untyped-def]
         from . import flow  # on use: `inv --list` imports no more than the collections
 
         # A flag left at its default defers to the pipeline as configured now
@@ -74,7 +76,16 @@ def pipeline_task(
         flags += {True: " --upstream", False: " --no-upstream", None: ""}[ups]
         command = f"inv {name}{flags}"
         skip = tuple(skip or ())
-        flow.run(c, name, force=forced, upstream=ups, detach=detach, command=command, skip=skip)
+        flow.run(
+            c,
+            name,
+            force=forced,
+            upstream=ups,
+            detach=detach,
+            command=command,
+            skip=skip,
+            slurm=slurm,
+        )
 
     body.__name__ = re.sub(r"\W", "_", name)
     body.__doc__ = help or (
@@ -87,7 +98,7 @@ def pipeline_task(
             "force": HELP["force"].rstrip(".")
             + (" (the default here; --no-force to skip)" if spec.force else "")
             + ".",
-            **{k: HELP[k] for k in ("upstream", "detach", "skip")},
+            **{k: HELP[k] for k in ("upstream", "detach", "skip", "slurm")},
         },
         iterable=["skip"],
     )

@@ -55,6 +55,8 @@ class Pipeline:
     slack: Mapping[str, str] | None = None
     # Metrics that must not get worse: {"scores.json:accuracy": "max", "loss": "min"}
     gates: tuple[Gate, ...] | None = None
+    # sbatch options for `--slurm`: {"partition": "gpu", "gres": "gpu:1", "time": "04:00:00"}
+    slurm: Mapping[str, str] | None = None
 
     @property
     def commit_message(self) -> str:
@@ -121,6 +123,8 @@ def make(
             value = _stages(value, where=where)
         elif key == "slack":
             value = _slack_options(value, where=where)
+        elif key == "slurm":
+            value = _slurm_options(value, where=where)
         elif key == "gates" and value is not None:
             from .metrics import parse_gates  # only for who has gates: `inv --list` stays light
 
@@ -153,6 +157,35 @@ def _slack_options(value: Any, *, where: str) -> dict[str, str] | None:
     if not all(isinstance(v, str) and v.strip() for v in value.values()):
         raise DvcInvokeError(f"{where}: slack values must be non-empty text", step="guards")
     return dict(value)
+
+
+# An sbatch long option, as config spells it (cpus_per_task for --cpus-per-task).
+_SBATCH_OPTION = re.compile(r"[a-z][a-z0-9_-]*")
+# What dvc-invoke sets itself: the job is the run.
+_SBATCH_OWN = {"job_name", "output", "error", "chdir", "export", "parsable", "wrap"}
+
+
+def _slurm_options(value: Any, *, where: str) -> dict[str, str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise DvcInvokeError(f"{where}: slurm must be a mapping of sbatch options", step="guards")
+    options: dict[str, str] = {}
+    for key, option in value.items():
+        name = str(key).replace("-", "_")
+        if not _SBATCH_OPTION.fullmatch(str(key)) or name in _SBATCH_OWN:
+            raise DvcInvokeError(
+                f"{where}: slurm option {key!r} is not one to set"
+                f" (sbatch long options such as partition, gres, time, cpus_per_task, mem;"
+                f" not {', '.join(sorted(_SBATCH_OWN))})",
+                step="guards",
+            )
+        if isinstance(option, bool) or not isinstance(option, (str, int, float)):
+            raise DvcInvokeError(
+                f"{where}: slurm option {key} must be text or a number", step="guards"
+            )
+        options[name] = str(option)
+    return options
 
 
 def _stages(value: Any, *, where: str) -> tuple[str, ...] | None:

@@ -39,6 +39,7 @@ class RunReport:
     process_started: float | None = None
     log: str | None = None
     detached: bool = False
+    job: str | None = None  # its SLURM job, when submitted with --slurm
     slack: dict[str, str] | None = None  # the pipeline's Slack overrides
     # What the run changed in the pipeline's metrics and params (`metrics.Change`s).
     metrics: list[dict[str, Any]] = field(default_factory=list)

@@ -43,6 +43,7 @@ def run(
     upstream: bool = False,
     detach: bool = False,
     skip: list[str] | None = None,
+    slurm: bool = False,
 ) -> None:
     """Run a pipeline's whole flow: guards, pull, repro, commit, dvc push, git push, notify."""
     from . import flow
@@ -56,10 +57,11 @@ def run(
         upstream=upstream or None,
         detach=detach,
         skip=skip or (),
+        slurm=slurm,
     )
 
 
-@task(help={k: v for k, v in _HELP.items() if k not in ("detach", "skip", "upstream")})
+@task(help={k: v for k, v in _HELP.items() if k not in ("detach", "skip", "upstream", "slurm")})
 def stages(c: Context, pipeline: str | None = None, force: bool = False) -> None:
     """Reproduce a pipeline's own stages only: no guards, pull or publishing."""
     from . import console, flow
@@ -89,7 +91,7 @@ def _store(c: Context) -> runs.Store:
 )
 def status(c: Context, pipeline: str | None = None, limit: int = 10) -> None:
     """List runs, newest first: running, succeeded, failed, cancelled, or lost."""
-    from . import console
+    from . import console, runs
     from .metrics import Change
     from .report import format_duration, short
 
@@ -114,6 +116,10 @@ def status(c: Context, pipeline: str | None = None, limit: int = 10) -> None:
                 detail += "  " + "; ".join(Change.from_dict(m).text() for m in numbers[:3])
         elif r.ended:
             detail = f"at {r.step}: {r.reason or ''}".strip()
+        elif r.job:
+            job_state, why = runs.slurm_state(r.job)
+            waiting = f" ({why})" if job_state == "PENDING" and why and why != "None" else ""
+            detail = f"at {r.step}: SLURM job {r.job} {(job_state or 'gone').lower()}{waiting}"
         else:
             detail = f"at {r.step}" + (" (detached)" if r.detached else "")
         started = time.strftime("%m-%d %H:%M", time.localtime(r.started_at))
@@ -187,7 +193,7 @@ def cancel(
         report = active[0]
     if report.ended:
         raise DvcInvokeError(f"run {report.id} is not running: it {report.status}")
-    if runs.elsewhere(report):
+    if runs.elsewhere(report) and not report.job:
         if not host_gone:
             raise DvcInvokeError(
                 f"run {report.id} runs on host {report.host}: cancel it there, or, if"

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import shlex
 import shutil
@@ -75,11 +76,14 @@ def elsewhere(report: RunReport) -> bool:
 def alive(report: RunReport) -> bool:
     """Whether the process recorded for ``report`` is still the one running it.
 
-    Only the run's own host can tell: a run of another host sharing this
-    workspace counts as alive until it ends or is marked lost there.
+    A SLURM job is judged by SLURM, from any host. Otherwise only the run's
+    own host can tell: a run of another host sharing this workspace counts
+    as alive until it ends or is marked lost there.
     """
     if report.ended:
         return False
+    if report.job:
+        return slurm_state(report.job)[0] in SLURM_LIVE
     if elsewhere(report):
         return True
     if report.pid is None:
@@ -188,6 +192,13 @@ class Store:
         for other in self.all():
             if other.ended or _this_process(other):
                 continue  # this very process: a run whose upstream runs first
+            if alive(other) and other.job:
+                raise DvcInvokeError(
+                    f"run {other.id} ({other.pipeline}) holds this workspace as SLURM job"
+                    f" {other.job}: follow it with `inv repro.logs --run {other.id} --follow`,"
+                    f" or stop it with `inv repro.cancel --run {other.id}`",
+                    step="guards",
+                )
             if alive(other) and elsewhere(other):
                 raise DvcInvokeError(
                     f"run {other.id} ({other.pipeline}) of host {other.host} holds this"
@@ -226,6 +237,14 @@ class Store:
             self.save(report)
         return found
 
+    def set_job(self, report: RunReport, job: str | None) -> RunReport:
+        """Record the SLURM job of a submitted run; the job may have adopted it already."""
+        with self.lock():
+            current = self.load(report.id)
+            current.job = job
+            self.save(current)
+        return current
+
     def forget(self, report: RunReport) -> None:
         """Drop the record of a run that was refused before it started."""
         if report.id:
@@ -244,6 +263,7 @@ class Store:
             # of its own; without setsid it is the launcher's.
             report.pgid = os.getpgrp() if os.getsid(0) == os.getpgrp() else None
             report.process_started = process_identity(report.pid)
+            report.host = HOST  # a SLURM job runs on a node of the cluster
             self.save(report)
         return report
 
@@ -258,6 +278,8 @@ def stop(store: Store, report: RunReport, *, timeout: float) -> tuple[RunReport,
     and its end (cancelled) written here. Returns the run as it ended, and
     whether it recorded that end itself.
     """
+    if report.job:
+        return _stop_job(store, report, timeout=timeout)
     deadline = time.time() + ADOPTION_GRACE
     while report.pid is None and time.time() < deadline:  # still starting
         time.sleep(0.2)
@@ -305,6 +327,10 @@ def _this_process(report: RunReport) -> bool:
 
 def mark_lost(report: RunReport) -> None:
     report.status = "lost"
+    if report.job and not report.reason:
+        state, why = slurm_state(report.job)
+        said = f"{state} ({why})" if state and why and why != "None" else state or "gone"
+        report.reason = f"SLURM ended job {report.job} as {said} without a result"
     report.reason = report.reason or "the run's process died without a result"
     report.ended_at = time.time()
     report.resume = report.resume or report.command
@@ -416,6 +442,95 @@ def launch(ws: Workspace, report: RunReport) -> None:
         f" > {shlex.quote(report.log)} 2>&1 < /dev/null"
     )
     ws.c.run(cmd, disown=True, hide=True, in_stream=False)
+
+
+# -- SLURM: the same flow, in a batch job ---------------------------------------
+
+# Job states in which the job still runs, or will (squeue's long names).
+SLURM_LIVE = {
+    "PENDING",
+    "CONFIGURING",
+    "RUNNING",
+    "COMPLETING",
+    "SUSPENDED",
+    "REQUEUED",
+    "REQUEUE_HOLD",
+    "REQUEUE_FED",
+    "RESIZING",
+    "SIGNALING",
+    "STAGE_OUT",
+    "STOPPED",
+}
+
+
+def submit(ws: Workspace, report: RunReport, options: dict[str, str]) -> str | None:
+    """``sbatch`` the run: the same ``inv`` command line runs in the job, which
+    adopts the record prepared here, output to the run's log; the job's name
+    is the run's id. Returns SLURM's job id (None under ``--dry``)."""
+    assert report.id and report.log
+    settle = [sys.executable, "-m", "dvc_invoke", "settle", str(ws.root), report.id]
+    inner = f"{quote_all(relaunch_argv())}; {quote_all(settle)}"
+    flags = "".join(f" --{k.replace('_', '-')}={shlex.quote(v)}" for k, v in options.items())
+    cmd = (
+        f"sbatch --parsable --job-name={shlex.quote(report.id)}"
+        f" --output={shlex.quote(report.log)} --chdir={shlex.quote(os.getcwd())}"
+        f" --export=ALL,{ENV_RUN}={shlex.quote(report.id)}{flags} --wrap {shlex.quote(inner)}"
+    )
+    try:
+        res = ws.act(cmd, step="guards", capture=True)
+    except DvcInvokeError as exc:
+        said = [
+            ln.split("error:", 1)[1].strip()
+            for ln in (exc.log or "").splitlines()
+            if "error:" in ln
+        ]
+        raise DvcInvokeError(
+            f"SLURM refused the job: {said[0] if said else exc.reason}", step="guards"
+        ) from None
+    if ws.dry:
+        return None
+    return str(res.stdout).strip().split(";")[0] or None
+
+
+def slurm_state(job: str) -> tuple[str | None, str | None]:
+    """SLURM's state of ``job`` (PENDING, RUNNING, TIMEOUT, ...) and its reason;
+    (None, None) once SLURM no longer knows the job."""
+    from invoke.context import Context
+
+    res = Context().run(
+        f"scontrol show job -o {shlex.quote(job)}", hide=True, warn=True, in_stream=False
+    )
+    if res.failed:
+        return None, None
+    fields = dict(re.findall(r"(\w+)=(\S*)", res.stdout))
+    return fields.get("JobState"), fields.get("Reason")
+
+
+def _stop_job(store: Store, report: RunReport, *, timeout: float) -> tuple[RunReport, bool]:
+    """SIGINT to every process of the job, as Ctrl-C would; ``scancel`` after ``timeout``."""
+    from invoke.context import Context
+
+    c, job = Context(), shlex.quote(report.job or "")
+    c.run(f"scancel --signal=INT --full {job}", hide=True, warn=True, in_stream=False)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        report = store.load(report.id)
+        if report.ended:
+            return report, True
+        if slurm_state(report.job or "")[0] not in SLURM_LIVE:
+            break
+        time.sleep(0.5)
+    c.run(f"scancel {job}", hide=True, warn=True, in_stream=False)
+    report = store.load(report.id)
+    if report.ended:
+        return report, True
+    report.end(
+        "cancelled",
+        reason=f"cancelled with inv repro.cancel (SLURM job {report.job})",
+        resume=report.command,
+        log_tail=read_tail(report.log),
+    )
+    return report, False
 
 
 def settle(root: Path, run_id: str) -> int:

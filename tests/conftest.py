@@ -156,6 +156,22 @@ def fresh(project) -> Project:
     return project.clone("teammate")
 
 
+@pytest.fixture(scope="session")
+def slurm(tmp_path_factory, isolated_environment):
+    """A real one-node SLURM cluster for this test worker (see slurm_cluster.py)."""
+    from slurm_cluster import Cluster, available
+
+    missing = available()
+    if missing:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"SLURM must run under CI: {missing}")
+        pytest.skip(missing)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    cluster = Cluster(tmp_path_factory.mktemp("slurm"), f"test-{worker}").start()
+    yield cluster
+    cluster.stop()
+
+
 @pytest.fixture
 def slack():
     """A stand-in Slack server on 127.0.0.1 for one test."""

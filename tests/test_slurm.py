@@ -1,0 +1,121 @@
+"""Runs on a SLURM cluster: a real one started for the tests (slurm_cluster.py)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from helpers import (
+    assert_fresh_clone_up_to_date,
+    assert_one_line_error,
+    latest,
+    wait_ended,
+    wait_for,
+)
+
+SLOW = {"SANDBOX_SLOW": "predict:30"}
+
+
+def kill_job_processes(job):
+    import psutil
+
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if proc.environ().get("SLURM_JOB_ID") == job:
+                proc.kill()
+        except psutil.Error:
+            pass
+
+
+def slurm_options(project, **options):
+    config = {"dvc_invoke": {"pipelines": {"metrics": {"slurm": options}}}}
+    (project.path / "invoke.yaml").write_text(json.dumps(config))
+
+
+def test_a_run_submitted_to_slurm_runs_the_whole_flow_in_the_job(project, slurm):
+    run = project.inv("metrics", "--slurm", env=slurm.env)
+
+    assert run.returncode == 0, run.output
+    record = latest(project)
+    assert record["job"] and record["detached"]
+    assert f"submitted to SLURM as job {record['job']}" in run.stdout
+    assert "sbatch --parsable --job-name=" in run.stdout
+
+    ended = wait_ended(project, timeout=120)
+
+    assert ended["status"] == "succeeded", ended
+    assert project.stages_run() == ["predict", "evaluate"]
+    assert project.origin_log()[0] == "[DVC] Update model metrics"
+    wait_for(lambda: slurm.state(record["job"]) == "COMPLETED", 30, "the job to complete")
+    log = open(ended["log"]).read()
+    assert "dvc repro --single-item --force metrics/dvc.yaml" in log
+    assert_fresh_clone_up_to_date(project)
+
+
+def test_a_job_slurm_refuses_is_one_line_and_holds_nothing(project, slurm):
+    slurm_options(project, partition="nope")
+
+    run = project.inv("metrics", "--slurm", env=slurm.env)
+
+    assert_one_line_error(run, "SLURM refused the job: invalid partition specified: nope")
+    assert latest(project) is None  # no record claims the workspace
+    assert project.inv("metrics").returncode == 0
+
+
+def test_a_job_slurm_kills_is_lost_with_slurms_word(project, slurm):
+    run = project.inv("metrics", "--slurm", env={**slurm.env, **SLOW})
+    assert run.returncode == 0, run.output
+    wait_for(lambda: "predict" in project.stages_run(), 60, "the predict stage")
+    job = latest(project)["job"]
+    assert "running" in project.inv("repro.status", env=slurm.env).stdout.lower()
+
+    kill_job_processes(job)  # a node failure, the OOM killer: nothing of it runs on
+    wait_for(lambda: slurm.state(job) not in ("RUNNING", "COMPLETING"), 30, "the job to end")
+    status = project.inv("repro.status", env=slurm.env)
+
+    assert status.returncode == 0, status.output
+    ended = latest(project)
+    assert ended["status"] == "lost", ended
+    assert f"SLURM ended job {job} as" in ended["reason"]
+    assert project.inv("metrics").returncode == 0  # the workspace is free again
+
+
+def test_cancel_stops_the_job_as_ctrl_c_would(project, slurm):
+    run = project.inv("metrics", "--slurm", env={**slurm.env, **SLOW})
+    assert run.returncode == 0, run.output
+    wait_for(lambda: "predict" in project.stages_run(), 60, "the predict stage")
+    job = latest(project)["job"]
+
+    cancel = project.inv("repro.cancel", env=slurm.env)
+
+    assert cancel.returncode == 0, cancel.output
+    ended = latest(project)
+    assert ended["status"] == "cancelled", ended
+    assert "evaluate" not in project.stages_run()
+    wait_for(lambda: slurm.state(job) not in ("RUNNING", "COMPLETING"), 30, "the job to end")
+    assert project.git("status", "--porcelain", "--untracked-files=no") == ""
+
+
+def test_a_dry_slurm_run_shows_the_sbatch_and_submits_nothing(project, slurm):
+    slurm_options(project, partition="debug", time="00:10:00", cpus_per_task=1)
+
+    run = project.inv("--dry", "metrics", "--slurm", env=slurm.env)
+
+    assert run.returncode == 0, run.output
+    (sbatch,) = [ln for ln in run.stdout.splitlines() if ln.startswith("sbatch ")]
+    assert "--partition=debug --time=00:10:00 --cpus-per-task=1 --wrap" in sbatch
+    assert latest(project) is None
+    assert slurm.run("squeue", "-h").stdout.strip() == ""
+
+
+@pytest.mark.parametrize(
+    "options, error",
+    [
+        ({"job_name": "x"}, "slurm option 'job_name' is not one to set"),
+        ({"gres": ["gpu:1"]}, "slurm option gres must be text or a number"),
+    ],
+)
+def test_bad_slurm_options_are_one_line(project, options, error):
+    slurm_options(project, **options)
+    run = project.inv("metrics", "--slurm")
+    assert_one_line_error(run, error)
