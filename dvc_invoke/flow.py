@@ -239,7 +239,7 @@ def run(
             report.pgid = os.getpgrp() if os.getpgrp() == report.pid else None
             report.process_started = runs.process_identity(report.pid)
         lost = store.claim(report)
-        launched = False
+        launched = announced_start = False
         try:
             tell_lost(c, ws, lost)
             if "slack" not in skip:
@@ -251,6 +251,7 @@ def run(
                         step="guards",
                     )
                 store.save(report)
+                announced_start = True
             if slurm:
                 job = runs.submit(ws, report, dict(p.slurm or {}))
                 launched = True
@@ -263,7 +264,7 @@ def run(
             # started: no record may claim the workspace for a run that never was.
             if not launched:
                 store.forget(report)
-                if isinstance(exc, DvcInvokeError) and "slack" not in skip:
+                if isinstance(exc, DvcInvokeError) and announced_start:
                     report.end("failed", reason=exc.reason, resume=command)
                     report.step = exc.step
                     notifiers.deliver(chain, report)  # its start was announced

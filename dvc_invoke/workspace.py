@@ -306,7 +306,10 @@ class Workspace:
 
     def _stop_if_interrupted(self, step: str, resume: str | None) -> None:
         if self.interrupts is not None and self.interrupts.received:
-            raise Cancelled(f"interrupted ({self.interrupts.received})", step=step, resume=resume)
+            signal_name = self.interrupts.received
+            if signal_name == "SIGTERM" and os.environ.get("SLURM_JOB_ID"):
+                signal_name += " from SLURM: its time limit, or scancel"
+            raise Cancelled(f"interrupted ({signal_name})", step=step, resume=resume)
 
     @property
     def dvc(self) -> str:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 CONF = """\
 ClusterName={name}
+FirstJobId={first_job}
 SlurmctldHost={host}
 SlurmctldPort={ctld_port}
 SlurmdPort={d_port}
@@ -88,6 +89,8 @@ class Cluster:
                 ctld_port=_free_port(),
                 d_port=_free_port(),
                 d=folder,
+                # Job ids of their own: a test stops its job's processes by id.
+                first_job=1000 + 1000 * (sum(map(ord, name)) % 97),
             )
         )
 

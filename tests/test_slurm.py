@@ -16,15 +16,33 @@ from helpers import (
 SLOW = {"SANDBOX_SLOW": "predict:30"}
 
 
-def kill_job_processes(job):
+def job_processes(slurm, job):
     import psutil
 
-    for proc in psutil.process_iter(["pid"]):
+    found = []
+    for proc in psutil.process_iter(["pid", "status"]):
         try:
-            if proc.environ().get("SLURM_JOB_ID") == job:
-                proc.kill()
+            env = proc.environ()
+            if proc.info["status"] == psutil.STATUS_ZOMBIE:
+                continue
+            if env.get("SLURM_JOB_ID") == job and env.get("SLURM_CLUSTER_NAME") == slurm.node:
+                found.append(proc)
         except psutil.Error:
             pass
+    return found
+
+
+def kill_job_processes(slurm, job):
+    """What a node failure does: every process of the job gone at once."""
+    import psutil
+
+    procs = job_processes(slurm, job)
+    for proc in procs:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+    return [proc.pid for proc in procs]
 
 
 def slurm_options(project, **options):
@@ -41,7 +59,14 @@ def test_a_run_submitted_to_slurm_runs_the_whole_flow_in_the_job(project, slurm)
     assert f"submitted to SLURM as job {record['job']}" in run.stdout
     assert "sbatch --parsable --job-name=" in run.stdout
 
-    ended = wait_ended(project, timeout=120)
+    try:
+        ended = wait_ended(project, timeout=120)
+    except AssertionError:
+        job = record["job"]
+        raise AssertionError(
+            f"{slurm.run('scontrol', 'show', 'job', job).stdout}\n{latest(project)}\n"
+            + open(record["log"]).read()[-3000:]
+        ) from None
 
     assert ended["status"] == "succeeded", ended
     assert project.stages_run() == ["predict", "evaluate"]
@@ -69,8 +94,12 @@ def test_a_job_slurm_kills_is_lost_with_slurms_word(project, slurm):
     job = latest(project)["job"]
     assert "running" in project.inv("repro.status", env=slurm.env).stdout.lower()
 
-    kill_job_processes(job)  # a node failure, the OOM killer: nothing of it runs on
+    import psutil
+
+    pids = kill_job_processes(slurm, job)  # a node failure, the OOM killer: nothing runs on
     wait_for(lambda: slurm.state(job) not in ("RUNNING", "COMPLETING"), 30, "the job to end")
+    gone = lambda: not any(psutil.pid_exists(pid) for pid in pids)  # noqa: E731 - reaped too
+    wait_for(gone, 30, "the job's processes to be gone")
     status = project.inv("repro.status", env=slurm.env)
 
     assert status.returncode == 0, status.output
