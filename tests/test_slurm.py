@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from helpers import (
@@ -148,3 +149,25 @@ def test_bad_slurm_options_are_one_line(project, options, error):
     slurm_options(project, **options)
     run = project.inv("metrics", "--slurm")
     assert_one_line_error(run, error)
+
+
+def test_a_host_without_slurm_never_calls_a_job_lost(project, tmp_path):
+    assert project.inv("metrics").returncode == 0
+    record = latest(project)
+    path = project.path / ".dvc" / "tmp" / "dvc-invoke" / f"{record['id']}.json"
+    job = {**record, "id": record["id"] + "j", "status": "started", "ended_at": None}
+    job.update(job="4242", pid=None, started_at=record["started_at"] + 1)
+    path.with_name(f"{job['id']}.json").write_text(json.dumps(job))
+    bare = tmp_path / "bin"  # a PATH with git, python and dvc, and no SLURM
+    bare.mkdir()
+    import shutil
+    import sys
+
+    for tool in ("git", "bash", "sh"):
+        (bare / tool).symlink_to(shutil.which(tool))
+    env = {"PATH": f"{bare}:{os.path.dirname(sys.executable)}"}
+
+    status = project.inv("repro.status", env=env)
+
+    assert status.returncode == 0, status.output
+    assert latest(project)["status"] == "started"
