@@ -194,14 +194,19 @@ class Store:
         for other in self.all():
             if other.ended or _this_process(other):
                 continue  # this very process: a run whose upstream runs first
-            if alive(other) and other.job:
+            if not alive(other):  # one look: for a SLURM run, a question to SLURM
+                mark_lost(other)
+                self.save(other)
+                found.append(other)
+                continue
+            if other.job:
                 raise DvcInvokeError(
                     f"run {other.id} ({other.pipeline}) holds this workspace as SLURM job"
                     f" {other.job}: follow it with `inv repro.logs --run {other.id} --follow`,"
                     f" or stop it with `inv repro.cancel --run {other.id}`",
                     step="guards",
                 )
-            if alive(other) and elsewhere(other):
+            if elsewhere(other):
                 raise DvcInvokeError(
                     f"run {other.id} ({other.pipeline}) of host {other.host} holds this"
                     f" workspace: follow or cancel it there (`inv repro.cancel --run {other.id}`),"
@@ -209,16 +214,12 @@ class Store:
                     f" `inv repro.cancel --run {other.id} --host-gone`",
                     step="guards",
                 )
-            if alive(other):
-                raise DvcInvokeError(
-                    f"run {other.id} ({other.pipeline}) is still running in this workspace:"
-                    f" follow it with `inv repro.logs --run {other.id} --follow`,"
-                    f" or stop it with `inv repro.cancel --run {other.id}`",
-                    step="guards",
-                )
-            mark_lost(other)
-            self.save(other)
-            found.append(other)
+            raise DvcInvokeError(
+                f"run {other.id} ({other.pipeline}) is still running in this workspace:"
+                f" follow it with `inv repro.logs --run {other.id} --follow`,"
+                f" or stop it with `inv repro.cancel --run {other.id}`",
+                step="guards",
+            )
         return found
 
     def free(self) -> list[RunReport]:
@@ -425,6 +426,13 @@ def relaunch_argv() -> list[str]:
     return [program, *sys.argv[1:]]  # a program of its own, built on invoke
 
 
+def _run_then_settle(ws: Workspace, run_id: str) -> str:
+    """The shell line a launched run executes: this command line again (it adopts
+    the record), then ``python -m dvc_invoke settle``, however the first ended."""
+    settle = [sys.executable, "-m", "dvc_invoke", "settle", str(ws.root), run_id]
+    return f"{quote_all(relaunch_argv())}; {quote_all(settle)}"
+
+
 def launch(ws: Workspace, report: RunReport) -> None:
     """Start the run in a new session that survives the terminal and the ssh session.
 
@@ -435,8 +443,7 @@ def launch(ws: Workspace, report: RunReport) -> None:
     run as lost if it left no result.
     """
     assert report.id and report.log
-    settle = [sys.executable, "-m", "dvc_invoke", "settle", str(ws.root), report.id]
-    inner = f"{quote_all(relaunch_argv())}; {quote_all(settle)}"
+    inner = _run_then_settle(ws, report.id)
     setsid = "setsid " if shutil.which("setsid") else ""
     cmd = (
         f"cd {shlex.quote(os.getcwd())} && {ENV_RUN}={shlex.quote(report.id)}"
@@ -470,8 +477,7 @@ def submit(ws: Workspace, report: RunReport, options: dict[str, str]) -> str | N
     adopts the record prepared here, output to the run's log; the job's name
     is the run's id. Returns SLURM's job id (None under ``--dry``)."""
     assert report.id and report.log
-    settle = [sys.executable, "-m", "dvc_invoke", "settle", str(ws.root), report.id]
-    inner = f"{quote_all(relaunch_argv())}; {quote_all(settle)}"
+    inner = _run_then_settle(ws, report.id)
     flags = "".join(f" --{k.replace('_', '-')}={shlex.quote(v)}" for k, v in options.items())
     cmd = (
         f"sbatch --parsable --job-name={shlex.quote(report.id)}"
