@@ -14,7 +14,7 @@ import contextlib
 import os
 from typing import Any
 
-from . import console, graph, notifiers, runs
+from . import commands, console, graph, notifiers, runs
 
 # The steps, each in its own module; importable from here for flows of one's own.
 from .checks import check, preflight
@@ -280,8 +280,10 @@ def run(
                         True, f"{p.name} is running in the background as run {report.id}"
                     )
                 console.info(f"log:     {report.log}")
-                console.info(f"follow:  inv repro.logs --run {report.id} --follow")
-                console.info(f"cancel:  inv repro.cancel --run {report.id}")
+                console.info(
+                    f"follow:  {commands.command('repro.logs')} --run {report.id} --follow"
+                )
+                console.info(f"cancel:  {commands.command('repro.cancel')} --run {report.id}")
             return report
     announced = not adopted and "slack" not in skip
     with runs.marked(report):
@@ -496,7 +498,8 @@ def unpublished_run(
         if report.pipeline == p.name:
             waiting = report.status in ("failed", "cancelled")
             # "inv publish …", or "review `git status`, then inv publish …"
-            waiting = waiting and publish_command(p) in (report.resume or "")
+            # Whichever program name (inv, invoke) the run was started with.
+            waiting = waiting and publish_command(p).partition(" ")[2] in (report.resume or "")
             here = report.branch == state.branch and (
                 report.commit_after == state.commit
                 or _only_unrelated_since(ws, run_plan, report.commit_after)

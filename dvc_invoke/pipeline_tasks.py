@@ -66,7 +66,7 @@ def pipeline_task(
     define(spec)
 
     def body(c, force=spec.force, upstream=spec.upstream, detach=False, skip=None, slurm=False):  # type: ignore[no-untyped-def]
-        from . import flow  # on use: `inv --list` imports no more than the collections
+        from . import commands, flow  # on use: `inv --list` imports no more than the collections
 
         # A flag left at its default defers to the pipeline as configured now
         # (config may override pipeline_task); `--no-force` really says no.
@@ -74,7 +74,7 @@ def pipeline_task(
         ups = None if upstream == spec.upstream else upstream
         flags = {True: " --force", False: " --no-force", None: ""}[forced]
         flags += {True: " --upstream", False: " --no-upstream", None: ""}[ups]
-        command = f"inv {name}{flags}"
+        command = commands.task_command(made, name) + flags
         skip = tuple(skip or ())
         flow.run(
             c,

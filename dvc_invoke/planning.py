@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
-from . import graph
+from . import commands, graph
 from .errors import DvcInvokeError
 from .graph import PipelineGraph, RemoteCheck
 from .pipelines import Pipeline
@@ -49,7 +49,7 @@ def plan(
 
 
 def publish_command(p: Pipeline) -> str:
-    return f"inv publish --pipeline {shlex.quote(p.name)}"
+    return f"{commands.command('publish')} --pipeline {shlex.quote(p.name)}"
 
 
 def need_dvcfile(ws: Workspace, p: Pipeline) -> None:
@@ -72,7 +72,7 @@ def repro_targets(plan: Plan) -> list[str]:
 
 
 def default_command(name: str, *, force: bool, upstream: bool) -> str:
-    command = f"inv repro --pipeline {shlex.quote(name)}"
+    command = f"{commands.command('repro')} --pipeline {shlex.quote(name)}"
     command += " --force" if force else ""
     command += " --upstream" if upstream else ""
     return command

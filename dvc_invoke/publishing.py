@@ -11,7 +11,7 @@ import shlex
 import time
 from dataclasses import dataclass
 
-from . import console, graph, metrics
+from . import commands, console, graph, metrics
 from .errors import Cancelled, DvcInvokeError
 from .gitops import Git, refused_by_server
 from .paths import overlaps
@@ -157,11 +157,12 @@ def _refuse_inconsistent(ws: Workspace, plan: Plan, rerun: str | None = None) ->
     siblings = [graph.address(p.dvcfile, n) for n in g.file_stages]
     stale = graph.stale(ws.root, list(dict.fromkeys(g.stages + siblings)))
     if stale:
+        discard = commands.command("repro.discard")
         raise DvcInvokeError(
             f"the pipeline is not up to date, so a fresh clone would run again: {some(stale)};"
             " nothing was committed",
             step="commit",
-            resume=f"{rerun} (or `inv repro.discard --pipeline {shlex.quote(p.name)}`)",
+            resume=f"{rerun} (or `{discard} --pipeline {shlex.quote(p.name)}`)",
         )
 
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from invoke.collection import Collection
 from invoke.tasks import task
 
+from . import commands
 from .errors import DvcInvokeError
 from .helptext import HELP as _HELP
 
@@ -198,7 +199,7 @@ def cancel(
             raise DvcInvokeError(
                 f"run {report.id} runs on host {report.host}: cancel it there, or, if"
                 f" {report.host} is gone for good,"
-                f" `inv repro.cancel --run {report.id} --host-gone`",
+                f" `{commands.command('repro.cancel')} --run {report.id} --host-gone`",
             )
         with store.lock():
             runs.mark_lost(report)

@@ -34,6 +34,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import commands
 from .errors import DvcInvokeError
 from .report import RunReport
 from .workspace import quote_all
@@ -191,6 +192,7 @@ class Store:
     def _refuse_if_held(self) -> list[RunReport]:
         """Under the lock: refuse while a run is alive; mark dead ones lost and return them."""
         found = []
+        logs, cancel = commands.command("repro.logs"), commands.command("repro.cancel")
         for other in self.all():
             if other.ended or _this_process(other):
                 continue  # this very process: a run whose upstream runs first
@@ -202,22 +204,22 @@ class Store:
             if other.job:
                 raise DvcInvokeError(
                     f"run {other.id} ({other.pipeline}) holds this workspace as SLURM job"
-                    f" {other.job}: follow it with `inv repro.logs --run {other.id} --follow`,"
-                    f" or stop it with `inv repro.cancel --run {other.id}`",
+                    f" {other.job}: follow it with `{logs} --run {other.id} --follow`,"
+                    f" or stop it with `{cancel} --run {other.id}`",
                     step="guards",
                 )
             if elsewhere(other):
                 raise DvcInvokeError(
                     f"run {other.id} ({other.pipeline}) of host {other.host} holds this"
-                    f" workspace: follow or cancel it there (`inv repro.cancel --run {other.id}`),"
+                    f" workspace: follow or cancel it there (`{cancel} --run {other.id}`),"
                     f" or, if {other.host} is gone for good,"
-                    f" `inv repro.cancel --run {other.id} --host-gone`",
+                    f" `{cancel} --run {other.id} --host-gone`",
                     step="guards",
                 )
             raise DvcInvokeError(
                 f"run {other.id} ({other.pipeline}) is still running in this workspace:"
-                f" follow it with `inv repro.logs --run {other.id} --follow`,"
-                f" or stop it with `inv repro.cancel --run {other.id}`",
+                f" follow it with `{logs} --run {other.id} --follow`,"
+                f" or stop it with `{cancel} --run {other.id}`",
                 step="guards",
             )
         return found
@@ -311,7 +313,7 @@ def stop(store: Store, report: RunReport, *, timeout: float) -> tuple[RunReport,
         return report, True
     report.end(
         "cancelled",
-        reason="cancelled with inv repro.cancel",
+        reason=f"cancelled with {commands.command('repro.cancel')}",
         resume=report.command,
         log_tail=read_tail(report.log),
     )
@@ -534,7 +536,7 @@ def _stop_job(store: Store, report: RunReport, *, timeout: float) -> tuple[RunRe
         return report, True
     report.end(
         "cancelled",
-        reason=f"cancelled with inv repro.cancel (SLURM job {report.job})",
+        reason=f"cancelled with {commands.command('repro.cancel')} (SLURM job {report.job})",
         resume=report.command,
         log_tail=read_tail(report.log),
     )

@@ -1,0 +1,83 @@
+"""The commands a user types, named as the project's ``tasks.py`` mounts the tasks.
+
+Resume and follow hints ("resume with: inv publish --pipeline training") must
+be what the user can type: a ``tasks.py`` may mount the collections under
+other names (``ns.add_collection(repro, name="pipe")``) or a pipeline task
+under another name. invoke does not tell a task the name it was called by,
+but it loads the ``tasks`` module into ``sys.modules``: the task is looked up
+in that module's collection. Outside an ``inv`` program (a test, ``python -m
+dvc_invoke``) the default names stand.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+from invoke.collection import Collection
+
+# The dvc-invoke tasks a hint may name, by their name in the default layout
+# (`Collection(guards, data, repro, publish, notify)`): module, task attribute.
+_OURS = {
+    "repro": ("repro", "run"),
+    "repro.logs": ("repro", "logs"),
+    "repro.cancel": ("repro", "cancel"),
+    "repro.discard": ("repro", "discard"),
+    "publish": ("publish", "run"),
+}
+
+
+def _root(collection_name: str = "tasks") -> Collection | None:
+    module = sys.modules.get(collection_name)
+    if module is None:
+        return None
+    for attr in ("ns", "namespace"):  # what invoke's Collection.from_module looks for
+        found = getattr(module, attr, None)
+        if isinstance(found, Collection):
+            return found
+    try:
+        return Collection.from_module(module)
+    except Exception:  # noqa: BLE001 - not a tasks module after all: default names
+        return None
+
+
+def _names(coll: Collection, prefix: str = "") -> Iterator[tuple[Any, str]]:
+    """Each task of the tree with the name that runs it (a default task: its collection's)."""
+    for name, t in coll.tasks.items():
+        full = prefix + coll.transform(name)
+        if prefix and coll.default == name:
+            yield t, prefix.rstrip(".")
+        yield t, full
+    for name, sub in coll.collections.items():
+        yield from _names(sub, prefix + coll.transform(name) + ".")
+
+
+def name_of(task: Any, default: str, *, collection_name: str = "tasks") -> str:
+    """The shortest name under which ``task`` runs in the loaded tasks module, else ``default``."""
+    root = _root(collection_name)
+    if root is None:
+        return default
+    # invoke deep-copies the tasks of a module's `ns` (Collection.from_module);
+    # the copies keep the function.
+    body = getattr(task, "body", task)
+    found = [name for t, name in _names(root) if getattr(t, "body", None) is body]
+    return min(found, key=lambda n: (len(n), n)) if found else default
+
+
+def program() -> str:
+    """``invoke`` when the user typed that, else ``inv``."""
+    typed = sys.argv[0].rsplit("/", 1)[-1] if sys.argv else ""
+    return "invoke" if typed == "invoke" else "inv"
+
+
+def command(path: str) -> str:
+    """The command line that runs the dvc-invoke task ``path`` (a key of `_OURS`)."""
+    module, attr = _OURS[path]
+    ours = getattr(__import__(f"dvc_invoke.{module}", fromlist=[attr]), attr)
+    return f"{program()} {name_of(ours, path)}"
+
+
+def task_command(task: Any, default: str) -> str:
+    """The command line that runs ``task`` (a pipeline task), ``default`` if not found."""
+    return f"{program()} {name_of(task, default)}"
