@@ -28,7 +28,8 @@ _OURS = {
 }
 
 
-def _root(collection_name: str = "tasks") -> Collection | None:
+def loaded_collection(collection_name: str = "tasks") -> Collection | None:
+    """The collection of the tasks module invoke loaded, if one was."""
     module = sys.modules.get(collection_name)
     if module is None:
         return None
@@ -55,7 +56,7 @@ def _names(coll: Collection, prefix: str = "") -> Iterator[tuple[Any, str]]:
 
 def name_of(task: Any, default: str, *, collection_name: str = "tasks") -> str:
     """The shortest name under which ``task`` runs in the loaded tasks module, else ``default``."""
-    root = _root(collection_name)
+    root = loaded_collection(collection_name)
     if root is None:
         return default
     # invoke deep-copies the tasks of a module's `ns` (Collection.from_module);

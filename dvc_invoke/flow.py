@@ -201,7 +201,7 @@ def run(
         if run_plan.upstream:
             upstream_pipelines(ws, run_plan)  # whom it would run: refused now, if anyone
     # A dry run tells nobody: it shows on the console what the run would do.
-    chain: list[Any] = [notifiers.ConsoleNotifier()]
+    chain: list[notifiers.Notifier] = [notifiers.ConsoleNotifier()]
     if not ws.dry:
         chain = notifiers.notifiers(c, ws.root, slack=p.slack)
     if not adopted:
@@ -294,7 +294,7 @@ def _execute(
     ws: Workspace,
     run_plan: Plan,
     report: RunReport,
-    chain: list[Any],
+    chain: list[notifiers.Notifier],
     start: GitState,
     store: runs.Store | None,
     *,

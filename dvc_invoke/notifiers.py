@@ -5,7 +5,7 @@ The ``notify`` collection and the flow both build it with `notifiers`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -17,21 +17,49 @@ from .workspace import find_root
 
 
 class Notifier(Protocol):
+    """Who hears of a run. The console and Slack implement it; so can a notifier
+    of your own (email, a chat of another kind), appended to the chain.
+
+    ``remote`` notifiers are told of a start first: one that refuses it for good
+    (a revoked token) stops the run before it starts, and only then do the
+    local ones (the console) say it started. Every method handles its own
+    delivery failures (a warning, never an exception): a run never fails
+    because a message did not arrive.
+    """
+
     name: str
+    remote: bool
 
-    def report(self, report: RunReport) -> None: ...
+    def start(self, report: RunReport) -> str | None:
+        """Announce the run's start; return why it was refused for good, else None."""
+        ...
 
-    def send(self, text: str) -> bool: ...
+    def report(self, report: RunReport) -> None:
+        """Tell the run's outcome (the thread of its start, where there is one)."""
+        ...
+
+    def send(self, text: str) -> bool:
+        """Post a message of the user's; whether it arrived."""
+        ...
+
+    def check(self) -> str:
+        """Check the set-up (``inv notify.test``): what was checked, or raise DvcInvokeError."""
+        ...
 
 
 class ConsoleNotifier:
     """Prints reports and messages where the run's output goes."""
 
     name = "console"
+    remote = False
+
+    def start(self, report: RunReport) -> str | None:
+        console.step(report.pipeline, "started", f"{report.command} on {report.host}")
+        return None
 
     def report(self, report: RunReport) -> None:
         if report.status == "started":
-            console.step(report.pipeline, "started", f"{report.command} on {report.host}")
+            self.start(report)
             return
         console.result(report.status == "succeeded", report.headline())
         for line in report.details():
@@ -41,12 +69,30 @@ class ConsoleNotifier:
         console.info(text)
         return True
 
+    def check(self) -> str:
+        return "the console prints every report"
+
 
 def _root() -> Path | None:
     try:
         return find_root()
     except DvcInvokeError:
         return None
+
+
+# Notifiers of the project's own, added by its tasks.py with `register`.
+_REGISTERED: list[Callable[[Any], Notifier]] = []
+
+
+def register(factory: Callable[[Any], Notifier]) -> None:
+    """Add a notifier of your own to every run's chain, after the console and Slack.
+
+    ``factory(c)`` makes it from the run's invoke context (its config); call
+    this in ``tasks.py``, which every run loads, and so does the settling of a
+    run whose process died (``python -m dvc_invoke settle``).
+    """
+    if factory not in _REGISTERED:
+        _REGISTERED.append(factory)
 
 
 def notifiers(
@@ -69,6 +115,7 @@ def notifiers(
         chain.append(WebApiNotifier(s, console.warn, channel=channel, texts=overrides))
     if s.webhook_url:
         chain.append(WebhookNotifier(s, console.warn, texts=overrides))
+    chain.extend(factory(c) for factory in _REGISTERED)
     return chain
 
 
@@ -76,14 +123,12 @@ def announce(chain: list[Notifier], report: RunReport) -> list[str]:
     """Report the run's start; return what refused it for good (Slack's word)."""
     refusals = []
     for notifier in chain:
-        if hasattr(notifier, "start"):
-            refused = notifier.start(report)
-            if refused:
-                refusals.append(f"{notifier.name}: {refused}")
+        if notifier.remote and (refused := notifier.start(report)):
+            refusals.append(f"{notifier.name}: {refused}")
     if not refusals:
         for notifier in chain:
-            if not hasattr(notifier, "start"):
-                notifier.report(report)
+            if not notifier.remote:
+                notifier.start(report)
     return refusals
 
 

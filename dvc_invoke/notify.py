@@ -41,7 +41,7 @@ def test(c: Context) -> None:
     from .notifiers import notifiers
 
     chain = notifiers(c)
-    slack = [n for n in chain if hasattr(n, "check")]
+    slack = [n for n in chain if n.remote]
     if not slack:
         raise DvcInvokeError(
             "Slack is not configured: set SLACK_BOT_TOKEN and SLACK_CHANNEL, or"

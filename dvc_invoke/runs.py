@@ -40,6 +40,7 @@ from .report import RunReport
 from .workspace import quote_all
 
 if TYPE_CHECKING:
+    from .notifiers import Notifier
     from .workspace import Workspace
 
 # A detached run's process adopts its record within a second or two; until
@@ -349,7 +350,7 @@ def read_tail(path: str | None, limit: int = 20000) -> str | None:
         return handle.read().decode("utf-8", "replace")
 
 
-def settle_lost(reports: list[RunReport], chain: list[Any]) -> None:
+def settle_lost(reports: list[RunReport], chain: list[Notifier]) -> None:
     """Stop what each lost run left running, then tell the team."""
     from . import notifiers
 
@@ -545,8 +546,6 @@ def _stop_job(store: Store, report: RunReport, *, timeout: float) -> tuple[RunRe
 
 def settle(root: Path, run_id: str) -> int:
     """After a detached run's process: if it left no end, it is lost, and the team is told."""
-    from invoke.context import Context
-
     from . import notifiers
 
     store = Store(root)
@@ -556,10 +555,29 @@ def settle(root: Path, run_id: str) -> int:
             return 0
         mark_lost(report)
         store.save(report)
-    chain = notifiers.notifiers(Context(), root, slack=report.slack)
+    chain = notifiers.notifiers(_project_context(root), root, slack=report.slack)
     settle_lost([report], chain)
     store.save(report)
     return 1
+
+
+def _project_context(root: Path) -> Any:
+    """An invoke context as ``inv`` in ``root`` would make it: the project's
+    config files and ``tasks.py`` (its configuration, the notifiers it registers).
+    A ``tasks.py`` that no longer loads still leaves the defaults to tell the team."""
+    from invoke.config import Config
+    from invoke.context import Context
+    from invoke.loader import FilesystemLoader
+
+    config = Config(project_location=root)
+    config.load_project()
+    config.load_shell_env()
+    with contextlib.suppress(Exception):
+        FilesystemLoader(start=str(root), config=config).load()
+        ns = commands.loaded_collection()
+        if ns is not None:
+            config.load_collection(ns.configuration())
+    return Context(config=config)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -395,6 +395,7 @@ class _SlackNotifier:
     """What both Slack notifiers share: one client, secrets kept out, one warning per error."""
 
     name = "slack"
+    remote = True
 
     def __init__(
         self, settings: SlackSettings, warn: Any, *, texts: Mapping[str, str] | None = None

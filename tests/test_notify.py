@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 
 import pytest
-from helpers import assert_one_line_error, latest, records
+from helpers import assert_one_line_error, latest, records, wait_for
 from slack_server import TOKEN, WEBHOOK_PATH
 
 from dvc_invoke.report import RunReport
@@ -623,3 +625,69 @@ def test_a_password_with_url_characters_is_still_redacted(url):
     assert "[redacted]@" in without_userinfo(url)
     assert not any(part in without_userinfo(url) for part in ("pa/ss", "p?w#d", "u:pw"))
     assert SlackSettings(api_url=url).secrets  # kept out of slack_sdk's logs too
+
+
+OWN_NOTIFIER = """
+
+import json, os
+from dvc_invoke import notifiers
+
+
+class Journal:
+    \"\"\"A team's own notifier: one JSON line per event, where the project's config says.\"\"\"
+
+    name = "journal"
+    remote = True
+
+    def __init__(self, c):
+        self.path = c.config.journal.path
+
+    def _write(self, **event):
+        with open(self.path, "a") as f:
+            f.write(json.dumps(event) + "\\n")
+
+    def start(self, report):
+        self._write(pipeline=report.pipeline, status="started")
+        return None
+
+    def report(self, report):
+        self._write(pipeline=report.pipeline, status=report.status, reason=report.reason)
+
+    def send(self, text):
+        self._write(text=text)
+        return True
+
+    def check(self):
+        return "the journal is writable"
+
+
+notifiers.register(Journal)
+ns.configure({"journal": {"path": os.path.join(os.path.dirname(__file__), "..", "journal.jsonl")}})
+"""
+
+
+def test_a_notifier_of_the_projects_own_hears_runs_and_lost_runs(project):
+    with (project.path / "tasks.py").open("a") as f:
+        f.write(OWN_NOTIFIER)
+    project.git("commit", "-qam", "Tell the journal too")
+    journal = project.path.parent / "journal.jsonl"
+
+    run = project.inv("metrics")
+    assert run.returncode == 0, run.output
+    events = [json.loads(line) for line in journal.read_text().splitlines()]
+    assert [e["status"] for e in events] == ["started", "succeeded"]
+
+    # A run killed outright is found lost by `python -m dvc_invoke settle`,
+    # which loads the project's tasks.py and config as `inv` does.
+    before = project.stages_run().count("predict")
+    started = project.inv("metrics", "--detach", env={"SANDBOX_SLOW": "predict:30"})
+    assert started.returncode == 0, started.output
+    wait_for(lambda: project.stages_run().count("predict") > before, 60, "predict to start")
+    (running,) = [r for r in records(project) if r["status"] == "started"]
+    os.kill(running["pid"], signal.SIGKILL)
+
+    def journal_says():
+        return [json.loads(line)["status"] for line in journal.read_text().splitlines()]
+
+    wait_for(lambda: journal_says()[-1] == "lost", 30, "the journal to hear of the lost run")
+    assert latest(project)["status"] == "lost"
