@@ -54,6 +54,14 @@ def _names(coll: Collection, prefix: str = "") -> Iterator[tuple[Any, str]]:
         yield from _names(sub, prefix + coll.transform(name) + ".")
 
 
+def tasks_of(coll: Collection) -> list[Any]:
+    """Every task of the tree, once."""
+    seen: dict[int, Any] = {}
+    for t, _ in _names(coll):
+        seen.setdefault(id(t), t)
+    return list(seen.values())
+
+
 def name_of(task: Any, default: str, *, collection_name: str = "tasks") -> str:
     """The shortest name under which ``task`` runs in the loaded tasks module, else ``default``."""
     root = loaded_collection(collection_name)

@@ -10,7 +10,7 @@ from invoke.tasks import Task, task
 
 from .errors import DvcInvokeError
 from .helptext import HELP
-from .pipelines import define, make, valid_name
+from .pipelines import PIPELINE_ATTR, make, valid_name
 
 
 def pipeline_task(
@@ -63,7 +63,6 @@ def pipeline_task(
         spec = make(name, values, where=f"pipeline_task({name!r})")
     except DvcInvokeError as exc:
         raise ValueError(exc.reason) from None
-    define(spec)
 
     def body(c, force=spec.force, upstream=spec.upstream, detach=False, skip=None, slurm=False):  # type: ignore[no-untyped-def]
         from . import commands, flow  # on use: `inv --list` imports no more than the collections
@@ -88,6 +87,7 @@ def pipeline_task(
         )
 
     body.__name__ = re.sub(r"\W", "_", name)
+    setattr(body, PIPELINE_ATTR, spec)  # `--pipeline NAME` finds it in the loaded tasks
     body.__doc__ = help or (
         f"Run the {name} pipeline ({spec.dvcfile}): guards, pull, repro, publish, notify."
     )

@@ -65,8 +65,22 @@ class Pipeline:
 
 OPTIONS = tuple(f.name for f in dataclasses.fields(Pipeline) if f.name != "name")
 
-# Pipelines made with `pipeline_task`, by name.
-_DEFINED: dict[str, Pipeline] = {}
+# The attribute of a pipeline task's function that holds its pipeline.
+PIPELINE_ATTR = "dvc_invoke_pipeline"
+
+
+def defined() -> dict[str, Pipeline]:
+    """Pipelines made with `pipeline_task` that the project's tasks hold, by name:
+    the tasks module invoke loaded is the one registry (nothing global to leak)."""
+    from .commands import loaded_collection, tasks_of
+
+    root = loaded_collection()
+    found: dict[str, Pipeline] = {}
+    for t in tasks_of(root) if root is not None else ():
+        spec = getattr(getattr(t, "body", None), PIPELINE_ATTR, None)
+        if isinstance(spec, Pipeline):
+            found.setdefault(spec.name, spec)
+    return found
 
 
 def valid_name(name: str) -> bool:
@@ -218,7 +232,7 @@ def _targets(value: Any, *, key: str, where: str) -> tuple[str, ...] | None:
 
 def available(c: Any, root: Path) -> list[str]:
     """Every pipeline name that resolves in this project."""
-    names = set(_configured(c)) | set(_DEFINED)
+    names = set(_configured(c)) | set(defined())
     found = discover(c, root)
     names |= {_canonical(path) for path in found.values()}
     names |= {alias for alias, name in _aliases(found).items() if name is not None}
@@ -277,7 +291,7 @@ def resolve(c: Any, root: Path, name: str) -> Pipeline:
             step="guards",
         )
     configured = _configured(c)
-    base = _DEFINED.get(name)
+    base = defined().get(name)
     if base is None and name not in configured:
         base = _by_path(c, root, name)
     if name in configured:
@@ -325,7 +339,7 @@ def _declaring(c: Any, root: Path, dvcfile: str, stages: tuple[str, ...] | None)
     """The one pipeline made with `pipeline_task` or configured that is, as
     resolved now, exactly ``dvcfile`` (and ``stages``), if there is one."""
     found = []
-    for name in sorted(set(_DEFINED) | set(_configured(c))):
+    for name in sorted(set(defined()) | set(_configured(c))):
         try:
             p = resolve(c, root, name)  # by name: never back through a path
         except DvcInvokeError:
@@ -353,7 +367,7 @@ def upstream_pipeline(
     if own_file:
         needed |= set(own.stages or ())
     fits: list[tuple[int, str, Pipeline]] = []
-    for name in sorted(set(_DEFINED) | set(_configured(c))):
+    for name in sorted(set(defined()) | set(_configured(c))):
         try:
             p = resolve(c, root, name)
         except DvcInvokeError:
@@ -390,8 +404,3 @@ def _canonical(dvcfile: str) -> str:
 
 def _listing(c: Any, root: Path) -> str:
     return ", ".join(available(c, root)) or "none"
-
-
-def define(spec: Pipeline) -> None:
-    """Make ``spec`` a pipeline its name resolves to (`pipeline_task` does)."""
-    _DEFINED[spec.name] = spec

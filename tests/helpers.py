@@ -78,3 +78,13 @@ def assert_fresh_clone_up_to_date(project, name="check-clone"):
     assert "Data and pipelines are up to date" in status, status
     assert clone.git("status", "--porcelain") == ""
     return clone
+
+
+def as_tasks_module(monkeypatch, ns):
+    """Make ``ns`` the collection of the loaded ``tasks`` module, as ``inv`` loads it."""
+    import sys
+    import types
+
+    module = types.ModuleType("tasks")
+    module.ns = ns
+    monkeypatch.setitem(sys.modules, "tasks", module)

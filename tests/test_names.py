@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import sys
-import types
 
-from helpers import assert_one_line_error, wait_ended
+from helpers import as_tasks_module, assert_one_line_error, wait_ended
 from invoke import Collection
 
 from dvc_invoke import commands, data, guards, notify, pipeline_task, publish, repro
@@ -23,15 +22,9 @@ ns.add_collection(Collection.from_module(publish), name="ship")
 """
 
 
-def _as_tasks_module(monkeypatch, ns: Collection) -> None:
-    module = types.ModuleType("tasks")
-    module.ns = ns  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "tasks", module)
-
-
 def test_the_default_layout_keeps_the_default_names(monkeypatch):
     metrics = pipeline_task("names-metrics", dvcfile="metrics/dvc.yaml")
-    _as_tasks_module(monkeypatch, Collection(metrics, guards, data, repro, publish, notify))
+    as_tasks_module(monkeypatch, Collection(metrics, guards, data, repro, publish, notify))
     monkeypatch.setattr(sys, "argv", ["inv"])
 
     assert commands.command("repro") == "inv repro"
@@ -48,7 +41,7 @@ def test_collections_mounted_under_other_names_are_named_so(monkeypatch):
     inner = Collection("ml")
     inner.add_collection(Collection.from_module(publish), name="ship")
     ns.add_collection(inner)
-    _as_tasks_module(monkeypatch, ns)
+    as_tasks_module(monkeypatch, ns)
     monkeypatch.setattr(sys, "argv", ["/usr/bin/invoke"])
 
     assert commands.command("repro") == "invoke pipe"

@@ -6,9 +6,10 @@ import re
 import subprocess
 
 import pytest
-from invoke import Config, Context
+from helpers import as_tasks_module
+from invoke import Collection, Config, Context
 
-from dvc_invoke import pipeline_task
+from dvc_invoke import pipeline_task, pipelines
 from dvc_invoke.errors import DvcInvokeError
 from dvc_invoke.pipelines import available, resolve
 
@@ -36,14 +37,16 @@ def test_a_folder_with_a_dvc_yaml_is_a_pipeline(root):
     )
 
 
-def test_pipeline_task_wins_over_the_folder(root):
-    pipeline_task("metrics-pt", dvcfile="metrics/dvc.yaml", force=True, message="M")
+def test_pipeline_task_wins_over_the_folder(root, monkeypatch):
+    t = pipeline_task("metrics-pt", dvcfile="metrics/dvc.yaml", force=True, message="M")
+    as_tasks_module(monkeypatch, Collection(t))
     p = resolve(ctx(), root, "metrics-pt")
     assert (p.dvcfile, p.force, p.commit_message) == ("metrics/dvc.yaml", True, "M")
 
 
-def test_config_overrides_what_pipeline_task_said(root):
-    pipeline_task("metrics-cfg", dvcfile="metrics/dvc.yaml", force=True, pull=["model"])
+def test_config_overrides_what_pipeline_task_said(root, monkeypatch):
+    t = pipeline_task("metrics-cfg", dvcfile="metrics/dvc.yaml", force=True, pull=["model"])
+    as_tasks_module(monkeypatch, Collection(t))
     p = resolve(ctx({"metrics-cfg": {"message": "Nightly", "pull": []}}), root, "metrics-cfg")
     assert (p.dvcfile, p.force, p.pull, p.commit_message) == (
         "metrics/dvc.yaml",
@@ -51,6 +54,13 @@ def test_config_overrides_what_pipeline_task_said(root):
         (),
         "Nightly",
     )
+
+
+def test_a_pipeline_task_the_tasks_do_not_hold_is_no_pipeline(root, monkeypatch):
+    pipeline_task("metrics-unmounted", dvcfile="metrics/dvc.yaml")
+    as_tasks_module(monkeypatch, Collection(pipeline_task("metrics-mounted")))
+    with pytest.raises(DvcInvokeError, match="unknown pipeline 'metrics-unmounted'"):
+        resolve(ctx(), root, "metrics-unmounted")
 
 
 def test_a_configured_name_without_a_folder_needs_only_its_dvcfile(root):
@@ -118,9 +128,7 @@ def test_pipelines_are_named_as_dvc_users_write_them(nested, name, dvcfile, stag
 
 
 def test_an_ambiguous_last_part_is_not_a_name_but_the_listing_shows_the_paths(nested):
-    from dvc_invoke.pipelines import _DEFINED  # other tests' pipeline_task()s
-
-    names = [n for n in available(ctx(), nested) if n not in _DEFINED]
+    names = available(ctx(), nested)
     assert names == ["dvc.yaml", "other/train", "pipelines/predict", "pipelines/train", "predict"]
     with pytest.raises(DvcInvokeError, match=r"unknown pipeline 'train'.*other/train"):
         resolve(ctx(), nested, "train")
@@ -131,13 +139,13 @@ def test_a_git_ignored_dvc_yaml_is_no_pipeline(nested):
         resolve(ctx(), nested, "x")
 
 
-def test_stages_of_pipeline_task_and_the_address_in_dvcfile_say_the_same():
+def test_stages_of_pipeline_task_and_the_address_in_dvcfile_say_the_same(monkeypatch):
     a = pipeline_task("sub-a", dvcfile="dvc.yaml", stages=["evaluate"])
     b = pipeline_task("sub-b", dvcfile="dvc.yaml:evaluate")
     assert a.help["force"] == b.help["force"]
-    from dvc_invoke.pipelines import _DEFINED
-
-    assert _DEFINED["sub-a"].stages == _DEFINED["sub-b"].stages == ("evaluate",)
+    as_tasks_module(monkeypatch, Collection(a, b))
+    found = pipelines.defined()
+    assert found["sub-a"].stages == found["sub-b"].stages == ("evaluate",)
     with pytest.raises(ValueError, match="stages must be a non-empty list"):
         pipeline_task("sub-c", dvcfile="dvc.yaml", stages=[])
 
@@ -155,10 +163,10 @@ def test_run_ids_of_any_pipeline_name_are_one_word_for_files_and_branches(name):
 
 
 def test_a_path_that_a_pipeline_declares_means_that_pipeline_as_configured_now(nested, monkeypatch):
-    from dvc_invoke import pipelines
-
-    monkeypatch.setattr(pipelines, "_DEFINED", dict(pipelines._DEFINED))  # this test's own
-    pipeline_task("declared-train", dvcfile="pipelines/train/dvc.yaml", message="Trained")
+    declared = pipeline_task(
+        "declared-train", dvcfile="pipelines/train/dvc.yaml", message="Trained"
+    )
+    as_tasks_module(monkeypatch, Collection(declared))
     assert resolve(ctx(), nested, "pipelines/train").name == "declared-train"
     assert resolve(ctx(), nested, "pipelines/train/dvc.yaml").commit_message == "Trained"
     # Configured elsewhere now: the path no longer means it.
