@@ -93,26 +93,42 @@ class RunReport:
             text += f": {self.reason}"
         return text
 
-    def details(self) -> list[str]:
-        lines = []
-        if self.branch or self.commit_before:
-            before, after = short(self.commit_before), short(self.commit_after)
-            unchanged = self.commit_after in (None, self.commit_before)
-            commits = before if unchanged else f"{before} → {after}"
-            lines.append(f"branch {self.branch or '(detached)'} at {commits}")
-        if self.status == "succeeded":
-            lines.append(
-                ("committed the lock file" if self.committed else "nothing new to commit")
-                + (", pushed to git" if self.git_pushed else "")
-            )
-            if self.pushed:
-                lines.append(f"pushed to the DVC remote: {', '.join(self.pushed)}")
-            if self.published_by:
-                lines.append(f"published by hand: {self.published_by}")
-        if self.metrics:
-            from .metrics import Change, table
+    # One account of a run, rendered by the console (`details`) and by Slack
+    # (`slack.message`): what each says is said here once.
 
-            lines += table([Change.from_dict(m) for m in self.metrics])
+    def commits(self) -> str | None:
+        """``main at 1a2b3c4 → 5d6e7f8``: the branch and what the run moved it to."""
+        if not (self.branch or self.commit_before):
+            return None
+        before, after = short(self.commit_before), short(self.commit_after)
+        unchanged = self.commit_after in (None, self.commit_before)
+        return f"{self.branch or '(detached)'} at {before if unchanged else f'{before} → {after}'}"
+
+    def published(self) -> list[str]:
+        """What a succeeded run published, one phrase each."""
+        if self.status != "succeeded":
+            return []
+        done = ["committed the lock file" if self.committed else "nothing new to commit"]
+        done[0] += ", pushed to git" if self.git_pushed else ""
+        if self.pushed:
+            done.append(f"pushed to the DVC remote: {', '.join(self.pushed)}")
+        if self.published_by:
+            done.append(f"published by hand: {self.published_by}")
+        return done
+
+    def metric_rows(self) -> list[str]:
+        """The metrics and params that changed, one aligned row each."""
+        if not self.metrics:
+            return []
+        from .metrics import Change, table
+
+        return table([Change.from_dict(m) for m in self.metrics])
+
+    def details(self) -> list[str]:
+        """The console's lines under the headline."""
+        commits = self.commits()
+        lines = [f"branch {commits}"] if commits else []
+        lines += self.published() + self.metric_rows()
         if self.resume:
             lines.append(f"resume with: {self.resume}")
         return lines

@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from .errors import DvcInvokeError
-from .report import RunReport, format_duration, short
+from .report import RunReport, format_duration
 from .settings import SlackOptions
 
 DEFAULT_API_URL = "https://slack.com/api/"
@@ -331,20 +331,14 @@ def message(report: RunReport, custom: str | None = None) -> tuple[str, list[Any
     if custom:
         blocks.append(_section(fit(custom, SECTION_LIMIT)))
     fields = [f"*Host*\n{fit(report.host, 200)}", f"*Command*\n{code(report.command, 1800)}"]
-    if report.branch or report.commit_before:
-        before, after = short(report.commit_before), short(report.commit_after)
-        commits = (
-            before if report.commit_after in (None, report.commit_before) else f"{before} → {after}"
-        )
-        branch = fit(report.branch or "(detached)", 200)
-        fields.insert(0, f"*Branch*\n{branch} at {commits}")
+    commits = report.commits()
+    if commits:
+        fields.insert(0, f"*Branch*\n{fit(commits, 240)}")
     blocks.append(SectionBlock(fields=[MarkdownTextObject(text=f) for f in fields]))
-    if report.metrics:
-        from .metrics import Change, table
-
-        rows = "\n".join(table([Change.from_dict(m) for m in report.metrics]))
+    rows = report.metric_rows()
+    if rows:
         header = "*Metrics and params* (against the run's first commit)\n"
-        blocks.append(_section(header + fence(rows, SECTION_LIMIT - len(header))))
+        blocks.append(_section(header + fence("\n".join(rows), SECTION_LIMIT - len(header))))
     if report.status in ("failed", "cancelled", "lost"):
         lines = [f"*Failed at:* {fit(report.step or 'unknown step', 200)}"]
         if report.reason:
@@ -352,15 +346,9 @@ def message(report: RunReport, custom: str | None = None) -> tuple[str, list[Any
         if report.resume:
             lines.append(f"*Resume with:* {code(report.resume, 1000)}")
         blocks.append(_section("\n".join(lines)))
-    elif report.status == "succeeded":
-        done = "committed the lock file" if report.committed else "nothing new to commit"
-        if report.git_pushed:
-            done += ", pushed to git"
-        if report.pushed:
-            done += f"; pushed to the DVC remote: {', '.join(report.pushed)}"
-        if report.published_by:
-            done += f"; published by hand: {report.published_by}"
-        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=fit(done, 1900))]))
+    elif report.published():
+        done = fit("; ".join(report.published()), 1900)
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=done)]))
     return text, blocks
 
 
