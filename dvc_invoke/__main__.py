@@ -1,4 +1,4 @@
-"""``python -m dvc_invoke demo`` and ``python -m dvc_invoke settle ROOT RUN_ID``."""
+"""``python -m dvc_invoke demo``, ``settle ROOT RUN_ID``; on a GPU host ``host probe|checkout``."""
 
 from __future__ import annotations
 
@@ -11,6 +11,10 @@ def main(argv: list[str] | None = None) -> int:
         from .demo import main as demo
 
         return demo(args[1:])
+    if args[:1] == ["host"]:
+        from .hosts import host_main
+
+        return host_main(args[1:])
     if args[:1] == ["settle"]:
         from .runs import main as settle
 

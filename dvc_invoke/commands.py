@@ -21,6 +21,7 @@ from invoke.collection import Collection
 # (`Collection(guards, data, repro, publish, notify)`): module, task attribute.
 _OURS = {
     "repro": ("repro", "run"),
+    "repro.status": ("repro", "status"),
     "repro.logs": ("repro", "logs"),
     "repro.cancel": ("repro", "cancel"),
     "repro.discard": ("repro", "discard"),

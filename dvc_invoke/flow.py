@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 from typing import Any
 
 from . import commands, console, graph, notifiers, runs
@@ -175,6 +176,7 @@ def run(
     command: str | None = None,
     skip: tuple[str, ...] | list[str] = (),
     slurm: bool = False,
+    host: str | None = None,
 ) -> RunReport | None:
     """The whole flow for pipeline ``name``; raises `DvcInvokeError` on failure.
     ``force``/``upstream`` left None take the pipeline's own setting.
@@ -184,11 +186,20 @@ def run(
     run holds the workspace. With ``detach`` the rest then runs in a
     background process that survives the terminal, and this returns at once;
     with ``slurm``, in a SLURM batch job (``sbatch``, the pipeline's options).
+    With ``host``, on a GPU host over SSH (see `hosts.start`): nothing runs here.
     """
+    command = command or default_command(name, force=bool(force), upstream=bool(upstream))
+    if host:
+        from . import hosts
+
+        task_args = shlex.split(command)[1:]
+        for left_out in skip or ():
+            task_args += ["--skip", left_out]
+        hosts.start(c, name, host, task_args, slurm=slurm)
+        return None
     detach = detach or slurm
     ws = Workspace(c)
     p = resolve(c, ws.root, name)
-    command = command or default_command(name, force=bool(force), upstream=bool(upstream))
     # Set in the process that --detach started: run in it, do not detach again.
     adopted = os.environ.pop(runs.ENV_RUN, None)
     skip = tuple(skip or ())

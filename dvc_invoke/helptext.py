@@ -11,5 +11,8 @@ HELP = {
     " the run survives logging out; follow it with `inv repro.logs --follow`.",
     "slurm": "Check everything, then submit the run to SLURM with sbatch (the pipeline's"
     " slurm options) and return at once: the same flow runs in the job.",
+    "host": "Run on a GPU host over SSH, or the first free host of a group"
+    " (dvc_invoke.hosts, host_groups): your commit, detached there (with --slurm: submitted"
+    " from there).",
     "skip": "Leave out a check on purpose: fetch, git-push, dvc-remote or slack. Repeatable.",
 }

@@ -64,7 +64,9 @@ def pipeline_task(
     except DvcInvokeError as exc:
         raise ValueError(exc.reason) from None
 
-    def body(c, force=spec.force, upstream=spec.upstream, detach=False, skip=None, slurm=False):  # type: ignore[no-untyped-def]
+    def body(  # type: ignore[no-untyped-def]
+        c, force=spec.force, upstream=spec.upstream, detach=False, skip=None, slurm=False, host=None
+    ):
         from . import commands, flow  # on use: `inv --list` imports no more than the collections
 
         # A flag left at its default defers to the pipeline as configured now
@@ -84,6 +86,7 @@ def pipeline_task(
             command=command,
             skip=skip,
             slurm=slurm,
+            host=host,
         )
 
     body.__name__ = re.sub(r"\W", "_", name)
@@ -98,7 +101,7 @@ def pipeline_task(
             "force": HELP["force"].rstrip(".")
             + (" (the default here; --no-force to skip)" if spec.force else "")
             + ".",
-            **{k: HELP[k] for k in ("upstream", "detach", "skip", "slurm")},
+            **{k: HELP[k] for k in ("upstream", "detach", "skip", "slurm", "host")},
         },
         iterable=["skip"],
     )

@@ -45,6 +45,7 @@ def run(
     detach: bool = False,
     skip: list[str] | None = None,
     slurm: bool = False,
+    host: str | None = None,
 ) -> None:
     """Run a pipeline's whole flow: guards, pull, repro, commit, dvc push, git push, notify."""
     from . import flow
@@ -59,10 +60,15 @@ def run(
         detach=detach,
         skip=skip or (),
         slurm=slurm,
+        host=host,
     )
 
 
-@task(help={k: v for k, v in _HELP.items() if k not in ("detach", "skip", "upstream", "slurm")})
+@task(
+    help={
+        k: v for k, v in _HELP.items() if k not in ("detach", "skip", "upstream", "slurm", "host")
+    }
+)
 def stages(c: Context, pipeline: str | None = None, force: bool = False) -> None:
     """Reproduce a pipeline's own stages only: no guards, pull or publishing."""
     from . import console, flow
@@ -74,6 +80,12 @@ def stages(c: Context, pipeline: str | None = None, force: bool = False) -> None
     flow.reproduce(ws, run_plan)
     if not ws.dry:
         console.info(f"to commit and push what changed: {flow.publish_command(p)}")
+
+
+def _on_host(c: Context, host: str, task_path: str, args: list[str], tty: bool = False) -> None:
+    from .hosts import on_host
+
+    on_host(c, host, task_path, args, tty=tty and sys.stdin.isatty())
 
 
 def _store(c: Context) -> runs.Store:
@@ -88,10 +100,19 @@ def _store(c: Context) -> runs.Store:
 
 @task(
     name="status",
-    help={"pipeline": "Only this pipeline's runs.", "limit": "How many runs to show (0: all)."},
+    help={
+        "pipeline": "Only this pipeline's runs.",
+        "limit": "How many runs to show (0: all).",
+        "host": "A GPU host (dvc_invoke.hosts): act on its runs, over SSH.",
+    },
 )
-def status(c: Context, pipeline: str | None = None, limit: int = 10) -> None:
+def status(
+    c: Context, pipeline: str | None = None, limit: int = 10, host: str | None = None
+) -> None:
     """List runs, newest first: running, succeeded, failed, cancelled, or lost."""
+    if host:
+        args = (["--pipeline", pipeline] if pipeline else []) + ["--limit", str(int(limit))]
+        return _on_host(c, host, "repro.status", args)
     from . import console, runs
     from .metrics import Change
     from .report import format_duration, short
@@ -132,10 +153,14 @@ def status(c: Context, pipeline: str | None = None, limit: int = 10) -> None:
     help={
         "run": "The run's id (default: the latest run).",
         "follow": "Keep printing the log as it grows, until the run ends.",
+        "host": "A GPU host (dvc_invoke.hosts): act on its runs, over SSH.",
     }
 )
-def logs(c: Context, run: str | None = None, follow: bool = False) -> None:
+def logs(c: Context, run: str | None = None, follow: bool = False, host: str | None = None) -> None:
     """Print a run's log; with --follow, until the run ends."""
+    if host:
+        args = (["--run", run] if run else []) + (["--follow"] if follow else [])
+        return _on_host(c, host, "repro.logs", args, tty=follow)
     from . import flow, runs
     from .workspace import Workspace
 
@@ -169,10 +194,15 @@ def logs(c: Context, run: str | None = None, follow: bool = False) -> None:
         "timeout": "Seconds to wait for the run to stop cleanly before killing it.",
         "host-gone": "The run's host (sharing this workspace) is gone for good:"
         " mark its run lost without stopping anything.",
+        "host": "A GPU host (dvc_invoke.hosts): act on its runs, over SSH.",
     }
 )
 def cancel(
-    c: Context, run: str | None = None, timeout: float = 30, host_gone: bool = False
+    c: Context,
+    run: str | None = None,
+    timeout: float = 30,
+    host_gone: bool = False,
+    host: str | None = None,
 ) -> None:
     """Stop a run and everything it started; it is recorded and announced as cancelled.
 
@@ -184,6 +214,9 @@ def cancel(
     from . import console, notifiers, runs
     from .workspace import find_root
 
+    if host:
+        args = (["--run", run] if run else []) + ["--timeout", f"{float(timeout):g}"]
+        return _on_host(c, host, "repro.cancel", args + (["--host-gone"] if host_gone else []))
     store = _store(c)
     if run:
         report = store.load(run)

@@ -14,6 +14,7 @@ import copy
 import difflib
 import math
 import os
+import re
 import shutil
 import sys
 from collections.abc import Mapping
@@ -40,7 +41,40 @@ DEFAULTS: dict[str, Any] = {
     # Slack clients: seconds per request, retries per message (one budget for
     # connection errors, 5xx and 429), the longest Retry-After worth waiting.
     "slack": {"timeout": 5, "retries": 2, "max_retry_after": 5},
+    # GPU hosts reached over SSH: {"NAME": {"ssh": "alias or user@host:port",
+    # "path": "/srv/ml/project", "python": "python3"}}, and groups of them.
+    "hosts": {},
+    "host_groups": {},
+    # The SSH client, as a command line (options such as -F CONFIG go here).
+    "ssh": "ssh",
 }
+
+HOST_OPTIONS = ("ssh", "path", "python")
+# A host's or group's name; an ssh target (an ~/.ssh/config alias, or
+# user@host, with :port); a checkout path (absolute, or under ~/).
+_WORD = r"[A-Za-z0-9_][A-Za-z0-9_.-]*"
+_NAME = re.compile(_WORD)
+_TARGET = re.compile(rf"(?:{_WORD}@)?{_WORD}(?::[0-9]{{1,5}})?")
+_PATH = re.compile(r"(?:/|~/)[^\x00-\x1f]*")
+
+
+@dataclass(frozen=True)
+class Host:
+    """A GPU host: how ssh reaches it, where the project's checkout is, its Python."""
+
+    name: str
+    ssh: str
+    path: str
+    python: str = "python3"
+
+    @property
+    def target(self) -> str:
+        """The ssh destination, without the port."""
+        return self.ssh.rsplit(":", 1)[0] if ":" in self.ssh else self.ssh
+
+    @property
+    def port(self) -> str | None:
+        return self.ssh.rsplit(":", 1)[1] if ":" in self.ssh else None
 
 
 @dataclass(frozen=True)
@@ -61,6 +95,9 @@ class Settings:
     retry_delay: float = 2.0
     push_side_branch: bool = False
     slack: SlackOptions = field(default_factory=SlackOptions)
+    hosts: dict[str, Host] = field(default_factory=dict)
+    host_groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    ssh: tuple[str, ...] = ("ssh",)
 
     @classmethod
     def from_mapping(cls, given: Mapping[str, Any]) -> Settings:
@@ -71,8 +108,8 @@ class Settings:
         for key, default in DEFAULTS.items():
             if isinstance(default, dict) and key in given and given[key] is not None:
                 _plain(given[key], f"dvc_invoke.{key}")
-                if key == "pipelines":
-                    continue  # each pipeline's options are checked where it is read
+                if key in ("pipelines", "hosts", "host_groups"):
+                    continue  # each entry is checked on its own
                 for inner, value in dict(given[key]).items():
                     if isinstance(value, Mapping) and not isinstance(default.get(inner), dict):
                         raise _bad(f"dvc_invoke.{key}.{inner}", value, "a single value")
@@ -97,7 +134,56 @@ class Settings:
                     slack["max_retry_after"], "dvc_invoke.slack.max_retry_after"
                 ),
             ),
+            **_hosts(merged),
         )
+
+
+def _hosts(merged: Mapping[str, Any]) -> dict[str, Any]:
+    """The hosts, their groups and the ssh command line, validated."""
+    import shlex
+
+    hosts = {}
+    for name, options in _plain(merged["hosts"], "dvc_invoke.hosts").items():
+        key = f"dvc_invoke.hosts.{name}"
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            raise _bad(key, name, "named with letters, digits, '_', '.' and '-'")
+        options = _plain(options, key)
+        _unknown(options, dict.fromkeys(HOST_OPTIONS), key)
+        for needed in ("ssh", "path"):
+            if not options.get(needed):
+                raise DvcInvokeError(f"config {key}.{needed} is missing: fix it in invoke.yaml")
+        target = _text(options["ssh"], f"{key}.ssh")
+        if not _TARGET.fullmatch(target):
+            raise _bad(f"{key}.ssh", target, "an ssh alias or user@host:port")
+        path = _text(options["path"], f"{key}.path").rstrip("/") or "/"
+        if not _PATH.fullmatch(path):
+            raise _bad(f"{key}.path", path, "an absolute path, or one under ~/")
+        python = _text(options.get("python") or "python3", f"{key}.python")
+        if not _PATH.fullmatch(python) and not _NAME.fullmatch(python):
+            raise _bad(f"{key}.python", python, "a command name or a path")
+        hosts[name] = Host(name, target, path, python)
+    groups = {}
+    for name, members in _plain(merged["host_groups"], "dvc_invoke.host_groups").items():
+        key = f"dvc_invoke.host_groups.{name}"
+        if not isinstance(name, str) or not _NAME.fullmatch(name) or name in hosts:
+            raise _bad(key, name, "a name of letters, digits, '_', '.', '-' that no host has")
+        if not isinstance(members, (list, tuple)) or not members:
+            raise _bad(key, members, "a list of host names")
+        for member in members:
+            if member not in hosts:
+                raise DvcInvokeError(
+                    f"config {key} names {member!r}, which is not a host under dvc_invoke.hosts"
+                    f" (hosts: {', '.join(hosts) or 'none'})"
+                )
+        groups[name] = tuple(members)
+    ssh = _text(merged["ssh"], "dvc_invoke.ssh")
+    try:
+        words = tuple(shlex.split(ssh))
+    except ValueError:
+        words = ()
+    if not words:
+        raise _bad("dvc_invoke.ssh", ssh, "an ssh command line, such as 'ssh -F ~/.ssh/work'")
+    return {"hosts": hosts, "host_groups": groups, "ssh": words}
 
 
 def settings(c: Any) -> Settings:

@@ -172,6 +172,26 @@ def slurm(tmp_path_factory, isolated_environment):
     cluster.stop()
 
 
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory, isolated_environment):
+    """A real OpenSSH server on 127.0.0.1: hosts gpu-1 and gpu-2 (see sshd_server.py)."""
+    from sshd_server import Sshd, available
+
+    missing = available()
+    if missing:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"sshd must run under CI: {missing}")
+        pytest.skip(missing)
+    identity = {
+        f"GIT_{who}_{what}": value
+        for who in ("AUTHOR", "COMMITTER")
+        for what, value in (("NAME", "dvc-invoke host"), ("EMAIL", "host@dvc-invoke.invalid"))
+    }
+    server = Sshd(tmp_path_factory.mktemp("sshd")).start(env=identity)
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def slack():
     """A stand-in Slack server on 127.0.0.1 for one test."""

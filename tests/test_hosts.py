@@ -1,0 +1,266 @@
+"""Runs on GPU hosts over SSH: a real sshd on 127.0.0.1, each host a checkout of its own.
+
+The sandbox's checkout is the laptop; hosts gpu-1 and gpu-2 are ssh aliases
+(in an ssh_config passed with -F, as a user's ~/.ssh/config) whose projects
+live beside it, cloned from the same origin.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+from helpers import assert_fresh_clone_up_to_date, assert_one_line_error, records, wait_for
+from invoke import Config, Context
+
+from dvc_invoke import hosts
+from dvc_invoke.errors import DvcInvokeError
+from dvc_invoke.settings import Settings
+
+RUN_ID = re.compile(r"as run (\S+)")
+
+
+def with_hosts(project, sshd, **extra):
+    """Configure hosts gpu-1 and gpu-2 (and group gpus) in the project, committed and pushed."""
+    base = project.sandbox.base
+    config = {
+        "dvc_invoke": {
+            "ssh": sshd.ssh,
+            "hosts": {
+                name: {"ssh": name, "path": str(base / name), "python": sys.executable}
+                for name in ("gpu-1", "gpu-2")
+            }
+            | extra,
+            "host_groups": {"gpus": ["gpu-1", "gpu-2"]},
+        }
+    }
+    (project.path / "invoke.yaml").write_text(json.dumps(config, indent=1))
+    project.git("add", "invoke.yaml")
+    project.git("commit", "-qm", "Our GPU hosts")
+    project.git("push", "-q")
+
+
+def host_checkout(project, name, env_file=""):
+    """A host on which the project was cloned by hand, with the host's own .env."""
+    path = project.sandbox.base / name
+    subprocess.run(["git", "clone", "-q", str(project.sandbox.origin), str(path)], check=True)
+    if env_file:
+        (path / ".env").write_text(env_file)
+    return project.__class__(path, project.sandbox, project.trace_file)
+
+
+def edit(host, path):
+    with (host.path / path).open("a") as f:
+        f.write("# edited on the host\n")
+
+
+def on(project, name):
+    return project.__class__(project.sandbox.base / name, project.sandbox, project.trace_file)
+
+
+def ended_on(host, run_id, timeout=120):
+    def done():
+        found = [r for r in records(host) if r["id"] == run_id]
+        return found and found[0]["status"] != "started" and found[0]
+
+    return wait_for(done, timeout, f"run {run_id} to end on its host")
+
+
+def test_a_run_on_a_host_clones_runs_publishes_and_is_watched_from_the_laptop(project, sshd, slack):
+    with_hosts(project, sshd)
+    host_checkout(
+        project, "gpu-1", env_file="".join(f"{k}={v}\n" for k, v in slack.web_api_env().items())
+    )
+
+    run = project.inv("metrics", "--host", "gpu-1")
+
+    assert run.returncode == 0, run.output
+    run_id = RUN_ID.search(run.stdout).group(1)
+    assert f"follow:  inv repro.logs --run {run_id} --follow --host gpu-1" in run.stdout
+    ended = ended_on(on(project, "gpu-1"), run_id)
+    assert ended["status"] == "succeeded", ended
+    # The host told the team with its own .env, and published to origin.
+    assert [c.text.split(" ")[:2] for c in slack.calls("chat.postMessage")] == [
+        ["metrics", "started"]
+    ]
+    assert "[DVC] Update model metrics" in project.origin_log()[0]
+    status = project.inv("repro.status", "--host", "gpu-1")
+    assert status.returncode == 0, status.output
+    assert run_id in status.stdout and "succeeded" in status.stdout
+    logs = project.inv("repro.logs", "--run", run_id, "--host", "gpu-1")
+    assert logs.returncode == 0 and "metrics succeeded" in logs.stdout, logs.output
+    assert_fresh_clone_up_to_date(project)
+
+
+def test_a_host_without_the_project_gets_a_clone_at_its_path(project, sshd):
+    with_hosts(project, sshd)
+
+    run = project.inv("repro", "--pipeline", "metrics", "--host", "gpu-2")
+
+    assert run.returncode == 0, run.output
+    host = on(project, "gpu-2")
+    assert (host.path / ".git").is_dir()
+    ended = ended_on(host, RUN_ID.search(run.stdout).group(1))
+    assert ended["status"] == "succeeded", ended
+    assert host.git("rev-parse", "HEAD") == project.git("ls-remote", "origin", "main").split()[0]
+
+
+def test_a_busy_host_makes_the_group_pick_the_next_and_cancel_stops_it_there(project, sshd):
+    with_hosts(project, sshd)
+    busy = host_checkout(project, "gpu-1", env_file="SANDBOX_SLOW=predict:60\n")
+    first = project.inv("metrics", "--host", "gpu-1")
+    assert first.returncode == 0, first.output
+    first_id = RUN_ID.search(first.stdout).group(1)
+    wait_for(lambda: any(r.get("pid") for r in records(busy)), 60, "the run to start on gpu-1")
+
+    picked = project.inv("metrics", "--host", "gpus")
+
+    assert picked.returncode == 0, picked.output
+    assert "running on gpu-2" in picked.stdout
+    second = ended_on(on(project, "gpu-2"), RUN_ID.search(picked.stdout).group(1))
+    assert second["status"] == "succeeded", second
+    # Now both are taken? gpu-2 is free again, gpu-1 still holds its run.
+    again = project.inv("metrics", "--host", "gpu-1")
+    assert_one_line_error(again, f"run {first_id} (metrics) holds", "--host gpu-1")
+
+    cancel = project.inv("repro.cancel", "--run", first_id, "--host", "gpu-1")
+
+    assert cancel.returncode == 0, cancel.output
+    assert ended_on(busy, first_id)["status"] == "cancelled"
+
+
+def test_every_host_of_a_group_busy_is_one_line_naming_each(project, sshd):
+    with_hosts(project, sshd)
+    dirty = host_checkout(project, "gpu-1")
+    edit(dirty, "metrics/predict.py")
+    host_checkout(project, "gpu-2")
+    (on(project, "gpu-2").path / "tasks.py").write_text("# edited on the host\n")
+
+    run = project.inv("metrics", "--host", "gpus")
+
+    assert_one_line_error(run, "no free host in gpus", "gpu-1: its checkout has changes", "gpu-2:")
+    assert records(dirty) == [] and records(on(project, "gpu-2")) == []
+
+
+def test_a_dirty_host_checkout_is_refused_and_nothing_starts(project, sshd):
+    with_hosts(project, sshd)
+    host = host_checkout(project, "gpu-1")
+    edit(host, "metrics/predict.py")
+
+    run = project.inv("metrics", "--host", "gpu-1")
+
+    assert_one_line_error(
+        run, "host gpu-1", "has changes (metrics/predict.py)", "commit or discard"
+    )
+    assert records(host) == []
+    assert (host.path / "metrics/predict.py").read_text().endswith("# edited on the host\n")
+
+
+def test_an_unreachable_host_is_one_line_and_nothing_starts(project, sshd):
+    with_hosts(project, sshd, gone={"ssh": "root@127.0.0.1:1", "path": "/srv/ml/project"})
+    before = project.origin_log()
+
+    run = project.inv("metrics", "--host", "gone")
+
+    assert_one_line_error(run, "cannot reach host gone", "Connection refused", "ssh root@127.0.0.1")
+    assert project.origin_log() == before
+
+
+def test_a_host_whose_python_has_no_dvc_invoke_is_one_line(project, sshd):
+    with_hosts(
+        project,
+        sshd,
+        bare={
+            "ssh": "gpu-1",
+            "path": str(project.sandbox.base / "bare"),
+            "python": "/usr/bin/python3",
+        },
+    )
+
+    run = project.inv("metrics", "--host", "bare")
+
+    assert_one_line_error(run, "host bare", "/usr/bin/python3 has no dvc_invoke", "pip install")
+    assert not (project.sandbox.base / "bare").exists()
+
+
+def test_a_commit_the_host_cannot_fetch_is_refused_on_the_laptop(project, sshd):
+    with_hosts(project, sshd)
+    (project.path / "notes.txt").write_text("not pushed\n")
+    project.git("add", "notes.txt")
+    project.git("commit", "-qm", "Local only")
+
+    run = project.inv("metrics", "--host", "gpu-1")
+
+    assert_one_line_error(run, "is not on origin/main yet", "git push first")
+    assert not on(project, "gpu-1").path.exists()
+
+
+def test_dry_shows_the_remote_commands_and_starts_nothing(project, sshd):
+    with_hosts(project, sshd)
+
+    run = project.inv("--dry", "metrics", "--host", "gpu-1")
+
+    assert run.returncode == 0, run.output
+    assert "dvc_invoke host checkout main" in run.stdout
+    assert "-m invoke metrics --detach" in run.stdout
+    assert not on(project, "gpu-1").path.exists()
+
+
+# -- settings and command construction -------------------------------------------------
+
+
+def ctx(**dvc_invoke):
+    return Context(Config(overrides={"dvc_invoke": dvc_invoke, "run": {"in_stream": False}}))
+
+
+@pytest.mark.parametrize(
+    "hosts_config, fragment",
+    [
+        ({"a": {"ssh": "-oProxyCommand=touch /tmp/x", "path": "/p"}}, "an ssh alias"),
+        ({"a": {"ssh": "a b", "path": "/p"}}, "an ssh alias"),
+        ({"a": {"ssh": "a", "path": "relative"}}, "an absolute path"),
+        ({"a": {"ssh": "a", "path": "/p", "python": "py; rm -rf ~"}}, "a command name or a path"),
+        ({"a": {"ssh": "a"}}, "dvc_invoke.hosts.a.path is missing"),
+        ({"a": {"ssh": "a", "path": "/p", "gpus": 2}}, "dvc_invoke.hosts.a.gpus is not a setting"),
+        ({"a;b": {"ssh": "a", "path": "/p"}}, "named with letters"),
+    ],
+)
+def test_host_settings_are_validated_naming_the_key(hosts_config, fragment):
+    with pytest.raises(DvcInvokeError, match=re.escape(fragment)):
+        Settings.from_mapping({"hosts": hosts_config})
+
+
+def test_a_group_names_only_hosts():
+    with pytest.raises(DvcInvokeError, match="names 'gpu-9', which is not a host"):
+        Settings.from_mapping(
+            {"hosts": {"gpu-1": {"ssh": "gpu-1", "path": "/p"}}, "host_groups": {"g": ["gpu-9"]}}
+        )
+
+
+def test_an_unknown_host_lists_the_known_ones():
+    c = ctx(hosts={"gpu-1": {"ssh": "gpu-1", "path": "/p"}}, host_groups={"gpus": ["gpu-1"]})
+    with pytest.raises(DvcInvokeError, match=r"unknown host 'gpu-7'.*known: gpu-1, gpus"):
+        hosts.choose(c, "gpu-7")
+    assert [h.name for h in hosts.choose(c, "gpus")] == ["gpu-1"]
+
+
+def test_remote_paths_are_quoted_and_home_is_the_remote_users():
+    assert hosts._remote_path("~/ml/my project") == "\"$HOME\"/'ml/my project'"
+    assert hosts._remote_path("/srv/$(id)") == "'/srv/$(id)'"
+    host = Settings.from_mapping(
+        {"hosts": {"g": {"ssh": "me@g:2222", "path": "~/p", "python": "/opt/venv/bin/python"}}}
+    ).hosts["g"]
+    assert (host.target, host.port) == ("me@g", "2222")
+    line = hosts._in_checkout(host, "sub/", "python -V")
+    assert line == 'cd "$HOME"/p/sub && PATH=/opt/venv/bin:"$PATH" python -V'
+
+
+def test_gpus_in_use_are_counted_from_nvidia_smi_csv():
+    # nvidia-smi --query-gpu=uuid: one line per GPU; --query-compute-apps=gpu_uuid,pid,
+    # used_memory: one line per process, nothing (exit 0) when none runs.
+    gpus = "GPU-de99aa\nGPU-77bb01\n"
+    assert hosts.parse_gpus(gpus, "") == (2, 0)
+    assert hosts.parse_gpus(gpus, "GPU-de99aa, 4242, 30000\nGPU-de99aa, 4243, 100\n") == (2, 1)
