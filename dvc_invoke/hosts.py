@@ -17,6 +17,7 @@ On the host, ``python -m dvc_invoke host probe|checkout`` (`host_main`) answer.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import shlex
@@ -143,13 +144,15 @@ class Remote:
             )
         missing = _NO_MODULE.search(res.stderr or "")
         if res.failed and missing:
-            raise DvcInvokeError(
-                f"host {self.host.name}: {self.host.python} has no {missing.group(1)}:"
-                f" install dvc-invoke there (pip install dvc-invoke), or set"
-                f" dvc_invoke.hosts.{self.host.name}.python to the Python that has it",
-                step="host",
-            )
+            raise DvcInvokeError(self._missing(missing.group(1)), step="host")
         return res
+
+    def _missing(self, module: str) -> str:
+        return (
+            f"host {self.host.name}: {self.host.python} has no {module}:"
+            f" install dvc-invoke there (pip install dvc-invoke), or set"
+            f" dvc_invoke.hosts.{self.host.name}.python to the Python that has it"
+        )
 
     def python(self, prefix: str, *args: str, capture: bool = True, tty: bool = False) -> Any:
         line = _in_checkout(self.host, prefix, quote_all([self.host.python, *args]))
@@ -174,6 +177,8 @@ class Remote:
             last = (res.stderr or res.stdout or "").strip().splitlines()
             reason = last[-1] if last else f"exited with {res.exited}"
             return Probe(self.host, problem=f"host {self.host.name}: {reason}")
+        if said.get("missing"):
+            return Probe(self.host, problem=self._missing(said["missing"]))
         return Probe(
             self.host,
             absent=bool(said.get("absent")),
@@ -388,7 +393,15 @@ def _probe_here(ws: Workspace) -> dict[str, Any]:
             break
     gpus, busy = _gpus()
     changed = ws.git_state(step="host").changed
-    return {"held": held, "changed": changed or None, "gpus": gpus, "busy_gpus": busy}
+    found: dict[str, Any] = {
+        "held": held,
+        "changed": changed or None,
+        "gpus": gpus,
+        "busy_gpus": busy,
+    }
+    if importlib.util.find_spec("dvc") is None:  # the run would die in the background
+        found["missing"] = "dvc"
+    return found
 
 
 def _checkout_here(ws: Workspace, branch: str, commit: str) -> None:

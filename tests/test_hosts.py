@@ -23,11 +23,11 @@ from dvc_invoke.settings import Settings
 RUN_ID = re.compile(r"as run (\S+)")
 
 
-def with_hosts(project, sshd, **extra):
+def with_hosts(project, sshd, settings=None, **extra):
     """Configure hosts gpu-1 and gpu-2 (and group gpus) in the project, committed and pushed."""
     base = project.sandbox.base
     config = {
-        "dvc_invoke": {
+        "dvc_invoke": dict(settings or {}) | {
             "ssh": sshd.ssh,
             "hosts": {
                 name: {"ssh": name, "path": str(base / name), "python": sys.executable}
@@ -93,6 +93,23 @@ def test_a_run_on_a_host_clones_runs_publishes_and_is_watched_from_the_laptop(pr
     logs = project.inv("repro.logs", "--run", run_id, "--host", "gpu-1")
     assert logs.returncode == 0 and "metrics succeeded" in logs.stdout, logs.output
     assert_fresh_clone_up_to_date(project)
+
+
+def test_a_login_node_over_ssh_submits_the_run_to_slurm(project, sshd, slurm):
+    cluster = {"pipelines": {"metrics": {"slurm": {"partition": "debug", "time": "00:10:00"}}}}
+    with_hosts(project, sshd, cluster)
+    # The login node's own .env says where its cluster is (here: the test cluster).
+    login = host_checkout(project, "gpu-1", env_file=f"SLURM_CONF={slurm.env['SLURM_CONF']}\n")
+
+    run = project.inv("metrics", "--host", "gpu-1", "--slurm")
+
+    assert run.returncode == 0, run.output
+    assert "submitted to SLURM from gpu-1" in run.stdout
+    run_id = RUN_ID.search(run.stdout).group(1)
+    ended = ended_on(login, run_id)
+    assert ended["status"] == "succeeded" and ended["job"], ended
+    status = project.inv("repro.status", "--host", "gpu-1")
+    assert run_id in status.stdout and "succeeded" in status.stdout, status.output
 
 
 def test_a_host_without_the_project_gets_a_clone_at_its_path(project, sshd):
