@@ -425,7 +425,9 @@ def discard(ws: Workspace, p: Pipeline) -> list[str]:
         Git(ws).restore(changed, step="discard")
     outputs = run_plan.graph.push_targets
     if outputs:
-        ws.act(f"{ws.dvc} checkout --force {quote_all(outputs)}", step="discard")
+        # An output HEAD has no hash for (a pipeline never run before), or whose
+        # object this clone never pulled, has nothing to go back to: left alone.
+        ws.act(f"{ws.dvc} checkout --force --allow-missing {quote_all(outputs)}", step="discard")
     return changed
 
 

@@ -91,13 +91,18 @@ def _remote_path(path: str) -> str:
 
 def _in_checkout(host: Host, prefix: str, line: str) -> str:
     """``line`` run in the host's project folder, its Python's folder first on PATH
-    (a virtualenv's ``dvc`` and ``python``, for the stages too)."""
+    (a virtualenv's ``dvc`` and ``python``, for the stages too).
+
+    bash reads ``~/.bashrc`` when it thinks sshd started it (``SSH_CLIENT`` is
+    set and it is a top-level shell): every ``bash -c`` of the run would, and
+    a ``pyenv init`` or ``conda init`` there puts its own ``python`` first
+    again. The run's commands are not ssh's: the variables go."""
     where = _remote_path(host.path + ("/" + prefix.rstrip("/") if prefix else ""))
     path = ""
     if "/" in host.python:
         folder = host.python.rsplit("/", 1)[0] or "/"
         path = f'PATH={_remote_path(folder)}:"$PATH" '
-    return f"cd {where} && {path}{line}"
+    return f"cd {where} && unset SSH_CLIENT SSH2_CLIENT && {path}{line}"
 
 
 class Remote:
@@ -136,10 +141,13 @@ class Remote:
         )
         if res.exited == SSH_FAILED:
             said = [ln for ln in (res.stderr or "").splitlines() if ln.strip()]
+            if not said:  # ssh says why it failed; silent, it was interrupted (Ctrl-C)
+                raise Exit(code=130)
+            port = f"-p {self.host.port} " if self.host.port else ""
             raise DvcInvokeError(
                 f"cannot reach host {self.host.name} ({self.host.ssh}) over ssh:"
-                f" {said[-1] if said else 'ssh exited with 255'}; check that"
-                f" `ssh {self.host.target}` works from here (keys, ~/.ssh/config)",
+                f" {said[-1]}; check that `ssh {port}{self.host.target} true` works from"
+                f" here (keys, ~/.ssh/config)",
                 step="host",
             )
         missing = _NO_MODULE.search(res.stderr or "")
@@ -223,6 +231,12 @@ def start(c: Any, name: str, host_name: str, task_args: list[str], *, slurm: boo
         ws.act(f"git fetch -q {shlex.quote(remote_name)}", step="guards", network=True)
         state = ws.git_state()
     branch, commit = state.branch or "", state.commit or ""
+    if state.behind:
+        raise DvcInvokeError(
+            f"branch {branch} is {state.behind} commit(s) behind {state.upstream}: git pull"
+            " first, so that the host runs what the team has (its checkout only moves forward)",
+            step="guards",
+        )
     if state.ahead:
         raise DvcInvokeError(
             f"commit {commit[:7]} is not on {state.upstream} yet, where the host fetches"
@@ -231,7 +245,7 @@ def start(c: Any, name: str, host_name: str, task_args: list[str], *, slurm: boo
         )
     url = ws.probe(f"git remote get-url {shlex.quote(remote_name)}").stdout.strip()
     prefix = ws.git_prefix
-    chosen = _pick(c, hosts, host_name, prefix)
+    chosen = _pick(c, hosts, host_name, prefix, name)
     remote = Remote(c, chosen.host)
     if chosen.gpus is not None and chosen.busy_gpus >= chosen.gpus:
         console.warn(f"all {chosen.gpus} GPUs of {chosen.host.name} are in use; starting anyway")
@@ -276,21 +290,22 @@ def start(c: Any, name: str, host_name: str, task_args: list[str], *, slurm: boo
     console.info(f"cancel:  {cancel} --run {run_id} --host {chosen.host.name}")
 
 
-def _pick(c: Any, hosts: list[Host], asked: str, prefix: str) -> Probe:
+def _pick(c: Any, hosts: list[Host], asked: str, prefix: str, pipeline: str) -> Probe:
     """The first host that is free; a single host's refusal is its own line."""
     probes = []
     for host in hosts:
         probe = Remote(c, host).probe(prefix)
         if len(hosts) == 1 and (probe.problem or probe.held or probe.changed):
-            raise DvcInvokeError(_refusal(probe), step="host")
+            raise DvcInvokeError(_refusal(probe, pipeline), step="host")
         if len(hosts) == 1 or probe.free:
             return probe
+        console.info(f"{host.name}: {probe.why_not()}; trying the next host")
         probes.append(probe)
     said = "; ".join(f"{p.host.name}: {p.why_not()}" for p in probes)
     raise DvcInvokeError(f"no free host in {asked}: {said}", step="host")
 
 
-def _refusal(probe: Probe) -> str:
+def _refusal(probe: Probe, pipeline: str) -> str:
     name = probe.host.name
     if probe.problem:
         return probe.problem
@@ -302,18 +317,25 @@ def _refusal(probe: Probe) -> str:
             f" follow it with `{logs} --run {run_id} --follow --host {name}`, or stop it with"
             f" `{cancel} --run {run_id} --host {name}`"
         )
+    discard = commands.command("repro.discard")
     return (
         f"host {name}: the checkout at {probe.host.path} has changes"
-        f" ({', '.join((probe.changed or [])[:5])}): commit or discard them there first"
+        f" ({', '.join((probe.changed or [])[:5])}): what a failed or cancelled run left goes"
+        f" with `{discard} --pipeline {shlex.quote(pipeline)} --host {name}`; else commit or"
+        " discard them there"
     )
 
 
 def _said(res: Any) -> str:
-    """The line the host's command ended with (our one-line errors, git's, dvc's)."""
+    """The line the host's command ended with (our one-line errors, git's, dvc's);
+    one of ours loses its prefix and its resume hint (the laptop's has --host)."""
     for text in (res.stderr, res.stdout):
         lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
         if lines:
-            return lines[-1]
+            line = lines[-1]
+            if line.startswith("dvc-invoke: "):
+                line = line[len("dvc-invoke: ") :].split("; then run: ", 1)[0]
+            return line
     return f"exited with {res.exited}"
 
 

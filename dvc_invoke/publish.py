@@ -16,15 +16,21 @@ if TYPE_CHECKING:
     help={
         "pipeline": "The pipeline whose results to publish.",
         "accept": "Publish even though the pipeline's gates say its metrics got worse.",
+        "host": "A GPU host (dvc_invoke.hosts): publish its checkout's results, over SSH.",
     },
 )
-def run(c: Context, pipeline: str, accept: bool = False) -> None:
+def run(c: Context, pipeline: str, accept: bool = False, host: str | None = None) -> None:
     """Commit, dvc push and git push a pipeline's results; finishes a run whose publishing failed.
 
     Safe to repeat: what is already done is skipped, and data always
     reaches the DVC remote before the lock file reaches git. The run it
     finishes, and its Slack message, turn to succeeded.
     """
+    if host:
+        from .hosts import on_host
+
+        on_host(c, host, "publish", ["--pipeline", pipeline] + (["--accept"] if accept else []))
+        return
     from . import flow
 
     flow.finish(c, pipeline, accept=accept)

@@ -249,8 +249,13 @@ def cancel(
     console.result(True, f"run {report.id} ({report.pipeline}) {report.status}")
 
 
-@task(help={"pipeline": _HELP["pipeline"]})
-def discard(c: Context, pipeline: str | None = None) -> None:
+@task(
+    help={
+        "pipeline": _HELP["pipeline"],
+        "host": "A GPU host (dvc_invoke.hosts): discard in its checkout, over SSH.",
+    }
+)
+def discard(c: Context, pipeline: str | None = None, host: str | None = None) -> None:
     """Put a pipeline's lock files, outputs and metrics back as HEAD has them.
 
     For a failed or refused run that is not worth publishing: `git restore`
@@ -259,6 +264,8 @@ def discard(c: Context, pipeline: str | None = None) -> None:
     """
     from . import console, flow
 
+    if host:
+        return _on_host(c, host, "repro.discard", ["--pipeline", pipeline] if pipeline else [])
     ws, p = _need(c, pipeline)
     flow.discard(ws, p)
     if not ws.dry:

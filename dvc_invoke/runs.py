@@ -498,9 +498,44 @@ def submit(ws: Workspace, report: RunReport, options: dict[str, str]) -> str | N
         raise DvcInvokeError(
             f"SLURM refused the job: {said[0] if said else exc.reason}", step="guards"
         ) from None
-    if ws.dry:
-        return None
-    return str(res.stdout).strip().split(";")[0] or None
+    job = None if ws.dry else (str(res.stdout).strip().split(";")[0] or None)
+    _submit_settle(ws, report, job or "JOB_ID", options)
+    return job
+
+
+# sbatch options the settle job shares with the run's: where it may run, on whose account.
+_SETTLE_SHARES = ("partition", "account", "qos", "clusters", "reservation")
+
+
+def _submit_settle(ws: Workspace, report: RunReport, job: str, options: dict[str, str]) -> None:
+    """A small job SLURM starts once the run's job ended, however it ended
+    (``afterany``): a job SLURM killed (time limit, node failure, the OOM
+    killer, ``scancel -s KILL``) ran no ``settle`` of its own, so this one
+    marks the run lost with SLURM's word and tells the team, at once. After a
+    run that ended well it finds the run's end and does nothing."""
+    assert report.id and report.log
+    settle = [sys.executable, "-m", "dvc_invoke", "settle", str(ws.root), report.id]
+    flags = "".join(
+        f" --{k.replace('_', '-')}={shlex.quote(v)}"
+        for k, v in options.items()
+        if k.replace("-", "_") in _SETTLE_SHARES
+    )
+    cmd = (
+        f"sbatch --parsable --job-name={shlex.quote('settle-' + report.id)}"
+        f" --dependency=afterany:{shlex.quote(job)} --kill-on-invalid-dep=no"
+        f" --output={shlex.quote(report.log)} --open-mode=append"
+        f" --chdir={shlex.quote(os.getcwd())} --time=00:10:00 --ntasks=1{flags}"
+        f" --wrap {shlex.quote(quote_all(settle))}"
+    )
+    try:
+        ws.act(cmd, step="guards", capture=True)
+    except DvcInvokeError as exc:
+        from . import console
+
+        console.warn(
+            f"the run's settle job was not submitted ({exc.reason}): if SLURM kills job"
+            f" {job}, the next `{commands.command('repro.status')}` tells the team"
+        )
 
 
 def slurm_state(job: str) -> tuple[str | None, str | None]:

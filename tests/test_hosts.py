@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from helpers import assert_fresh_clone_up_to_date, assert_one_line_error, records, wait_for
@@ -27,7 +29,8 @@ def with_hosts(project, sshd, settings=None, **extra):
     """Configure hosts gpu-1 and gpu-2 (and group gpus) in the project, committed and pushed."""
     base = project.sandbox.base
     config = {
-        "dvc_invoke": dict(settings or {}) | {
+        "dvc_invoke": dict(settings or {})
+        | {
             "ssh": sshd.ssh,
             "hosts": {
                 name: {"ssh": name, "path": str(base / name), "python": sys.executable}
@@ -139,7 +142,8 @@ def test_a_busy_host_makes_the_group_pick_the_next_and_cancel_stops_it_there(pro
     assert "running on gpu-2" in picked.stdout
     second = ended_on(on(project, "gpu-2"), RUN_ID.search(picked.stdout).group(1))
     assert second["status"] == "succeeded", second
-    # Now both are taken? gpu-2 is free again, gpu-1 still holds its run.
+    # gpu-2 published: the laptop pulls, and gpu-1 still holds its run.
+    project.git("pull", "-q")
     again = project.inv("metrics", "--host", "gpu-1")
     assert_one_line_error(again, f"run {first_id} (metrics) holds", "--host gpu-1")
 
@@ -147,6 +151,10 @@ def test_a_busy_host_makes_the_group_pick_the_next_and_cancel_stops_it_there(pro
 
     assert cancel.returncode == 0, cancel.output
     assert ended_on(busy, first_id)["status"] == "cancelled"
+    # What the cancelled run left goes from the laptop too; the host is free again.
+    discard = project.inv("repro.discard", "--pipeline", "metrics", "--host", "gpu-1")
+    assert discard.returncode == 0, discard.output
+    assert busy.git("status", "--porcelain", "--untracked-files=no") == ""
 
 
 def test_every_host_of_a_group_busy_is_one_line_naming_each(project, sshd):
@@ -182,7 +190,9 @@ def test_an_unreachable_host_is_one_line_and_nothing_starts(project, sshd):
 
     run = project.inv("metrics", "--host", "gone")
 
-    assert_one_line_error(run, "cannot reach host gone", "Connection refused", "ssh root@127.0.0.1")
+    assert_one_line_error(
+        run, "cannot reach host gone", "Connection refused", "ssh -p 1 root@127.0.0.1 true"
+    )
     assert project.origin_log() == before
 
 
@@ -213,6 +223,39 @@ def test_a_commit_the_host_cannot_fetch_is_refused_on_the_laptop(project, sshd):
 
     assert_one_line_error(run, "is not on origin/main yet", "git push first")
     assert not on(project, "gpu-1").path.exists()
+
+
+def test_a_laptop_behind_its_upstream_is_refused_before_the_host_moves(project, sshd):
+    with_hosts(project, sshd)
+    host = host_checkout(project, "gpu-1")
+    teammate = project.clone("teammate")
+    (teammate.path / "notes.txt").write_text("a teammate's commit\n")
+    teammate.git("add", "notes.txt")
+    teammate.git("commit", "-qm", "A teammate's commit")
+    teammate.git("push", "-q")
+    at = host.git("rev-parse", "HEAD")
+
+    run = project.inv("metrics", "--host", "gpu-1")
+
+    assert_one_line_error(run, "1 commit(s) behind origin/main", "git pull first")
+    assert host.git("rev-parse", "HEAD") == at
+
+
+def test_a_hosts_commands_use_its_python_whatever_its_bashrc_says(sshd, tmp_path):
+    # A ~/.bashrc with `pyenv init` or `conda init` puts its own python first in
+    # every bash that sshd starts, and bash takes each `bash -c` of a run for one.
+    host = Settings.from_mapping(
+        {"hosts": {"h": {"ssh": "gpu-1", "path": str(tmp_path), "python": sys.executable}}}
+    ).hosts["h"]
+    probe = "import invoke; invoke.Context().run('command -v python', hide=False)"
+    line = hosts._in_checkout(host, "", f"{sys.executable} -c {shlex.quote(probe)}")
+
+    res = subprocess.run(
+        ["ssh", "-F", str(sshd.ssh_config), "gpu-1", line], capture_output=True, text=True
+    )
+
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == str(Path(sys.executable).parent / "python")
 
 
 def test_dry_shows_the_remote_commands_and_starts_nothing(project, sshd):
@@ -272,7 +315,9 @@ def test_remote_paths_are_quoted_and_home_is_the_remote_users():
     ).hosts["g"]
     assert (host.target, host.port) == ("me@g", "2222")
     line = hosts._in_checkout(host, "sub/", "python -V")
-    assert line == 'cd "$HOME"/p/sub && PATH=/opt/venv/bin:"$PATH" python -V'
+    assert line == (
+        'cd "$HOME"/p/sub && unset SSH_CLIENT SSH2_CLIENT && PATH=/opt/venv/bin:"$PATH" python -V'
+    )
 
 
 def test_gpus_in_use_are_counted_from_nvidia_smi_csv():

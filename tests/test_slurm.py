@@ -88,8 +88,8 @@ def test_a_job_slurm_refuses_is_one_line_and_holds_nothing(project, slurm):
     assert project.inv("metrics").returncode == 0
 
 
-def test_a_job_slurm_kills_is_lost_with_slurms_word(project, slurm):
-    run = project.inv("metrics", "--slurm", env={**slurm.env, **SLOW})
+def test_a_job_slurm_kills_is_lost_with_slurms_word_and_told_at_once(project, slurm, slack):
+    run = project.inv("metrics", "--slurm", env={**slurm.env, **SLOW, **slack.web_api_env()})
     assert run.returncode == 0, run.output
     wait_for(lambda: "predict" in project.stages_run(), 60, "the predict stage")
     job = latest(project)["job"]
@@ -101,12 +101,17 @@ def test_a_job_slurm_kills_is_lost_with_slurms_word(project, slurm):
     wait_for(lambda: slurm.state(job) not in ("RUNNING", "COMPLETING"), 30, "the job to end")
     gone = lambda: not any(psutil.pid_exists(pid) for pid in pids)  # noqa: E731 - reaped too
     wait_for(gone, 30, "the job's processes to be gone")
-    status = project.inv("repro.status", env=slurm.env)
 
-    assert status.returncode == 0, status.output
-    ended = latest(project)
+    # Nobody runs a command: the settle job SLURM starts after the job tells the team.
+    ended = wait_for(
+        lambda: (r := latest(project))["status"] != "started" and r, 60, "the settle job"
+    )
     assert ended["status"] == "lost", ended
     assert f"SLURM ended job {job} as" in ended["reason"]
+    wait_for(lambda: slack.calls("chat.update"), 30, "the lost run's message")
+    assert "failed" in slack.calls("chat.update")[-1].text
+    status = project.inv("repro.status", env=slurm.env)
+    assert status.returncode == 0 and "lost" in status.stdout, status.output
     assert project.inv("metrics").returncode == 0  # the workspace is free again
 
 
@@ -129,13 +134,19 @@ def test_cancel_stops_the_job_as_ctrl_c_would(project, slurm):
 def test_a_dry_slurm_run_shows_the_sbatch_and_submits_nothing(project, slurm):
     slurm_options(project, partition="debug", time="00:10:00", cpus_per_task=1)
 
+    jobs = lambda: set(slurm.run("squeue", "-h", "-o", "%i").stdout.split())  # noqa: E731
+    before = jobs()  # other tests' settle jobs may still run
+
     run = project.inv("--dry", "metrics", "--slurm", env=slurm.env)
 
     assert run.returncode == 0, run.output
-    (sbatch,) = [ln for ln in run.stdout.splitlines() if ln.startswith("sbatch ")]
+    sbatch, settle = [ln for ln in run.stdout.splitlines() if ln.startswith("sbatch ")]
     assert "--partition=debug --time=00:10:00 --cpus-per-task=1 --wrap" in sbatch
+    # Then the job that settles the run however SLURM ends it: where the run may run.
+    assert "--dependency=afterany:JOB_ID" in settle and "--partition=debug" in settle
+    assert "--cpus-per-task" not in settle and "dvc_invoke settle" in settle
     assert latest(project) is None
-    assert slurm.run("squeue", "-h").stdout.strip() == ""
+    assert jobs() <= before
 
 
 @pytest.mark.parametrize(
