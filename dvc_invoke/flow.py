@@ -197,8 +197,22 @@ def run(
             task_args += ["--skip", left_out]
         hosts.start(c, name, host, task_args, slurm=slurm)
         return None
-    detach = detach or slurm
     ws = Workspace(c)
+    with graph.session(ws.root):  # one DVC Repo for the run's reads
+        return _run(c, ws, name, force, upstream, detach or slurm, command, tuple(skip), slurm)
+
+
+def _run(
+    c: Any,
+    ws: Workspace,
+    name: str,
+    force: bool | None,
+    upstream: bool | None,
+    detach: bool,
+    command: str,
+    skip: tuple[str, ...],
+    slurm: bool,
+) -> RunReport | None:
     p = resolve(c, ws.root, name)
     # Set in the process that --detach started: run in it, do not detach again.
     adopted = os.environ.pop(runs.ENV_RUN, None)
@@ -442,6 +456,11 @@ def finish(c: Any, name: str, *, accept: bool = False) -> Published:
     A publish that fails again tells only the console: the team already knows.
     """
     ws = Workspace(c)
+    with graph.session(ws.root):
+        return _finish(c, ws, name, accept)
+
+
+def _finish(c: Any, ws: Workspace, name: str, accept: bool) -> Published:
     p = resolve(c, ws.root, name)
     store = runs.Store(ws.root)
     if not ws.dry:

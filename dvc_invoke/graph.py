@@ -10,9 +10,11 @@ are read quickly when the files are plain, by DVC otherwise (`scan`).
 from __future__ import annotations
 
 import bisect
+import contextlib
 import dataclasses
 import os
 import posixpath
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -166,6 +168,47 @@ def _parents(path: str) -> list[str]:
     return parents
 
 
+# The DVC repository a run reads through, by root, while `session` is open.
+_SESSIONS: dict[str, Any] = {}
+
+
+@contextlib.contextmanager
+def session(root: Path) -> Iterator[None]:
+    """One DVC ``Repo`` for every read of a run (the graph, the remote, staleness,
+    the metrics), instead of one each. Nested sessions share the outer one."""
+    key = os.fspath(root)
+    if key in _SESSIONS:
+        yield
+        return
+    from dvc.repo import Repo
+
+    repo = Repo(key)
+    _SESSIONS[key] = repo
+    try:
+        yield
+    finally:
+        _SESSIONS.pop(key, None)
+        repo.close()
+
+
+@contextlib.contextmanager
+def opened(root: Path) -> Iterator[Any]:
+    """The session's ``Repo``, fresh and under DVC's lock (``lock_repo`` resets
+    what DVC caches, as its own commands do: git and dvc ran in between), or
+    a ``Repo`` of its own outside a session."""
+    repo = _SESSIONS.get(os.fspath(root))
+    if repo is None:
+        from dvc.repo import Repo
+
+        with Repo(os.fspath(root)) as repo:
+            yield repo
+        return
+    from dvc.repo import lock_repo
+
+    with lock_repo(repo):
+        yield repo
+
+
 def load(
     root: Path,
     dvcfile: str | None,
@@ -186,10 +229,10 @@ def load(
     The upstream pipelines that are stale are named in ``stale_upstream``.
     """
     from dvc.exceptions import DvcException
-    from dvc.repo import Repo
+    from dvc.repo import lock_repo
 
     try:
-        with Repo(os.fspath(root)) as repo:
+        with opened(root) as repo:
             tracked, in_file = scan(repo, dvcfile)
             own = _own(dvcfile, in_file, stages)
             ordered = _in_order(root, own, tracked)
@@ -197,7 +240,7 @@ def load(
             g.file_stages = [s.name for s in in_file if getattr(s, "name", None)]
             if dvcfile is not None:
                 g.top_metrics, g.top_plots = _top_level(repo, root, dvcfile, g)
-                with repo.lock:  # DVC's own: stage checks take its rwlock
+                with lock_repo(repo):  # DVC's own lock: stage checks take its rwlock
                     if not force:
                         g.restore = _missing_but_fresh(root, ordered)
                     g.stale_upstream = _stale_upstream(repo, root, g)
@@ -722,10 +765,9 @@ def remote_check(root: Path) -> RemoteCheck:
     """
     from dvc.config import NoRemoteError
     from dvc.exceptions import DvcException
-    from dvc.repo import Repo
 
     try:
-        with Repo(os.fspath(root)) as repo:
+        with opened(root) as repo:
             try:
                 remote = repo.cloud.get_remote()
             except NoRemoteError:
@@ -755,11 +797,11 @@ def stale(root: Path, addresses: list[str], *, outputs_here: bool = False) -> li
     the remote check says it is not). A lock file published with a
     stale stage would make every fresh clone run it again."""
     from dvc.exceptions import DvcException
-    from dvc.repo import Repo
+    from dvc.repo import lock_repo
 
     found = []
     try:
-        with Repo(os.fspath(root)) as repo, repo.lock:
+        with opened(root) as repo, lock_repo(repo):
             # One collect per file: DVC collects each target on its own, and
             # a file of 2,000 stages asked for stage by stage takes minutes.
             by_file: dict[str, dict[str, Any]] = {}

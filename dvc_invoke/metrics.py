@@ -135,12 +135,12 @@ def compare(root: Path, rev: str | None, metric_files: list[str]) -> list[Change
     """
     if not rev or not metric_files:
         return []
-    from dvc.repo import Repo
+    from .graph import opened
 
-    with Repo(os.fspath(root)) as repo:
+    with opened(root) as repo:
         targets = [os.fspath(Path(root) / path) for path in metric_files]
         found = repo.metrics.diff(a_rev=rev, b_rev="workspace", all=True, targets=targets)
-    _refuse_unreadable(root, rev, (found.get("errors") or {}).get(rev))
+        _refuse_unreadable(repo, root, rev, (found.get("errors") or {}).get(rev))
     return _flatten(found.get("diff", {}), "metric")
 
 
@@ -164,7 +164,7 @@ def _was_there(fs: Any, rel: str) -> bool:
     return False
 
 
-def _refuse_unreadable(root: Path, rev: str, errors: Any) -> None:
+def _refuse_unreadable(repo: Any, root: Path, rev: str, errors: Any) -> None:
     """A metrics file that was there at ``rev`` but cannot be read (its data is
     in neither the cache nor the workspace, say) is no "new metric": without
     its old values no gate can tell better from worse. Raises ValueError."""
@@ -172,13 +172,12 @@ def _refuse_unreadable(root: Path, rev: str, errors: Any) -> None:
         return
     if not isinstance(errors, Mapping):
         raise ValueError(f"DVC cannot read the metrics at {rev[:7]}: {errors}")
-    from dvc.fs import DVCFileSystem
-
-    fs = DVCFileSystem(url=os.fspath(root), rev=rev)
-    for path, error in errors.items():
-        rel = os.path.relpath(path, root) if os.path.isabs(path) else path
-        if _was_there(fs, rel):
-            raise ValueError(f"DVC cannot read {rel} as it was at {rev[:7]} ({error})")
+    with repo.switch(rev):  # the project as commit ``rev`` has it, data from the cache
+        fs = repo.dvcfs
+        for path, error in errors.items():
+            rel = os.path.relpath(path, root) if os.path.isabs(path) else path
+            if _was_there(fs, rel):
+                raise ValueError(f"DVC cannot read {rel} as it was at {rev[:7]} ({error})")
 
 
 def param_changes(

@@ -111,3 +111,34 @@ def test_error_line_takes_the_tools_last_reason():
     assert error_line(stderr) == "failed to push data"
     assert error_line("fatal: not a git repository\n") == "not a git repository"
     assert error_line("plain noise\n") is None
+
+
+def test_a_run_reads_dvc_through_one_repo(project, monkeypatch):
+    """Graph, remote check, metrics and staleness share one DVC Repo per run,
+    fresh at each read (git and dvc ran in between), closed at the end."""
+    from dvc.repo import Repo
+    from invoke import Config, Context
+
+    from dvc_invoke import flow
+
+    opened, closed = [], []
+    init, close = Repo.__init__, Repo.close
+
+    def counting_init(self, *args, **kwargs):
+        opened.append(self)
+        init(self, *args, **kwargs)
+
+    def counting_close(self):
+        closed.append(self)
+        close(self)
+
+    monkeypatch.setattr(Repo, "__init__", counting_init)
+    monkeypatch.setattr(Repo, "close", counting_close)
+    monkeypatch.chdir(project.path)
+    monkeypatch.setenv("SANDBOX_TRACE", str(project.trace_file))
+
+    report = flow.run(Context(Config(overrides={"run": {"in_stream": False}})), "metrics")
+
+    assert report is not None and report.status == "succeeded", report
+    assert report.metrics, "the metrics were compared, through the same Repo"
+    assert len(opened) == 1 and opened[0] in closed
