@@ -33,6 +33,8 @@ class DvcInvokeError(Exit):
         self.step = step
         self.resume = resume
         self.log = log  # what the failing command printed, for the team's notification
+        # Files the user is asked to commit before `inv publish` finishes the run.
+        self.to_commit: list[str] = []
 
     @property
     def message(self) -> str:

@@ -387,6 +387,7 @@ def _execute(
             tail = runs.read_tail(report.log) or exc.log
             status = "cancelled" if isinstance(exc, Cancelled) else "failed"
             report.step = exc.step or report.step
+            report.to_commit = exc.to_commit
             report.end(status, reason=exc.reason, resume=resume, log_tail=tail)
             notifiers.deliver(chain, report)
             save()
@@ -534,15 +535,18 @@ def unpublished_run(
             waiting = waiting and publish_command(p).partition(" ")[2] in (report.resume or "")
             here = report.branch == state.branch and (
                 report.commit_after == state.commit
-                or _only_unrelated_since(ws, run_plan, report.commit_after)
+                or _only_unrelated_since(ws, run_plan, report.commit_after, report.to_commit)
             )
             return report if waiting and here else None
     return None
 
 
-def _only_unrelated_since(ws: Workspace | None, run_plan: Plan | None, rev: str | None) -> bool:
+def _only_unrelated_since(
+    ws: Workspace | None, run_plan: Plan | None, rev: str | None, asked: list[str] | None = None
+) -> bool:
     """Whether HEAD descends from ``rev`` through commits that touch nothing
-    the pipeline's results depend on."""
+    the pipeline's results depend on, but the files the run ``asked`` to commit
+    (as the run used them: the workspace has no other copy of them now)."""
     if ws is None or run_plan is None or not rev:
         return False
     git = Git(ws)
@@ -551,4 +555,7 @@ def _only_unrelated_since(ws: Workspace | None, run_plan: Plan | None, rev: str 
     changed = git.changed_since(rev)
     if changed is None:
         return False
+    if asked and ws.changed_paths(asked):
+        return False  # not committed as the run used them
+    changed = [f for f in changed if f not in set(asked or ())]
     return not any(overlaps(f, run_plan.graph.depends_on) for f in changed)

@@ -147,13 +147,15 @@ def _refuse_inconsistent(ws: Workspace, plan: Plan, rerun: str | None = None) ->
     own = g.git_paths()
     used = [f for f in ws.changed_paths(g.depends_on) if not overlaps(f, own)]
     if used:
-        raise DvcInvokeError(
+        refused = DvcInvokeError(
             f"the run used files git does not hold as they are: {some(used)};"
             " commit them (or restore them and run again), so that the lock file"
             " matches the commit; nothing was committed",
             step="commit",
             resume=f"git commit, then {publish_command(p)}",
         )
+        refused.to_commit = used
+        raise refused
     siblings = [graph.address(p.dvcfile, n) for n in g.file_stages]
     stale = graph.stale(ws.root, list(dict.fromkeys(g.stages + siblings)))
     if stale:
@@ -235,7 +237,7 @@ def _refuse_moved_workspace(
         # Most often a stage wrote a file git tracks that its dvc.yaml does not
         # declare (an HTML report, say); or someone edited it meanwhile.
         files = some(others)
-        raise DvcInvokeError(
+        refused = DvcInvokeError(
             f"files no dvc.yaml declares changed during the run: {files}; nothing was"
             " committed. Written by a stage: commit them yourself (`git add -f` if git"
             " ignores them), or declare them in its dvc.yaml as outs, metrics or plots."
@@ -243,6 +245,8 @@ def _refuse_moved_workspace(
             step="commit",
             resume=resume,
         )
+        refused.to_commit = others
+        raise refused
 
 
 def _upstream(ws: Workspace, state: GitState, resume: str) -> tuple[str, str]:

@@ -44,6 +44,8 @@ class RunReport:
     # What the run changed in the pipeline's metrics and params (`metrics.Change`s).
     metrics: list[dict[str, Any]] = field(default_factory=list)
     published_by: str | None = None  # the `inv publish` that finished it by hand
+    # Files a refused publish asked to commit: a commit of them keeps the run finishable.
+    to_commit: list[str] = field(default_factory=list)
 
     @property
     def ended(self) -> bool:

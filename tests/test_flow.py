@@ -326,6 +326,36 @@ def test_publish_commits_a_run_whose_commit_never_happened(project):
     assert project.git("status", "--porcelain") == ""
 
 
+def test_committing_what_a_run_used_then_publishing_finishes_that_run(project):
+    import threading
+
+    from helpers import wait_for
+
+    script = project.path / "metrics" / "evaluate.py"
+
+    def edit_while_predicting():  # a teammate's fix, saved while the run goes on
+        wait_for(lambda: "predict" in project.stages_run(), 60, "predict to start")
+        script.write_text(script.read_text() + "# rounding noted\n")
+
+    editor = threading.Thread(target=edit_while_predicting)
+    editor.start()
+    run = project.inv("metrics", env={"SANDBOX_SLOW": "predict:4"})
+    editor.join()
+
+    assert_one_line_error(run, "commit failed", "changed during the run: metrics/evaluate.py")
+    assert latest(project)["status"] == "failed"
+    project.git("commit", "-qm", "Note the rounding", "--", "metrics/evaluate.py")
+
+    done = project.inv("publish", "--pipeline", "metrics")
+
+    assert done.returncode == 0, done.output
+    assert project.origin_log()[:2] == ["[DVC] Update model metrics", "Note the rounding"]
+    finished = latest(project)
+    assert finished["status"] == "succeeded", finished
+    assert finished["published_by"] == "inv publish --pipeline metrics"
+    assert_fresh_clone_up_to_date(project)
+
+
 def test_branch_without_upstream_is_refused_before_running(project):
     project.git("checkout", "-q", "-b", "experiment")
 
