@@ -129,14 +129,28 @@ def _upstream_name(ws: Workspace, dvcfile: str) -> str:
 
 
 def upstream_pipelines(ws: Workspace, plan: Plan) -> list[tuple[Pipeline, Upstream]]:
-    """The pipelines ``--upstream`` runs first, each with what makes it stale."""
-    return [
+    """The pipelines ``--upstream`` runs first, each with what makes it stale.
+
+    One that does not commit (``commit: false``) is refused here, before any
+    stage runs: its new lock file, left uncommitted, would stop this run's
+    publishing after both had run."""
+    found = [
         (
             upstream_pipeline(ws.c, ws.root, up.dvcfile, up.stages, own=plan.pipeline),
             up,
         )
         for up in plan.graph.stale_upstream
     ]
+    for p, _ in found:
+        if not p.commit:
+            raise DvcInvokeError(
+                f"--upstream: pipeline {p.name} must run first but does not commit"
+                f" (commit: false), so this run could not publish after it: run"
+                f" {default_command(p.name, force=False, upstream=False)} and commit its"
+                " lock file first, or leave out --upstream",
+                step="guards",
+            )
+    return found
 
 
 def rebuild_upstream(ws: Workspace, plan: Plan, skip: tuple[str, ...]) -> list[str]:

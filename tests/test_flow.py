@@ -92,6 +92,20 @@ def test_upstream_runs_each_stale_upstream_pipeline_whole_first(project):
     assert_fresh_clone_up_to_date(project)
 
 
+def test_upstream_that_does_not_commit_is_refused_before_any_stage(project):
+    retrain_needed(project)
+    config = {"dvc_invoke": {"pipelines": {"training": {"commit": False}}}}
+    (project.path / "invoke.yaml").write_text(json.dumps(config))
+    project.git("add", "invoke.yaml")
+    project.git("commit", "-qm", "Training is committed by hand")
+    project.git("push", "-q")
+
+    run = project.inv("metrics", "--upstream")
+
+    assert_one_line_error(run, "pipeline training must run first but does not commit")
+    assert project.stages_run() == []
+
+
 def test_a_stale_upstream_is_one_warning_and_is_not_rebuilt(project):
     model = (project.path / "training" / "dvc.lock").read_text()
     retrain_needed(project)
