@@ -68,6 +68,13 @@ class Cancelled(DvcInvokeError):
         return f"cancelled during {self.step or 'the run'}: {self.reason}"
 
 
+class Lost(Cancelled):
+    """SLURM ended the run's job (its time limit): stopped as on a cancel, recorded as lost."""
+
+    def what(self) -> str:
+        return f"stopped during {self.step or 'the run'}: {self.reason}"
+
+
 def dvc_error_reason(exc: BaseException) -> str:
     """DVC's own message for ``exc``, folded to one line."""
     text = " ".join(str(exc).split())

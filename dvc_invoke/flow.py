@@ -19,7 +19,7 @@ from . import commands, console, graph, notifiers, runs
 
 # The steps, each in its own module; importable from here for flows of one's own.
 from .checks import check, preflight
-from .errors import Cancelled, DvcInvokeError
+from .errors import Cancelled, DvcInvokeError, Lost
 from .gitops import Git
 from .graph import Upstream
 from .interrupts import Interrupts
@@ -400,6 +400,7 @@ def _execute(
                 log.flush()
             tail = runs.read_tail(report.log) or exc.log
             status = "cancelled" if isinstance(exc, Cancelled) else "failed"
+            status = "lost" if isinstance(exc, Lost) else status
             report.step = exc.step or report.step
             report.to_commit = exc.to_commit
             report.end(status, reason=exc.reason, resume=resume, log_tail=tail)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from . import console, environment
-from .errors import Cancelled, DvcInvokeError
+from .errors import Cancelled, DvcInvokeError, Lost
 from .interrupts import Interrupts
 from .settings import dvc_command, is_dry, settings
 
@@ -307,8 +307,18 @@ class Workspace:
     def _stop_if_interrupted(self, step: str, resume: str | None) -> None:
         if self.interrupts is not None and self.interrupts.received:
             signal_name = self.interrupts.received
-            if signal_name == "SIGTERM" and os.environ.get("SLURM_JOB_ID"):
-                signal_name += " from SLURM: its time limit, or scancel"
+            job = os.environ.get("SLURM_JOB_ID")
+            if signal_name == "SIGTERM" and job:
+                from .runs import slurm_state
+
+                # Measured at the SIGTERM: COMPLETING, reason TimeLimit, at a time
+                # limit; COMPLETING or CANCELLED after `scancel` (even `scancel -s
+                # KILL`: a batch job is cancelled, SIGTERM first, SIGKILL after KillWait).
+                if slurm_state(job)[1] == "TimeLimit":
+                    raise Lost(f"SLURM ended job {job} at its time limit", step=step, resume=resume)
+                raise Cancelled(
+                    f"SLURM ended job {job} (scancel, or a preemption)", step=step, resume=resume
+                )
             raise Cancelled(f"interrupted ({signal_name})", step=step, resume=resume)
 
     @property

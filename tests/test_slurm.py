@@ -51,8 +51,8 @@ def slurm_options(project, **options):
     (project.path / "invoke.yaml").write_text(json.dumps(config))
 
 
-def test_a_run_submitted_to_slurm_runs_the_whole_flow_in_the_job(project, slurm):
-    run = project.inv("metrics", "--slurm", env=slurm.env)
+def test_a_run_submitted_to_slurm_runs_the_whole_flow_in_the_job(project, slurm, slack):
+    run = project.inv("metrics", "--slurm", env={**slurm.env, **slack.web_api_env()})
 
     assert run.returncode == 0, run.output
     record = latest(project)
@@ -75,7 +75,52 @@ def test_a_run_submitted_to_slurm_runs_the_whole_flow_in_the_job(project, slurm)
     wait_for(lambda: slurm.state(record["job"]) == "COMPLETED", 30, "the job to complete")
     log = open(ended["log"]).read()
     assert "dvc repro --single-item --force metrics/dvc.yaml" in log
+    # Announced from the login node, its result told from the job, in one message.
+    (started,) = slack.calls("chat.postMessage")
+    assert started.text.startswith("metrics started on ")
+    wait_for(lambda: slack.calls("chat.update"), 30, "the result's message")
+    assert slack.calls("chat.update")[-1].text.startswith("metrics succeeded after ")
     assert_fresh_clone_up_to_date(project)
+
+
+def test_a_pending_job_says_why_then_runs(project, slurm):
+    blocker = slurm.run(
+        "sbatch", "--parsable", "-c", "2", "--output=/dev/null", "--wrap", "sleep 300"
+    ).stdout.strip()
+    try:
+        wait_for(lambda: slurm.state(blocker) == "RUNNING", 60, "the blocker to take the node")
+        run = project.inv("metrics", "--slurm", env=slurm.env)
+        assert run.returncode == 0, run.output
+
+        job = latest(project)["job"]
+
+        # SLURM gives its reason at its next scheduling pass.
+        status = lambda: project.inv("repro.status", env=slurm.env).stdout  # noqa: E731
+        wait_for(lambda: f"SLURM job {job} pending (" in status(), 60, "SLURM's reason")
+    finally:
+        slurm.run("scancel", blocker)
+    wait_for(lambda: slurm.state(job) in ("RUNNING", "COMPLETING", "COMPLETED"), 60, "to run")
+    assert wait_ended(project, timeout=120)["status"] == "succeeded"
+
+
+def test_a_job_at_its_time_limit_is_lost_with_slurms_reason(project, slurm, slack):
+    slurm_options(project, time="00:01:00")  # SLURM looks every 30 s: it ends at 60-90 s
+    run = project.inv(
+        "metrics",
+        "--slurm",
+        env={**slurm.env, "SANDBOX_SLOW": "predict:600", **slack.web_api_env()},
+    )
+    assert run.returncode == 0, run.output
+    job = latest(project)["job"]
+
+    ended = wait_ended(project, timeout=180)
+
+    assert ended["status"] == "lost", ended
+    assert ended["reason"] == f"SLURM ended job {job} at its time limit", ended
+    assert ended["step"] == "repro"
+    wait_for(lambda: slack.calls("chat.update"), 30, "the message of its end")
+    assert "failed" in slack.calls("chat.update")[-1].text
+    assert "evaluate" not in project.stages_run()
 
 
 def test_a_job_slurm_refuses_is_one_line_and_holds_nothing(project, slurm):
@@ -113,6 +158,22 @@ def test_a_job_slurm_kills_is_lost_with_slurms_word_and_told_at_once(project, sl
     status = project.inv("repro.status", env=slurm.env)
     assert status.returncode == 0 and "lost" in status.stdout, status.output
     assert project.inv("metrics").returncode == 0  # the workspace is free again
+
+
+def test_scancel_even_with_kill_is_a_cancel_the_run_records(project, slurm, slack):
+    run = project.inv("metrics", "--slurm", env={**slurm.env, **SLOW, **slack.web_api_env()})
+    assert run.returncode == 0, run.output
+    wait_for(lambda: "predict" in project.stages_run(), 60, "the predict stage")
+    job = latest(project)["job"]
+
+    # Measured: SLURM cancels a batch job so, SIGTERM first, SIGKILL after KillWait.
+    slurm.run("scancel", "-s", "KILL", job)
+
+    ended = wait_ended(project, timeout=60)
+    assert ended["status"] == "cancelled", ended
+    assert ended["reason"] == f"SLURM ended job {job} (scancel, or a preemption)"
+    wait_for(lambda: slack.calls("chat.update"), 30, "the message of its end")
+    assert "cancelled" in slack.calls("chat.update")[-1].text
 
 
 def test_cancel_stops_the_job_as_ctrl_c_would(project, slurm):
