@@ -60,12 +60,15 @@ def test_a_failed_run_names_the_step_and_replies_with_the_end_of_the_log(project
     (update,) = slack.calls("chat.update")
     assert update.text.startswith("metrics failed after ")
     assert "*Failed at:* repro" in update.blocks_text
+    assert "failed to reproduce" in update.blocks_text  # DVC's reason, in the message itself
     assert "*Resume with:* `inv metrics`" in update.blocks_text
     started, reply = slack.calls("chat.postMessage")
     assert reply.body["thread_ts"] == "1700000000.000001"
     assert reply.body["channel"] == "C0RUNS"
+    # The log's end: DVC's stderr line may land before or after the stage's
+    # last lines (two pipes, read side by side), so the stage's end is asserted.
     tail = reply.blocks_text
-    assert "evaluation broke" in tail and "line 1999" in tail and "failed to reproduce" in tail
+    assert "evaluation broke" in tail and "line 1999" in tail
     assert "line 0\\n" not in tail  # the end of the log, within Slack's limits
     assert len(reply.body["blocks"][0]["text"]["text"]) <= 3000
 
