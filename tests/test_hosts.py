@@ -29,8 +29,7 @@ def with_hosts(project, sshd, settings=None, **extra):
     """Configure hosts gpu-1 and gpu-2 (and group gpus) in the project, committed and pushed."""
     base = project.sandbox.base
     config = {
-        "dvc_invoke": dict(settings or {})
-        | {
+        "dvc_invoke": {
             "ssh": sshd.ssh,
             "hosts": {
                 name: {"ssh": name, "path": str(base / name), "python": sys.executable}
@@ -39,6 +38,7 @@ def with_hosts(project, sshd, settings=None, **extra):
             | extra,
             "host_groups": {"gpus": ["gpu-1", "gpu-2"]},
         }
+        | dict(settings or {})
     }
     (project.path / "invoke.yaml").write_text(json.dumps(config, indent=1))
     project.git("add", "invoke.yaml")
@@ -194,6 +194,18 @@ def test_an_unreachable_host_is_one_line_and_nothing_starts(project, sshd):
         run, "cannot reach host gone", "Connection refused", "ssh -p 1 root@127.0.0.1 true"
     )
     assert project.origin_log() == before
+
+
+def test_a_refused_key_is_one_line_and_nothing_starts(project, sshd):
+    # Straight to sshd's address, without the alias's key: no key it accepts.
+    ssh = f"{sshd.ssh} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
+    target = f"nobody-here@127.0.0.1:{sshd.port}"
+    with_hosts(project, sshd, {"ssh": ssh}, nokey={"ssh": target, "path": "/srv/ml/project"})
+
+    run = project.inv("metrics", "--host", "nokey")
+
+    assert_one_line_error(run, "cannot reach host nokey", "Permission denied", "keys")
+    assert not any(on(project, n).path.exists() for n in ("gpu-1", "gpu-2"))
 
 
 def test_a_host_whose_python_has_no_dvc_invoke_is_one_line(project, sshd):
