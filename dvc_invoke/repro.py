@@ -140,8 +140,11 @@ def status(
             detail = f"at {r.step}: {r.reason or ''}".strip()
         elif r.job:
             job_state, why = runs.slurm_state(r.job)
-            waiting = f" ({why})" if job_state == "PENDING" and why and why != "None" else ""
-            detail = f"at {r.step}: SLURM job {r.job} {(job_state or 'gone').lower()}{waiting}"
+            if job_state == runs.SLURM_UNANSWERED:
+                detail = f"at {r.step}: SLURM job {r.job}, but SLURM does not answer: {why}"
+            else:
+                waiting = f" ({why})" if job_state == "PENDING" and why and why != "None" else ""
+                detail = f"at {r.step}: SLURM job {r.job} {(job_state or 'gone').lower()}{waiting}"
         else:
             detail = f"at {r.step}" + (" (detached)" if r.detached else "")
         started = time.strftime("%m-%d %H:%M", time.localtime(r.started_at))

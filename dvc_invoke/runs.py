@@ -87,7 +87,9 @@ def alive(report: RunReport) -> bool:
     if report.job:
         if not shutil.which("scontrol"):
             return True  # no SLURM here to ask: only a host of the cluster can tell
-        return slurm_state(report.job)[0] in SLURM_LIVE
+        state = slurm_state(report.job)[0]
+        # SLURM not answering (its controller restarting) says nothing of the job.
+        return state in SLURM_LIVE or state == SLURM_UNANSWERED
     if elsewhere(report):
         return True
     if report.pid is None:
@@ -336,6 +338,7 @@ def mark_lost(report: RunReport) -> None:
     if report.job and not report.reason:
         state, why = slurm_state(report.job)
         said = f"{state} ({why})" if state and why and why != "None" else state or "gone"
+        said = "unknown: SLURM did not answer" if state == SLURM_UNANSWERED else said
         report.reason = f"SLURM ended job {report.job} as {said} without a result"
     report.reason = report.reason or "the run's process died without a result"
     report.ended_at = time.time()
@@ -538,16 +541,24 @@ def _submit_settle(ws: Workspace, report: RunReport, job: str, options: dict[str
         )
 
 
+# What `slurm_state` says when SLURM could not be asked (not one of SLURM's states).
+SLURM_UNANSWERED = "UNANSWERED"
+
+
 def slurm_state(job: str) -> tuple[str | None, str | None]:
     """SLURM's state of ``job`` (PENDING, RUNNING, TIMEOUT, ...) and its reason;
-    (None, None) once SLURM no longer knows the job."""
+    (None, None) once SLURM no longer knows the job (``MinJobAge`` after its
+    end); (`SLURM_UNANSWERED`, why) when the controller cannot be reached."""
     from invoke.context import Context
 
     res = Context().run(
         f"scontrol show job -o {shlex.quote(job)}", hide=True, warn=True, in_stream=False
     )
     if res.failed:
-        return None, None
+        said = (res.stderr or "").strip()
+        if "Invalid job id" in said:
+            return None, None
+        return SLURM_UNANSWERED, said.splitlines()[-1] if said else f"exit {res.exited}"
     fields = dict(re.findall(r"(\w+)=(\S*)", res.stdout))
     return fields.get("JobState"), fields.get("Reason")
 

@@ -243,3 +243,30 @@ def test_a_host_without_slurm_never_calls_a_job_lost(project, tmp_path):
 
     assert status.returncode == 0, status.output
     assert latest(project)["status"] == "started"
+
+
+def test_a_controller_that_does_not_answer_never_makes_a_job_lost(project, slurm, tmp_path):
+    run = project.inv("metrics", "--slurm", env={**slurm.env, "SANDBOX_SLOW": "predict:120"})
+    assert run.returncode == 0, run.output
+    wait_for(lambda: "predict" in project.stages_run(), 60, "the predict stage")
+    job = latest(project)["job"]
+    # The same cluster, asked on a port its controller does not listen on: what
+    # a slurmctld restart looks like from the login node (scontrol retries ~18 s).
+    import re
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    conf = tmp_path / "slurm.conf"
+    text = open(slurm.env["SLURM_CONF"]).read()
+    conf.write_text(re.sub(r"SlurmctldPort=\d+", f"SlurmctldPort={port}", text))
+
+    status = project.inv("repro.status", env={"SLURM_CONF": str(conf)})
+
+    assert status.returncode == 0, status.output
+    assert f"SLURM job {job}, but SLURM does not answer" in status.stdout
+    assert latest(project)["status"] == "started"  # not lost: nothing is known
+    assert slurm.state(job) == "RUNNING"
+    cancel = project.inv("repro.cancel", env=slurm.env)
+    assert cancel.returncode == 0, cancel.output
