@@ -156,16 +156,20 @@ def fresh(project) -> Project:
     return project.clone("teammate")
 
 
+def _needs(engine: str, missing: str | None) -> None:
+    """Skip a test whose engine is not installed here, with why; under CI, fail it."""
+    if missing:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{engine} must run under CI: {missing}")
+        pytest.skip(missing)
+
+
 @pytest.fixture(scope="session")
 def slurm(tmp_path_factory, isolated_environment):
     """A real one-node SLURM cluster for this test worker (see slurm_cluster.py)."""
     from slurm_cluster import Cluster, available
 
-    missing = available()
-    if missing:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"SLURM must run under CI: {missing}")
-        pytest.skip(missing)
+    _needs("SLURM", available())
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     cluster = Cluster(tmp_path_factory.mktemp("slurm"), f"test-{worker}").start()
     yield cluster
@@ -177,11 +181,7 @@ def sshd(tmp_path_factory, isolated_environment):
     """A real OpenSSH server on 127.0.0.1: hosts gpu-1 and gpu-2 (see sshd_server.py)."""
     from sshd_server import Sshd, available
 
-    missing = available()
-    if missing:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"sshd must run under CI: {missing}")
-        pytest.skip(missing)
+    _needs("sshd", available())
     identity = {
         f"GIT_{who}_{what}": value
         for who in ("AUTHOR", "COMMITTER")

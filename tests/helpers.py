@@ -88,3 +88,12 @@ def as_tasks_module(monkeypatch, ns):
     module = types.ModuleType("tasks")
     module.ns = ns
     monkeypatch.setitem(sys.modules, "tasks", module)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

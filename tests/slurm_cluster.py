@@ -17,6 +17,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from helpers import free_port
+
 CONF = """\
 ClusterName={name}
 FirstJobId={first_job}
@@ -55,12 +57,6 @@ def available() -> str | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _munged() -> None:
     if subprocess.run(["pgrep", "-x", "munged"], capture_output=True).returncode == 0:
         return
@@ -86,8 +82,8 @@ class Cluster:
                 name=name,
                 host=socket.gethostname(),
                 node=name,
-                ctld_port=_free_port(),
-                d_port=_free_port(),
+                ctld_port=free_port(),
+                d_port=free_port(),
                 d=folder,
                 # Job ids of their own: a test stops its job's processes by id.
                 first_job=1000 + 1000 * (sum(map(ord, name)) % 97),

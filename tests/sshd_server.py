@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
+
+from helpers import free_port
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 
@@ -40,16 +41,10 @@ def available() -> str | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Sshd:
     def __init__(self, base: Path):
         self.base = base
-        self.port = _free_port()
+        self.port = free_port()
         self.client_key = base / "id_ed25519"
         self.ssh_config = base / "ssh_config"
         self.proc: subprocess.Popen[bytes] | None = None

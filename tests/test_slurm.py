@@ -253,14 +253,12 @@ def test_a_controller_that_does_not_answer_never_makes_a_job_lost(project, slurm
     # The same cluster, asked on a port its controller does not listen on: what
     # a slurmctld restart looks like from the login node (scontrol retries ~18 s).
     import re
-    import socket
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    from helpers import free_port
+
     conf = tmp_path / "slurm.conf"
     text = open(slurm.env["SLURM_CONF"]).read()
-    conf.write_text(re.sub(r"SlurmctldPort=\d+", f"SlurmctldPort={port}", text))
+    conf.write_text(re.sub(r"SlurmctldPort=\d+", f"SlurmctldPort={free_port()}", text))
 
     status = project.inv("repro.status", env={"SLURM_CONF": str(conf)})
 
