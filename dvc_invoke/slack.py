@@ -163,14 +163,21 @@ class _Redacting(logging.Filter):
 
 
 def _logger(secrets: list[str]) -> logging.Logger:
-    """slack_sdk's logger for our clients: warnings only, secrets redacted.
+    """slack_sdk's logger for our clients: warnings only, secrets redacted,
+    and never on the console by itself.
 
     slack_sdk logs the request URL at INFO when it retries, which for a
-    webhook is the secret itself; an unset level would let that through.
+    webhook is the secret itself; an unset level would let that through. It
+    logs "Failed to send a request…" at ERROR once per attempt: with no
+    handler anywhere, Python's last-resort handler would print each to
+    stderr, beside the one warning of ours that says the same. A project
+    that configures logging still gets them, redacted.
     """
     logger = logging.getLogger("dvc_invoke.slack_sdk")
     logger.setLevel(logging.WARNING)
     logger.filters = [_Redacting(secrets)]
+    if not logger.handlers:
+        logger.addHandler(logging.NullHandler())
     return logger
 
 
