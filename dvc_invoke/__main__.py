@@ -1,4 +1,5 @@
-"""``python -m dvc_invoke demo``, ``settle ROOT RUN_ID``; on a GPU host ``host probe|checkout``."""
+"""``dvc-invoke demo`` and ``dvc-invoke init`` (also ``python -m dvc_invoke``); inside
+runs, ``settle ROOT RUN_ID`` and, on a GPU host, ``host probe|checkout``."""
 
 from __future__ import annotations
 
@@ -11,6 +12,10 @@ def main(argv: list[str] | None = None) -> int:
         from .demo import main as demo
 
         return demo(args[1:])
+    if args[:1] == ["init"]:
+        from .scaffold import main as init
+
+        return init(args[1:])
     if args[:1] == ["host"]:
         from .hosts import host_main
 
@@ -19,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
         from .runs import main as settle
 
         return settle(args)
-    print("usage: python -m dvc_invoke demo [--dir DIR] | settle ROOT RUN_ID", file=sys.stderr)
+    print("usage: dvc-invoke demo [--dir DIR] | init [--dir DIR]", file=sys.stderr)
     return 2
 
 

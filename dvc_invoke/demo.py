@@ -1,4 +1,4 @@
-"""The whole flow, for real, in a throw-away sandbox: ``python -m dvc_invoke.demo``.
+"""The whole flow, for real, in a throw-away sandbox: ``dvc-invoke demo``.
 
 Builds a project in a temporary folder (a bare git origin, a local DVC
 remote, tracked data, a ``training`` and a ``metrics`` pipeline, and the
@@ -72,9 +72,7 @@ def run(c: Context, base: str | os.PathLike[str] | None = None) -> sandbox.Sandb
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m dvc_invoke.demo", description=__doc__.split("\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog="dvc-invoke demo", description=__doc__.split("\n")[0])
     parser.add_argument("--dir", help="build the sandbox here (default: a new temporary folder)")
     args = parser.parse_args(argv)
     try:

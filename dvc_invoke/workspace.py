@@ -204,6 +204,10 @@ class GitState:
         return state
 
 
+# Projects whose .env was checked for being git-ignored, in this process.
+_ENV_CHECKED: set[Path] = set()
+
+
 class Workspace:
     """Runs git and dvc commands for one DVC project, from its root."""
 
@@ -215,6 +219,23 @@ class Workspace:
         self.log: IO[str] | None = None  # set while a foreground run keeps a log
         environment.load(self.root)
         self._git_prefix: str | None = None
+        self._warn_if_env_is_not_ignored()
+
+    def _warn_if_env_is_not_ignored(self) -> None:
+        """A ``.env`` that git does not ignore is one `git add -A` from the
+        team's history, secrets and all: said once per project and process."""
+        if self.root in _ENV_CHECKED or not (self.root / ".env").is_file():
+            return
+        _ENV_CHECKED.add(self.root)
+        res = self.c.run(
+            f"git -C {shlex.quote(str(self.root))} check-ignore -q .env",
+            hide=True,
+            warn=True,
+            in_stream=False,
+            dry=False,
+        )
+        if res.exited == 1:  # not ignored (128: not a git repository, said elsewhere)
+            console.warn(".env is not ignored by git: add it to .gitignore, lest it is committed")
 
     # -- running ---------------------------------------------------------
     def _cmd(self, cmd: str) -> str:

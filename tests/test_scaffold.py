@@ -1,0 +1,114 @@
+"""`dvc-invoke init`: tasks.py for an existing DVC project (dvc_invoke.scaffold)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dvc_invoke import scaffold
+
+DVC_INVOKE = str(Path(sys.executable).parent / "dvc-invoke")
+
+STAGE = "stages:\n  {name}:\n    cmd: echo {name}\n"
+
+
+def sh(cwd, *args):
+    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, check=True).stdout
+
+
+@pytest.fixture
+def nested(tmp_path):
+    """A DVC project of evidently-dvc's shape, plus a root dvc.yaml, with nothing of ours."""
+    root = tmp_path / "ml"
+    root.mkdir()
+    sh(root, "git", "init", "-q")
+    sh(root, sys.executable, "-m", "dvc", "init", "-q")
+    (root / "dvc.yaml").write_text(STAGE.format(name="prepare"))
+    for folder in ("pipelines/train", "pipelines/predict", "other/train"):
+        (root / folder).mkdir(parents=True)
+        (root / folder / "dvc.yaml").write_text(STAGE.format(name=folder.split("/")[-1]))
+    return root
+
+
+def init(cwd):
+    return subprocess.run([DVC_INVOKE, "init"], cwd=cwd, capture_output=True, text=True)
+
+
+def test_init_writes_a_tasks_py_that_lists_every_pipeline_at_once(nested):
+    run = init(nested)
+
+    assert run.returncode == 0, run.stderr
+    assert "wrote tasks.py" in run.stdout and "wrote .env.example" in run.stdout
+    assert "added .env to .gitignore" in run.stdout
+    assert sh(nested, "git", "check-ignore", ".env").strip() == ".env"
+    listed = subprocess.run(
+        [sys.executable, "-m", "invoke", "--list"], cwd=nested, capture_output=True, text=True
+    )
+    assert listed.returncode == 0, listed.stderr
+    flat = " ".join(listed.stdout.split())
+    for task, dvcfile in [
+        ("pipeline", "dvc.yaml"),
+        ("predict", "pipelines/predict/dvc.yaml"),
+        ("train", "other/train/dvc.yaml"),  # the first of two "train" folders
+        ("pipelines-train", "pipelines/train/dvc.yaml"),
+    ]:
+        assert f" {task} Run the {task} pipeline ({dvcfile})" in flat, listed.stdout
+    text = (nested / "tasks.py").read_text()
+    assert '# stages=["predict"],' in text
+    # Each task is the pipeline `--pipeline` names: the same dvc.yaml.
+    dry = subprocess.run(
+        [sys.executable, "-m", "invoke", "repro.pipelines"],
+        cwd=nested,
+        capture_output=True,
+        text=True,
+    )
+    assert dry.returncode == 0, dry.stderr
+    assert "pipelines-train" in dry.stdout and "pipelines/train/dvc.yaml" in dry.stdout
+
+
+def test_init_never_overwrites_and_shows_what_it_would_write(nested):
+    (nested / "tasks.py").write_text("# the team's own\n")
+    (nested / ".gitignore").write_text("*.log\n.env\n")
+
+    run = init(nested)
+
+    assert run.returncode == 0, run.stderr
+    assert (nested / "tasks.py").read_text() == "# the team's own\n"
+    assert "tasks.py exists, so it is left as it is" in run.stdout
+    assert 'dvcfile="pipelines/predict/dvc.yaml"' in run.stdout
+    assert (nested / ".gitignore").read_text() == "*.log\n.env\n"  # already ignored
+
+
+def test_init_outside_a_dvc_project_is_one_line(tmp_path):
+    run = init(tmp_path)
+
+    assert run.returncode == 1
+    assert run.stderr.startswith("dvc-invoke:") and "dvc init" in run.stderr
+    assert run.stderr.count("\n") == 1 and list(tmp_path.iterdir()) == []
+
+
+def test_task_names_are_short_unique_and_python_names_do_not_shadow_imports():
+    found = {".": "dvc.yaml", "a/data": "a/data/dvc.yaml", "b/data": "b/data/dvc.yaml"}
+    assert scaffold.named(found) == [
+        ("pipeline", "dvc.yaml"),
+        ("data", "a/data/dvc.yaml"),
+        ("b-data", "b/data/dvc.yaml"),
+    ]
+    text = scaffold.tasks_py(Path("/nonexistent"), found)
+    compile(text, "tasks.py", "exec")
+    assert "data_pipeline = pipeline_task(" in text  # not `data`, the collection it imports
+
+
+def test_a_run_whose_env_git_does_not_ignore_warns_once(project):
+    (project.path / ".gitignore").write_text("__pycache__/\n")
+    project.git("commit", "-qam", "Forget to ignore .env")
+    (project.path / ".env").write_text("SOMETHING=1\n")  # untracked: the run goes on
+
+    run = project.inv("metrics")
+
+    assert run.returncode == 0, run.output
+    warnings = [ln for ln in run.stdout.splitlines() if ".env is not ignored by git" in ln]
+    assert len(warnings) == 1, run.stdout
