@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers import Run, records
+from helpers import records
 from invoke import Context
 
 from dvc_invoke import sandbox
+from dvc_invoke.testing import Project as BaseProject
 
 BIN = str(Path(sys.executable).parent)
 
@@ -52,62 +53,16 @@ def isolated_environment(tmp_path_factory):
 
 
 @dataclass
-class Project:
-    """A checkout of the sandbox, with the means to drive and inspect it."""
+class Project(BaseProject):
+    """A checkout of the sandbox (`dvc_invoke.testing.Project`), with the stages it ran."""
 
-    path: Path
-    sandbox: sandbox.Sandbox
-    trace_file: Path
-
-    def inv(self, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> Run:
-        clean = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
-        proc = subprocess.run(
-            [sys.executable, "-m", "invoke", *args],
-            cwd=cwd or self.path,
-            env={**clean, "SANDBOX_TRACE": str(self.trace_file), **(env or {})},
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        return Run(proc.returncode, proc.stdout, proc.stderr)
-
-    def sh(self, cmd: str, *, check: bool = True) -> str:
-        proc = subprocess.run(
-            cmd, shell=True, cwd=self.path, capture_output=True, text=True, timeout=300
-        )
-        if check and proc.returncode:
-            raise AssertionError(f"{cmd!r} exited {proc.returncode}:\n{proc.stdout}{proc.stderr}")
-        return proc.stdout
-
-    def git(self, *args: str) -> str:
-        return self.sh("git " + " ".join(_q(a) for a in args)).strip()
-
-    def origin_log(self, branch: str = "main") -> list[str]:
-        out = subprocess.run(
-            ["git", "--git-dir", str(self.sandbox.origin), "log", "--format=%s", branch],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        return out.splitlines()
+    sandbox: sandbox.Sandbox | None = None
+    trace_file: Path | None = None
 
     def stages_run(self) -> list[str]:
-        if not self.trace_file.exists():
+        if self.trace_file is None or not self.trace_file.exists():
             return []
         return self.trace_file.read_text().split()
-
-    def clone(self, name: str) -> Project:
-        """A teammate's fresh clone beside this one: code only, data in the DVC remote."""
-        dest = self.sandbox.base / name
-        sandbox.clone(Context(), self.sandbox, dest)
-        return Project(dest, self.sandbox, self.trace_file)
-
-
-def _q(word: str) -> str:
-    import shlex
-
-    return shlex.quote(word)
 
 
 @pytest.fixture(scope="session")
@@ -147,7 +102,9 @@ def _copy(template: sandbox.Sandbox, tmp_path: Path) -> Project:
     subprocess.run(
         ["git", "remote", "set-url", "origin", str(sb.origin)], cwd=sb.project, check=True
     )
-    return Project(sb.project, sb, tmp_path / "stages-run.txt")
+    trace = tmp_path / "stages-run.txt"
+    env = {"SANDBOX_TRACE": str(trace)}
+    return Project(sb.project, sb.origin, sb.remote, env, sandbox=sb, trace_file=trace)
 
 
 @pytest.fixture
@@ -193,12 +150,9 @@ def sshd(tmp_path_factory, isolated_environment):
 
 
 @pytest.fixture
-def slack():
-    """A stand-in Slack server on 127.0.0.1 for one test."""
-    from slack_server import SlackServer
-
-    with SlackServer() as server:
-        yield server
+def slack(fake_slack):
+    """The stand-in Slack of dvc-invoke's pytest plugin (``fake_slack``), as these tests name it."""
+    return fake_slack
 
 
 # Tests that build a real project (git, dvc, an origin, a DVC remote) and run

@@ -4,20 +4,8 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 
-
-@dataclass
-class Run:
-    """A finished `inv` process."""
-
-    returncode: int
-    stdout: str
-    stderr: str
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
+from dvc_invoke.testing import Run  # noqa: F401 - for the tests that build one
 
 
 def assert_one_line_error(run, *fragments):
@@ -72,12 +60,7 @@ def wait_ended(project, timeout=60.0):
 def assert_fresh_clone_up_to_date(project, name="check-clone"):
     """The invariant after anything publishes: a fresh clone of origin can
     `dvc pull` everything and finds every pipeline up to date."""
-    clone = project.clone(name)
-    clone.sh("dvc pull -q")
-    status = clone.sh("dvc status")
-    assert "Data and pipelines are up to date" in status, status
-    assert clone.git("status", "--porcelain") == ""
-    return clone
+    assert project.fresh_clone_problems(name) == []
 
 
 def as_tasks_module(monkeypatch, ns):

@@ -7,6 +7,7 @@ live beside it, cloned from the same origin.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shlex
@@ -52,7 +53,7 @@ def host_checkout(project, name, env_file=""):
     subprocess.run(["git", "clone", "-q", str(project.sandbox.origin), str(path)], check=True)
     if env_file:
         (path / ".env").write_text(env_file)
-    return project.__class__(path, project.sandbox, project.trace_file)
+    return dataclasses.replace(project, path=path)
 
 
 def edit(host, path):
@@ -61,7 +62,7 @@ def edit(host, path):
 
 
 def on(project, name):
-    return project.__class__(project.sandbox.base / name, project.sandbox, project.trace_file)
+    return dataclasses.replace(project, path=project.sandbox.base / name)
 
 
 def ended_on(host, run_id, timeout=120):

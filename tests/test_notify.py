@@ -9,10 +9,10 @@ import signal
 
 import pytest
 from helpers import assert_one_line_error, latest, records, wait_for
-from slack_server import TOKEN, WEBHOOK_PATH
 
 from dvc_invoke.report import RunReport
 from dvc_invoke.slack import SlackSettings, WebApiNotifier, WebhookNotifier, log_tail, message
+from dvc_invoke.testing.slack import TOKEN, WEBHOOK_PATH
 
 SECRETS = (TOKEN, WEBHOOK_PATH.rsplit("/", 1)[-1])
 

@@ -2,7 +2,14 @@
 
 It answers as Slack does (JSON ``{"ok": ...}`` from the Web API, ``ok`` text
 from a webhook), checks the bearer token and the channel, records every
-request, and plays scripted faults: a status, a body, headers, a delay.
+request, and plays scripted faults: a status, a body, headers, a delay::
+
+    slack.fail("chat.postMessage", status=500)                      # a 5xx
+    slack.fail("chat.postMessage", status=429, headers={"Retry-After": "1"})
+    slack.fail("chat.postMessage", body={"ok": False, "error": "invalid_auth"})
+    slack.fail("webhook", delay=30)                                 # a hang
+
+Point a run at it with ``env=slack.web_api_env()`` or ``slack.webhook_env()``.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import parse_qsl
 
 TOKEN = "xoxb-1111-2222-standinsecret"
@@ -23,12 +31,12 @@ WEBHOOK_PATH = "/services/T0STANDIN/B0STANDIN/standinwebhooksecret"
 class Request:
     method: str  # the API method ("chat.postMessage"), or "webhook"
     headers: dict[str, str]
-    body: dict
+    body: dict[str, Any]
     faulted: bool = False  # answered with a scripted fault, not as Slack would
 
     @property
     def text(self) -> str:
-        return self.body.get("text", "")
+        return str(self.body.get("text", ""))
 
     @property
     def blocks_text(self) -> str:
@@ -54,10 +62,10 @@ class SlackServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):  # quiet
+            def log_message(self, *args: Any) -> None:  # quiet
                 pass
 
-            def do_POST(self):  # noqa: N802
+            def do_POST(self) -> None:  # noqa: N802
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length).decode()
                 if "json" in (self.headers.get("Content-Type") or ""):
@@ -89,7 +97,7 @@ class SlackServer:
     def webhook_env(self) -> dict[str, str]:
         return {"SLACK_WEBHOOK_URL": self.webhook_url}
 
-    def fail(self, method: str, times: int = 1, **fault) -> None:
+    def fail(self, method: str, times: int = 1, **fault: Any) -> None:
         """The next ``times`` calls of ``method`` get ``fault`` instead of an answer."""
         self.faults[method] += [Fault(**fault) for _ in range(times)]
 
@@ -97,7 +105,7 @@ class SlackServer:
         return [r for r in self.requests if r.method == method]
 
     # -- answering -----------------------------------------------------------
-    def _handle(self, h: BaseHTTPRequestHandler, body: dict) -> None:
+    def _handle(self, h: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
         path = h.path.split("?")[0]
         method = "webhook" if path == WEBHOOK_PATH else path.removeprefix("/api/")
         with self._lock:
@@ -106,23 +114,30 @@ class SlackServer:
         if fault is not None:
             time.sleep(fault.delay)
             if fault.body is not None or fault.status != 200:
-                return self._reply(h, fault.status, fault.body, fault.headers)
+                self._reply(h, fault.status, fault.body, fault.headers)
+                return
         invalid = self._invalid(body)
         if method == "webhook":
-            return self._reply(h, 400, invalid) if invalid else self._reply(h, 200, "ok")
+            self._reply(h, 400 if invalid else 200, invalid or "ok")
+            return
         if path.startswith("/services/"):
-            return self._reply(h, 404, "no_service")
+            self._reply(h, 404, "no_service")
+            return
         if h.headers.get("Authorization") != f"Bearer {TOKEN}":
-            return self._reply(h, 200, {"ok": False, "error": "invalid_auth"})
+            self._reply(h, 200, {"ok": False, "error": "invalid_auth"})
+            return
         answer = getattr(self, "_" + method.replace(".", "_"), None)
         if answer is None:
-            return self._reply(h, 200, {"ok": False, "error": "unknown_method"})
+            self._reply(h, 200, {"ok": False, "error": "unknown_method"})
+            return
         if invalid:
-            return self._reply(h, 200, {"ok": False, "error": invalid})
-        return self._reply(h, 200, answer(body))
+            self._reply(h, 200, {"ok": False, "error": invalid})
+            return
+        self._reply(h, 200, answer(body))
+        return
 
     @staticmethod
-    def _invalid(body: dict) -> str | None:
+    def _invalid(body: dict[str, Any]) -> str | None:
         """Slack's word for a message it will not take, checked as Slack checks it."""
         blocks = body.get("blocks") or []
         if isinstance(blocks, str):
@@ -141,14 +156,14 @@ class SlackServer:
                     return "invalid_blocks"
         return None
 
-    def _auth_test(self, body):
+    def _auth_test(self, body: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "user": "dvc-bot", "team": "ML team", "user_id": "U0BOT"}
 
-    def _channel(self, body):
+    def _channel(self, body: dict[str, Any]) -> str | None:
         name = body.get("channel", "")
         return self.channels.get(name, name if name in self.channels.values() else None)
 
-    def _chat_postMessage(self, body):  # noqa: N802
+    def _chat_postMessage(self, body: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
         channel = self._channel(body)
         if channel is None:
             return {"ok": False, "error": "channel_not_found"}
@@ -159,13 +174,15 @@ class SlackServer:
             ts = f"1700000000.{self._ts:06d}"
         return {"ok": True, "channel": channel, "ts": ts, "message": {"text": body.get("text")}}
 
-    def _chat_update(self, body):
+    def _chat_update(self, body: dict[str, Any]) -> dict[str, Any]:
         if body.get("channel") not in self.channels.values():
             return {"ok": False, "error": "channel_not_found"}  # a name is not an id
         return {"ok": True, "channel": body["channel"], "ts": body.get("ts")}
 
     @staticmethod
-    def _reply(h, status, body, headers=None):
+    def _reply(
+        h: BaseHTTPRequestHandler, status: int, body: Any, headers: dict[str, str] | None = None
+    ) -> None:
         data = (body if isinstance(body, str) else json.dumps(body)).encode()
         h.send_response(status)
         ctype = "text/plain" if isinstance(body, str) else "application/json"
@@ -180,6 +197,6 @@ class SlackServer:
         self.thread.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()

@@ -1,0 +1,105 @@
+"""The pytest plugin, as a team uses it: its own repository, its own test, plain `pytest`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+TEAM_FILES = {
+    "tasks.py": textwrap.dedent(
+        """\
+        from invoke import Collection
+        from dvc_invoke import data, guards, notify, pipeline_task, publish, repro
+
+        train = pipeline_task("train", dvcfile="dvc.yaml")
+        ns = Collection(train, guards, data, repro, publish, notify)
+        """
+    ),
+    "dvc.yaml": textwrap.dedent(
+        """\
+        stages:
+          train:
+            cmd: python train.py
+            deps: [train.py, data/train.csv]
+            outs: [model.txt]
+            metrics: [{metrics.json: {cache: false}}]
+        """
+    ),
+    "train.py": textwrap.dedent(
+        """\
+        import json
+        rows = open("data/train.csv").read().split()[1:]
+        open("model.txt", "w").write(str(len(rows)))
+        json.dump({"rows": len(rows)}, open("metrics.json", "w"))
+        """
+    ),
+    # The real data is in the team's DVC remote; its .dvc file is in git.
+    "data/train.csv.dvc": "outs:\n- md5: 0123456789abcdef0123456789abcdef\n  path: train.csv\n",
+    ".gitignore": "/model.txt\n.env\n",
+    # The team's test, written as the README shows it.
+    "tests/test_pipelines.py": textwrap.dedent(
+        """\
+        from pathlib import Path
+
+        REPO = Path(__file__).parents[1]
+
+
+        def test_train_publishes_and_tells_the_team(dvc_project, fake_slack):
+            project = dvc_project(REPO, extra={"data/train.csv": "x,y\\n1,2\\n3,4\\n"}, data=["data/train.csv"])
+            run = project.inv("train", env=fake_slack.web_api_env())
+            assert run.returncode == 0, run.output
+            assert project.origin_log()[0] == "[DVC] Update train"
+            assert fake_slack.calls("chat.update")[-1].text.startswith("train succeeded")
+            assert len(project.remote_objects()) == 2  # the data and the model
+            assert project.fresh_clone_problems() == []
+
+
+        def test_a_slack_outage_never_fails_the_run(dvc_project, fake_slack):
+            project = dvc_project(REPO, extra={"data/train.csv": "x,y\\n1,2\\n"}, data=["data/train.csv"])
+            fake_slack.fail("chat.update", times=3, status=503)
+            run = project.inv("train", env=fake_slack.web_api_env())
+            assert run.returncode == 0, run.output
+            assert "Slack" in run.stdout
+        """
+    ),
+}
+
+
+def team_repo(tmp_path, edit=lambda text: text):
+    repo = tmp_path / "team-repo"
+    for rel, text in TEAM_FILES.items():
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        (repo / rel).write_text(edit(text))
+    me = ["-c", "user.name=Team", "-c", "user.email=team@example.invalid"]
+    for cmd in (["init", "-q"], ["add", "-A"], [*me, "commit", "-qm", "Ours"]):
+        subprocess.run(["git", *cmd], cwd=repo, check=True, capture_output=True)
+    return repo
+
+
+def pytest_in(repo):
+    """Plain pytest in the team's repository: the fixtures come with dvc-invoke."""
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_a_team_tests_its_tasks_with_the_plugins_fixtures(tmp_path):
+    run = pytest_in(team_repo(tmp_path))
+
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "2 passed" in run.stdout
+
+
+def test_a_failing_team_test_fails(tmp_path):
+    """The fixtures check for real: a wrong expectation fails the team's suite."""
+    wrong = lambda text: text.replace('"[DVC] Update train"', '"[DVC] something else"')  # noqa: E731
+
+    run = pytest_in(team_repo(tmp_path, wrong))
+
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "1 failed, 1 passed" in run.stdout
