@@ -203,12 +203,47 @@ class Remote:
 def start(c: Any, name: str, host_name: str, task_args: list[str], *, slurm: bool) -> None:
     """Start pipeline ``name``'s run on a host (or a group's first free host)."""
     from .pipelines import resolve
-    from .workspace import GitState
 
     ws = Workspace(c)
     resolve(c, ws.root, name)  # an unknown pipeline is refused here, not over there
     hosts = choose(c, host_name)
-    state: GitState = ws.git_state()
+    branch, commit, url = _pushed(ws)
+    chosen = _pick(c, hosts, host_name, ws.git_prefix, name)
+    host = chosen.host
+    if chosen.gpus is not None and chosen.busy_gpus >= chosen.gpus:
+        console.warn(f"all {chosen.gpus} GPUs of {host.name} are in use; starting anyway")
+    checkout = [host.python, "-m", "dvc_invoke", "host", "checkout", branch, commit]
+    run = quote_all([host.python, "-m", "invoke", *task_args]) + (
+        " --slurm" if slurm else " --detach"
+    )
+    folder = _remote_path(host.path)
+    res = Remote(c, host).run(
+        f"{{ [ -d {folder}/.git ] || git clone -q {shlex.quote(url)} {folder}; }}"
+        f" && {_in_checkout(host, ws.git_prefix, quote_all(checkout))}"
+        f" && {_in_checkout(host, ws.git_prefix, run)}"
+    )
+    if is_dry(c):  # shown, not run
+        return
+    if res.failed:
+        resume = f"{commands.program()} {quote_all(task_args)} --host {shlex.quote(host_name)}"
+        raise DvcInvokeError(f"host {host.name}: {_said(res)}", step="host", resume=resume)
+    run_id = _run_id(res.stdout)
+    where = f"{host.name} ({host.path})"
+    if run_id is None:
+        console.result(True, f"{name} started on {where}")
+        sys.stdout.write(res.stdout)
+        return
+    how = "submitted to SLURM from" if slurm else "running on"
+    console.result(True, f"{name} is {how} {where} as run {run_id}")
+    logs, cancel = commands.command("repro.logs"), commands.command("repro.cancel")
+    console.info(f"follow:  {logs} --run {run_id} --follow --host {host.name}")
+    console.info(f"cancel:  {cancel} --run {run_id} --host {host.name}")
+
+
+def _pushed(ws: Workspace) -> tuple[str, str, str]:
+    """The branch, the commit and the URL a host fetches them from: the laptop's
+    workspace clean, on a branch, neither ahead of its upstream nor behind it."""
+    state = ws.git_state()
     if state.changed:
         raise DvcInvokeError(
             f"the workspace has changes the host would not run ({', '.join(state.changed[:5])}):"
@@ -244,50 +279,7 @@ def start(c: Any, name: str, host_name: str, task_args: list[str], *, slurm: boo
             step="guards",
         )
     url = ws.probe(f"git remote get-url {shlex.quote(remote_name)}").stdout.strip()
-    prefix = ws.git_prefix
-    chosen = _pick(c, hosts, host_name, prefix, name)
-    remote = Remote(c, chosen.host)
-    if chosen.gpus is not None and chosen.busy_gpus >= chosen.gpus:
-        console.warn(f"all {chosen.gpus} GPUs of {chosen.host.name} are in use; starting anyway")
-    folder = _remote_path(chosen.host.path)
-    steps = [f"{{ [ -d {folder}/.git ] || git clone -q {shlex.quote(url)} {folder}; }}"]
-    steps.append(
-        _in_checkout(
-            chosen.host,
-            prefix,
-            quote_all(
-                [chosen.host.python, "-m", "dvc_invoke", "host", "checkout"] + [branch, commit]
-            ),
-        )
-    )
-    steps.append(
-        _in_checkout(
-            chosen.host,
-            prefix,
-            quote_all([chosen.host.python, "-m", "invoke", *task_args])
-            + (" --slurm" if slurm else " --detach"),
-        )
-    )
-    res = remote.run(" && ".join(steps))
-    if is_dry(c):  # shown, not run
-        return
-    if res.failed:
-        raise DvcInvokeError(
-            f"host {chosen.host.name}: {_said(res)}",
-            step="host",
-            resume=_with_host(" ".join(["inv", *task_args]), host_name),
-        )
-    run_id = _run_id(res.stdout)
-    where = f"{chosen.host.name} ({chosen.host.path})"
-    if run_id is None:
-        console.result(True, f"{name} started on {where}")
-        sys.stdout.write(res.stdout)
-        return
-    how = "submitted to SLURM from" if slurm else "running on"
-    console.result(True, f"{name} is {how} {where} as run {run_id}")
-    logs, cancel = commands.command("repro.logs"), commands.command("repro.cancel")
-    console.info(f"follow:  {logs} --run {run_id} --follow --host {chosen.host.name}")
-    console.info(f"cancel:  {cancel} --run {run_id} --host {chosen.host.name}")
+    return branch, commit, url
 
 
 def _pick(c: Any, hosts: list[Host], asked: str, prefix: str, pipeline: str) -> Probe:
@@ -342,10 +334,6 @@ def _said(res: Any) -> str:
 def _run_id(out: str) -> str | None:
     found = re.findall(r"\brun (\d{8}-\d{6}-[A-Za-z0-9_.-]+-[0-9a-f]{4})\b", out)
     return found[-1] if found else None
-
-
-def _with_host(command: str, host: str) -> str:
-    return f"{command} --host {shlex.quote(host)}"
 
 
 def on_host(c: Any, host_name: str, task: str, args: list[str], *, tty: bool = False) -> None:
