@@ -84,7 +84,11 @@ def test_a_run_on_a_host_clones_runs_publishes_and_is_watched_from_the_laptop(pr
     assert run.returncode == 0, run.output
     run_id = RUN_ID.search(run.stdout).group(1)
     assert f"follow:  inv repro.logs --run {run_id} --follow --host gpu-1" in run.stdout
-    ended = ended_on(on(project, "gpu-1"), run_id)
+    # Followed from the laptop as it is written, until the run ends there.
+    followed = project.inv("repro.logs", "--run", run_id, "--follow", "--host", "gpu-1")
+    assert followed.returncode == 0, followed.output
+    assert "metrics succeeded" in followed.stdout
+    ended = ended_on(on(project, "gpu-1"), run_id, timeout=5)  # ended already
     assert ended["status"] == "succeeded", ended
     # The host told the team with its own .env, and published to origin.
     assert [c.text.split(" ")[:2] for c in slack.calls("chat.postMessage")] == [
