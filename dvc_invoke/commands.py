@@ -29,9 +29,24 @@ _OURS = {
 }
 
 
-def loaded_collection(collection_name: str = "tasks") -> Collection | None:
+def collection_name(configured: str | None = None) -> str:
+    """The name of the tasks module ``inv`` loads: ``-c``/``--collection`` as
+    typed (invoke keeps it to itself), else ``tasks.collection_name`` as
+    configured, else ``tasks``."""
+    args = sys.argv[1:]
+    for i, arg in enumerate(args):
+        if arg in ("-c", "--collection") and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith("--collection="):
+            return arg.split("=", 1)[1]
+        if not arg.startswith("-"):
+            break  # a task's name: what follows is its own
+    return configured or "tasks"
+
+
+def loaded_collection(name: str | None = None) -> Collection | None:
     """The collection of the tasks module invoke loaded, if one was."""
-    module = sys.modules.get(collection_name)
+    module = sys.modules.get(name or collection_name())
     if module is None:
         return None
     for attr in ("ns", "namespace"):  # what invoke's Collection.from_module looks for
@@ -63,9 +78,9 @@ def tasks_of(coll: Collection) -> list[Any]:
     return list(seen.values())
 
 
-def name_of(task: Any, default: str, *, collection_name: str = "tasks") -> str:
+def name_of(task: Any, default: str) -> str:
     """The shortest name under which ``task`` runs in the loaded tasks module, else ``default``."""
-    root = loaded_collection(collection_name)
+    root = loaded_collection()
     if root is None:
         return default
     # invoke deep-copies the tasks of a module's `ns` (Collection.from_module);

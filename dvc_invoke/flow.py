@@ -171,8 +171,9 @@ def _run(
                 refusals = notifiers.announce(chain, report)
                 if refusals:
                     raise DvcInvokeError(
-                        f"Slack refused the run's first message ({'; '.join(refusals)}):"
-                        " fix SLACK_BOT_TOKEN / SLACK_CHANNEL, or run with --skip slack",
+                        f"the run's first message was refused ({'; '.join(refusals)}):"
+                        " fix the set-up (SLACK_BOT_TOKEN / SLACK_CHANNEL for Slack),"
+                        " or run with --skip slack",
                         step="guards",
                     )
                 store.save(report)
@@ -292,8 +293,8 @@ def _execute(
             report.end(status, reason=exc.reason, resume=resume, log_tail=tail)
             notifiers.deliver(chain, report)
             save()
-            if isinstance(exc, Cancelled):
-                raise Cancelled(exc.reason, step=report.step, resume=resume) from None
+            if isinstance(exc, Cancelled):  # Lost stays Lost, for an upstream run's caller too
+                raise type(exc)(exc.reason, step=report.step, resume=resume) from None
             raise exc from None
         finally:
             ws.interrupts, ws.log = None, None

@@ -180,9 +180,15 @@ def session(root: Path) -> Iterator[None]:
     if key in _SESSIONS:
         yield
         return
+    from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
-    repo = Repo(key)
+    try:
+        repo = Repo(key)
+    except DvcException as exc:
+        raise DvcInvokeError(
+            f"DVC cannot read the project: {dvc_error_reason(exc)}", step="guards"
+        ) from None
     _SESSIONS[key] = repo
     try:
         yield

@@ -89,6 +89,12 @@ def _remote_path(path: str) -> str:
     return shlex.quote(path)
 
 
+def _python(host: Host, *args: str) -> str:
+    """The host's Python with ``args``, as a shell line (``~/`` is the remote user's home)."""
+    py = _remote_path(host.python) if "/" in host.python else shlex.quote(host.python)
+    return " ".join([py, quote_all(list(args))]) if args else py
+
+
 def _in_checkout(host: Host, prefix: str, line: str) -> str:
     """``line`` run in the host's project folder, its Python's folder first on PATH
     (a virtualenv's ``dvc`` and ``python``, for the stages too).
@@ -163,13 +169,15 @@ class Remote:
         )
 
     def python(self, prefix: str, *args: str, capture: bool = True, tty: bool = False) -> Any:
-        line = _in_checkout(self.host, prefix, quote_all([self.host.python, *args]))
+        line = _in_checkout(self.host, prefix, _python(self.host, *args))
         return self.run(line, capture=capture, tty=tty)
 
     def probe(self, prefix: str) -> Probe:
         """Ask the host about its checkout; an unreachable host is a probe with a problem."""
-        py = shlex.quote(self.host.python)
-        inside = _in_checkout(self.host, prefix, f"{py} -m dvc_invoke host probe")
+        py = _python(self.host)
+        inside = _in_checkout(
+            self.host, prefix, _python(self.host, "-m", "dvc_invoke", "host", "probe")
+        )
         folder = _remote_path(self.host.path)
         line = (
             f"if [ -d {folder}/.git ]; then {inside};"
@@ -212,14 +220,12 @@ def start(c: Any, name: str, host_name: str, task_args: list[str], *, slurm: boo
     host = chosen.host
     if chosen.gpus is not None and chosen.busy_gpus >= chosen.gpus:
         console.warn(f"all {chosen.gpus} GPUs of {host.name} are in use; starting anyway")
-    checkout = [host.python, "-m", "dvc_invoke", "host", "checkout", branch, commit]
-    run = quote_all([host.python, "-m", "invoke", *task_args]) + (
-        " --slurm" if slurm else " --detach"
-    )
+    checkout = _python(host, "-m", "dvc_invoke", "host", "checkout", branch, commit)
+    run = _python(host, "-m", "invoke", *task_args) + (" --slurm" if slurm else " --detach")
     folder = _remote_path(host.path)
     res = Remote(c, host).run(
         f"{{ [ -d {folder}/.git ] || git clone -q {shlex.quote(url)} {folder}; }}"
-        f" && {_in_checkout(host, ws.git_prefix, quote_all(checkout))}"
+        f" && {_in_checkout(host, ws.git_prefix, checkout)}"
         f" && {_in_checkout(host, ws.git_prefix, run)}"
     )
     if is_dry(c):  # shown, not run
@@ -227,6 +233,9 @@ def start(c: Any, name: str, host_name: str, task_args: list[str], *, slurm: boo
     if res.failed:
         resume = f"{commands.program()} {quote_all(task_args)} --host {shlex.quote(host_name)}"
         raise DvcInvokeError(f"host {host.name}: {_said(res)}", step="host", resume=resume)
+    for line in res.stdout.splitlines():  # the host's warnings (a stale upstream, say)
+        if line.startswith("! "):
+            console.warn(f"{host.name}: {line[2:]}")
     run_id = _run_id(res.stdout)
     where = f"{host.name} ({host.path})"
     if run_id is None:
@@ -279,7 +288,19 @@ def _pushed(ws: Workspace) -> tuple[str, str, str]:
             step="guards",
         )
     url = ws.probe(f"git remote get-url {shlex.quote(remote_name)}").stdout.strip()
-    return branch, commit, url
+    return branch, commit, without_credentials(url)
+
+
+def without_credentials(url: str) -> str:
+    """``url`` without the user and password an http(s) URL may carry (a token,
+    often): the host clones with credentials of its own, and nothing secret is
+    echoed, shown by ``--dry`` or copied to the host."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
 def _pick(c: Any, hosts: list[Host], asked: str, prefix: str, pipeline: str) -> Probe:

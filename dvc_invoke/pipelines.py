@@ -69,12 +69,13 @@ OPTIONS = tuple(f.name for f in dataclasses.fields(Pipeline) if f.name != "name"
 PIPELINE_ATTR = "dvc_invoke_pipeline"
 
 
-def defined() -> dict[str, Pipeline]:
+def defined(c: Any = None) -> dict[str, Pipeline]:
     """Pipelines made with `pipeline_task` that the project's tasks hold, by name:
     the tasks module invoke loaded is the one registry (nothing global to leak)."""
-    from .commands import loaded_collection, tasks_of
+    from .commands import collection_name, loaded_collection, tasks_of
 
-    root = loaded_collection()
+    configured = c.config.get("tasks", {}).get("collection_name") if c is not None else None
+    root = loaded_collection(collection_name(configured))
     found: dict[str, Pipeline] = {}
     for t in tasks_of(root) if root is not None else ():
         spec = getattr(getattr(t, "body", None), PIPELINE_ATTR, None)
@@ -232,7 +233,7 @@ def _targets(value: Any, *, key: str, where: str) -> tuple[str, ...] | None:
 
 def available(c: Any, root: Path) -> list[str]:
     """Every pipeline name that resolves in this project."""
-    names = set(_configured(c)) | set(defined())
+    names = set(_configured(c)) | set(defined(c))
     found = discover(c, root)
     names |= {_canonical(path) for path in found.values()}
     names |= {alias for alias, name in _aliases(found).items() if name is not None}
@@ -291,7 +292,7 @@ def resolve(c: Any, root: Path, name: str) -> Pipeline:
             step="guards",
         )
     configured = _configured(c)
-    base = defined().get(name)
+    base = defined(c).get(name)
     if base is None and name not in configured:
         base = _by_path(c, root, name)
     if name in configured:
@@ -339,7 +340,7 @@ def _declaring(c: Any, root: Path, dvcfile: str, stages: tuple[str, ...] | None)
     """The one pipeline made with `pipeline_task` or configured that is, as
     resolved now, exactly ``dvcfile`` (and ``stages``), if there is one."""
     found = []
-    for name in sorted(set(defined()) | set(_configured(c))):
+    for name in sorted(set(defined(c)) | set(_configured(c))):
         try:
             p = resolve(c, root, name)  # by name: never back through a path
         except DvcInvokeError:
@@ -367,7 +368,7 @@ def upstream_pipeline(
     if own_file:
         needed |= set(own.stages or ())
     fits: list[tuple[int, str, Pipeline]] = []
-    for name in sorted(set(defined()) | set(_configured(c))):
+    for name in sorted(set(defined(c)) | set(_configured(c))):
         try:
             p = resolve(c, root, name)
         except DvcInvokeError:

@@ -615,14 +615,16 @@ def _project_context(root: Path) -> Any:
     from invoke.context import Context
     from invoke.loader import FilesystemLoader
 
-    config = Config(project_location=root)
-    config.load_project()
-    config.load_shell_env()
+    config = Config()
     with contextlib.suppress(Exception):
-        FilesystemLoader(start=str(root), config=config).load()
+        # Where `inv` finds tasks.py (the DVC root, or a folder above it), its config is too.
+        _, found_in = FilesystemLoader(start=str(root), config=config).load()
+        config.set_project_location(found_in)
         ns = commands.loaded_collection()
         if ns is not None:
             config.load_collection(ns.configuration())
+    config.load_project()
+    config.load_shell_env()  # last, as invoke's Program does
     return Context(config=config)
 
 

@@ -54,6 +54,8 @@ def task_name(folder: str, taken: set[str]) -> str:
         if base in taken:
             base = folder.replace("/", "-")
     name = re.sub(r"[^A-Za-z0-9_-]", "-", base).strip("-") or "pipeline"
+    if name in taken:
+        name = f"{name}-pipeline"
     while name in taken:
         name += "-2"
     return name
@@ -81,9 +83,13 @@ def _stages(root: Path, dvcfile: str) -> list[str]:
     return [str(s) for s in stages] if isinstance(stages, dict) else []
 
 
+# The collections tasks.py mounts: a pipeline task of the same name would clash.
+_COLLECTIONS = {"data", "guards", "notify", "publish", "repro"}
+
+
 def named(pipelines: dict[str, str]) -> list[tuple[str, str]]:
     """Each pipeline's task name and its dvc.yaml, the root's first."""
-    taken: set[str] = set()
+    taken: set[str] = set(_COLLECTIONS)
     found = []
     for folder, dvcfile in sorted(pipelines.items(), key=lambda kv: (kv[0] != ".", kv[0])):
         name = task_name(folder, taken)

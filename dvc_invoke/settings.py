@@ -178,7 +178,8 @@ def _hosts(merged: Mapping[str, Any]) -> dict[str, Any]:
         groups[name] = tuple(members)
     ssh = _text(merged["ssh"], "dvc_invoke.ssh")
     try:
-        words = tuple(shlex.split(ssh))
+        # Each word is quoted on its way to the shell: `~` is expanded here.
+        words = tuple(os.path.expanduser(word) for word in shlex.split(ssh))
     except ValueError:
         words = ()
     if not words:

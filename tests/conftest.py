@@ -144,7 +144,16 @@ def sshd(tmp_path_factory, isolated_environment):
         for who in ("AUTHOR", "COMMITTER")
         for what, value in (("NAME", "dvc-invoke host"), ("EMAIL", "host@dvc-invoke.invalid"))
     }
-    server = Sshd(tmp_path_factory.mktemp("sshd")).start(env=identity)
+    # A hostile ~/.bashrc, as `pyenv init` or `conda init` make one: a python of
+    # its own first on PATH, in every bash that sshd starts.
+    home = tmp_path_factory.mktemp("ssh-home")
+    decoy = home / "decoy-bin"
+    decoy.mkdir()
+    for name in ("python", "python3", "dvc"):
+        (decoy / name).write_text('#!/bin/sh\necho "the decoy $0 of ~/.bashrc" >&2\nexit 97\n')
+        (decoy / name).chmod(0o755)
+    (home / ".bashrc").write_text(f'export PATH="{decoy}:$PATH"\n')
+    server = Sshd(tmp_path_factory.mktemp("sshd")).start(env={**identity, "HOME": str(home)})
     yield server
     server.stop()
 

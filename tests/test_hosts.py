@@ -259,8 +259,12 @@ def test_a_laptop_behind_its_upstream_is_refused_before_the_host_moves(project, 
 
 
 def test_a_hosts_commands_use_its_python_whatever_its_bashrc_says(sshd, tmp_path):
-    # A ~/.bashrc with `pyenv init` or `conda init` puts its own python first in
-    # every bash that sshd starts, and bash takes each `bash -c` of a run for one.
+    # The test sshd's ~/.bashrc puts a decoy python first in every bash that sshd
+    # starts (as `pyenv init` does), and bash takes each `bash -c` of a run for one.
+    bare = subprocess.run(
+        ["ssh", "-F", str(sshd.ssh_config), "gpu-1", "python -c 1"], capture_output=True, text=True
+    )
+    assert bare.returncode == 97 and "decoy" in bare.stderr  # the decoy is there
     host = Settings.from_mapping(
         {"hosts": {"h": {"ssh": "gpu-1", "path": str(tmp_path), "python": sys.executable}}}
     ).hosts["h"]
@@ -343,3 +347,25 @@ def test_gpus_in_use_are_counted_from_nvidia_smi_csv():
     gpus = "GPU-de99aa\nGPU-77bb01\n"
     assert hosts.parse_gpus(gpus, "") == (2, 0)
     assert hosts.parse_gpus(gpus, "GPU-de99aa, 4242, 30000\nGPU-de99aa, 4243, 100\n") == (2, 1)
+
+
+def test_a_token_in_the_upstream_url_never_reaches_the_host():
+    assert (
+        hosts.without_credentials("https://oauth2:glpat-SECRET@gitlab.example/ml/p.git")
+        == "https://gitlab.example/ml/p.git"
+    )
+    assert hosts.without_credentials("git@github.com:ml/p.git") == "git@github.com:ml/p.git"
+    assert hosts.without_credentials("ssh://me@host:22/p.git") == "ssh://me@host:22/p.git"
+
+
+def test_home_in_a_hosts_python_and_in_the_ssh_command_is_expanded(monkeypatch):
+    monkeypatch.setenv("HOME", "/home/me")
+    s = Settings.from_mapping(
+        {
+            "ssh": "ssh -F ~/.ssh/lab",
+            "hosts": {"g": {"ssh": "g", "path": "/p", "python": "~/venv/bin/python"}},
+        }
+    )
+    assert s.ssh == ("ssh", "-F", "/home/me/.ssh/lab")  # the local user's home, here
+    # The remote user's home, there: expanded by the host's shell.
+    assert hosts._python(s.hosts["g"], "-V") == '"$HOME"/venv/bin/python -V'

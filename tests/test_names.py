@@ -75,3 +75,15 @@ def test_a_run_of_a_renamed_layout_says_the_commands_that_work_there(project):
     project.git("checkout", "--", "tasks.py")
     again = project.inv("evaluate")
     assert again.returncode == 0, again.output
+
+
+def test_a_tasks_module_of_another_name_keeps_its_pipeline_tasks(project):
+    project.git("mv", "tasks.py", "mltasks.py")
+    project.git("commit", "-qm", "Our tasks live in mltasks.py")
+    project.git("push", "-q")
+
+    run = project.inv("-c", "mltasks", "repro", "--pipeline", "metrics")
+
+    assert run.returncode == 0, run.output
+    # The pipeline_task's own message: `--pipeline metrics` meant it, not metrics/dvc.yaml.
+    assert project.origin_log()[0] == "[DVC] Update model metrics"

@@ -172,7 +172,7 @@ def test_a_rejected_token_or_unknown_channel_refuses_the_run_before_it_starts(
     run = project.inv("metrics", env={**slack.web_api_env(), **env})
 
     line = assert_one_line_error(
-        run, "Slack refused the run's first message", error, "--skip slack"
+        run, "the run's first message was refused (slack: ", error, "--skip slack"
     )
     assert project.stages_run() == []
     assert "started" not in run.stdout

@@ -90,16 +90,21 @@ def test_init_outside_a_dvc_project_is_one_line(tmp_path):
     assert run.stderr.count("\n") == 1 and list(tmp_path.iterdir()) == []
 
 
-def test_task_names_are_short_unique_and_python_names_do_not_shadow_imports():
-    found = {".": "dvc.yaml", "a/data": "a/data/dvc.yaml", "b/data": "b/data/dvc.yaml"}
+def test_task_names_are_unique_and_never_those_of_the_collections():
+    found = {".": "dvc.yaml", "data": "data/dvc.yaml", "a/repro": "a/repro/dvc.yaml"}
+    found |= {"a/train": "a/train/dvc.yaml", "b/train": "b/train/dvc.yaml"}
     assert scaffold.named(found) == [
         ("pipeline", "dvc.yaml"),
-        ("data", "a/data/dvc.yaml"),
-        ("b-data", "b/data/dvc.yaml"),
+        ("a-repro", "a/repro/dvc.yaml"),
+        ("train", "a/train/dvc.yaml"),
+        ("b-train", "b/train/dvc.yaml"),
+        ("data-pipeline", "data/dvc.yaml"),
     ]
-    text = scaffold.tasks_py(Path("/nonexistent"), found)
-    compile(text, "tasks.py", "exec")
-    assert "data_pipeline = pipeline_task(" in text  # not `data`, the collection it imports
+    # The namespace it writes builds, as `inv` builds it.
+    scope: dict = {}
+    exec(scaffold.tasks_py(Path("/nonexistent"), found), scope)
+    assert {"pipeline", "a-repro", "train", "b-train", "data-pipeline"} <= set(scope["ns"].tasks)
+    assert set(scope["ns"].collections) == {"data", "guards", "notify", "publish", "repro"}
 
 
 def test_a_run_whose_env_git_does_not_ignore_warns_once(project):

@@ -108,7 +108,9 @@ class Project:
         )
         if pulled.returncode:
             problems.append(f"dvc pull: {pulled.stderr.strip()}")
-        status = clone.sh("dvc status", check=False)
+        status = subprocess.run(
+            [sys.executable, "-m", "dvc", "status"], cwd=clone.path, capture_output=True, text=True
+        ).stdout
         if "Data and pipelines are up to date" not in status:
             problems.append(f"dvc status: {status.strip()}")
         changed = clone.git("status", "--porcelain")
