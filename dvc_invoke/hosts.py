@@ -17,6 +17,7 @@ On the host, ``python -m dvc_invoke host probe|checkout`` (`host_main`) answer.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import re
@@ -49,18 +50,21 @@ class Probe:
     changed: list[str] | None = None
     gpus: int | None = None  # None: no nvidia-smi there
     busy_gpus: int = 0
+    reserved: float | None = None  # seconds since another start took the checkout
     problem: str | None = None  # unreachable, no dvc-invoke: one line
 
     @property
     def free(self) -> bool:
         no_gpu_free = self.gpus is not None and self.busy_gpus >= self.gpus
-        return not (self.problem or self.held or self.changed or no_gpu_free)
+        return not (self.problem or self.held or self.reserved or self.changed or no_gpu_free)
 
     def why_not(self) -> str:
         if self.problem:
             return self.problem
         if self.held:
             return f"run {self.held['id']} ({self.held['pipeline']}) holds its checkout"
+        if self.reserved is not None:
+            return f"a run is being started there ({self.reserved:.0f}s ago)"
         if self.changed:
             return f"its checkout has changes ({', '.join(self.changed[:3])})"
         return f"all {self.gpus} GPUs are in use"
@@ -202,6 +206,7 @@ class Remote:
             changed=said.get("changed"),
             gpus=said.get("gpus"),
             busy_gpus=int(said.get("busy_gpus") or 0),
+            reserved=said.get("reserved"),
         )
 
 
@@ -231,6 +236,12 @@ def start(c: Any, name: str, host_name: str, task_args: list[str], *, slurm: boo
     if is_dry(c):  # shown, not run
         return
     if res.failed:
+        # A run refused before it claimed the checkout leaves it reserved: freed now.
+        release = _in_checkout(
+            host, ws.git_prefix, _python(host, "-m", "dvc_invoke", "host", "release")
+        )
+        with contextlib.suppress(DvcInvokeError):
+            Remote(c, host).run(f"[ ! -d {folder} ] || {{ {release}; }}", echo=False)
         resume = f"{commands.program()} {quote_all(task_args)} --host {shlex.quote(host_name)}"
         raise DvcInvokeError(f"host {host.name}: {_said(res)}", step="host", resume=resume)
     for line in res.stdout.splitlines():  # the host's warnings (a stale upstream, say)
@@ -308,7 +319,7 @@ def _pick(c: Any, hosts: list[Host], asked: str, prefix: str, pipeline: str) -> 
     probes = []
     for host in hosts:
         probe = Remote(c, host).probe(prefix)
-        if len(hosts) == 1 and (probe.problem or probe.held or probe.changed):
+        if len(hosts) == 1 and (probe.problem or probe.held or probe.reserved or probe.changed):
             raise DvcInvokeError(_refusal(probe, pipeline), step="host")
         if len(hosts) == 1 or probe.free:
             return probe
@@ -322,6 +333,11 @@ def _refusal(probe: Probe, pipeline: str) -> str:
     name = probe.host.name
     if probe.problem:
         return probe.problem
+    if probe.reserved is not None:
+        return (
+            f"host {name}: a run is being started there ({probe.reserved:.0f}s ago); try again"
+            f" in a moment, or see `{commands.command('repro.status')} --host {name}`"
+        )
     if probe.held:
         run_id = probe.held["id"]
         logs, cancel = commands.command("repro.logs"), commands.command("repro.cancel")
@@ -418,7 +434,8 @@ def _probe_here(ws: Workspace) -> dict[str, Any]:
     from .runs import Store, alive
 
     held = None
-    for report in Store(ws.root).all():
+    store = Store(ws.root)
+    for report in store.all():
         if not report.ended and alive(report):
             held = {"id": report.id or "", "pipeline": report.pipeline}
             break
@@ -429,6 +446,7 @@ def _probe_here(ws: Workspace) -> dict[str, Any]:
         "changed": changed or None,
         "gpus": gpus,
         "busy_gpus": busy,
+        "reserved": store.reserved(),
     }
     if importlib.util.find_spec("dvc") is None:  # the run would die in the background
         found["missing"] = "dvc"
@@ -436,15 +454,31 @@ def _probe_here(ws: Workspace) -> dict[str, Any]:
 
 
 def _checkout_here(ws: Workspace, branch: str, commit: str) -> None:
-    """Fetch, then put ``branch`` at ``commit`` (a fast-forward), refusing what would lose work."""
-    said = _probe_here(ws)
-    if said["held"] or said["changed"]:
-        reason = (
-            f"run {said['held']['id']} ({said['held']['pipeline']}) holds the checkout"
-            if said["held"]
-            else f"the checkout has changes ({', '.join(said['changed'][:5])})"
-        )
-        raise DvcInvokeError(reason, step="host")
+    """Fetch, then put ``branch`` at ``commit`` (a fast-forward), refusing what would
+    lose work. The checkout is reserved for the run started next, until it claims
+    it: a second start meanwhile goes elsewhere."""
+    from .runs import Store
+
+    store = Store(ws.root)
+    with store.lock():
+        said = _probe_here(ws)
+        if said["held"] or said["reserved"] is not None or said["changed"]:
+            if said["held"]:
+                reason = f"run {said['held']['id']} ({said['held']['pipeline']}) holds the checkout"
+            elif said["reserved"] is not None:
+                reason = "a run is being started there"
+            else:
+                reason = f"the checkout has changes ({', '.join(said['changed'][:5])})"
+            raise DvcInvokeError(reason, step="host")
+        store.reserve()
+    try:
+        _move_to(ws, branch, commit)
+    except BaseException:
+        store.unreserve()
+        raise
+
+
+def _move_to(ws: Workspace, branch: str, commit: str) -> None:
     state = ws.git_state(step="host")
     remote = "origin"
     if state.branch:
@@ -481,8 +515,16 @@ def host_main(args: list[str]) -> int:
         if args[:1] == ["checkout"] and len(args) == 3:
             _checkout_here(ws, args[1], args[2])
             return 0
+        if args[:1] == ["release"] and len(args) == 1:
+            from .runs import Store
+
+            Store(ws.root).unreserve()
+            return 0
     except DvcInvokeError as exc:
         print(exc.reason, file=sys.stderr)
         return 1
-    print("usage: python -m dvc_invoke host probe | host checkout BRANCH COMMIT", file=sys.stderr)
+    print(
+        "usage: python -m dvc_invoke host probe | host checkout BRANCH COMMIT | host release",
+        file=sys.stderr,
+    )
     return 2

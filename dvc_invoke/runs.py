@@ -236,14 +236,37 @@ class Store:
         """Record ``report`` as the run holding the workspace.
 
         Refused while another run is alive; runs whose process died are
-        marked lost and returned, so the caller can tell the team.
+        marked lost and returned, so the caller can tell the team. A
+        reservation (`reserve`) is the claiming run's own: it ends here.
         """
         with self.lock():
             found = self._refuse_if_held()
             report.id = report.id or new_id(report.pipeline)
             report.log = report.log or str(self.log_path(report.id))
             self.save(report)
+            self.unreserve()
         return found
+
+    # A host's checkout, moved for a run that has yet to claim it (`hosts`):
+    # another start is refused there meanwhile, for at most this long.
+    RESERVED_FOR = 120.0
+
+    def reserve(self) -> None:
+        """Mark the workspace as taken by a run about to start (call under `lock`)."""
+        with self._writable():
+            self.dir.mkdir(parents=True, exist_ok=True)
+            (self.dir / "reserved").write_text(f"{time.time()}\n")
+
+    def reserved(self) -> float | None:
+        """Seconds since a start reserved the workspace, while it counts."""
+        try:
+            age = time.time() - float((self.dir / "reserved").read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return age if 0 <= age < self.RESERVED_FOR else None
+
+    def unreserve(self) -> None:
+        (self.dir / "reserved").unlink(missing_ok=True)
 
     def set_job(self, report: RunReport, job: str | None) -> RunReport:
         """Record the SLURM job of a submitted run; the job may have adopted it already."""

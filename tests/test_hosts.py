@@ -162,6 +162,33 @@ def test_a_busy_host_makes_the_group_pick_the_next_and_cancel_stops_it_there(pro
     assert busy.git("status", "--porcelain", "--untracked-files=no") == ""
 
 
+def test_two_laptops_starting_on_one_host_at_once_never_share_its_checkout(project, sshd):
+    """Between the host's checkout and the run's claim, the checkout is reserved:
+    a teammate's start on another branch cannot move it under the first run."""
+    import concurrent.futures
+
+    with_hosts(project, sshd)
+    teammate = project.clone("teammate")
+    teammate.git("checkout", "-q", "-b", "exp")
+    teammate.git("push", "-q", "-u", "origin", "exp")
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        mine = pool.submit(project.inv, "metrics", "--host", "gpu-1")
+        theirs = pool.submit(teammate.inv, "metrics", "--host", "gpu-1")
+        runs = [mine.result(), theirs.result()]
+
+    won = [r for r in runs if r.returncode == 0]
+    lost = [r for r in runs if r.returncode != 0]
+    assert len(won) == 1 and len(lost) == 1, [r.output for r in runs]
+    assert_one_line_error(lost[0], "host gpu-1")
+    run_id = RUN_ID.search(won[0].stdout).group(1)
+    host = on(project, "gpu-1")
+    ended = ended_on(host, run_id)
+    assert ended["status"] == "succeeded", ended
+    assert ended["branch"] == ("main" if won[0] is runs[0] else "exp")
+    assert not (host.path / ".dvc" / "tmp" / "dvc-invoke" / "reserved").exists()
+
+
 def test_every_host_of_a_group_busy_is_one_line_naming_each(project, sshd):
     with_hosts(project, sshd)
     dirty = host_checkout(project, "gpu-1")
