@@ -238,7 +238,9 @@ def load(
     from dvc.repo import lock_repo
 
     try:
-        with opened(root) as repo:
+        # Under DVC's own lock from the start (stage checks take its rwlock): taken
+        # later, `lock_repo` would reset what reading the files cached.
+        with opened(root) as repo, lock_repo(repo):
             tracked, in_file = scan(repo, dvcfile)
             own = _own(dvcfile, in_file, stages)
             ordered = _in_order(root, own, tracked)
@@ -246,11 +248,10 @@ def load(
             g.file_stages = [s.name for s in in_file if getattr(s, "name", None)]
             if dvcfile is not None:
                 g.top_metrics, g.top_plots = _top_level(repo, root, dvcfile, g)
-                with lock_repo(repo):  # DVC's own lock: stage checks take its rwlock
-                    if not force:
-                        g.restore = _missing_but_fresh(root, ordered)
-                    g.stale_upstream = _stale_upstream(repo, root, g)
-                    g.fetch = _metrics_not_cached(root, ordered, g)
+                if not force:
+                    g.restore = _missing_but_fresh(root, ordered)
+                g.stale_upstream = _stale_upstream(repo, root, g)
+                g.fetch = _metrics_not_cached(root, ordered, g)
                 # The metrics as they were before the run, to compare with: a
                 # cached metrics file missing here (a fresh clone) is brought too.
                 g.restore = collapse(g.restore + _missing_cached(root, g))
