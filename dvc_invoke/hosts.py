@@ -36,8 +36,17 @@ from .workspace import Workspace, quote_all
 
 # What ssh says when it never reached the host's shell: its own exit code.
 SSH_FAILED = 255
+# `host checkout`'s exit code when a run holds the checkout or another start
+# reserved it (EX_TEMPFAIL): nothing of ours to release; a group tries the next.
+HOST_TAKEN = 75
 # A host whose Python lacks dvc-invoke (or invoke): the line to look for.
 _NO_MODULE = re.compile(r"No module named '?(dvc_invoke|invoke|dvc)\b")
+
+
+class Taken(DvcInvokeError):
+    """The host's checkout is a run's, or about to be: `HOST_TAKEN`."""
+
+    exit_code = HOST_TAKEN
 
 
 @dataclass
@@ -221,27 +230,35 @@ def start(c: Any, name: str, host_name: str, task_args: list[str], *, slurm: boo
     resolve(c, ws.root, name)  # an unknown pipeline is refused here, not over there
     hosts = choose(c, host_name)
     branch, commit, url = _pushed(ws)
-    chosen = _pick(c, hosts, host_name, ws.git_prefix, name)
-    host = chosen.host
-    if chosen.gpus is not None and chosen.busy_gpus >= chosen.gpus:
-        console.warn(f"all {chosen.gpus} GPUs of {host.name} are in use; starting anyway")
-    checkout = _python(host, "-m", "dvc_invoke", "host", "checkout", branch, commit)
-    run = _python(host, "-m", "invoke", *task_args) + (" --slurm" if slurm else " --detach")
-    folder = _remote_path(host.path)
-    res = Remote(c, host).run(
-        f"{{ [ -d {folder}/.git ] || git clone -q {shlex.quote(url)} {folder}; }}"
-        f" && {_in_checkout(host, ws.git_prefix, checkout)}"
-        f" && {_in_checkout(host, ws.git_prefix, run)}"
-    )
-    if is_dry(c):  # shown, not run
-        return
-    if res.failed:
-        # A run refused before it claimed the checkout leaves it reserved: freed now.
-        release = _in_checkout(
-            host, ws.git_prefix, _python(host, "-m", "dvc_invoke", "host", "release")
+    while True:
+        chosen = _pick(c, hosts, host_name, ws.git_prefix, name)
+        host = chosen.host
+        if chosen.gpus is not None and chosen.busy_gpus >= chosen.gpus:
+            console.warn(f"all {chosen.gpus} GPUs of {host.name} are in use; starting anyway")
+        checkout = _python(host, "-m", "dvc_invoke", "host", "checkout", branch, commit)
+        run = _python(host, "-m", "invoke", *task_args) + (" --slurm" if slurm else " --detach")
+        folder = _remote_path(host.path)
+        res = Remote(c, host).run(
+            f"{{ [ -d {folder}/.git ] || git clone -q {shlex.quote(url)} {folder}; }}"
+            f" && {_in_checkout(host, ws.git_prefix, checkout)}"
+            f" && {_in_checkout(host, ws.git_prefix, run)}"
         )
-        with contextlib.suppress(DvcInvokeError):
-            Remote(c, host).run(f"[ ! -d {folder} ] || {{ {release}; }}", echo=False)
+        if is_dry(c):  # shown, not run
+            return
+        if res.exited == HOST_TAKEN and len(hosts) > 1:
+            # Another start took it between the probe and the checkout: the next one.
+            console.info(f"{host.name}: taken by another start a moment ago; trying the next host")
+            hosts = [h for h in hosts if h is not host]
+            continue
+        break
+    if res.failed:
+        if res.exited != HOST_TAKEN:
+            # A run refused before it claimed the checkout leaves it reserved: freed now.
+            release = _in_checkout(
+                host, ws.git_prefix, _python(host, "-m", "dvc_invoke", "host", "release")
+            )
+            with contextlib.suppress(DvcInvokeError):
+                Remote(c, host).run(f"[ ! -d {folder} ] || {{ {release}; }}", echo=False)
         resume = f"{commands.program()} {quote_all(task_args)} --host {shlex.quote(host_name)}"
         raise DvcInvokeError(f"host {host.name}: {_said(res)}", step="host", resume=resume)
     for line in res.stdout.splitlines():  # the host's warnings (a stale upstream, say)
@@ -462,13 +479,15 @@ def _checkout_here(ws: Workspace, branch: str, commit: str) -> None:
     store = Store(ws.root)
     with store.lock():
         said = _probe_here(ws)
-        if said["held"] or said["reserved"] is not None or said["changed"]:
-            if said["held"]:
-                reason = f"run {said['held']['id']} ({said['held']['pipeline']}) holds the checkout"
-            elif said["reserved"] is not None:
-                reason = "a run is being started there"
-            else:
-                reason = f"the checkout has changes ({', '.join(said['changed'][:5])})"
+        if said["held"] or said["reserved"] is not None:
+            reason = (
+                f"run {said['held']['id']} ({said['held']['pipeline']}) holds the checkout"
+                if said["held"]
+                else "a run is being started there"
+            )
+            raise Taken(reason, step="host")
+        if said["changed"]:
+            reason = f"the checkout has changes ({', '.join(said['changed'][:5])})"
             raise DvcInvokeError(reason, step="host")
         store.reserve()
     try:
@@ -522,7 +541,7 @@ def host_main(args: list[str]) -> int:
             return 0
     except DvcInvokeError as exc:
         print(exc.reason, file=sys.stderr)
-        return 1
+        return HOST_TAKEN if isinstance(exc, Taken) else 1
     print(
         "usage: python -m dvc_invoke host probe | host checkout BRANCH COMMIT | host release",
         file=sys.stderr,

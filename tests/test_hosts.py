@@ -189,6 +189,27 @@ def test_two_laptops_starting_on_one_host_at_once_never_share_its_checkout(proje
     assert not (host.path / ".dvc" / "tmp" / "dvc-invoke" / "reserved").exists()
 
 
+def test_two_starts_on_a_group_at_once_take_two_hosts(project, sshd):
+    """Both may find gpu-1 free; the one that reserves it second goes on to gpu-2."""
+    import concurrent.futures
+
+    with_hosts(project, sshd)
+    teammate = project.clone("teammate")
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        mine = pool.submit(project.inv, "metrics", "--host", "gpus")
+        theirs = pool.submit(teammate.inv, "repro", "--pipeline", "training", "--host", "gpus")
+        runs = [mine.result(), theirs.result()]
+
+    assert all(r.returncode == 0 for r in runs), [r.output for r in runs]
+    hosts = {re.search(r"running on (gpu-\d)", r.stdout).group(1) for r in runs}
+    assert hosts == {"gpu-1", "gpu-2"}
+    for r in runs:
+        name = re.search(r"running on (gpu-\d)", r.stdout).group(1)
+        ended = ended_on(on(project, name), RUN_ID.search(r.stdout).group(1))
+        assert ended["status"] == "succeeded", ended
+
+
 def test_every_host_of_a_group_busy_is_one_line_naming_each(project, sshd):
     with_hosts(project, sshd)
     dirty = host_checkout(project, "gpu-1")
