@@ -334,12 +334,17 @@ def stop(store: Store, report: RunReport, *, timeout: float) -> tuple[RunReport,
     for nested in store.all():  # upstream runs it ran in its own process
         if not nested.ended and nested.pid == pid and nested.id != report.id:
             stop_leftovers(nested)
+    return _ended_or_cancelled(store, report)
+
+
+def _ended_or_cancelled(store: Store, report: RunReport, how: str = "") -> tuple[RunReport, bool]:
+    """The stopped run as it recorded itself (True), or, if it wrote no end, cancelled here."""
     report = store.load(report.id)
     if report.ended:
         return report, True
     report.end(
         "cancelled",
-        reason=f"cancelled with {commands.command('repro.cancel')}",
+        reason=f"cancelled with {commands.command('repro.cancel')}{how}",
         resume=report.command,
         log_tail=read_tail(report.log),
     )
@@ -601,16 +606,7 @@ def _stop_job(store: Store, report: RunReport, *, timeout: float) -> tuple[RunRe
             break
         time.sleep(0.5)
     c.run(f"scancel {job}", hide=True, warn=True, in_stream=False)
-    report = store.load(report.id)
-    if report.ended:
-        return report, True
-    report.end(
-        "cancelled",
-        reason=f"cancelled with {commands.command('repro.cancel')} (SLURM job {report.job})",
-        resume=report.command,
-        log_tail=read_tail(report.log),
-    )
-    return report, False
+    return _ended_or_cancelled(store, report, f" (SLURM job {report.job})")
 
 
 def settle(root: Path, run_id: str) -> int:

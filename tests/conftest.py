@@ -21,6 +21,7 @@ from invoke import Context
 
 from dvc_invoke import sandbox
 from dvc_invoke.testing import Project as BaseProject
+from dvc_invoke.testing.plugin import isolated
 
 BIN = str(Path(sys.executable).parent)
 
@@ -30,18 +31,11 @@ def isolated_environment(tmp_path_factory):
     """Keep dvc and git away from the machine's own config and caches."""
     home = tmp_path_factory.mktemp("home")
     env = {
-        "DVC_NO_ANALYTICS": "1",
-        "DVC_SITE_CACHE_DIR": str(home / "dvc-site-cache"),
-        "DVC_GLOBAL_CONFIG_DIR": str(home / "dvc-global"),
-        "DVC_SYSTEM_CONFIG_DIR": str(home / "dvc-system"),
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_CONFIG_GLOBAL": str(home / "gitconfig"),
-        "GIT_TERMINAL_PROMPT": "0",
+        **isolated(home),  # the plugin's own isolation, for the whole session here
         "NO_PROXY": "127.0.0.1,localhost",
         # The stage commands run `python`; `dvc` is the one installed here.
         "PATH": BIN + os.pathsep + os.environ.get("PATH", ""),
     }
-    (home / "gitconfig").write_text("[init]\n\tdefaultBranch = main\n")
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     yield

@@ -18,14 +18,11 @@ from typing import Any
 import pytest
 
 
-@pytest.fixture
-def dvc_isolation(
-    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
-) -> Path:
-    """git and DVC configuration and caches of their own, for one test."""
-    home = tmp_path_factory.mktemp("dvc-invoke-home")
+def isolated(home: Path) -> dict[str, str]:
+    """The environment that keeps git and DVC away from the machine's own
+    configuration and caches, in ``home`` (its git config written there)."""
     (home / "gitconfig").write_text("[init]\n\tdefaultBranch = main\n")
-    for key, value in {
+    return {
         "DVC_NO_ANALYTICS": "1",
         "DVC_SITE_CACHE_DIR": str(home / "dvc-site-cache"),
         "DVC_GLOBAL_CONFIG_DIR": str(home / "dvc-global"),
@@ -33,7 +30,16 @@ def dvc_isolation(
         "GIT_CONFIG_NOSYSTEM": "1",
         "GIT_CONFIG_GLOBAL": str(home / "gitconfig"),
         "GIT_TERMINAL_PROMPT": "0",
-    }.items():
+    }
+
+
+@pytest.fixture
+def dvc_isolation(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """git and DVC configuration and caches of their own, for one test."""
+    home = tmp_path_factory.mktemp("dvc-invoke-home")
+    for key, value in isolated(home).items():
         monkeypatch.setenv(key, value)
     return home
 
