@@ -102,6 +102,16 @@ def _remote_path(path: str) -> str:
     return shlex.quote(path)
 
 
+def _clone(url: str, path: str) -> str:
+    """Clone into a folder of its own, then rename it into place: two starts that
+    both found no checkout never clone into one folder; the second's is dropped."""
+    folder, part = _remote_path(path), _remote_path(path + ".part") + '-"$$"'
+    return (
+        f"git clone -q {shlex.quote(url)} {part}"
+        f" && {{ mv -T {part} {folder} 2>/dev/null || rm -rf {part}; }}"
+    )
+
+
 def _python(host: Host, *args: str) -> str:
     """The host's Python with ``args``, as a shell line (``~/`` is the remote user's home)."""
     py = _remote_path(host.python) if "/" in host.python else shlex.quote(host.python)
@@ -239,7 +249,7 @@ def start(c: Any, name: str, host_name: str, task_args: list[str], *, slurm: boo
         run = _python(host, "-m", "invoke", *task_args) + (" --slurm" if slurm else " --detach")
         folder = _remote_path(host.path)
         res = Remote(c, host).run(
-            f"{{ [ -d {folder}/.git ] || git clone -q {shlex.quote(url)} {folder}; }}"
+            f"{{ [ -d {folder}/.git ] || {_clone(url, host.path)}; }}"
             f" && {_in_checkout(host, ws.git_prefix, checkout)}"
             f" && {_in_checkout(host, ws.git_prefix, run)}"
         )
