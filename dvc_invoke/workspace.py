@@ -44,6 +44,9 @@ class Tee:
             stream.flush()
 
 
+# git for reads: takes no optional lock (no index.lock for a status).
+_GIT_READ = "git --no-optional-locks"
+
 # What `dvc repro` advises a user who commits and pushes by hand, when the
 # flow does both itself: `git add` the lock files, enable autostage, `dvc push`.
 DVC_HINTS = (
@@ -348,7 +351,9 @@ class Workspace:
 
     # -- git -------------------------------------------------------------
     def git_state(self, *, step: str = "guards") -> GitState:
-        res = self.probe("git status --porcelain=v2 --branch -z --untracked-files=no")
+        # A read takes no index.lock (git status refreshes the index when it can):
+        # a host's probe must not fail a checkout another start is making there.
+        res = self.probe(f"{_GIT_READ} status --porcelain=v2 --branch -z --untracked-files=no")
         if res.failed:
             err = res.stderr.strip().splitlines()
             reason = err[-1] if err else f"git exited with {res.exited}"
@@ -374,7 +379,9 @@ class Workspace:
         specs = sorted(set(pathspecs))
         if not specs:
             return []
-        res = self.probe("git status --porcelain -z --untracked-files=all -- " + quote_all(specs))
+        res = self.probe(
+            f"{_GIT_READ} status --porcelain -z --untracked-files=all -- " + quote_all(specs)
+        )
         paths: list[str] = []
         records = iter(res.stdout.split("\0"))
         for rec in records:

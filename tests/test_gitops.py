@@ -81,3 +81,32 @@ def test_what_a_server_said_when_it_refused_for_good():
     )
     teammates = " ! [rejected]        HEAD -> main (fetch first)\n"
     assert refused_by_server(teammates) is None
+
+
+def test_reading_the_state_never_rewrites_the_index(tmp_path):
+    """A status that refreshes the index holds index.lock while it writes it; a
+    checkout at that moment (another start on a shared host) fails. Reads take
+    no lock: the index file stays the one it was."""
+    import os
+    import subprocess
+
+    from invoke import Context
+
+    def sh(*args):
+        subprocess.run(args, cwd=tmp_path, check=True, capture_output=True)
+
+    sh("git", "init", "-q")
+    (tmp_path / "a.txt").write_text("a\n")
+    sh("git", "add", "a.txt")
+    sh("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "a")
+    index = tmp_path / ".git" / "index"
+    os.utime(tmp_path / "a.txt", (1, 1))  # its stat no longer matches: a refresh would write
+    before = index.stat().st_ino, index.stat().st_mtime_ns
+
+    ws = Workspace(Context(Config(overrides={"run": {"echo": False}})), tmp_path)
+    assert ws.git_state().changed == []
+    assert ws.changed_paths(["a.txt"]) == []
+    assert (index.stat().st_ino, index.stat().st_mtime_ns) == before
+
+    sh("git", "status", "--porcelain")  # what a plain status does, for contrast
+    assert (index.stat().st_ino, index.stat().st_mtime_ns) != before
