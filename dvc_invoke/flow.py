@@ -304,10 +304,27 @@ def _execute(
         report.committed, report.git_pushed = done.committed, done.git_pushed
         report.pushed = list(done.pushed)
         report.commit_after = done.commit
+        _plots(ws, run_plan, report, start)
         report.end("succeeded")
         notifiers.deliver(chain, report)
         save(None)
     return report
+
+
+def _plots(ws: Workspace, run_plan: Plan, report: RunReport, start: GitState) -> None:
+    """The plots the run changed, drawn for its notifications (never fails the run)."""
+    from . import plots
+    from .settings import settings
+
+    if not settings(ws.c).plots or not start.commit or not report.id:
+        return
+    folder = runs.Store(ws.root).dir / "plots" / report.id
+    try:
+        found = plots.changed(ws, run_plan.graph.plot_files, start.commit, folder)
+    except Exception as exc:  # noqa: BLE001 - pictures are a bonus, never the run's end
+        console.warn(f"could not compare the run's plots: {exc}")
+        return
+    report.plots, report.plots_html = found.get("plots", []), found.get("html")
 
 
 def _gated(p: Pipeline, name: str) -> bool:

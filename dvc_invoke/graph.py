@@ -29,6 +29,7 @@ class Output:
     cached: bool  # False: `cache: false`, so git tracks it (metrics, plots)
     stage: str  # the address of the stage that writes it
     metric: bool = False  # declared under `metrics:`
+    plot: bool = False  # declared under `plots:`
 
 
 class Tracked:
@@ -102,6 +103,12 @@ class PipelineGraph:
     def metric_files(self) -> list[str]:
         found = [o.path for o in self.outputs if o.metric]
         return list(dict.fromkeys(found + self.top_metrics))
+
+    @property
+    def plot_files(self) -> list[str]:
+        """The files its plots are drawn from: plot outputs and top-level plots."""
+        found = [o.path for o in self.outputs if o.plot]
+        return list(dict.fromkeys(found + self.top_plots))
 
     @property
     def declared(self) -> list[str]:
@@ -545,7 +552,13 @@ def _outputs_of(root: Path | str, stage: Any) -> list[Output]:
     name = getattr(stage, "name", None)
     where = address(_relative(root, stage.path), name)
     return [
-        Output(_relative(root, out.fs_path), bool(out.use_cache), where, bool(out.metric))
+        Output(
+            _relative(root, out.fs_path),
+            bool(out.use_cache),
+            where,
+            bool(out.metric),
+            bool(out.plot),
+        )
         for out in stage.outs
         if out.is_in_repo
     ]
@@ -674,7 +687,7 @@ def _quick_output(entry: Any, key: str, wdir: str, where: str, *, single: bool) 
     path = posixpath.normpath(posixpath.join(wdir, raw))
     if path in (".", "..") or path.startswith("../"):
         return _OUTSIDE  # DVC's is_in_repo: strictly inside the project
-    return Output(path, cache, where, key == "metrics")
+    return Output(path, cache, where, key == "metrics", key == "plots")
 
 
 def build(root: Path, dvcfile: str | None, ordered: list[Any], tracked: Tracked) -> PipelineGraph:

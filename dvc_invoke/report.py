@@ -46,6 +46,9 @@ class RunReport:
     published_by: str | None = None  # the `inv publish` that finished it by hand
     # Files a refused publish asked to commit: a commit of them keeps the run finishable.
     to_commit: list[str] = field(default_factory=list)
+    # The plots the run changed (`plots.changed`): [{"id", "png"}], and DVC's HTML report.
+    plots: list[dict[str, Any]] = field(default_factory=list)
+    plots_html: str | None = None
 
     @property
     def ended(self) -> bool:
@@ -118,6 +121,12 @@ class RunReport:
             done.append(f"published by hand: {self.published_by}")
         return done
 
+    def plots_changed(self) -> str | None:
+        """``plots changed: ROC, Precision-Recall``: which, by name, link-free."""
+        if not self.plots:
+            return None
+        return f"plots changed: {some([str(p['id']) for p in self.plots], 8)}"
+
     def metric_rows(self) -> list[str]:
         """The metrics and params that changed, one aligned row each."""
         if not self.metrics:
@@ -131,6 +140,10 @@ class RunReport:
         commits = self.commits()
         lines = [f"branch {commits}"] if commits else []
         lines += self.published() + self.metric_rows()
+        if self.plots_changed():
+            lines.append(str(self.plots_changed()))
+        if self.plots_html:
+            lines.append(f"plots report: {self.plots_html}")
         if self.resume:
             lines.append(f"resume with: {self.resume}")
         return lines

@@ -38,6 +38,10 @@ DEFAULTS: dict[str, Any] = {
     # When teammates' commits make a run's lock file stale, also push the
     # branch that keeps the run's commit (dvc-invoke/<pipeline>/<time>).
     "push_side_branch": False,
+    # After a run that succeeded, compare its plots with the run's first commit
+    # (`dvc plots diff`): those that changed go to Slack as PNGs (the `plots`
+    # extra draws them) and DVC's HTML report of them is written beside the log.
+    "plots": True,
     # Slack clients: seconds per request, retries per message (one budget for
     # connection errors, 5xx and 429), the longest Retry-After worth waiting.
     "slack": {"timeout": 5, "retries": 2, "max_retry_after": 5},
@@ -94,6 +98,7 @@ class Settings:
     retries: int = 2
     retry_delay: float = 2.0
     push_side_branch: bool = False
+    plots: bool = True
     slack: SlackOptions = field(default_factory=SlackOptions)
     hosts: dict[str, Host] = field(default_factory=dict)
     host_groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
@@ -127,6 +132,7 @@ class Settings:
             retries=_count(merged["retries"], "dvc_invoke.retries"),
             retry_delay=_seconds(merged["retry_delay"], "dvc_invoke.retry_delay"),
             push_side_branch=_flag(merged["push_side_branch"], "dvc_invoke.push_side_branch"),
+            plots=_flag(merged["plots"], "dvc_invoke.plots"),
             slack=SlackOptions(
                 timeout=_seconds(slack["timeout"], "dvc_invoke.slack.timeout", positive=True),
                 retries=_count(slack["retries"], "dvc_invoke.slack.retries"),

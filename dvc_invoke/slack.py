@@ -354,7 +354,8 @@ def message(report: RunReport, custom: str | None = None) -> tuple[str, list[Any
             lines.append(f"*Resume with:* {code(report.resume, 1000)}")
         blocks.append(_section("\n".join(lines)))
     elif report.published():
-        done = fit("; ".join(report.published()), 1900)
+        said = report.published() + ([report.plots_changed() or ""] if report.plots else [])
+        done = fit("; ".join(said), 1900)
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=done)]))
     return text, blocks
 
@@ -524,6 +525,32 @@ class WebApiNotifier(_SlackNotifier):
                 )
         except Exception as exc:  # noqa: BLE001 - a notification never fails the run
             self._fail(exc, "notification")
+            return
+        self._upload_plots(report, posted)
+
+    def _upload_plots(self, report: RunReport, posted: Mapping[str, str]) -> None:
+        """The run's changed plots, as PNGs in its thread (the app needs ``files:write``)."""
+        drawn = [p for p in report.plots if p.get("png") and os.path.isfile(p["png"])]
+        if report.status != "succeeded" or not drawn:
+            return
+        uploads = [
+            {"file": p["png"], "filename": os.path.basename(p["png"]), "title": str(p["id"])}
+            for p in drawn
+        ]
+        try:
+            self.client.files_upload_v2(
+                file_uploads=uploads,
+                channel=posted["channel"],
+                thread_ts=posted["ts"],
+                initial_comment=fit(f"{report.pipeline}: {report.plots_changed()}", 3000),
+            )
+        except Exception as exc:  # noqa: BLE001 - a picture never fails the run
+            reason, _ = describe(exc, self.settings.secrets)
+            if reason == "missing_scope":
+                reason += ": the Slack app needs the files:write scope"
+            if reason not in self.warned:
+                self.warned.add(reason)
+                self.warn(f"Slack plot upload failed ({reason}); the run goes on")
 
     def check(self) -> str:
         """auth.test, then a test message: what works, or exactly what does not."""

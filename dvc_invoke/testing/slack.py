@@ -9,6 +9,11 @@ request, and plays scripted faults: a status, a body, headers, a delay::
     slack.fail("chat.postMessage", body={"ok": False, "error": "invalid_auth"})
     slack.fail("webhook", delay=30)                                 # a hang
 
+Files go up as with Slack's ``files_upload_v2``: ``files.getUploadURLExternal``
+hands out an upload URL here, the bytes are posted to it, and
+``files.completeUploadExternal`` shares them in a channel (or a thread);
+``slack.files`` holds what was shared.
+
 Point a run at it with ``env=slack.web_api_env()`` or ``slack.webhook_env()``.
 """
 
@@ -44,6 +49,18 @@ class Request:
 
 
 @dataclass
+class File:
+    id: str
+    filename: str
+    length: int
+    data: bytes | None = None  # posted to its upload URL
+    title: str | None = None
+    channel: str | None = None  # where it was shared (completeUploadExternal)
+    thread_ts: str | None = None
+    comment: str | None = None
+
+
+@dataclass
 class Fault:
     status: int = 200
     body: object = None
@@ -58,6 +75,7 @@ class SlackServer:
         self.channels = {"#ml-runs": "C0RUNS", "#metrics": "C0METRICS"}
         self.members = {"C0RUNS", "C0METRICS"}
         self._ts = 0
+        self.uploads: dict[str, File] = {}  # by file id, shared or not
         self._lock = threading.Lock()
         server = self
 
@@ -67,7 +85,11 @@ class SlackServer:
 
             def do_POST(self) -> None:  # noqa: N802
                 length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length).decode()
+                data = self.rfile.read(length)
+                if self.path.startswith("/upload/"):
+                    server._upload(self, data)
+                    return
+                raw = data.decode()
                 if "json" in (self.headers.get("Content-Type") or ""):
                     body = json.loads(raw or "{}")
                 else:
@@ -100,6 +122,11 @@ class SlackServer:
     def fail(self, method: str, times: int = 1, **fault: Any) -> None:
         """The next ``times`` calls of ``method`` get ``fault`` instead of an answer."""
         self.faults[method] += [Fault(**fault) for _ in range(times)]
+
+    @property
+    def files(self) -> list[File]:
+        """The files shared in a channel, in the order they were."""
+        return [f for f in self.uploads.values() if f.channel]
 
     def calls(self, method: str) -> list[Request]:
         return [r for r in self.requests if r.method == method]
@@ -178,6 +205,52 @@ class SlackServer:
         if body.get("channel") not in self.channels.values():
             return {"ok": False, "error": "channel_not_found"}  # a name is not an id
         return {"ok": True, "channel": body["channel"], "ts": body.get("ts")}
+
+    def _files_getUploadURLExternal(self, body: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
+        try:
+            length = int(body.get("length") or "")
+        except ValueError:
+            return {"ok": False, "error": "invalid_arguments"}
+        if not body.get("filename"):
+            return {"ok": False, "error": "invalid_arguments"}
+        with self._lock:
+            file_id = f"F0{len(self.uploads) + 1:06d}"
+            self.uploads[file_id] = File(file_id, body["filename"], length)
+        return {
+            "ok": True,
+            "file_id": file_id,
+            "upload_url": f"http://127.0.0.1:{self.port}/upload/v1/{file_id}",
+        }
+
+    def _upload(self, h: BaseHTTPRequestHandler, data: bytes) -> None:
+        file_id = h.path.split("?")[0].rsplit("/", 1)[-1]
+        with self._lock:
+            self.requests.append(Request("upload", dict(h.headers), {"file_id": file_id}))
+            file = self.uploads.get(file_id)
+            if file is None or file.data is not None or len(data) != file.length:
+                status = 404 if file is None else 400
+            else:
+                file.data, status = data, 200
+        self._reply(h, status, "OK - " + str(len(data)) if status == 200 else "bad upload")
+
+    def _files_completeUploadExternal(self, body: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
+        try:
+            listed = json.loads(body.get("files") or "")
+        except ValueError:
+            return {"ok": False, "error": "invalid_arguments"}
+        channel = body.get("channel_id")
+        if channel is not None and channel not in self.channels.values():
+            return {"ok": False, "error": "channel_not_found"}  # an id, not a name
+        shared = []
+        with self._lock:
+            for entry in listed:
+                file = self.uploads.get(entry.get("id"))
+                if file is None or file.data is None:
+                    return {"ok": False, "error": "file_not_found"}
+                file.title, file.channel = entry.get("title"), channel
+                file.thread_ts, file.comment = body.get("thread_ts"), body.get("initial_comment")
+                shared.append({"id": file.id, "name": file.filename, "title": file.title})
+        return {"ok": True, "files": shared}
 
     @staticmethod
     def _reply(
