@@ -99,10 +99,12 @@ def test_publish_commits_only_what_changed_then_pushes_data_before_git(tmp_path)
     message = 'it\'s $(rm -rf ~) "done"'
     c = mock(
         {
-            re.compile(r"git status --porcelain=v2.*"): Result(
+            re.compile(r"git --no-optional-locks status --porcelain=v2.*"): Result(
                 STATUS.format(oid="a" * 40, ahead=0)
             ),
-            re.compile(r"git status --porcelain -z.*"): Result(" M p/dvc.lock\0?? p/m.json\0"),
+            re.compile(r"git --no-optional-locks status --porcelain -z.*"): Result(
+                " M p/dvc.lock\0?? p/m.json\0"
+            ),
             re.compile(r"git for-each-ref.*"): Result("origin refs/heads/main\n"),
             re.compile(r"git rev-parse --show-prefix"): Result("\n"),
             re.compile(r"git rev-parse --verify.*"): Result("b" * 40 + "\n"),
@@ -127,10 +129,10 @@ def test_publish_commits_only_what_changed_then_pushes_data_before_git(tmp_path)
 def test_publish_with_nothing_changed_and_nothing_ahead_pushes_nothing(tmp_path):
     c = mock(
         {
-            re.compile(r"git status --porcelain=v2.*"): Result(
+            re.compile(r"git --no-optional-locks status --porcelain=v2.*"): Result(
                 STATUS.format(oid="a" * 40, ahead=0)
             ),
-            re.compile(r"git status --porcelain -z.*"): Result(""),
+            re.compile(r"git --no-optional-locks status --porcelain -z.*"): Result(""),
             re.compile(r"git rev-parse --verify.*"): Result("a" * 40 + "\n"),
         }
     )
@@ -142,10 +144,10 @@ def test_publish_with_nothing_changed_and_nothing_ahead_pushes_nothing(tmp_path)
 def test_publish_resumes_an_unpushed_commit(tmp_path):
     c = mock(
         {
-            re.compile(r"git status --porcelain=v2.*"): Result(
+            re.compile(r"git --no-optional-locks status --porcelain=v2.*"): Result(
                 STATUS.format(oid="a" * 40, ahead=1)
             ),
-            re.compile(r"git status --porcelain -z.*"): Result(""),
+            re.compile(r"git --no-optional-locks status --porcelain -z.*"): Result(""),
             re.compile(r"git for-each-ref.*"): Result("origin refs/heads/main\n"),
             re.compile(r"git rev-parse --verify.*"): Result("a" * 40 + "\n"),
             re.compile(r"(git push|dvc push) .*"): Result(),
