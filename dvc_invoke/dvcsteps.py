@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from . import console
+from . import console, graph
 from .errors import Cancelled, DvcInvokeError
 from .paths import overlaps
 from .planning import Plan, repro_targets
+from .report import some
 from .workspace import Workspace, quote_all
 
 
@@ -32,8 +33,11 @@ def pull(ws: Workspace, plan: Plan, *, resume: str | None = None) -> list[str]:
         if not fetch:
             console.info("nothing to pull")
         return []
-    if plan.pull:
+    if plan.pull and (ws.dry or graph.not_in_place(ws.root, plan.graph.tracked, plan.pull)):
         ws.act(f"{ws.dvc} pull {quote_all(plan.pull)}", step="pull", resume=resume, network=True)
+    elif plan.pull:
+        # What `dvc pull` would find: nothing to fetch, nothing to check out.
+        console.info(f"in the workspace as recorded: {some(plan.pull)}; nothing to pull")
     restore = [r for r in plan.graph.restore if not overlaps(r, plan.pull)]
     if restore:
         cmd = f"{ws.dvc} pull --allow-missing {quote_all(restore)}"
@@ -49,7 +53,19 @@ def reproduce(ws: Workspace, plan: Plan, *, resume: str | None = None) -> None:
     are given with ``--single-item``, dependencies first (DVC runs them in
     the order given). Upstream pipelines, with ``upstream``, run before as
     whole runs of their own (`rebuild_upstream`).
+
+    When DVC's own check (``Stage.changed``, what ``dvc repro`` asks each
+    stage) finds every stage up to date, there is nothing to run and no
+    ``dvc repro`` to start.
     """
+    if not plan.force and not ws.dry:
+        try:
+            changed = graph.changed_stages(ws.root, plan.graph.stages)
+        except DvcInvokeError:
+            changed = None
+        if changed == []:
+            console.info(f"up to date, as DVC checks: {some(plan.graph.stages)}; nothing to run")
+            return
     flag = "--force " if plan.force else ""
     cmd = f"{ws.dvc} repro --single-item {flag}{quote_all(repro_targets(plan))}"
-    ws.act(cmd, step="repro", resume=resume, hints=False)
+    ws.act(cmd, step="repro", resume=resume, hints=False, in_process=False)

@@ -304,7 +304,8 @@ def _execute(
         report.committed, report.git_pushed = done.committed, done.git_pushed
         report.pushed = list(done.pushed)
         report.commit_after = done.commit
-        _plots(ws, run_plan, report, start)
+        if done.committed or not p.commit:  # else nothing changed that plots are drawn from
+            _plots(ws, run_plan, report, start)
         report.end("succeeded")
         notifiers.deliver(chain, report)
         save(None)

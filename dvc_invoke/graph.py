@@ -197,6 +197,7 @@ def session(root: Path) -> Iterator[None]:
             f"DVC cannot read the project: {dvc_error_reason(exc)}", step="guards"
         ) from None
     _SESSIONS[key] = repo
+    _SEEN.pop(key, None)
     try:
         yield
     finally:
@@ -204,22 +205,43 @@ def session(root: Path) -> Iterator[None]:
         repo.close()
 
 
+# Bumped by every command that may change the project (`touched`): a session's
+# Repo drops what it read (the DVC files, parsed) only when this moved since.
+_GENERATION = [0]
+_SEEN: dict[str, int] = {}
+
+
+def touched() -> None:
+    """A command ran that may have changed the project's files: read them again."""
+    _GENERATION[0] += 1
+
+
 @contextlib.contextmanager
 def opened(root: Path) -> Iterator[Any]:
-    """The session's ``Repo``, fresh and under DVC's lock (``lock_repo`` resets
-    what DVC caches, as its own commands do: git and dvc ran in between), or
-    a ``Repo`` of its own outside a session."""
-    repo = _SESSIONS.get(os.fspath(root))
+    """The session's ``Repo`` under DVC's lock, or a ``Repo`` of its own outside
+    a session. What the session's ``Repo`` read is dropped, as DVC's commands
+    drop it (``lock_repo``), when a command ran since (`touched`): reads with
+    none in between share one parse of the DVC files."""
+    key = os.fspath(root)
+    repo = _SESSIONS.get(key)
     if repo is None:
         from dvc.repo import Repo
 
-        with Repo(os.fspath(root)) as repo:
+        with Repo(key) as repo:
             yield repo
         return
-    from dvc.repo import lock_repo
-
-    with lock_repo(repo):
+    if repo._lock_depth > 0:  # within a read already, or a DVC call's own lock
         yield repo
+        return
+    with repo.lock:
+        if _SEEN.get(key) != _GENERATION[0]:
+            repo._reset()
+            _SEEN[key] = _GENERATION[0]
+        repo._lock_depth += 1
+        try:
+            yield repo
+        finally:
+            repo._lock_depth -= 1
 
 
 def load(
@@ -810,6 +832,67 @@ def remote_check(root: Path) -> RemoteCheck:
     return RemoteCheck(None, name)
 
 
+def not_in_place(root: Path, tracked: Tracked, targets: list[str]) -> list[str]:
+    """Which of ``targets`` (outputs, or paths in them) DVC does not find in the
+    workspace and the cache as their DVC file records them: what a ``dvc pull``
+    of them would change. Any doubt counts as not in place."""
+    from dvc.exceptions import DvcException
+
+    owners = {t: tracked.owner(t) for t in targets}
+    try:
+        with opened(root) as repo:
+            stages = _collected(repo, root, sorted({o.stage for o in owners.values() if o}))
+            found = []
+            for target, owner in owners.items():
+                stage = stages.get(owner.stage) if owner else None
+                out = None
+                if owner and stage:
+                    out = next(
+                        (o for o in stage.outs if _relative(root, o.fs_path) == owner.path), None
+                    )
+                if out is None or not out.use_cache or out.status():
+                    found.append(target)
+            return found
+    except DvcException:
+        return list(targets)
+
+
+def changed_stages(root: Path, addresses: list[str]) -> list[str]:
+    """The stages at ``addresses`` that ``dvc repro`` would run: DVC's own
+    ``Stage.changed`` (command, dependencies, outputs, missing ones
+    included), or always-changed ones."""
+    from dvc.exceptions import DvcException
+
+    try:
+        with opened(root) as repo:
+            stages = _collected(repo, root, addresses)
+            return [
+                addr
+                for addr in addresses
+                if (st := stages.get(addr)) is None or st.always_changed or st.changed()
+            ]
+    except DvcException as exc:
+        raise DvcInvokeError(
+            f"DVC cannot read the project: {dvc_error_reason(exc)}", step="repro"
+        ) from None
+
+
+def _collected(repo: Any, root: Path, addresses: list[str]) -> dict[str, Any]:
+    """The stages at ``addresses`` by address, collected one file at a time."""
+    by_file: dict[str, dict[str, Any]] = {}
+    found = {}
+    for addr in addresses:
+        file = _file_of(addr)
+        if file not in by_file:
+            target = os.path.join(os.fspath(root), file)
+            by_file[file] = {
+                address(file, getattr(st, "name", None)): st for st in repo.stage.collect(target)
+            }
+        if addr in by_file[file]:
+            found[addr] = by_file[file][addr]
+    return found
+
+
 def stale(root: Path, addresses: list[str], *, outputs_here: bool = False) -> list[str]:
     """Which of the stages at ``addresses`` DVC does not find up to date, each
     with why: its command, a dependency or an output differs from its lock
@@ -824,16 +907,9 @@ def stale(root: Path, addresses: list[str], *, outputs_here: bool = False) -> li
         with opened(root) as repo, lock_repo(repo):
             # One collect per file: DVC collects each target on its own, and
             # a file of 2,000 stages asked for stage by stage takes minutes.
-            by_file: dict[str, dict[str, Any]] = {}
+            stages = _collected(repo, root, addresses)
             for addr in addresses:
-                file = _file_of(addr)
-                if file not in by_file:
-                    target = os.path.join(os.fspath(root), file)
-                    by_file[file] = {
-                        address(file, getattr(st, "name", None)): st
-                        for st in repo.stage.collect(target)
-                    }
-                stage = by_file[file].get(addr)
+                stage = stages.get(addr)
                 why = _why_stale(stage, outputs_here) if stage is not None else None
                 if why:
                     found.append(f"{addr} ({why})")

@@ -2,7 +2,8 @@
 
 A terminal's Ctrl-C reaches the whole foreground process group, dvc and the
 stage's command included; ``inv repro.cancel`` sends SIGTERM to the run's
-process, which passes SIGINT on to its children. Either way dvc stops the
+process, which passes SIGINT on to its children (or, to a DVC command run
+in this process, raises the interrupt DVC catches). Either way dvc stops the
 way it does on Ctrl-C (locks released, the workspace as after an
 interrupted repro), and the run records ``cancelled`` instead of a failure
 of whatever command was running. A second Ctrl-C stops at once.
@@ -38,6 +39,12 @@ class Interrupts:
         self.received = signal.Signals(signum).name
         if signum == signal.SIGTERM:
             _interrupt_children()
+        from . import inprocess
+
+        if inprocess.running():
+            # DVC runs in this process (`inprocess`): it stops as the dvc command
+            # does on Ctrl-C, catching the interrupt, cleaning up, exiting 252.
+            raise KeyboardInterrupt
 
 
 def _interrupt_children() -> None:

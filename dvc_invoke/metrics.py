@@ -125,13 +125,16 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def compare(root: Path, rev: str | None, metric_files: list[str]) -> list[Change]:
+def compare(
+    root: Path, rev: str | None, metric_files: list[str], *, unchanged: bool = False
+) -> list[Change]:
     """Every metric of ``metric_files`` at ``rev`` and in the workspace, changed or not.
 
     DVC reads each side where it lives: a file git tracks from git, a cached
     one (dvclive's ``eval/metrics.json`` in a cached ``eval/`` output) from
     the DVC cache (the pull step brings a cached one there, see
-    `graph.load`).
+    `graph.load`). With ``unchanged`` (the caller knows the workspace holds
+    what ``rev`` holds), the workspace is read alone and is both sides.
     """
     if not rev or not metric_files:
         return []
@@ -139,6 +142,15 @@ def compare(root: Path, rev: str | None, metric_files: list[str]) -> list[Change
 
     with opened(root) as repo:
         targets = [os.fspath(Path(root) / path) for path in metric_files]
+        if unchanged:
+            from dvc.utils.diff import diff, format_dict
+
+            # The workspace alone (its key is "" then, "workspace" beside revisions).
+            shown: dict[str, Any] = next(iter(repo.metrics.show(targets=targets).values()), {})
+            data = shown.get("data", {})
+            if "error" not in shown and not any("error" in d for d in data.values()):
+                both = format_dict(data)
+                return _flatten(diff(both, both, with_unchanged=True), "metric")
         found = repo.metrics.diff(a_rev=rev, b_rev="workspace", all=True, targets=targets)
         _refuse_unreadable(repo, root, rev, (found.get("errors") or {}).get(rev))
     return _flatten(found.get("diff", {}), "metric")

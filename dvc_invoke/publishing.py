@@ -40,11 +40,18 @@ def measure(ws: Workspace, plan: Plan, rev: str | None) -> list[metrics.Change] 
         return None if ws.dry else []
     from dvc.exceptions import DvcException
 
+    # Nothing git tracks changed since ``rev`` (the lock files included, so no
+    # cached output either): the metrics are those of ``rev``, read once.
+    unchanged = ws.head() == rev and not ws.changed_paths(
+        plan.graph.lockfiles + plan.graph.declared + plan.graph.metric_files
+    )
     try:
-        changes = metrics.compare(ws.root, rev, plan.graph.metric_files)
+        changes = metrics.compare(ws.root, rev, plan.graph.metric_files, unchanged=unchanged)
     except (DvcException, OSError, ValueError) as exc:
         console.warn(f"cannot compare metrics with {short(rev)}: {exc}")
         return None
+    if unchanged:
+        return changes
     old, new = {}, {}
     for lock in plan.graph.lockfiles:
         old[lock] = Git(ws).show(rev, lock)

@@ -44,6 +44,17 @@ class Tee:
             stream.flush()
 
 
+_DVC_FOUND: list[bool] = []
+
+
+def _dvc_importable() -> bool:
+    if not _DVC_FOUND:
+        import importlib.util
+
+        _DVC_FOUND.append(importlib.util.find_spec("dvc") is not None)
+    return _DVC_FOUND[0]
+
+
 # git for reads: takes no optional lock (no index.lock for a status).
 _GIT_READ = "git --no-optional-locks"
 
@@ -253,7 +264,34 @@ class Workspace:
         that knows the branch and its upstream shows the commands the real run
         would run, exactly.
         """
-        return self.c.run(self._cmd(cmd), hide=True, warn=True, in_stream=False, dry=False)
+        return self._run(cmd, hide=True, warn=True, in_stream=False, dry=False)
+
+    def _run(self, cmd: str, *, in_process: bool = True, **kwargs: Any) -> Any:
+        """``c.run`` of ``cmd``; a ``dvc`` command line by DVC's CLI entry point in
+        this process (`inprocess.DvcRunner`: the same echo, ``--dry`` and result)."""
+        args = self._dvc_args(cmd) if in_process else None
+        if args is None:
+            return self.c.run(self._cmd(cmd), **kwargs)
+        from .inprocess import DvcRunner
+
+        return DvcRunner(self.c, args, cwd=str(self.root)).run(self._cmd(cmd), **kwargs)
+
+    def _dvc_args(self, cmd: str) -> list[str] | None:
+        """The arguments of a ``dvc`` command line that can run in this process:
+        when no ``dvc_invoke.dvc`` executable is configured, DVC is importable
+        here, and ``c`` runs commands for real (not a ``MockContext``)."""
+        if settings(self.c).dvc:
+            return None
+        dvc = shlex.split(self.dvc)[0]
+        if not cmd.startswith(self.dvc + " "):
+            return None
+        from invoke.context import MockContext
+
+        if isinstance(self.c, MockContext) or not _dvc_importable():
+            return None
+        from .inprocess import argv
+
+        return argv(cmd, dvc)
 
     def act(
         self,
@@ -264,6 +302,7 @@ class Workspace:
         network: bool = False,
         hints: bool = True,
         capture: bool = False,
+        in_process: bool = True,
     ) -> Any:
         """Run a command that does work; its failure stops the run at ``step``.
 
@@ -279,7 +318,14 @@ class Workspace:
         delay = conf.retry_delay
         for attempt in range(1, attempts + 1):
             try:
-                return self._act_once(cmd, step=step, resume=resume, hints=hints, capture=capture)
+                return self._act_once(
+                    cmd,
+                    step=step,
+                    resume=resume,
+                    hints=hints,
+                    capture=capture,
+                    in_process=in_process,
+                )
             except DvcInvokeError as exc:
                 if attempt == attempts or isinstance(exc, Cancelled) or not transient(exc.log):
                     raise
@@ -291,9 +337,19 @@ class Workspace:
         raise AssertionError("unreachable")
 
     def _act_once(
-        self, cmd: str, *, step: str, resume: str | None, hints: bool, capture: bool = False
+        self,
+        cmd: str,
+        *,
+        step: str,
+        resume: str | None,
+        hints: bool,
+        capture: bool = False,
+        in_process: bool = True,
     ) -> Any:
         self._stop_if_interrupted(step, resume)
+        from . import graph
+
+        graph.touched()  # what DVC read of the project may not hold after this
         echo = settings(self.c).echo or bool(self.c.config.run.echo)
         out: Any = sys.stdout
         err: Any = sys.stderr
@@ -307,8 +363,9 @@ class Workspace:
         elif not hints:
             out = WithoutHints(out)
         try:
-            result = self.c.run(
-                self._cmd(cmd),
+            result = self._run(
+                cmd,
+                in_process=in_process,
                 echo=echo,
                 warn=True,
                 out_stream=out,

@@ -33,10 +33,13 @@ def test_a_fresh_clone_with_nothing_changed_runs_nothing_and_publishes_nothing(c
     assert canonical_fresh.stages_run() == []
     # The outputs of the up-to-date stages came from the remote, so DVC found them fresh.
     assert "dvc pull --allow-missing data/prepared data/features model.pkl eval" in run.stdout
-    assert "Data and pipelines are up to date" in run.stdout
+    # DVC's own check of each stage finds them up to date: no `dvc repro` to start.
+    assert "up to date, as DVC checks: prepare, featurize, train, evaluate" in run.stdout
+    assert "dvc repro" not in run.stdout
     assert "no commit" in run.stdout and "git push origin" not in run.stdout
     assert canonical_fresh.origin_log() == origin
     assert latest(canonical_fresh)["status"] == "succeeded"
+    assert_fresh_clone_up_to_date(canonical_fresh)
 
 
 def test_a_changed_param_reruns_what_depends_on_it_and_publishes_a_state_clones_find_fresh(
@@ -377,3 +380,30 @@ def test_data_pull_of_a_pipeline_brings_what_makes_it_up_to_date(canonical_fresh
     assert run.returncode == 0, run.output
     assert "dvc pull --allow-missing data/prepared data/features model.pkl eval" in run.stdout
     assert "Data and pipelines are up to date" in canonical_fresh.sh("dvc status")
+
+
+def test_data_a_teammate_replaced_is_pulled_though_the_old_is_in_the_workspace(canonical):
+    """The pull is left out only when DVC finds the inputs as recorded; a .dvc
+    file that moved on (git pull) makes the old data in the workspace stale."""
+    (canonical.path / "invoke.yaml").write_text(
+        "dvc_invoke:\n  pipelines:\n    train:\n      gates: {}\n"
+    )
+    canonical.git("add", "invoke.yaml")
+    canonical.git("commit", "-qm", "No gate on this host")
+    canonical.sh("git push -q")
+    teammate = canonical.clone("teammate")
+    teammate.sh("dvc pull -q data/data.csv")
+    data = teammate.path / "data" / "data.csv"
+    data.write_text(data.read_text() + "41,82.1\n42,84.0\n")
+    teammate.sh("dvc add -q data/data.csv && dvc push -q data/data.csv")
+    teammate.git("commit", "-qam", "More data")
+    teammate.sh("git push -q")
+    canonical.sh("git pull -q")
+
+    run = canonical.inv("train")
+
+    assert run.returncode == 0, run.output
+    assert "dvc pull data/data.csv" in run.stdout and "nothing to pull" not in run.stdout
+    assert (canonical.path / "data" / "data.csv").read_text().endswith("42,84.0\n")
+    assert canonical.stages_run()[0] == "prepare"
+    assert_fresh_clone_up_to_date(canonical)

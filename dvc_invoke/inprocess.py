@@ -1,0 +1,170 @@
+"""DVC's commands run by DVC's own CLI entry point, in this process.
+
+Each ``dvc`` subprocess pays half a second of interpreter and import start-up
+before it does anything, and a run has already imported DVC to read its
+pipeline. `DvcRunner` is an invoke runner like ``Local``: ``c.run``'s echo,
+``--dry``, ``hide``, ``warn``, the output streams (the run's log, the filter
+of DVC's hints) and its `Result` are invoke's own; only the command is not a
+child process but ``dvc.cli.main(argv)``, as DVC's own test suite calls it.
+What DVC prints is written as it comes, through the same streams.
+
+It takes ``dvc ...`` command lines, the words quoted as the flow quotes them:
+nothing that needs a shell. Ctrl-C (and the SIGTERM of ``repro.cancel``)
+stops DVC as it stops the ``dvc`` command: DVC catches the interrupt, cleans
+up and exits 252. A stage's own command still runs as a child process whose
+output goes straight to the terminal's file descriptors: ``dvc repro`` of
+stages that will run stays a subprocess (`dvcsteps.reproduce`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import shlex
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+from invoke.runners import Runner
+
+# Set while DVC runs here: an interrupt is raised into it (`interrupts`).
+_running = False
+
+
+def running() -> bool:
+    return _running
+
+
+def argv(command: str, dvc: str) -> list[str] | None:
+    """The arguments of ``command`` when it is ``dvc`` run with plain words, else None."""
+    lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    try:
+        words = list(lexer)
+    except ValueError:
+        return None
+    if not words or words[0] != dvc or any(w and set(w) <= set("();<>|&") for w in words):
+        return None
+    return words[1:]
+
+
+class _Output(io.TextIOBase):
+    """DVC's stdout or stderr while it runs here: kept for the result, and
+    written at once to the stream ``c.run`` was given (unless hidden)."""
+
+    def __init__(self, runner: DvcRunner, kept: list[str], stream: Any, hidden: bool):
+        self.runner, self.kept, self.stream, self.hidden = runner, kept, stream, hidden
+
+    def write(self, text: str) -> int:
+        self.kept.append(text)
+        if not self.hidden:
+            self.runner.write_our_output(self.stream, text)
+        return len(text)
+
+    def isatty(self) -> bool:
+        return False  # as for a dvc whose output invoke reads through a pipe
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return "utf-8"
+
+    def writable(self) -> bool:
+        return True
+
+
+class DvcRunner(Runner):
+    """An invoke runner for ``dvc`` command lines: ``dvc.cli.main`` in this process."""
+
+    def __init__(self, context: Any, args: list[str], cwd: str | None = None):
+        super().__init__(context)
+        self.args, self.cwd = args, cwd
+        self._exited: int | None = None
+        self._out: list[str] = []
+        self._err: list[str] = []
+
+    def start(self, command: str, shell: str, env: dict[str, Any]) -> None:
+        global _running
+        hide = self.opts["hide"] or ()
+        out = _Output(self, self._out, self.streams["out"], "stdout" in hide)
+        err = _Output(self, self._err, self.streams["err"], "stderr" in hide)
+        from dvc.cli import main
+
+        here = os.getcwd()
+        with _dvc_output(out, err):
+            _running = True
+            try:
+                if self.cwd:
+                    os.chdir(self.cwd)
+                self._exited = main(self.args)
+            except SystemExit as exc:  # argparse, for a command line DVC does not take
+                self._exited = exc.code if isinstance(exc.code, int) else 255
+            finally:
+                _running = False
+                os.chdir(here)
+
+    def create_io_threads(self) -> Any:
+        # DVC wrote through `_Output` as it ran: nothing left to read.
+        return {}, self._out, self._err
+
+    def read_proc_stdout(self, num_bytes: int) -> bytes | None:
+        return b""
+
+    def read_proc_stderr(self, num_bytes: int) -> bytes | None:
+        return b""
+
+    def _write_proc_stdin(self, data: bytes) -> None:
+        pass
+
+    def close_proc_stdin(self) -> None:
+        pass
+
+    @property
+    def process_is_finished(self) -> bool:
+        return True
+
+    def returncode(self) -> int | None:
+        return self._exited
+
+    def send_interrupt(self, interrupt: KeyboardInterrupt) -> None:
+        pass  # DVC has ended by now: an interrupt while it ran, it caught
+
+    def kill(self) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def _dvc_output(out: _Output, err: _Output) -> Iterator[None]:
+    """Point ``sys.stdout``/``sys.stderr``, and DVC's log handlers (made on its
+    import, holding the streams of then), at ``out`` and ``err``."""
+    handlers = []
+    for name in ("dvc", "dvc_objects", "dvc_data"):
+        for handler in logging.getLogger(name).handlers:
+            if isinstance(handler, logging.StreamHandler) and handler not in handlers:
+                handlers.append(handler)
+    saved = [(h, h.stream, getattr(h.formatter, "log_colors", None)) for h in handlers]
+    old_out, old_err = sys.stdout, sys.stderr
+    # DVC lets colorama put back the streams it wrapped on import (to write JSON
+    # unstripped): colorama's record of them is pointed at ``out``/``err`` too.
+    colorama = sys.modules.get("colorama.initialise")
+    names = ("orig_stdout", "orig_stderr", "wrapped_stdout", "wrapped_stderr")
+    kept = {n: getattr(colorama, n, None) for n in names} if colorama else {}
+    try:
+        for n in kept:
+            setattr(colorama, n, out if n.endswith("stdout") else err)
+        for handler, _, colors in saved:
+            # DVC's warnings and errors go to stderr, the rest to stdout.
+            handler.setStream(err if handler.level >= logging.WARNING else out)
+            if colors is not None:
+                handler.formatter.log_colors = False  # type: ignore[union-attr]
+        sys.stdout, sys.stderr = out, err
+        yield
+    finally:
+        sys.stdout, sys.stderr = old_out, old_err
+        for n, value in kept.items():
+            setattr(colorama, n, value)
+        for handler, stream, colors in saved:
+            handler.setStream(stream)
+            if colors is not None:
+                handler.formatter.log_colors = colors  # type: ignore[union-attr]

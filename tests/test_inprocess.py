@@ -1,0 +1,142 @@
+"""DVC commands run by DVC's own CLI entry point in this process (`inprocess`):
+invoke's echo, --dry, hide and Result as for a subprocess, DVC's output where
+c.run sends it, the streams put back after, and Ctrl-C stopping DVC."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from invoke import Config, Context
+
+from dvc_invoke import inprocess
+from dvc_invoke.errors import Cancelled, DvcInvokeError
+from dvc_invoke.interrupts import Interrupts
+from dvc_invoke.workspace import Workspace
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    """The argv of each DVC command run in this process (DVC's real entry point)."""
+    import dvc.cli
+
+    seen = []
+    real = dvc.cli.main
+
+    def main(argv=None):
+        seen.append(list(argv))
+        return real(argv)
+
+    monkeypatch.setattr(dvc.cli, "main", main)
+    return seen
+
+
+def workspace(project, monkeypatch, **config):
+    monkeypatch.chdir(project.path)
+    overrides = {"run": {"in_stream": False, **config.pop("run", {})}, "dvc_invoke": config}
+    return Workspace(Context(Config(overrides=overrides)), project.path)
+
+
+def handler_streams():
+    return [(h, h.stream) for n in ("dvc", "dvc_data") for h in logging.getLogger(n).handlers]
+
+
+def test_a_dvc_command_runs_here_with_invokes_echo_and_result(
+    canonical, monkeypatch, calls, capsys
+):
+    ws = workspace(canonical, monkeypatch)
+    streams, before = (sys.stdout, sys.stderr), handler_streams()
+
+    res = ws.probe(f"{ws.dvc} status --json")
+    assert calls == [["status", "--json"]]
+    assert res.ok and json.loads(res.stdout) == {}
+    assert capsys.readouterr().out == ""  # a probe shows nothing
+
+    ws.act(f"{ws.dvc} status", step="repro")
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == f"\x1b[1;37m{ws.dvc} status\x1b[0m"  # as invoke echoes
+    assert "Data and pipelines are up to date." in out
+    assert (sys.stdout, sys.stderr) == streams and handler_streams() == before
+
+
+def test_a_failing_dvc_command_is_a_failure_with_dvcs_own_reason(canonical, monkeypatch, calls):
+    ws = workspace(canonical, monkeypatch)
+
+    with pytest.raises(DvcInvokeError) as failed:
+        ws.act(f"{ws.dvc} pull no/such/file", step="pull")
+
+    assert calls == [["pull", "no/such/file"]]
+    assert failed.value.step == "pull"
+    assert "no/such/file" in failed.value.reason
+    assert "ERROR" in (failed.value.log or "")
+
+
+def test_a_dry_run_shows_the_command_and_runs_nothing(canonical, monkeypatch, calls, capsys):
+    ws = workspace(canonical, monkeypatch, run={"dry": True})
+
+    ws.act(f"{ws.dvc} push", step="publish")
+
+    assert calls == []
+    assert capsys.readouterr().out == f"\x1b[1;37m{ws.dvc} push\x1b[0m\n"
+
+
+def test_a_configured_dvc_executable_runs_as_a_process(canonical, monkeypatch, calls):
+    ws = workspace(canonical, monkeypatch, dvc=sys.executable.rsplit("/", 1)[0] + "/dvc")
+
+    assert ws.probe(f"{ws.dvc} status --json").ok
+    assert calls == []
+
+
+@pytest.mark.parametrize(
+    "cmd",
+    ["dvc status; touch x", "dvc status | cat", "dvc status && rm -rf x", "dvc 'unclosed"],
+)
+def test_only_plain_dvc_command_lines_run_here(cmd):
+    assert inprocess.argv(cmd, "dvc") is None
+    assert inprocess.argv("dvc pull 'a b' c", "dvc") == ["pull", "a b", "c"]
+
+
+def test_ctrl_c_stops_dvc_running_here_and_cancels_the_step(canonical, monkeypatch, calls):
+    """DVC waits on a remote that never answers; Ctrl-C stops it as it stops the
+    dvc command (252), and the step is cancelled, not failed."""
+
+    class Silent(BaseHTTPRequestHandler):
+        def do_HEAD(self):  # noqa: N802
+            time.sleep(30)
+
+        do_GET = do_POST = do_HEAD  # noqa: N815
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Silent)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    ws = workspace(canonical, monkeypatch)
+    canonical.sh(f"dvc remote add silent http://127.0.0.1:{server.server_address[1]}/store")
+    canonical.sh("dvc gc -f -w -c -q")  # nothing cached: status must ask the remote
+
+    timer = threading.Timer(
+        2.0, lambda: signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+    )
+    started = time.monotonic()
+    try:
+        with Interrupts() as interrupts:
+            ws.interrupts = interrupts
+            timer.start()
+            with pytest.raises(Cancelled) as cancelled:
+                ws.act(f"{ws.dvc} status --cloud -r silent", step="pull")
+    finally:
+        timer.cancel()
+        server.shutdown()
+
+    assert calls == [["status", "--cloud", "-r", "silent"]]
+    assert "interrupted (SIGINT)" in cancelled.value.reason
+    assert time.monotonic() - started < 20
+    assert not inprocess.running()
