@@ -4,6 +4,11 @@ the git and DVC remotes)."""
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+import threading
+from collections.abc import Callable, Iterator
+
 from . import graph
 from .errors import DvcInvokeError
 from .gitops import Git
@@ -11,6 +16,7 @@ from .paths import overlaps
 from .pipelines import Pipeline
 from .planning import Plan, need_dvcfile
 from .report import some
+from .settings import settings
 from .workspace import GitState, Workspace, error_line, push_rejected
 
 
@@ -33,6 +39,11 @@ def check(
     state the caller just read, if it did.
     """
     state = state or ws.git_state()
+    dvc = settings(ws.c).dvc
+    if dvc and shutil.which(dvc) is None:  # a configured executable: found, or said now
+        raise DvcInvokeError(
+            f"{dvc}: command not found (config dvc_invoke.dvc)", step="guards", resume=resume
+        )
     if p is not None:
         need_dvcfile(ws, p)
     changed = [f for f in state.changed if not overlaps(ws.from_git_top(f), own or [])]
@@ -63,6 +74,54 @@ def check(
 CHECKS = ("fetch", "git-push", "dvc-remote", "slack")
 
 
+class Started:
+    """A check begun in the background; `result` waits for it (and raises its error)."""
+
+    def __init__(self, check: Callable[[], GitState]):
+        self._found: GitState | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(check,), daemon=True)
+        self._thread.start()
+
+    def _run(self, check: Callable[[], GitState]) -> None:
+        try:
+            self._found = check()
+        except BaseException as exc:  # noqa: BLE001 - raised where the result is asked for
+            self._error = exc
+
+    def result(self) -> GitState:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._found is not None
+        return self._found
+
+    def settle(self) -> None:
+        """Wait for it, whatever it found: nothing of it prints after the run's end."""
+        self._thread.join()
+
+
+def start_git_checks(
+    ws: Workspace, p: Pipeline, state: GitState, *, skip: tuple[str, ...], resume: str | None
+) -> None:
+    """Begin the git half of `preflight` (a fetch, a push dry run: the network)
+    in the background while DVC reads the pipeline; `preflight` takes its result."""
+    if ws.dry or set(skip) - set(CHECKS):
+        return  # shown in order; an unknown check is refused by `preflight`
+    ws.started = Started(lambda: _git_checks(ws, p, state, skip=skip, resume=resume))
+
+
+@contextlib.contextmanager
+def settling(ws: Workspace) -> Iterator[None]:
+    """Checks begun in the background are waited for before the run's end."""
+    try:
+        yield
+    finally:
+        if ws.started is not None:
+            ws.started.settle()
+            ws.started = None
+
+
 def preflight(
     ws: Workspace,
     run_plan: Plan,
@@ -79,7 +138,9 @@ def preflight(
     - ``git-push``: the git remote accepts a push (``git push --dry-run``);
     - ``dvc-remote``: a DVC remote is configured and reachable.
 
-    (``slack``: the run's first message is its check; see `run`.)
+    (``slack``: the run's first message is its check; see `run`.) The git
+    checks may have been begun already (`start_git_checks`): their result is
+    waited for here, and the run starts only after it.
     """
     unknown = sorted(set(skip) - set(CHECKS))
     if unknown:
@@ -87,7 +148,23 @@ def preflight(
             f"unknown check {', '.join(unknown)} to skip (checks: {', '.join(CHECKS)})",
             step="guards",
         )
-    p = run_plan.pipeline
+    if ws.started is not None:
+        started, ws.started = ws.started, None
+        state = started.result()
+    else:
+        state = _git_checks(ws, run_plan.pipeline, state, skip=skip, resume=resume)
+    if (run_plan.pull or run_plan.push) and "dvc-remote" not in skip and not ws.dry:
+        run_plan.remote = graph.remote_check(ws.root)
+        if run_plan.remote.problem:
+            raise DvcInvokeError(run_plan.remote.problem, step="guards", resume=resume)
+    return state
+
+
+def _git_checks(
+    ws: Workspace, p: Pipeline, state: GitState, *, skip: tuple[str, ...], resume: str | None
+) -> GitState:
+    """The branch is not behind its upstream (after a fetch), and the upstream
+    takes a push: the git state after the fetch."""
     publishing = p.commit and p.git_push
     target = ws.upstream_target(state.branch) if publishing and state.branch else None
     if target is not None and "fetch" not in skip:
@@ -129,8 +206,4 @@ def preflight(
                 step="guards",
                 resume=resume,
             )
-    if (run_plan.pull or run_plan.push) and "dvc-remote" not in skip and not ws.dry:
-        run_plan.remote = graph.remote_check(ws.root)
-        if run_plan.remote.problem:
-            raise DvcInvokeError(run_plan.remote.problem, step="guards", resume=resume)
     return state

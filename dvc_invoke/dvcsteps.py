@@ -11,12 +11,14 @@ from .workspace import Workspace, quote_all
 
 
 def pull(ws: Workspace, plan: Plan, *, resume: str | None = None) -> list[str]:
-    """``dvc pull`` the run's inputs, all in one call; then the outputs of its
-    own stages that are up to date but missing from the workspace.
+    """``dvc pull`` the run's inputs and the outputs of its own stages that are
+    up to date but missing from the workspace, in one call.
 
-    Without those, a fresh clone would run every stage again, as ``dvc
-    repro`` sees its outputs missing. They are pulled ``--allow-missing``:
-    one that the remote lacks is simply built again by ``dvc repro``.
+    Without those outputs, a fresh clone would run every stage again, as
+    ``dvc repro`` sees them missing. They are pulled ``--allow-missing``:
+    one that the remote lacks is simply built again by ``dvc repro``; an
+    input it lacks stops the run. Inputs DVC finds in the workspace as
+    recorded are not pulled: there is nothing to fetch or check out.
     """
     fetch = [f for f in plan.graph.fetch if not overlaps(f, plan.pull)]
     if fetch:
@@ -29,19 +31,31 @@ def pull(ws: Workspace, plan: Plan, *, resume: str | None = None) -> list[str]:
             raise
         except DvcInvokeError as exc:
             console.warn(f"the metrics as last published are not on the remote: {exc.reason}")
-    if not plan.pull and not plan.graph.restore:
+    restore = [r for r in plan.graph.restore if not overlaps(r, plan.pull)]
+    if not plan.pull and not restore:
         if not fetch:
             console.info("nothing to pull")
         return []
-    if plan.pull and (ws.dry or graph.not_in_place(ws.root, plan.graph.tracked, plan.pull)):
-        ws.act(f"{ws.dvc} pull {quote_all(plan.pull)}", step="pull", resume=resume, network=True)
-    elif plan.pull:
+    inputs = plan.pull
+    if inputs and not ws.dry and not graph.not_in_place(ws.root, plan.graph.tracked, inputs):
         # What `dvc pull` would find: nothing to fetch, nothing to check out.
-        console.info(f"in the workspace as recorded: {some(plan.pull)}; nothing to pull")
-    restore = [r for r in plan.graph.restore if not overlaps(r, plan.pull)]
-    if restore:
-        cmd = f"{ws.dvc} pull --allow-missing {quote_all(restore)}"
+        console.info(f"in the workspace as recorded: {some(inputs)}; nothing to pull")
+        inputs = []
+    if inputs and not restore:
+        ws.act(f"{ws.dvc} pull {quote_all(inputs)}", step="pull", resume=resume, network=True)
+    elif restore:
+        # One pull (one look at the remote): the outputs to restore may be
+        # missing there, the inputs may not, which is checked after.
+        cmd = f"{ws.dvc} pull --allow-missing {quote_all(inputs + restore)}"
         ws.act(cmd, step="pull", resume=resume, network=True)
+        missing = graph.not_in_place(ws.root, plan.graph.tracked, inputs) if inputs else []
+        if missing and not ws.dry:
+            raise DvcInvokeError(
+                f"the run's inputs are neither on the DVC remote nor in the cache: {some(missing)}"
+                " (push them from where they were made)",
+                step="pull",
+                resume=resume,
+            )
     return plan.pull + restore
 
 

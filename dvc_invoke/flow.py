@@ -17,7 +17,7 @@ import os
 import shlex
 from typing import Any
 
-from . import commands, console, graph, notifiers, runs
+from . import checks, commands, console, graph, notifiers, runs
 
 # The steps, each in its own module; importable from here for flows of one's own.
 from .checks import check, preflight
@@ -98,7 +98,8 @@ def run(
         hosts.start(c, name, host, task_args, slurm=slurm)
         return None
     ws = Workspace(c)
-    with graph.session(ws.root):  # one DVC Repo for the run's reads
+    # One DVC Repo for the run's reads; git's network checks begun early are waited for.
+    with graph.session(ws.root), checks.settling(ws):
         return _run(c, ws, name, force, upstream, detach or slurm, command, tuple(skip), slurm)
 
 
@@ -118,6 +119,8 @@ def _run(
     adopted = os.environ.pop(runs.ENV_RUN, None)
     skip = tuple(skip or ())
     state = ws.git_state()  # not a git repository: say so before anything else
+    if not adopted:  # the fetch and push check reach the network: begun while DVC reads
+        checks.start_git_checks(ws, p, state, skip=skip, resume=command)
     need_dvcfile(ws, p)
     run_plan = plan(ws, p, force=force, upstream=upstream)
     state = check(ws, p, resume=command, own=run_plan.graph.git_paths(), state=state)

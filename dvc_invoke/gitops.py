@@ -60,7 +60,8 @@ class Git:
 
     # -- changes -----------------------------------------------------------------
     def fetch(self, remote: str, *, step: str, resume: str | None = None) -> None:
-        self.ws.act(f"git fetch -q {shlex.quote(remote)}", step=step, resume=resume, network=True)
+        cmd = f"git fetch -q {shlex.quote(remote)}"  # the remote's refs only: no file changes
+        self.ws.act(cmd, step=step, resume=resume, network=True, touches=False)
 
     def show_push_dry_run(self, remote: str, ref: str, *, step: str) -> None:
         """Under ``--dry``: the check reaches the remote, so it is shown, not run."""

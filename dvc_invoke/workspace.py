@@ -231,6 +231,7 @@ class Workspace:
         self.dry = is_dry(c)
         self.interrupts: Interrupts | None = None  # set while a run handles signals
         self.log: IO[str] | None = None  # set while a foreground run keeps a log
+        self.started: Any = None  # checks begun early, in the background (`checks.Started`)
         environment.load(self.root)
         self._git_prefix: str | None = None
         self._warn_if_env_is_not_ignored()
@@ -303,6 +304,7 @@ class Workspace:
         hints: bool = True,
         capture: bool = False,
         in_process: bool = True,
+        touches: bool = True,
     ) -> Any:
         """Run a command that does work; its failure stops the run at ``step``.
 
@@ -312,6 +314,8 @@ class Workspace:
         Without ``hints``, DVC's advice to `git add` and `dvc push` is left
         out of what the command prints (the flow does both). With
         ``capture``, what it prints on stdout is kept for the caller, not shown.
+        Without ``touches`` (a ``git fetch``), what DVC read of the project
+        still holds after it.
         """
         conf = settings(self.c)
         attempts = 1 + (conf.retries if network else 0)
@@ -325,6 +329,7 @@ class Workspace:
                     hints=hints,
                     capture=capture,
                     in_process=in_process,
+                    touches=touches,
                 )
             except DvcInvokeError as exc:
                 if attempt == attempts or isinstance(exc, Cancelled) or not transient(exc.log):
@@ -345,11 +350,13 @@ class Workspace:
         hints: bool,
         capture: bool = False,
         in_process: bool = True,
+        touches: bool = True,
     ) -> Any:
         self._stop_if_interrupted(step, resume)
-        from . import graph
+        if touches:  # what DVC read of the project may not hold after this
+            from . import graph
 
-        graph.touched()  # what DVC read of the project may not hold after this
+            graph.touched()
         echo = settings(self.c).echo or bool(self.c.config.run.echo)
         out: Any = sys.stdout
         err: Any = sys.stderr

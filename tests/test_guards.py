@@ -86,7 +86,7 @@ def test_a_file_is_not_a_pipeline(project):
 def test_missing_dvc_executable(project):
     (project.path / "invoke.yaml").write_text("dvc_invoke:\n  dvc: /nowhere/dvc\n")
     run = project.inv("metrics")
-    assert_one_line_error(run, "pull failed", "/nowhere/dvc: command not found")
+    assert_one_line_error(run, "guards failed", "/nowhere/dvc: command not found")
     assert project.stages_run() == []
 
 

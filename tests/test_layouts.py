@@ -32,7 +32,11 @@ def test_a_fresh_clone_with_nothing_changed_runs_nothing_and_publishes_nothing(c
     assert run.returncode == 0, run.output
     assert canonical_fresh.stages_run() == []
     # The outputs of the up-to-date stages came from the remote, so DVC found them fresh.
-    assert "dvc pull --allow-missing data/prepared data/features model.pkl eval" in run.stdout
+    # One pull: the input, and the outputs of the up-to-date stages (missing
+    # from the remote is allowed for those only: checked after).
+    assert "dvc pull --allow-missing data/data.csv data/prepared data/features model.pkl eval" in (
+        run.stdout
+    )
     # DVC's own check of each stage finds them up to date: no `dvc repro` to start.
     assert "up to date, as DVC checks: prepare, featurize, train, evaluate" in run.stdout
     assert "dvc repro" not in run.stdout
@@ -67,7 +71,7 @@ def test_a_stage_subset_forces_the_metrics_without_retraining(canonical_fresh):
     assert canonical_fresh.stages_run() == ["evaluate"]
     assert "dvc repro --single-item --force evaluate" in run.stdout
     # The other stages of the same dvc.yaml are upstream: pulled, never rebuilt.
-    assert "dvc pull data/features model.pkl" in run.stdout
+    assert "dvc pull --allow-missing data/features model.pkl eval" in run.stdout
     assert canonical_fresh.origin_log()[0] == "[DVC] Update metrics"
     assert_fresh_clone_up_to_date(canonical_fresh)
 
@@ -378,7 +382,9 @@ def test_data_pull_of_a_pipeline_brings_what_makes_it_up_to_date(canonical_fresh
     run = canonical_fresh.inv("data.pull", "--pipeline", "train")
 
     assert run.returncode == 0, run.output
-    assert "dvc pull --allow-missing data/prepared data/features model.pkl eval" in run.stdout
+    assert "dvc pull --allow-missing data/data.csv data/prepared data/features model.pkl eval" in (
+        run.stdout
+    )
     assert "Data and pipelines are up to date" in canonical_fresh.sh("dvc status")
 
 
@@ -407,3 +413,20 @@ def test_data_a_teammate_replaced_is_pulled_though_the_old_is_in_the_workspace(c
     assert (canonical.path / "data" / "data.csv").read_text().endswith("42,84.0\n")
     assert canonical.stages_run()[0] == "prepare"
     assert_fresh_clone_up_to_date(canonical)
+
+
+def test_an_input_missing_from_the_remote_stops_the_run_at_pull(canonical_fresh):
+    """Inputs are pulled with the outputs to restore, in one `--allow-missing`
+    pull; an input the remote lacks is still a failure at pull, before any stage."""
+    import yaml
+
+    lock = yaml.safe_load((canonical_fresh.path / "dvc.lock").read_text())
+    md5 = next(o["md5"] for o in lock["stages"]["train"]["outs"] if o["path"] == "model.pkl")
+    (canonical_fresh.remote / "files" / "md5" / md5[:2] / md5[2:]).unlink()
+
+    run = canonical_fresh.inv("metrics")
+
+    assert_one_line_error(
+        run, "pull failed", "neither on the DVC remote nor in the cache: model.pkl"
+    )
+    assert canonical_fresh.stages_run() == []
