@@ -115,17 +115,18 @@ def test_error_line_takes_the_tools_last_reason():
 
 def test_a_run_reads_dvc_through_one_repo(project, monkeypatch):
     """Graph, remote check, metrics and staleness share one DVC Repo per run,
-    fresh at each read (git and dvc ran in between), closed at the end."""
+    fresh at each read (git and dvc ran in between), closed at the end. (The
+    DVC commands run in this process open their own, as a dvc process would.)"""
     from dvc.repo import Repo
     from invoke import Config, Context
 
-    from dvc_invoke import flow
+    from dvc_invoke import flow, inprocess
 
-    opened, closed = [], []
+    opened, closed, commands = [], [], []
     init, close = Repo.__init__, Repo.close
 
     def counting_init(self, *args, **kwargs):
-        opened.append(self)
+        (commands if inprocess.running() else opened).append(self)
         init(self, *args, **kwargs)
 
     def counting_close(self):
@@ -142,3 +143,4 @@ def test_a_run_reads_dvc_through_one_repo(project, monkeypatch):
     assert report is not None and report.status == "succeeded", report
     assert report.metrics, "the metrics were compared, through the same Repo"
     assert len(opened) == 1 and opened[0] in closed
+    assert commands and all(repo in closed for repo in commands)
