@@ -41,12 +41,15 @@ def pull(ws: Workspace, plan: Plan, *, resume: str | None = None) -> list[str]:
         # What `dvc pull` would find: nothing to fetch, nothing to check out.
         console.info(f"in the workspace as recorded: {some(inputs)}; nothing to pull")
         inputs = []
+    tracked = plan.graph.tracked
     if inputs and not restore:
-        ws.act(f"{ws.dvc} pull {quote_all(inputs)}", step="pull", resume=resume, network=True)
+        cmd = f"{ws.dvc} pull {quote_all(graph.by_stage(tracked, inputs))}"
+        ws.act(cmd, step="pull", resume=resume, network=True)
     elif restore:
         # One pull (one look at the remote): the outputs to restore may be
         # missing there, the inputs may not, which is checked after.
-        cmd = f"{ws.dvc} pull --allow-missing {quote_all(inputs + restore)}"
+        targets = graph.by_stage(tracked, inputs + restore)
+        cmd = f"{ws.dvc} pull --allow-missing {quote_all(targets)}"
         ws.act(cmd, step="pull", resume=resume, network=True)
         missing = graph.not_in_place(ws.root, plan.graph.tracked, inputs) if inputs else []
         if missing and not ws.dry:

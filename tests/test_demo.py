@@ -32,7 +32,7 @@ def test_demo_runs_the_whole_flow_and_shows_what_landed(tmp_path):
     gpu = tmp_path / "sandbox" / "gpu-box"
     assert (gpu / "model" / "model.json").is_file()
     assert (gpu / "metrics" / "scores.json").is_file()
-    assert "dvc pull model/model.json dataset/testset" in proc.stdout
+    assert "dvc pull training/dvc.yaml:train dataset/testset.dvc" in proc.stdout
     remote_files = [p for p in (tmp_path / "sandbox" / "dvc-remote").rglob("*") if p.is_file()]
     assert f"objects in the DVC remote ({tmp_path / 'sandbox' / 'dvc-remote'}): " in proc.stdout
     assert f": {len(remote_files)}\n" in proc.stdout

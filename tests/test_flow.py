@@ -18,7 +18,8 @@ def test_fresh_clone_pulls_inputs_runs_and_publishes(fresh):
 
     assert run.returncode == 0, run.output
     # One pull for every input, the model of the other pipeline included.
-    assert "dvc pull model/model.json dataset/testset\n" in run.stdout
+    # Named by the stages that write them: the train stage's model, the test set's .dvc.
+    assert "dvc pull training/dvc.yaml:train dataset/testset.dvc\n" in run.stdout
     assert fresh.stages_run() == ["predict", "evaluate"]
     assert fresh.origin_log()[0] == "[DVC] Update model metrics"
     assert fresh.git("rev-parse", "HEAD") == fresh.git("rev-parse", "origin/main")
@@ -260,7 +261,7 @@ def test_dry_run_prints_every_command_and_runs_none(fresh):
     assert [line for line in run.stdout.splitlines() if line.startswith(("git", "dvc"))] == [
         "git fetch -q origin",
         "git push --dry-run -q origin HEAD:refs/heads/main",
-        "dvc pull model/model.json dataset/testset",
+        "dvc pull training/dvc.yaml:train dataset/testset.dvc",
         "dvc repro --single-item --force metrics/dvc.yaml",
         "git add -f -- metrics/dvc.lock metrics/.gitignore metrics/scores.json",
         "git commit -q -m '[DVC] Update model metrics' --"

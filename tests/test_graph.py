@@ -144,3 +144,26 @@ def test_a_run_reads_dvc_through_one_repo(project, monkeypatch):
     assert report.metrics, "the metrics were compared, through the same Repo"
     assert len(opened) == 1 and opened[0] in closed
     assert commands and all(repo in closed for repo in commands)
+
+
+def test_pull_targets_name_a_stage_only_when_all_its_cached_outputs_are_pulled():
+    from dvc_invoke.graph import by_stage
+
+    tracked = Tracked(
+        [
+            Output("data/raw", True, "data/raw.dvc"),
+            Output("model.pkl", True, "train"),
+            Output("eval", True, "evaluate"),
+            Output("eval.json", False, "evaluate"),  # in git: not pulled, not counted
+            Output("sub/a", True, "sub/dvc.yaml:split"),
+            Output("sub/b", True, "sub/dvc.yaml:split"),
+        ]
+    )
+    assert by_stage(tracked, ["data/raw", "model.pkl", "eval"]) == [
+        "data/raw.dvc",
+        "dvc.yaml:train",
+        "dvc.yaml:evaluate",
+    ]
+    assert by_stage(tracked, ["sub/a"]) == ["sub/a"]  # not all of the stage's outputs
+    assert by_stage(tracked, ["sub/a", "sub/b"]) == ["sub/dvc.yaml:split"]
+    assert by_stage(tracked, ["data/raw/part-1.csv"]) == ["data/raw/part-1.csv"]  # a path in one

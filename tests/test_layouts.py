@@ -34,9 +34,10 @@ def test_a_fresh_clone_with_nothing_changed_runs_nothing_and_publishes_nothing(c
     # The outputs of the up-to-date stages came from the remote, so DVC found them fresh.
     # One pull: the input, and the outputs of the up-to-date stages (missing
     # from the remote is allowed for those only: checked after).
-    assert "dvc pull --allow-missing data/data.csv data/prepared data/features model.pkl eval" in (
-        run.stdout
-    )
+    assert (
+        "dvc pull --allow-missing data/data.csv.dvc dvc.yaml:prepare dvc.yaml:featurize"
+        " dvc.yaml:train dvc.yaml:evaluate"
+    ) in run.stdout
     # DVC's own check of each stage finds them up to date: no `dvc repro` to start.
     assert "up to date, as DVC checks: prepare, featurize, train, evaluate" in run.stdout
     assert "dvc repro" not in run.stdout
@@ -71,7 +72,9 @@ def test_a_stage_subset_forces_the_metrics_without_retraining(canonical_fresh):
     assert canonical_fresh.stages_run() == ["evaluate"]
     assert "dvc repro --single-item --force evaluate" in run.stdout
     # The other stages of the same dvc.yaml are upstream: pulled, never rebuilt.
-    assert "dvc pull --allow-missing data/features model.pkl eval" in run.stdout
+    assert "dvc pull --allow-missing dvc.yaml:featurize dvc.yaml:train dvc.yaml:evaluate" in (
+        run.stdout
+    )
     assert canonical_fresh.origin_log()[0] == "[DVC] Update metrics"
     assert_fresh_clone_up_to_date(canonical_fresh)
 
@@ -382,9 +385,10 @@ def test_data_pull_of_a_pipeline_brings_what_makes_it_up_to_date(canonical_fresh
     run = canonical_fresh.inv("data.pull", "--pipeline", "train")
 
     assert run.returncode == 0, run.output
-    assert "dvc pull --allow-missing data/data.csv data/prepared data/features model.pkl eval" in (
-        run.stdout
-    )
+    assert (
+        "dvc pull --allow-missing data/data.csv.dvc dvc.yaml:prepare dvc.yaml:featurize"
+        " dvc.yaml:train dvc.yaml:evaluate"
+    ) in run.stdout
     assert "Data and pipelines are up to date" in canonical_fresh.sh("dvc status")
 
 
@@ -409,7 +413,7 @@ def test_data_a_teammate_replaced_is_pulled_though_the_old_is_in_the_workspace(c
     run = canonical.inv("train")
 
     assert run.returncode == 0, run.output
-    assert "dvc pull data/data.csv" in run.stdout and "nothing to pull" not in run.stdout
+    assert "dvc pull data/data.csv.dvc\n" in run.stdout and "nothing to pull" not in run.stdout
     assert (canonical.path / "data" / "data.csv").read_text().endswith("42,84.0\n")
     assert canonical.stages_run()[0] == "prepare"
     assert_fresh_clone_up_to_date(canonical)
