@@ -37,9 +37,10 @@ def pull(ws: Workspace, plan: Plan, *, resume: str | None = None) -> list[str]:
             console.info("nothing to pull")
         return []
     inputs = plan.pull
-    if inputs and not ws.dry and not graph.not_in_place(ws.root, plan.graph.tracked, inputs):
+    if inputs and not graph.not_in_place(ws.root, plan.graph.tracked, inputs):
         # What `dvc pull` would find: nothing to fetch, nothing to check out.
-        console.info(f"in the workspace as recorded: {some(inputs)}; nothing to pull")
+        more = "" if restore else "; nothing to pull"
+        console.info(f"inputs in the workspace as recorded: {some(inputs)}{more}")
         inputs = []
     tracked = plan.graph.tracked
     if inputs and not restore:
@@ -75,7 +76,7 @@ def reproduce(ws: Workspace, plan: Plan, *, resume: str | None = None) -> None:
     stage) finds every stage up to date, there is nothing to run and no
     ``dvc repro`` to start.
     """
-    if not plan.force and not ws.dry:
+    if not plan.force:  # a read: a dry run shows what the run would do
         try:
             changed = graph.changed_stages(ws.root, plan.graph.stages)
         except DvcInvokeError:

@@ -136,6 +136,7 @@ def status(
             )
             if numbers:
                 detail += "  " + "; ".join(Change.from_dict(m).text() for m in numbers[:3])
+                detail += f"; {len(numbers) - 3} more" if len(numbers) > 3 else ""
         elif r.ended:
             detail = f"at {r.step}: {r.reason or ''}".strip()
         elif r.job:

@@ -434,3 +434,14 @@ def test_an_input_missing_from_the_remote_stops_the_run_at_pull(canonical_fresh)
         run, "pull failed", "neither on the DVC remote nor in the cache: model.pkl"
     )
     assert canonical_fresh.stages_run() == []
+
+
+def test_a_dry_run_leaves_out_what_the_run_would_leave_out(canonical):
+    """DVC's checks are reads: --dry makes them too, and shows the run it would be."""
+    run = canonical.inv("--dry", "train")
+
+    assert run.returncode == 0, run.output
+    assert "inputs in the workspace as recorded: data/data.csv; nothing to pull" in run.stdout
+    assert "up to date, as DVC checks: prepare, featurize, train, evaluate" in run.stdout
+    assert "dvc pull" not in run.stdout and "dvc repro" not in run.stdout
+    assert canonical.stages_run() == []
