@@ -31,7 +31,8 @@ class Published:
 
 
 def measure(ws: Workspace, plan: Plan, rev: str | None) -> list[metrics.Change] | None:
-    """The pipeline's metrics (changed or not) and the params that changed, against ``rev``.
+    """The pipeline's metrics (changed or not) and the params that changed, against ``rev``;
+    none when nothing changed and the pipeline has no gate to read them.
 
     A comparison that cannot be made is a warning (None), not a failure; a
     gate then refuses to publish, since it cannot tell better from worse.
@@ -45,6 +46,8 @@ def measure(ws: Workspace, plan: Plan, rev: str | None) -> list[metrics.Change] 
     unchanged = ws.head() == rev and not ws.changed_paths(
         plan.graph.lockfiles + plan.graph.declared + plan.graph.metric_files
     )
+    if unchanged and not plan.pipeline.gates:
+        return []  # nothing moved, and no gate asks for the values that did not
     try:
         changes = metrics.compare(ws.root, rev, plan.graph.metric_files, unchanged=unchanged)
     except (DvcException, OSError, ValueError) as exc:
