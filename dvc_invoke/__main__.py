@@ -24,7 +24,15 @@ def main(argv: list[str] | None = None) -> int:
         from .runs import main as settle
 
         return settle(args)
-    print("usage: dvc-invoke demo [--dir DIR] | init [--dir DIR]", file=sys.stderr)
+    usage = (
+        "usage: dvc-invoke demo [--dir DIR] | init [--dir DIR]\n"
+        "  demo  a sandbox project (git origin, DVC remote), and the whole flow run in it\n"
+        "  init  a tasks.py with a task per pipeline of this DVC project, and .env.example"
+    )
+    if args[:1] in (["-h"], ["--help"], ["help"]):
+        print(usage)
+        return 0
+    print(usage, file=sys.stderr)
     return 2
 
 

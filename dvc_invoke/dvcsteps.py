@@ -78,10 +78,10 @@ def reproduce(ws: Workspace, plan: Plan, *, resume: str | None = None) -> None:
     """
     if not plan.force:  # a read: a dry run shows what the run would do
         try:
-            changed = graph.changed_stages(ws.root, plan.graph.stages)
+            changed = graph.any_changed(ws.root, plan.graph.stages)
         except DvcInvokeError:
-            changed = None
-        if changed == []:
+            changed = True
+        if not changed:
             console.info(f"up to date, as DVC checks: {some(plan.graph.stages)}; nothing to run")
             return
     flag = "--force " if plan.force else ""

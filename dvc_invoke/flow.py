@@ -35,7 +35,7 @@ from .planning import (
     repro_targets,
 )
 from .publishing import Published, measure, publish
-from .report import RunReport
+from .report import RunReport, some
 from .runs import launch, tell_lost
 from .upstream import rebuild_upstream, upstream_pipelines, warn_stale_upstream
 from .workspace import GitState, Workspace
@@ -265,7 +265,7 @@ def _execute(
             console.step(p.name, "pull")
             pull(ws, run_plan, resume=command)
             save("repro")
-            detail = ", ".join(run_plan.graph.stages) + (" (forced)" if run_plan.force else "")
+            detail = some(run_plan.graph.stages, 8) + (" (forced)" if run_plan.force else "")
             console.step(p.name, "repro", detail)
             reproduce(ws, run_plan, resume=command)
             changes = measure(ws, run_plan, start.commit)

@@ -202,6 +202,7 @@ def session(root: Path) -> Iterator[None]:
         yield
     finally:
         _SESSIONS.pop(key, None)
+        _COLLECTED.pop(key, None)
         repo.close()
 
 
@@ -214,6 +215,21 @@ _SEEN: dict[str, int] = {}
 def touched() -> None:
     """A command ran that may have changed the project's files: read them again."""
     _GENERATION[0] += 1
+
+
+# The stages a read collected, by DVC file, while nothing ran since (a session's).
+_COLLECTED: dict[str, tuple[int, dict[str, dict[str, Any]]]] = {}
+
+
+def _files_read(root: Path) -> dict[str, dict[str, Any]]:
+    """Where a session keeps the stages collected since the last command."""
+    key = os.fspath(root)
+    if key not in _SESSIONS:
+        return {}
+    seen = _COLLECTED.get(key)
+    if seen is None or seen[0] != _GENERATION[0]:
+        seen = _COLLECTED[key] = (_GENERATION[0], {})
+    return seen[1]
 
 
 @contextlib.contextmanager
@@ -271,6 +287,10 @@ def load(
         # later, `lock_repo` would reset what reading the files cached.
         with opened(root) as repo, lock_repo(repo):
             tracked, in_file = scan(repo, dvcfile)
+            if dvcfile is not None:  # the checks before and after the pull need them too
+                _files_read(root)[dvcfile] = {
+                    address(dvcfile, getattr(st, "name", None)): st for st in in_file
+                }
             own = _own(dvcfile, in_file, stages)
             ordered = _in_order(root, own, tracked)
             g = build(Path(root), dvcfile, ordered, tracked)
@@ -881,20 +901,21 @@ def not_in_place(root: Path, tracked: Tracked, targets: list[str]) -> list[str]:
         return list(targets)
 
 
-def changed_stages(root: Path, addresses: list[str]) -> list[str]:
-    """The stages at ``addresses`` that ``dvc repro`` would run: DVC's own
-    ``Stage.changed`` (command, dependencies, outputs, missing ones
-    included), or always-changed ones."""
+def any_changed(root: Path, addresses: list[str]) -> bool:
+    """Whether ``dvc repro`` would run any of the stages at ``addresses``: DVC's
+    own ``Stage.changed`` (command, dependencies, outputs, missing ones
+    included), or an always-changed stage. Asked in order, up to the first:
+    a pipeline that will run is not checked stage by stage twice."""
     from dvc.exceptions import DvcException
 
     try:
         with opened(root) as repo:
             stages = _collected(repo, root, addresses)
-            return [
-                addr
-                for addr in addresses
-                if (st := stages.get(addr)) is None or st.always_changed or st.changed()
-            ]
+            for addr in addresses:
+                st = stages.get(addr)
+                if st is None or st.always_changed or st.changed():
+                    return True
+            return False
     except DvcException as exc:
         raise DvcInvokeError(
             f"DVC cannot read the project: {dvc_error_reason(exc)}", step="repro"
@@ -902,8 +923,9 @@ def changed_stages(root: Path, addresses: list[str]) -> list[str]:
 
 
 def _collected(repo: Any, root: Path, addresses: list[str]) -> dict[str, Any]:
-    """The stages at ``addresses`` by address, collected one file at a time."""
-    by_file: dict[str, dict[str, Any]] = {}
+    """The stages at ``addresses`` by address, collected one file at a time (a
+    file a read collected since the last command is not collected again)."""
+    by_file = _files_read(root)
     found = {}
     for addr in addresses:
         file = _file_of(addr)

@@ -91,9 +91,8 @@ def pipeline_task(
 
     body.__name__ = re.sub(r"\W", "_", name)
     setattr(body, PIPELINE_ATTR, spec)  # `--pipeline NAME` finds it in the loaded tasks
-    body.__doc__ = help or (
-        f"Run the {name} pipeline ({spec.dvcfile}): guards, pull, repro, publish, notify."
-    )
+    what = "the pipeline" if name == "pipeline" else f"the {name} pipeline"
+    body.__doc__ = help or (f"Run {what} ({spec.dvcfile}): guards, pull, repro, publish, notify.")
     made = task(
         body,
         name=name,

@@ -55,7 +55,8 @@ def test_init_writes_a_tasks_py_that_lists_every_pipeline_at_once(nested):
         ("train", "other/train/dvc.yaml"),  # the first of two "train" folders
         ("pipelines-train", "pipelines/train/dvc.yaml"),
     ]:
-        assert f" {task} Run the {task} pipeline ({dvcfile})" in flat, listed.stdout
+        what = "the pipeline" if task == "pipeline" else f"the {task} pipeline"
+        assert f" {task} Run {what} ({dvcfile})" in flat, listed.stdout
     text = (nested / "tasks.py").read_text()
     assert '# stages=["predict"],' in text
     # Each task is the pipeline `--pipeline` names: the same dvc.yaml.
@@ -117,3 +118,14 @@ def test_a_run_whose_env_git_does_not_ignore_warns_once(project):
     assert run.returncode == 0, run.output
     warnings = [ln for ln in run.stdout.splitlines() if ".env is not ignored by git" in ln]
     assert len(warnings) == 1, run.stdout
+
+
+def test_the_console_script_says_what_it_does(capsys):
+    from dvc_invoke.__main__ import main
+
+    for asked in (["--help"], ["-h"]):
+        assert main(asked) == 0
+        out = capsys.readouterr().out
+        assert out.startswith("usage: dvc-invoke demo") and "init  a tasks.py" in out
+    assert main(["nonsense"]) == 2
+    assert capsys.readouterr().err.startswith("usage: dvc-invoke")
