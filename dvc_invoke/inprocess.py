@@ -38,14 +38,14 @@ def running() -> bool:
 
 
 def argv(command: str, dvc: str) -> list[str] | None:
-    """The arguments of ``command`` when it is ``dvc`` run with plain words, else None."""
-    lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
-    lexer.whitespace_split = True
+    """The arguments of ``command`` when it is ``dvc`` with plain words, quoted as
+    `shlex.quote` quotes them (as the flow builds every command), else None:
+    anything a shell would expand, redirect or chain runs in a shell."""
     try:
-        words = list(lexer)
+        words = shlex.split(command)
     except ValueError:
         return None
-    if not words or words[0] != dvc or any(w and set(w) <= set("();<>|&") for w in words):
+    if not words or words[0] != dvc or " ".join(map(shlex.quote, words)) != command:
         return None
     return words[1:]
 

@@ -95,11 +95,21 @@ def test_a_configured_dvc_executable_runs_as_a_process(canonical, monkeypatch, c
 
 @pytest.mark.parametrize(
     "cmd",
-    ["dvc status; touch x", "dvc status | cat", "dvc status && rm -rf x", "dvc 'unclosed"],
+    [
+        "dvc status; touch x",
+        "dvc status | cat",
+        "dvc status && rm -rf x",
+        "dvc 'unclosed",
+        "dvc pull $HOME/data",
+        "dvc pull data/*.csv",
+        "dvc status 2>&1",
+        "dvc pull `id`",
+    ],
 )
 def test_only_plain_dvc_command_lines_run_here(cmd):
     assert inprocess.argv(cmd, "dvc") is None
     assert inprocess.argv("dvc pull 'a b' c", "dvc") == ["pull", "a b", "c"]
+    assert inprocess.argv("dvc pull 'data/$x;*'", "dvc") == ["pull", "data/$x;*"]  # quoted
 
 
 def test_ctrl_c_stops_dvc_running_here_and_cancels_the_step(canonical, monkeypatch, calls):
