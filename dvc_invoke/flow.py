@@ -325,8 +325,9 @@ def _plots(ws: Workspace, run_plan: Plan, report: RunReport, start: GitState) ->
     folder = runs.Store(ws.root).dir / "plots" / report.id
     try:
         found = plots.changed(ws, run_plan.graph.plot_files, start.commit, folder)
-    except Exception as exc:  # noqa: BLE001 - pictures are a bonus, never the run's end
-        console.warn(f"could not compare the run's plots: {exc}")
+    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - published already:
+        # pictures are a bonus, never the run's end (a Ctrl-C here skips them alone)
+        console.warn(f"could not compare the run's plots: {exc or 'interrupted'}")
         return
     report.plots, report.plots_html = found.get("plots", []), found.get("html")
 

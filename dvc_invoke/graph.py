@@ -880,8 +880,6 @@ def not_in_place(root: Path, tracked: Tracked, targets: list[str]) -> list[str]:
     """Which of ``targets`` (outputs, or paths in them) DVC does not find in the
     workspace and the cache as their DVC file records them: what a ``dvc pull``
     of them would change. Any doubt counts as not in place."""
-    from dvc.exceptions import DvcException
-
     owners = {t: tracked.owner(t) for t in targets}
     try:
         with opened(root) as repo:
@@ -897,7 +895,7 @@ def not_in_place(root: Path, tracked: Tracked, targets: list[str]) -> list[str]:
                 if out is None or not out.use_cache or out.status():
                     found.append(target)
             return found
-    except DvcException:
+    except Exception:  # noqa: BLE001 - whatever DVC cannot tell (an unreadable file): pulled
         return list(targets)
 
 
@@ -920,6 +918,8 @@ def any_changed(root: Path, addresses: list[str]) -> bool:
         raise DvcInvokeError(
             f"DVC cannot read the project: {dvc_error_reason(exc)}", step="repro"
         ) from None
+    except OSError:  # an unreadable file: `dvc repro` says what it is
+        return True
 
 
 def _collected(repo: Any, root: Path, addresses: list[str]) -> dict[str, Any]:

@@ -60,7 +60,10 @@ class _Output(io.TextIOBase):
     def write(self, text: str) -> int:
         self.kept.append(text)
         if not self.hidden:
-            self.runner.write_our_output(self.stream, text)
+            try:
+                self.runner.write_our_output(self.stream, text)
+            except (BrokenPipeError, ValueError):  # a closed terminal: kept, not shown
+                self.hidden = True
         return len(text)
 
     def isatty(self) -> bool:
@@ -92,17 +95,30 @@ class DvcRunner(Runner):
         from dvc.cli import main
 
         here = os.getcwd()
+        # DVC's usage report forks a daemon: not from this process, which has threads.
+        analytics = os.environ.get("DVC_NO_ANALYTICS")
         with _dvc_output(out, err):
             _running = True
             try:
+                os.environ["DVC_NO_ANALYTICS"] = "1"
                 if self.cwd:
                     os.chdir(self.cwd)
                 self._exited = main(self.args)
             except SystemExit as exc:  # argparse, for a command line DVC does not take
-                self._exited = exc.code if isinstance(exc.code, int) else 255
+                code = exc.code
+                self._exited = code if isinstance(code, int) else (0 if code is None else 255)
+            except KeyboardInterrupt:  # an interrupt past DVC's own handling of one
+                self._exited = 252
+            except Exception as exc:  # noqa: BLE001 - a failed command, as a dvc process fails
+                err.write(f"ERROR: unexpected error - {exc}\n")
+                self._exited = 255
             finally:
                 _running = False
                 os.chdir(here)
+                if analytics is None:
+                    os.environ.pop("DVC_NO_ANALYTICS", None)
+                else:
+                    os.environ["DVC_NO_ANALYTICS"] = analytics
 
     def create_io_threads(self) -> Any:
         # DVC wrote through `_Output` as it ran: nothing left to read.

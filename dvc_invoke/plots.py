@@ -33,7 +33,9 @@ def changed(ws: Workspace, plot_files: list[str], base: str, folder: Path) -> di
     """
     if not plot_files:
         return {}
-    rev = base[:7]
+    # Its shortest unambiguous name: the label of its side in the pictures.
+    named = ws.probe(f"git rev-parse --short {quote_all([base])}")
+    rev = named.stdout.strip() if named.ok and named.stdout.strip() else base
     res = ws.probe(f"{ws.dvc} plots diff {quote_all([rev])} --json -o {quote_all([str(folder)])}")
     try:
         data = json.loads(res.stdout)["data"] if res.ok else None

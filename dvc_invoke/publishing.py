@@ -44,7 +44,7 @@ def measure(ws: Workspace, plan: Plan, rev: str | None) -> list[metrics.Change] 
     # Nothing git tracks changed since ``rev`` (the lock files included, so no
     # cached output either): the metrics are those of ``rev``, read once.
     unchanged = ws.head() == rev and not ws.changed_paths(
-        plan.graph.lockfiles + plan.graph.declared + plan.graph.metric_files
+        plan.graph.lockfiles + plan.graph.declared + plan.graph.metric_files, unknown=True
     )
     if unchanged and not plan.pipeline.gates:
         return []  # nothing moved, and no gate asks for the values that did not

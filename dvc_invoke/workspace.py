@@ -11,7 +11,9 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import sys
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -45,6 +47,16 @@ class Tee:
 
 
 _DVC_FOUND: list[bool] = []
+
+
+def _dvc_is_ours(word: str) -> bool:
+    """Whether the ``dvc`` a shell would run is the one this Python imports (the
+    script of this environment): else a run would mix two DVCs on one cache."""
+    found = shutil.which(shlex.split(word)[0])
+    if found is None:
+        return False
+    here = os.path.realpath(os.path.dirname(sys.executable))
+    return os.path.realpath(os.path.dirname(found)) == here
 
 
 def _dvc_importable() -> bool:
@@ -281,18 +293,24 @@ class Workspace:
         """The arguments of a ``dvc`` command line that can run in this process:
         when no ``dvc_invoke.dvc`` executable is configured, DVC is importable
         here, and ``c`` runs commands for real (not a ``MockContext``)."""
-        if settings(self.c).dvc:
-            return None
-        dvc = shlex.split(self.dvc)[0]
-        if not cmd.startswith(self.dvc + " "):
+        if settings(self.c).dvc or not cmd.startswith(self.dvc + " "):
             return None
         from invoke.context import MockContext
 
-        if isinstance(self.c, MockContext) or not _dvc_importable():
+        c = self.c
+        if isinstance(c, MockContext) or not _dvc_importable() or not _dvc_is_ours(self.dvc):
+            return None
+        # What a process would get and this one cannot give: its own environment,
+        # a prefix or folder of invoke's, a timeout; and one command at a time.
+        if c.config.run.env or c.config.run.replace_env or c.config.timeouts.command:
+            return None
+        if c.command_prefixes or c.command_cwds:
+            return None
+        if threading.current_thread() is not threading.main_thread():
             return None
         from .inprocess import argv
 
-        return argv(cmd, dvc)
+        return argv(cmd, shlex.split(self.dvc)[0])
 
     def act(
         self,
@@ -370,6 +388,7 @@ class Workspace:
         elif not hints:
             out = WithoutHints(out)
         try:
+            background = threading.current_thread() is not threading.main_thread()
             result = self._run(
                 cmd,
                 in_process=in_process,
@@ -378,6 +397,8 @@ class Workspace:
                 out_stream=out,
                 err_stream=err,
                 hide="out" if capture else None,
+                # A check begun in the background reads no keyboard.
+                **({"in_stream": False} if background else {}),
             )
         finally:
             if isinstance(out, WithoutHints):
@@ -438,14 +459,17 @@ class Workspace:
         prefix = self.git_prefix
         return path[len(prefix) :] if prefix and path.startswith(prefix) else path
 
-    def changed_paths(self, pathspecs: Iterable[str]) -> list[str]:
-        """Which of ``pathspecs`` (files or folders) differ from HEAD, untracked included."""
+    def changed_paths(self, pathspecs: Iterable[str], *, unknown: bool = False) -> list[str]:
+        """Which of ``pathspecs`` (files or folders) differ from HEAD, untracked included;
+        with ``unknown``, all of them when git cannot tell."""
         specs = sorted(set(pathspecs))
         if not specs:
             return []
         res = self.probe(
             f"{_GIT_READ} status --porcelain -z --untracked-files=all -- " + quote_all(specs)
         )
+        if res.failed and unknown:
+            return specs
         paths: list[str] = []
         records = iter(res.stdout.split("\0"))
         for rec in records:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -150,3 +151,45 @@ def test_ctrl_c_stops_dvc_running_here_and_cancels_the_step(canonical, monkeypat
     assert "interrupted (SIGINT)" in cancelled.value.reason
     assert time.monotonic() - started < 20
     assert not inprocess.running()
+
+
+def test_a_dvc_of_another_environment_first_on_path_runs_as_a_process(
+    canonical, monkeypatch, calls, tmp_path
+):
+    """The dvc a shell would run is not the one this Python imports: one run must
+    not mix two DVCs on one cache, so every command goes to that one."""
+    other = tmp_path / "other-env"
+    other.mkdir()
+    (other / "dvc").write_text(f'#!/bin/sh\nexec {sys.executable} -m dvc "$@"\n')
+    (other / "dvc").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{other}:{os.environ['PATH']}")
+    ws = workspace(canonical, monkeypatch)
+
+    assert ws.probe(f"{ws.dvc} status --json").ok
+    assert calls == []
+
+
+def test_an_environment_for_commands_runs_dvc_as_a_process(canonical, monkeypatch, calls):
+    ws = workspace(canonical, monkeypatch, run={"env": {"AWS_PROFILE": "ml"}})
+
+    assert ws.probe(f"{ws.dvc} status --json").ok
+    assert calls == []
+
+
+def test_a_closed_terminal_loses_dvcs_output_not_the_result():
+    class Closed:
+        def write(self, text):
+            raise BrokenPipeError
+
+        def flush(self):
+            pass
+
+    class Runner:
+        def write_our_output(self, stream, text):
+            stream.write(text)
+
+    kept: list[str] = []
+    out = inprocess._Output(Runner(), kept, Closed(), hidden=False)
+    out.write("12 files fetched\n")
+    out.write("and 9 files added\n")
+    assert kept == ["12 files fetched\n", "and 9 files added\n"]
