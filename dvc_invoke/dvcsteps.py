@@ -36,13 +36,12 @@ def pull(ws: Workspace, plan: Plan, *, resume: str | None = None) -> list[str]:
         if not fetch:
             console.info("nothing to pull")
         return []
-    inputs = plan.pull
-    if inputs and not graph.not_in_place(ws.root, plan.graph.tracked, inputs):
+    inputs, tracked = plan.pull, plan.graph.tracked
+    if inputs and not graph.not_in_place(ws.root, tracked, inputs):
         # What `dvc pull` would find: nothing to fetch, nothing to check out.
         more = "" if restore else "; nothing to pull"
         console.info(f"inputs in the workspace as recorded: {some(inputs)}{more}")
         inputs = []
-    tracked = plan.graph.tracked
     if inputs and not restore:
         cmd = f"{ws.dvc} pull {quote_all(graph.by_stage(tracked, inputs))}"
         ws.act(cmd, step="pull", resume=resume, network=True)
@@ -52,7 +51,7 @@ def pull(ws: Workspace, plan: Plan, *, resume: str | None = None) -> list[str]:
         targets = graph.by_stage(tracked, inputs + restore)
         cmd = f"{ws.dvc} pull --allow-missing {quote_all(targets)}"
         ws.act(cmd, step="pull", resume=resume, network=True)
-        missing = graph.not_in_place(ws.root, plan.graph.tracked, inputs) if inputs else []
+        missing = graph.not_in_place(ws.root, tracked, inputs) if inputs else []
         if missing and not ws.dry:
             raise DvcInvokeError(
                 f"the run's inputs are neither on the DVC remote nor in the cache: {some(missing)}"

@@ -234,16 +234,17 @@ def _files_read(root: Path) -> dict[str, dict[str, Any]]:
 
 @contextlib.contextmanager
 def opened(root: Path) -> Iterator[Any]:
-    """The session's ``Repo`` under DVC's lock, or a ``Repo`` of its own outside
-    a session. What the session's ``Repo`` read is dropped, as DVC's commands
-    drop it (``lock_repo``), when a command ran since (`touched`): reads with
-    none in between share one parse of the DVC files."""
+    """The session's ``Repo``, or a ``Repo`` of its own outside a session, under
+    DVC's lock (stage checks take its rwlock). What the session's ``Repo`` read
+    is dropped, as DVC's commands drop it (``lock_repo``), when a command ran
+    since (`touched`): reads with none in between share one parse of the DVC
+    files."""
     key = os.fspath(root)
     repo = _SESSIONS.get(key)
     if repo is None:
-        from dvc.repo import Repo
+        from dvc.repo import Repo, lock_repo
 
-        with Repo(key) as repo:
+        with Repo(key) as repo, lock_repo(repo):
             yield repo
         return
     if repo._lock_depth > 0:  # within a read already, or a DVC call's own lock
@@ -280,12 +281,9 @@ def load(
     The upstream pipelines that are stale are named in ``stale_upstream``.
     """
     from dvc.exceptions import DvcException
-    from dvc.repo import lock_repo
 
     try:
-        # Under DVC's own lock from the start (stage checks take its rwlock): taken
-        # later, `lock_repo` would reset what reading the files cached.
-        with opened(root) as repo, lock_repo(repo):
+        with opened(root) as repo:  # under DVC's lock: stage checks take its rwlock
             tracked, in_file = scan(repo, dvcfile)
             if dvcfile is not None:  # the checks before and after the pull need them too
                 _files_read(root)[dvcfile] = {
@@ -946,11 +944,10 @@ def stale(root: Path, addresses: list[str], *, outputs_here: bool = False) -> li
     the remote check says it is not). A lock file published with a
     stale stage would make every fresh clone run it again."""
     from dvc.exceptions import DvcException
-    from dvc.repo import lock_repo
 
     found = []
     try:
-        with opened(root) as repo, lock_repo(repo):
+        with opened(root) as repo:
             # One collect per file: DVC collects each target on its own, and
             # a file of 2,000 stages asked for stage by stage takes minutes.
             stages = _collected(repo, root, addresses)

@@ -140,8 +140,8 @@ class RunReport:
         commits = self.commits()
         lines = [f"branch {commits}"] if commits else []
         lines += self.published() + self.metric_rows()
-        if self.plots_changed():
-            lines.append(str(self.plots_changed()))
+        if plots := self.plots_changed():
+            lines.append(plots)
         if self.plots_html:
             lines.append(f"plots report: {self.plots_html}")
         if self.resume:

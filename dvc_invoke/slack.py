@@ -354,8 +354,8 @@ def message(report: RunReport, custom: str | None = None) -> tuple[str, list[Any
             lines.append(f"*Resume with:* {code(report.resume, 1000)}")
         blocks.append(_section("\n".join(lines)))
     elif report.published():
-        said = report.published() + ([report.plots_changed() or ""] if report.plots else [])
-        done = fit("; ".join(said), 1900)
+        plots = report.plots_changed()
+        done = fit("; ".join(report.published() + ([plots] if plots else [])), 1900)
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=done)]))
     return text, blocks
 
@@ -442,10 +442,14 @@ class _SlackNotifier:
             self._fail(exc, "message")
             return False
 
-    def _fail(self, exc: BaseException, what: str) -> None:
+    def _fail(self, exc: BaseException, what: str, *, needs: str | None = None) -> None:
+        """One warning per reason; a permanent one disables what follows. ``needs``:
+        the scope the call needs, named when Slack says one is missing."""
         reason, permanent = describe(exc, self.settings.secrets)
         if permanent:
             self.disabled = True
+        if reason == "missing_scope" and needs:
+            reason += f": the Slack app needs the {needs} scope"
         if reason not in self.warned:
             self.warned.add(reason)
             self.warn(f"Slack {what} failed ({reason}); the run goes on")
@@ -545,12 +549,7 @@ class WebApiNotifier(_SlackNotifier):
                 initial_comment=fit(f"{report.pipeline}: {report.plots_changed()}", 3000),
             )
         except Exception as exc:  # noqa: BLE001 - a picture never fails the run
-            reason, _ = describe(exc, self.settings.secrets)
-            if reason == "missing_scope":
-                reason += ": the Slack app needs the files:write scope"
-            if reason not in self.warned:
-                self.warned.add(reason)
-                self.warn(f"Slack plot upload failed ({reason}); the run goes on")
+            self._fail(exc, "plot upload", needs="files:write")
 
     def check(self) -> str:
         """auth.test, then a test message: what works, or exactly what does not."""

@@ -8,6 +8,7 @@ only read) still run, so a dry run knows the workspace it describes.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shlex
@@ -46,9 +47,6 @@ class Tee:
             stream.flush()
 
 
-_DVC_FOUND: list[bool] = []
-
-
 def _dvc_is_ours(word: str) -> bool:
     """Whether the ``dvc`` a shell would run is the one this Python imports (the
     script of this environment): else a run would mix two DVCs on one cache."""
@@ -59,12 +57,11 @@ def _dvc_is_ours(word: str) -> bool:
     return os.path.realpath(os.path.dirname(found)) == here
 
 
+@functools.cache
 def _dvc_importable() -> bool:
-    if not _DVC_FOUND:
-        import importlib.util
+    import importlib.util
 
-        _DVC_FOUND.append(importlib.util.find_spec("dvc") is not None)
-    return _DVC_FOUND[0]
+    return importlib.util.find_spec("dvc") is not None
 
 
 # git for reads: takes no optional lock (no index.lock for a status).
@@ -291,8 +288,9 @@ class Workspace:
 
     def _dvc_args(self, cmd: str) -> list[str] | None:
         """The arguments of a ``dvc`` command line that can run in this process:
-        when no ``dvc_invoke.dvc`` executable is configured, DVC is importable
-        here, and ``c`` runs commands for real (not a ``MockContext``)."""
+        when no ``dvc_invoke.dvc`` executable is configured, the ``dvc`` a shell
+        would run is the DVC this Python imports, and ``c`` runs commands for
+        real (not a ``MockContext``) with nothing a process alone could have."""
         if settings(self.c).dvc or not cmd.startswith(self.dvc + " "):
             return None
         from invoke.context import MockContext
