@@ -123,7 +123,9 @@ def _run(
         checks.start_git_checks(ws, p, state, skip=skip, resume=command)
     need_dvcfile(ws, p)
     run_plan = plan(ws, p, force=force, upstream=upstream)
-    state = check(ws, p, resume=command, own=run_plan.graph.git_paths(), state=state)
+    state = check(
+        ws, p, resume=command, own=run_plan.graph.git_paths(), state=state, graph_=run_plan.graph
+    )
     if not adopted:
         warn_stale_upstream(ws, run_plan)
         if run_plan.upstream:
@@ -305,7 +307,7 @@ def _execute(
             console.result(True, f"dry run of {p.name}: nothing was done")
             return report
         report.committed, report.git_pushed = done.committed, done.git_pushed
-        report.pushed = list(done.pushed)
+        report.pushed, report.rewritten = list(done.pushed), list(done.rewritten)
         report.commit_after = done.commit
         if done.committed or not p.commit:  # else nothing changed that plots are drawn from
             _plots(ws, run_plan, report, start)

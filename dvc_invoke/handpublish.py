@@ -99,6 +99,7 @@ def _finish(c: Any, ws: Workspace, name: str, accept: bool) -> Published:
         return done
     report.step, report.published_by = None, command
     report.pushed, report.commit_after = list(done.pushed), done.commit
+    report.rewritten = list(dict.fromkeys(report.rewritten + list(done.rewritten)))
     report.end("succeeded")
     notifiers.deliver(chain, report)
     if pending is not None:

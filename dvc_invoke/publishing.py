@@ -11,7 +11,7 @@ import shlex
 import time
 from dataclasses import dataclass
 
-from . import commands, console, graph, metrics
+from . import commands, console, dvcfiles, graph, metrics
 from .errors import Cancelled, DvcInvokeError
 from .gitops import Git, refused_by_server
 from .paths import overlaps
@@ -28,6 +28,8 @@ class Published:
     pushed: tuple[str, ...] = ()
     git_pushed: bool = False
     commit: str | None = None
+    # DVC files a stage rewrote with entries of its own (dvclive's), committed with the lock.
+    rewritten: tuple[str, ...] = ()
 
 
 def measure(ws: Workspace, plan: Plan, rev: str | None) -> list[metrics.Change] | None:
@@ -108,16 +110,18 @@ def publish(
     p, done = plan.pipeline, Published()
     resume = publish_command(p) + (" --accept" if accept else "")
     state = ws.git_state(step="commit")
+    found = dvcfiles.Survey() if ws.dry else _settle_rewrites(ws, plan, state, resume)
+    done.rewritten = tuple(f for f in found.own if dvcfiles.is_dvcfile(f))
     if expect is not None and not ws.dry:
-        _refuse_moved_workspace(ws, plan, expect, state, resume)
+        _refuse_moved_workspace(ws, plan, expect, state, resume, found)
     if not accept:
         _gate(ws, plan, state, changes, resume)
     if p.commit:
-        paths = plan.graph.git_paths()
+        paths = plan.graph.git_paths() + list(done.rewritten)
         changed = paths if ws.dry else ws.changed_paths(paths)
         if changed:
             if not ws.dry:
-                _refuse_inconsistent(ws, plan, rerun)
+                _refuse_inconsistent(ws, plan, rerun, done.rewritten)
             Git(ws).commit(changed, p.commit_message, resume=resume)
             done.committed = True
             state.ahead += 1
@@ -144,7 +148,42 @@ def publish(
     return done
 
 
-def _refuse_inconsistent(ws: Workspace, plan: Plan, rerun: str | None = None) -> None:
+def _settle_rewrites(ws: Workspace, plan: Plan, state: GitState, resume: str) -> dvcfiles.Survey:
+    """What DVC and dvclive rewrote for the run among the changed tracked files:
+    a ``dvc.yaml`` rewritten with nothing DVC reads changed gets its committed
+    text back; dvclive's entries for the run's outputs are the run's to commit;
+    a line of someone else's in DVC's ``.gitignore`` refuses the commit."""
+    changed = [ws.from_git_top(f) for f in state.changed]
+    found = dvcfiles.survey(
+        ws, plan.graph, [f for f in changed if dvcfiles.is_dvcfile(f) or dvcfiles.is_gitignore(f)]
+    )
+    if found.foreign:
+        lines = "; ".join(f"{f}: {', '.join(v[:3])}" for f, v in found.foreign.items())
+        raise DvcInvokeError(
+            f"lines DVC did not write changed during the run ({lines}); nothing was committed;"
+            " restore them (`git restore` the files, then the run's own lines come back"
+            " with its rerun) or commit them apart",
+            step="commit",
+            resume=resume,
+        )
+    if found.restore:
+        Git(ws).restore(found.restore, step="commit")
+        console.info(
+            f"{some(found.restore)}: rewritten by a stage (dvclive) with nothing DVC reads"
+            " changed; the committed text is kept"
+        )
+    for path in found.own:
+        if dvcfiles.is_dvcfile(path):
+            entries = some(found.rewrites[path].entries, 3)
+            console.info(
+                f"{path}: dvclive's entries for the run's outputs ({entries}) are committed"
+            )
+    return found
+
+
+def _refuse_inconsistent(
+    ws: Workspace, plan: Plan, rerun: str | None = None, rewritten: tuple[str, ...] = ()
+) -> None:
     """Publish only a state that a fresh clone finds up to date.
 
     Refused: files the run's stages read that git does not hold as they are
@@ -154,7 +193,7 @@ def _refuse_inconsistent(ws: Workspace, plan: Plan, rerun: str | None = None) ->
     """
     g, p = plan.graph, plan.pipeline
     rerun = rerun or default_command(p.name, force=plan.force, upstream=plan.upstream)
-    own = g.git_paths()
+    own = g.git_paths() + list(rewritten)
     used = [f for f in ws.changed_paths(g.depends_on) if not overlaps(f, own)]
     if used:
         refused = DvcInvokeError(
@@ -220,7 +259,12 @@ def _verify_remote(ws: Workspace, plan: Plan, resume: str) -> None:
 
 
 def _refuse_moved_workspace(
-    ws: Workspace, plan: Plan, expect: GitState, state: GitState, resume: str
+    ws: Workspace,
+    plan: Plan,
+    expect: GitState,
+    state: GitState,
+    resume: str,
+    found: dvcfiles.Survey | None = None,
 ) -> None:
     """A run never commits onto a workspace that moved under it.
 
@@ -233,7 +277,8 @@ def _refuse_moved_workspace(
         moved.append(f"the branch is now {state.branch or '(detached)'} (was {expect.branch})")
     if state.commit != expect.commit:
         moved.append(f"HEAD moved to {short(state.commit)} (was {short(expect.commit)})")
-    own = plan.graph.git_paths()
+    found = found or dvcfiles.Survey()
+    own = plan.graph.git_paths() + found.own + found.restore
     others = [f for f in map(ws.from_git_top, state.changed) if not overlaps(f, own)]
     if moved:
         if others:
@@ -242,6 +287,13 @@ def _refuse_moved_workspace(
             "the workspace moved during the run: " + "; ".join(moved) + "; nothing was committed",
             step="commit",
             resume=f"review `git status` and `git log`, then {resume}",
+        )
+    rewrites = [found.rewrites[f] for f in others if f in found.rewrites]
+    if rewrites:
+        raise DvcInvokeError(
+            "; ".join(dvcfiles.dvclive_hint(r) for r in rewrites) + "; nothing was committed",
+            step="commit",
+            resume=resume,
         )
     if others:
         # Most often a stage wrote a file git tracks that its dvc.yaml does not

@@ -49,6 +49,8 @@ class RunReport:
     # The plots the run changed (`plots.changed`): [{"id", "png"}], and DVC's HTML report.
     plots: list[dict[str, Any]] = field(default_factory=list)
     plots_html: str | None = None
+    # DVC files a stage rewrote with entries of its own (dvclive), committed with the lock.
+    rewritten: list[str] = field(default_factory=list)
 
     @property
     def ended(self) -> bool:
@@ -115,6 +117,8 @@ class RunReport:
             return []
         done = ["committed the lock file" if self.committed else "nothing new to commit"]
         done[0] += ", pushed to git" if self.git_pushed else ""
+        if self.rewritten:
+            done.append(f"committed dvclive's entries in {', '.join(self.rewritten)}")
         if self.pushed:
             done.append(f"pushed to the DVC remote: {', '.join(self.pushed)}")
         if self.published_by:
