@@ -5,17 +5,20 @@ the git and DVC remotes)."""
 from __future__ import annotations
 
 import contextlib
+import posixpath
+import shlex
 import shutil
 import threading
 from collections.abc import Callable, Iterator
 
-from . import graph
+from . import commands, dvcfiles, graph
 from .errors import DvcInvokeError
 from .gitops import Git
+from .graph import PipelineGraph
 from .paths import overlaps
 from .pipelines import Pipeline
 from .planning import Plan, need_dvcfile
-from .report import some
+from .report import RunReport, some
 from .settings import settings
 from .workspace import GitState, Workspace, error_line, push_rejected
 
@@ -27,6 +30,7 @@ def check(
     resume: str | None = None,
     own: list[str] | None = None,
     state: GitState | None = None,
+    graph_: PipelineGraph | None = None,
 ) -> GitState:
     """Refuse to run where a run could not be reproduced or published.
 
@@ -35,8 +39,12 @@ def check(
     run that publishes needs a branch with an upstream to push to. Files the
     pipeline itself writes (``own``: its lock files, its declared metrics and
     outputs kept in git), as a failed or interrupted run leaves them, never
-    block its own rerun: the run rewrites and commits them. ``state``: the git
-    state the caller just read, if it did.
+    block its own rerun: the run rewrites and commits them. With the run's
+    ``graph_``, so do the files DVC and dvclive rewrote for it (`dvcfiles`): a
+    ``dvc.yaml`` whose rewrite changes nothing DVC reads, or only dvclive's
+    entries for the run's outputs; any other line in a ``.gitignore`` beside its
+    outputs is someone's edit, refused. ``state``: the git state the caller just
+    read, if it did.
     """
     state = state or ws.git_state()
     dvc = settings(ws.c).dvc
@@ -46,14 +54,7 @@ def check(
         )
     if p is not None:
         need_dvcfile(ws, p)
-    changed = [f for f in state.changed if not overlaps(ws.from_git_top(f), own or [])]
-    if changed:
-        shown = some(changed)
-        raise DvcInvokeError(
-            f"uncommitted changes to tracked files: {shown}; commit or stash them",
-            step="guards",
-            resume=resume,
-        )
+    _refuse_changes(ws, [ws.from_git_top(f) for f in state.changed], own or [], graph_, resume)
     if p is not None and p.commit and p.git_push:
         if state.branch is None:
             raise DvcInvokeError(
@@ -69,6 +70,73 @@ def check(
                 resume=resume,
             )
     return state
+
+
+def _refuse_changes(
+    ws: Workspace,
+    changed: list[str],
+    own: list[str],
+    g: PipelineGraph | None,
+    resume: str | None,
+) -> None:
+    """Refuse uncommitted changes to tracked files that are not the run's own."""
+    blocking = [f for f in changed if not overlaps(f, own)]
+    foreign: dict[str, list[str]] = {}
+    if g is not None:
+        found = dvcfiles.survey(
+            ws, g, [f for f in changed if dvcfiles.is_dvcfile(f) or dvcfiles.is_gitignore(f)]
+        )
+        tolerated = set(found.restore + found.own)
+        blocking = [f for f in blocking if f not in tolerated]
+        foreign = found.foreign
+        blocking += [f for f in foreign if f not in blocking]
+    if not blocking:
+        return
+    shown = some(
+        [
+            f + (f" (lines DVC did not write: {', '.join(foreign[f][:3])})" if f in foreign else "")
+            for f in blocking
+        ]
+    )
+    left = _left_by(ws, blocking)
+    if left is not None:
+        report, p = left
+        discard, publish = commands.command("repro.discard"), commands.command("publish")
+        name = shlex.quote(p)
+        raise DvcInvokeError(
+            f"uncommitted changes to tracked files: {shown}, left by run {report.id} of"
+            f" {p} ({report.status} at {report.step or 'its start'}); throw them away with"
+            f" `{discard} --pipeline {name}`, or publish them with `{publish} --pipeline"
+            f" {name} --accept`",
+            step="guards",
+            resume=resume,
+        )
+    raise DvcInvokeError(
+        f"uncommitted changes to tracked files: {shown}; commit or stash them",
+        step="guards",
+        resume=resume,
+    )
+
+
+def _left_by(ws: Workspace, paths: list[str]) -> tuple[RunReport, str] | None:
+    """The latest run of another pipeline that ended leaving ``paths`` changed (a
+    gate's refusal, a failure while publishing), with its pipeline's name."""
+    from .pipelines import resolve
+    from .runs import Store
+
+    locks = {f for f in paths if posixpath.basename(f) == "dvc.lock"}
+    if not locks:
+        return None
+    for report in Store(ws.root).all():
+        if report.status not in ("failed", "cancelled", "lost"):
+            continue
+        try:
+            p = resolve(ws.c, ws.root, report.pipeline)
+        except DvcInvokeError:
+            continue
+        if posixpath.join(posixpath.dirname(p.dvcfile), "dvc.lock") in locks:
+            return report, report.pipeline
+    return None
 
 
 CHECKS = ("fetch", "git-push", "dvc-remote", "slack")

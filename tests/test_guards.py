@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import Run, assert_one_line_error
+from helpers import Run, assert_one_line_error, latest
 
 from dvc_invoke import sandbox
 
@@ -159,3 +159,57 @@ def test_a_users_own_task_can_catch_the_error_and_go_on(project):
 
     assert run.returncode == 0, run.output
     assert "caught at guards: uncommitted changes" in run.stdout
+
+
+def test_a_hand_edit_of_dvcs_gitignore_is_refused_before_any_stage_runs(canonical):
+    gitignore = canonical.path / ".gitignore"
+    committed = gitignore.read_text()
+    gitignore.write_text(committed + "notes.txt\n")
+    (canonical.path / "params.yaml").write_text(
+        (canonical.path / "params.yaml").read_text().replace("bias: 0.0", "bias: 0.001")
+    )
+    canonical.git("commit", "-qm", "A new param", "--", "params.yaml")
+    head = canonical.git("rev-parse", "HEAD")
+
+    run = canonical.inv("train", "--skip", "fetch")
+
+    assert_one_line_error(
+        run, "guards failed", ".gitignore (lines DVC did not write: notes.txt)", "commit or stash"
+    )
+    assert canonical.stages_run() == []
+    assert canonical.git("rev-parse", "HEAD") == head
+    assert gitignore.read_text() == committed + "notes.txt\n"  # the edit is the user's, kept
+
+
+def test_a_refused_run_that_blocks_another_pipeline_names_both_ways_out(project):
+    tasks = project.path / "tasks.py"
+    tasks.write_text(
+        tasks.read_text().replace(
+            'message="[DVC] Update model metrics",',
+            'message="[DVC] Update model metrics",\n    gates={"scores.json:mae": "min"},',
+        )
+    )
+    project.git("commit", "-qam", "A gate on the metrics")
+    project.git("push", "-q")
+    assert project.inv("metrics").returncode == 0  # published: the gate's baseline
+    predict = project.path / "metrics" / "predict.py"
+    predict.write_text(predict.read_text().replace("{slope * x}", "{slope * x + 1}"))
+    project.git("commit", "-qam", "A worse prediction")
+    project.git("push", "-q")
+    refused = project.inv("metrics")
+    assert_one_line_error(refused, "gate failed")
+    run_id = latest(project)["id"]
+
+    blocked = project.inv("repro", "--pipeline", "training")
+
+    line = assert_one_line_error(
+        blocked,
+        "guards failed",
+        "metrics/dvc.lock",
+        f"left by run {run_id} of metrics (failed at gate)",
+        "`inv repro.discard --pipeline metrics`",
+        "`inv publish --pipeline metrics --accept`",
+    )
+    assert "inv repro --pipeline training" in line  # what to run after
+    assert project.inv("repro.discard", "--pipeline", "metrics").returncode == 0
+    assert project.inv("repro", "--pipeline", "training").returncode == 0
