@@ -34,7 +34,7 @@ from .planning import (
     publish_command,
     repro_targets,
 )
-from .publishing import Published, measure, publish
+from .publishing import Published, baseline, measure, publish
 from .report import RunReport, some
 from .runs import launch, tell_lost
 from .upstream import rebuild_upstream, upstream_pipelines, warn_stale_upstream
@@ -43,6 +43,7 @@ from .workspace import GitState, Workspace
 __all__ = [
     "Plan",
     "Published",
+    "baseline",
     "check",
     "default_command",
     "discard",
@@ -270,7 +271,7 @@ def _execute(
             detail = some(run_plan.graph.stages, 8) + (" (forced)" if run_plan.force else "")
             console.step(p.name, "repro", detail)
             reproduce(ws, run_plan, resume=command)
-            changes = measure(ws, run_plan, start.commit)
+            changes = measure(ws, run_plan, baseline(ws, start))
             report.metrics = [
                 {**c.to_dict(), **({"gated": True} if _gated(p, c.name) else {})}
                 for c in changes or []

@@ -65,6 +65,17 @@ def measure(ws: Workspace, plan: Plan, rev: str | None) -> list[metrics.Change] 
     return changes + metrics.param_changes(old, new)
 
 
+def baseline(ws: Workspace, state: GitState) -> str | None:
+    """The commit metrics are compared with: what the branch's upstream last
+    published, as fetched (the commit a teammate's fresh clone gets), whatever
+    local commits lie between it and HEAD; HEAD's without an upstream."""
+    if state.branch and state.upstream:
+        res = ws.probe("git rev-parse --verify -q '@{upstream}^{commit}'")
+        if res.ok and res.stdout.strip():
+            return str(res.stdout.strip())
+    return state.commit
+
+
 def _gate(
     ws: Workspace,
     plan: Plan,
@@ -76,9 +87,9 @@ def _gate(
     if not gates or ws.dry:
         return
     if changes is None:
-        changes = measure(ws, plan, state.commit)
+        changes = measure(ws, plan, baseline(ws, state))
     if changes is None:
-        problems = ["the metrics could not be compared with the last commit"]
+        problems = ["the metrics could not be compared with what the branch last published"]
     else:
         problems = metrics.regressions(gates, changes)
     if problems:

@@ -137,6 +137,26 @@ def test_top_level_metrics_are_gated_and_a_worse_model_is_not_published(canonica
     assert_fresh_clone_up_to_date(canonical)
 
 
+def test_a_worse_experiment_applied_and_committed_by_hand_is_refused_at_the_gate(canonical):
+    # The most natural way to publish an experiment by hand: the pipeline is up to
+    # date when `inv train` starts, and HEAD's own metrics are the worse ones.
+    canonical.sh("python -m dvc exp run -q -S train.bias=0.5 -n worse")
+    canonical.sh("python -m dvc exp apply worse")
+    canonical.sh("git commit -qam 'Apply experiment worse'")
+    published = canonical.git("rev-parse", "origin/main")
+
+    run = canonical.inv("train")
+
+    assert_one_line_error(run, "gate failed", "eval/metrics.json:acc", "--accept")
+    assert canonical.stages_run() == []  # nothing to run: the gate read what it applied
+    assert canonical.git("rev-parse", "origin/main") == published
+    assert canonical.sh(f"git --git-dir={canonical.origin} rev-parse main").strip() == published
+    # `inv publish` compares with what origin published too, not with HEAD.
+    again = canonical.inv("publish", "--pipeline", "train")
+    assert_one_line_error(again, "gate failed", "eval/metrics.json:acc")
+    assert canonical.sh(f"git --git-dir={canonical.origin} rev-parse main").strip() == published
+
+
 def test_upstream_runs_the_upstream_pipeline_whole_with_its_gate(canonical):
     # metrics is the evaluate stage alone; train, the whole file, is upstream of it.
     worse_model(canonical)
