@@ -35,6 +35,8 @@ class DvcInvokeError(Exit):
         self.log = log  # what the failing command printed, for the team's notification
         # Files the user is asked to commit before `inv publish` finishes the run.
         self.to_commit: list[str] = []
+        # The branch the run's commit was kept on when the push was refused.
+        self.kept: str | None = None
 
     @property
     def message(self) -> str:

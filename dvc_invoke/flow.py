@@ -295,7 +295,7 @@ def _execute(
             status = "cancelled" if isinstance(exc, Cancelled) else "failed"
             status = "lost" if isinstance(exc, Lost) else status
             report.step = exc.step or report.step
-            report.to_commit = exc.to_commit
+            report.to_commit, report.kept = exc.to_commit, exc.kept
             report.end(status, reason=exc.reason, resume=resume, log_tail=tail)
             notifiers.deliver(chain, report)
             save()

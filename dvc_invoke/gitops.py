@@ -42,6 +42,13 @@ class Git:
         res = self.ws.probe(f"git merge-base --is-ancestor {shlex.quote(rev)} {shlex.quote(of)}")
         return bool(res.ok)
 
+    def commit_of(self, rev: str) -> str | None:
+        res = self.ws.probe(f"git rev-parse --verify -q {shlex.quote(rev + '^{commit}')}")
+        return res.stdout.strip() or None if res.ok else None
+
+    def parent_of(self, rev: str) -> str | None:
+        return self.commit_of(f"{rev}~1")
+
     def changed_since(self, rev: str) -> list[str] | None:
         """The files that differ between ``rev`` and HEAD, or None if git cannot say."""
         res = self.ws.probe(f"git diff --name-only -z {shlex.quote(rev)} HEAD")
@@ -106,6 +113,10 @@ class Git:
 
     def branch(self, name: str, *, step: str) -> None:
         self.ws.act(f"git branch {shlex.quote(name)} HEAD", step=step)
+
+    def fast_forward(self, rev: str, *, step: str) -> None:
+        """The branch forward to ``rev``, which must descend from HEAD."""
+        self.ws.act(f"git merge -q --ff-only {shlex.quote(rev)}", step=step)
 
     def drop_last_commit(self, *, step: str) -> None:
         """The branch back one commit, keeping the workspace's changes."""

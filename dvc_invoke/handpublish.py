@@ -4,6 +4,7 @@ publishing, and throwing away what a failed run left (``inv repro.discard``)."""
 from __future__ import annotations
 
 import os
+import shlex
 from typing import Any
 
 from . import console, graph, notifiers, runs
@@ -69,7 +70,8 @@ def _finish(c: Any, ws: Workspace, name: str, accept: bool) -> Published:
             resume=publish_command(p),
         )
     run_plan = plan(ws, p)
-    pending = None if ws.dry else unpublished_run(store, p, before, ws, run_plan)
+    kept = None if ws.dry else _kept_aside(ws, store, p, before)
+    pending = kept or (None if ws.dry else unpublished_run(store, p, before, ws, run_plan))
     if run_plan.push and not ws.dry:
         run_plan.remote = graph.remote_check(ws.root)
         if run_plan.remote.problem:
@@ -78,7 +80,8 @@ def _finish(c: Any, ws: Workspace, name: str, accept: bool) -> Published:
             )
     chain = notifiers.notifiers(c, ws.root, slack=p.slack)
     console.step(p.name, "publish", f"run {pending.id}" if pending else "")
-    done = publish(ws, run_plan, always_push=True, accept=accept)
+    aside = kept.kept if kept is not None else None
+    done = publish(ws, run_plan, always_push=True, accept=accept, aside=aside)
     if ws.dry:
         return done
     command = publish_command(p) + (" --accept" if accept else "")
@@ -108,6 +111,41 @@ def _finish(c: Any, ws: Workspace, name: str, accept: bool) -> Published:
             with open(report.log, "a") as log:
                 log.write(f"\n✔ {p.name} succeeded: published by hand with {command}\n")
     return done
+
+
+def _kept_aside(ws: Workspace, store: runs.Store, p: Pipeline, state: GitState) -> RunReport | None:
+    """The pipeline's latest run, when origin refused its push and its commit was
+    kept on a branch of its own that origin's branch does not hold yet: put
+    back on the branch (a fast-forward from where the run started) to be
+    published, or refused, naming the branch, when the branch has moved since."""
+    latest = next((r for r in store.all() if r.pipeline == p.name), None)
+    if latest is None or not latest.kept or latest.status == "succeeded":
+        return None
+    git, side = Git(ws), latest.kept
+    commit = git.commit_of(f"refs/heads/{side}")
+    target = ws.upstream_target(state.branch) if state.branch else None
+    review = f"git push {shlex.quote(target[0] if target else 'origin')} {shlex.quote(side)}"
+    if commit is None:
+        raise DvcInvokeError(
+            f"run {latest.id}'s commit was kept on branch {side}, which is gone: run again",
+            step="git push",
+            resume=latest.command,
+        )
+    if state.upstream and git.is_ancestor(commit, "@{upstream}"):
+        return None  # origin's branch holds it: published
+    if commit == state.commit:
+        return latest  # on the branch already (a finish that stopped halfway)
+    if git.parent_of(commit) != state.commit:
+        raise DvcInvokeError(
+            f"run {latest.id}'s commit is kept on branch {side}, made on"
+            f" {short(git.parent_of(commit))}; {state.branch} is at {short(state.commit)} now,"
+            " so it is not put on it: push the branch for review, or run again",
+            step="git push",
+            resume=review,
+        )
+    git.fast_forward(side, step="git push")
+    console.info(f"run {latest.id}'s commit, kept on branch {side}, is back on {state.branch}")
+    return latest
 
 
 def unpublished_run(

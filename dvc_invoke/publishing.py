@@ -109,11 +109,14 @@ def publish(
     changes: list[metrics.Change] | None = None,
     accept: bool = False,
     rerun: str | None = None,
+    aside: str | None = None,
 ) -> Published:
     """Commit what the run changed, ``dvc push`` its data, then ``git push``.
 
     Only the lock files, DVC's .gitignore entries and outputs kept in git
-    are committed, never anything else in the workspace. Data reaches the
+    are committed, never anything else in the workspace. ``aside``: HEAD is
+    a run's commit that was kept on that branch (origin refused it): checked
+    as a commit of the run's would be, and kept there again if refused again. Data reaches the
     DVC remote before the commit reaches git, so no teammate can fetch a
     lock file whose data is missing. Run again after a failure, it finishes
     what is left: each part is skipped when there is nothing to do.
@@ -137,6 +140,8 @@ def publish(
             done.committed = True
             state.ahead += 1
         else:
+            if aside and not ws.dry:
+                _refuse_inconsistent(ws, plan, rerun)
             console.info("nothing changed that git tracks: no commit")
     missed = [o for o in plan.graph.push_targets if not overlaps(o, plan.push)]
     if missed:
@@ -151,7 +156,7 @@ def publish(
         done.pushed = tuple(t for t in plan.push if t not in plan.graph.push_inputs)
     if p.commit and p.git_push:
         if state.ahead > 0 or ws.dry:
-            _push_branch(ws, plan, state, resume, ours=done.committed)
+            _push_branch(ws, plan, state, resume, ours=done.committed or bool(aside), aside=aside)
             done.git_pushed = True
         else:
             console.info(f"{state.branch or 'HEAD'} is up to date with its upstream: no git push")
@@ -335,7 +340,9 @@ def _upstream(ws: Workspace, state: GitState, resume: str) -> tuple[str, str]:
     return target
 
 
-def _push_branch(ws: Workspace, plan: Plan, state: GitState, resume: str, *, ours: bool) -> None:
+def _push_branch(
+    ws: Workspace, plan: Plan, state: GitState, resume: str, *, ours: bool, aside: str | None = None
+) -> None:
     """``git push`` the branch; when a teammate pushed meanwhile, replay and push again.
 
     The run's commit is replayed on top of the teammates' commits only when
@@ -357,7 +364,8 @@ def _push_branch(ws: Workspace, plan: Plan, state: GitState, resume: str, *, our
         except DvcInvokeError as exc:
             said = refused_by_server(exc.log)
             if said is not None:
-                _keep_aside(ws, plan, state, remote, why=f"{remote} refused it: {said}", ours=ours)
+                why = f"{remote} refused it: {said}"
+                _keep_aside(ws, plan, state, remote, why=why, ours=ours, side=aside)
             if not push_rejected(exc.log):
                 raise
         console.warn("git push was rejected: teammates pushed meanwhile; fetching their commits")
@@ -373,7 +381,7 @@ def _push_branch(ws: Workspace, plan: Plan, state: GitState, resume: str, *, our
                 if touched
                 else "teammates' commits do not replay cleanly under the run's commit"
             )
-            _keep_aside(ws, plan, state, remote, why=why, ours=ours, stale=True)
+            _keep_aside(ws, plan, state, remote, why=why, ours=ours, stale=True, side=aside)
         console.info(f"replayed the run's commit on top of {state.upstream}")
     raise DvcInvokeError(
         "git push kept being rejected: teammates keep pushing", step="git push", resume=resume
@@ -389,6 +397,7 @@ def _keep_aside(
     why: str,
     ours: bool,
     stale: bool = False,
+    side: str | None = None,
 ) -> None:
     """Keep the run's commit on a branch of its own and refuse the push, saying why.
 
@@ -397,9 +406,10 @@ def _keep_aside(
     request would want it. The branch goes back to where the run started.
     """
     p = plan.pipeline
-    side = f"dvc-invoke/{slug(p.name)}/{time.strftime('%Y%m%d-%H%M%S')}"
     git = Git(ws)
-    git.branch(side, step="git push")
+    if side is None:  # else the run's commit is on that branch already
+        side = f"dvc-invoke/{slug(p.name)}/{time.strftime('%Y%m%d-%H%M%S')}"
+        git.branch(side, step="git push")
     where = f"kept on branch {side}"
     pushed = False
     try:
@@ -419,17 +429,20 @@ def _keep_aside(
     if ours:
         where += f"; {state.branch} is back where the run started"
     if stale:
-        raise DvcInvokeError(
+        refused = DvcInvokeError(
             f"git push rejected: {why}, so the run's results are stale for the new code;"
             f" nothing was pushed to {state.branch}; the run's commit is {where}",
             step="git push",
             resume="git pull, then "
             + default_command(p.name, force=plan.force, upstream=plan.upstream),
         )
-    review = "open a pull request from it" if pushed else f"push it where {remote} allows"
-    raise DvcInvokeError(
-        f"git push rejected for good: {why}; nothing was pushed to {state.branch};"
-        f" the run's commit (its data is on the DVC remote) is {where}",
-        step="git push",
-        resume=f"{review}: {side}",
-    )
+    else:
+        review = "open a pull request from it" if pushed else f"push it where {remote} allows"
+        refused = DvcInvokeError(
+            f"git push rejected for good: {why}; nothing was pushed to {state.branch};"
+            f" the run's commit (its data is on the DVC remote) is {where}",
+            step="git push",
+            resume=f"{review}: {side}, or `{publish_command(p)}` once {remote} accepts it",
+        )
+    refused.kept = side
+    raise refused

@@ -49,6 +49,8 @@ class RunReport:
     # The plots the run changed (`plots.changed`): [{"id", "png"}], and DVC's HTML report.
     plots: list[dict[str, Any]] = field(default_factory=list)
     plots_html: str | None = None
+    # The local branch its commit was kept on when origin refused the push.
+    kept: str | None = None
     # DVC files a stage rewrote with entries of its own (dvclive), committed with the lock.
     rewritten: list[str] = field(default_factory=list)
 

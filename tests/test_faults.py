@@ -415,3 +415,64 @@ def test_a_protected_branch_keeps_the_run_for_review_and_says_what_the_server_sa
     project.sh(f"cd {check} && dvc pull -q")
     assert "Data and pipelines are up to date" in project.sh(f"cd {check} && dvc status")
     assert latest(project)["resume"].startswith("open a pull request from it")
+
+
+def refuse_pushes(project, *, to: str = "refs/heads/") -> None:
+    """A server hook that refuses every push to refs starting with ``to``."""
+    hook = project.sandbox.origin / "hooks" / "pre-receive"
+    hook.write_text(
+        "#!/bin/sh\n"
+        "while read old new ref; do\n"
+        f'  case "$ref" in {to}*) echo "pushes are frozen" >&2; exit 1;; esac\n'
+        "done\n"
+    )
+    hook.chmod(0o755)
+
+
+def test_a_run_kept_aside_is_published_by_inv_publish_once_origin_accepts(project):
+    refuse_pushes(project)  # main and the side branch alike
+    start = project.git("rev-parse", "HEAD")
+    refused = project.inv("metrics")
+    assert_one_line_error(refused, "git push rejected for good", "not pushed", "inv publish")
+    side = latest(project)["kept"]
+    assert side.startswith("dvc-invoke/metrics/")
+    assert project.git("rev-parse", "HEAD") == start
+    assert project.sh(f"git -C {project.sandbox.origin} branch --list 'dvc-invoke/*'") == ""
+
+    still = project.inv("publish", "--pipeline", "metrics")  # origin refuses still
+
+    assert_one_line_error(still, "git push rejected for good", side)
+    assert "succeeded" not in still.output
+    assert latest(project)["status"] == "failed"
+    assert project.git("rev-parse", "HEAD") == start  # put back again, no new branch
+    assert (
+        project.git("for-each-ref", "--format=%(refname:short)", "refs/heads/dvc-invoke/") == side
+    )
+
+    (project.sandbox.origin / "hooks" / "pre-receive").unlink()
+    done = project.inv("publish", "--pipeline", "metrics")
+
+    assert done.returncode == 0, done.output
+    assert project.origin_log()[0] == MESSAGE
+    assert project.git("rev-parse", "origin/main") == project.git("rev-parse", side)
+    record = latest(project)
+    assert (record["status"], record["git_pushed"]) == ("succeeded", True)
+    assert_fresh_clone_up_to_date(project)
+
+
+def test_a_run_kept_aside_is_not_put_on_a_branch_that_moved_since(project):
+    refuse_pushes(project)
+    assert project.inv("metrics").returncode != 0
+    side = latest(project)["kept"]
+    (project.sandbox.origin / "hooks" / "pre-receive").unlink()
+    (project.path / "NOTES.md").write_text("a commit of the user's\n")
+    project.git("add", "NOTES.md")
+    project.git("commit", "-qm", "Notes")
+    head = project.git("rev-parse", "HEAD")
+
+    run = project.inv("publish", "--pipeline", "metrics")
+
+    line = assert_one_line_error(run, "git push failed", f"kept on branch {side}")
+    assert f"git push origin {side}" in line
+    assert project.git("rev-parse", "HEAD") == head
+    assert project.origin_log()[0] != MESSAGE
