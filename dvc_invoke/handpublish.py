@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import os
 import shlex
+from collections.abc import Sequence
 from typing import Any
 
-from . import console, graph, notifiers, runs
+from . import console, dvcfiles, graph, notifiers, runs
 from .errors import DvcInvokeError
 from .gitops import Git
 from .paths import overlaps
@@ -20,24 +21,100 @@ from .workspace import GitState, Workspace, quote_all
 
 
 def discard(ws: Workspace, p: Pipeline) -> list[str]:
-    """Put the pipeline's own files back as HEAD has them, after a failed or
-    refused run: its lock files and the files git holds for it with
-    ``git restore``, its cached outputs with ``dvc checkout --force``. Nothing
-    else in the workspace is touched. Returns what git restored."""
+    """Put the workspace back as HEAD has it for the pipeline, after a failed or
+    refused run, and nothing else.
+
+    What HEAD has that the run changed is restored (its lock files and the
+    files git holds for it with ``git restore``, its cached outputs with ``dvc
+    checkout --force``, a ``dvc.yaml`` dvclive rewrote); what the run made that
+    HEAD does not have is removed (a first lock file, the outputs it records,
+    DVC's ``.gitignore`` lines for them). In a ``.gitignore`` only DVC's lines
+    are put back: a line of someone else's stays. Returns what it restored and
+    removed, one phrase each."""
     if not ws.dry:
         runs.Store(ws.root).free()  # never under a run that is still writing
     run_plan = plan(ws, p, force=True)  # forced: nothing to restore from the remote here
-    own = run_plan.graph.git_paths()
-    known = Git(ws).tracked_at_head(own)
-    changed = [f for f in ws.changed_paths(own) if f in known]
-    if changed:
-        Git(ws).restore(changed, step="discard")
-    outputs = run_plan.graph.push_targets
-    if outputs:
-        # An output HEAD has no hash for (a pipeline never run before), or whose
-        # object this clone never pulled, has nothing to go back to: left alone.
-        ws.act(f"{ws.dvc} checkout --force --allow-missing {quote_all(outputs)}", step="discard")
-    return changed
+    g, git = run_plan.graph, Git(ws)
+    own = g.git_paths()
+    known = git.tracked_at_head(own)
+    changed = ws.changed_paths(own)
+    state = ws.git_state(step="discard")
+    found = dvcfiles.survey(ws, g, [ws.from_git_top(f) for f in state.changed])
+    restore = [f for f in changed if f in known and f not in found.foreign]
+    restore += [f for f in found.restore + found.own if dvcfiles.is_dvcfile(f)]
+    done = [f"restored {f}" for f in restore]
+    if restore:
+        git.restore(restore, step="discard")
+    for path, lines in found.foreign.items():  # DVC's lines back, the others kept
+        _restore_dvc_lines(ws, g, path)
+        done.append(f"restored DVC's lines in {path} (kept: {', '.join(lines[:3])})")
+    new = [f for f in changed if f not in known]
+    recorded = _recorded_at_head(ws, g.lockfiles)
+    made = [o for o in g.push_targets if o not in recorded and (ws.root / o).exists()]
+    kept = [o for o in g.push_targets if o in recorded]
+    if kept:
+        # An output whose object this clone never pulled has nothing to go back to.
+        ws.act(f"{ws.dvc} checkout --force --allow-missing {quote_all(kept)}", step="discard")
+    for path in [f for f in new if dvcfiles.is_gitignore(f)]:
+        _restore_dvc_lines(ws, g, path, drop=made)
+    removed = [f for f in new if not dvcfiles.is_gitignore(f) or _empty(ws, f)] + made
+    if removed:
+        ws.act(f"rm -rf -- {quote_all(removed)}", step="discard")
+        done += [f"removed {f}" for f in removed]
+    return done
+
+
+def _recorded_at_head(ws: Workspace, lockfiles: list[str]) -> set[str]:
+    """The outputs HEAD's lock files record, relative to the DVC root."""
+    import posixpath
+
+    import yaml
+
+    found: set[str] = set()
+    for lock in lockfiles:
+        text = Git(ws).show("HEAD", lock)
+        try:
+            data = yaml.safe_load(text) if text else None
+        except yaml.YAMLError:
+            continue
+        stages = data.get("stages", {}) if isinstance(data, dict) else {}
+        folder = posixpath.dirname(lock)
+        for stage in stages.values() if isinstance(stages, dict) else ():
+            for out in stage.get("outs", []) if isinstance(stage, dict) else ():
+                if isinstance(out, dict) and isinstance(out.get("path"), str):
+                    found.add(posixpath.normpath(posixpath.join(folder, out["path"])))
+    return found
+
+
+def _restore_dvc_lines(
+    ws: Workspace, g: graph.PipelineGraph, path: str, drop: Sequence[str] = ()
+) -> None:
+    """``path`` (a .gitignore) with DVC's lines as HEAD has them, every other line
+    as it is; ``drop``: outputs HEAD does not record, whose lines go."""
+    import posixpath
+
+    head = Git(ws).show("HEAD", path) or ""
+    file = ws.root / path
+    now = file.read_text() if file.is_file() else ""
+    cached = [o.path for o in g.tracked.by_path.values() if o.cached]
+    ours = dvcfiles.dvc_lines(posixpath.dirname(path), cached)
+    gone = dvcfiles.dvc_lines(posixpath.dirname(path), drop)
+    before = {line.strip() for line in head.splitlines()}
+    lines = [
+        line
+        for line in now.splitlines()
+        if line.strip() not in gone and (line.strip() not in ours or line.strip() in before)
+    ]
+    lines += [line for line in head.splitlines() if line.strip() in ours and line not in lines]
+    if ws.dry:
+        console.info(f"would put DVC's lines in {path} back as HEAD has them")
+        return
+    file.write_text("".join(f"{line}\n" for line in lines))
+
+
+def _empty(ws: Workspace, path: str) -> bool:
+    file = ws.root / path
+    return not file.is_file() or not file.read_text().strip()
 
 
 def finish(c: Any, name: str, *, accept: bool = False) -> Published:

@@ -262,18 +262,21 @@ def cancel(
 def discard(c: Context, pipeline: str | None = None, host: str | None = None) -> None:
     """Put a pipeline's lock files, outputs and metrics back as HEAD has them.
 
-    For a failed or refused run that is not worth publishing: `git restore`
-    of the files git holds for the pipeline, `dvc checkout --force` of its
-    outputs; nothing else in the workspace is touched.
+    For a failed or refused run that is not worth publishing: what HEAD has
+    is restored (`git restore`, `dvc checkout --force`), what the run made
+    that HEAD does not have is removed (a first lock file, its outputs, DVC's
+    .gitignore lines for them), and each is listed; nothing else is touched.
     """
     from . import console, flow
 
     if host:
         return _on_host(c, host, "repro.discard", ["--pipeline", pipeline] if pipeline else [])
     ws, p = _need(c, pipeline)
-    flow.discard(ws, p)
+    done = flow.discard(ws, p)
     if not ws.dry:
-        console.result(True, f"{p.name}: back to HEAD")
+        for line in done:
+            console.info(line)
+        console.result(True, f"{p.name}: back to HEAD" + ("" if done else " (nothing to discard)"))
 
 
 @task(name="pipelines")

@@ -172,3 +172,27 @@ def test_a_hand_edit_of_a_stage_in_dvc_yaml_is_refused_before_the_run(live_proje
     run = live_project.inv("train")
 
     assert_one_line_error(run, "guards failed", "uncommitted changes to tracked files: dvc.yaml")
+
+
+def test_discard_after_a_failed_first_run_is_back_to_head_and_keeps_hand_edits(live_project):
+    (live_project.path / "fail-evaluate").write_text("")
+    failed = live_project.inv("train")
+    assert_one_line_error(failed, "repro failed")
+    assert (live_project.path / "dvc.lock").is_file()  # HEAD has none
+    assert (live_project.path / "models" / "model.txt").is_file()
+    gitignore = live_project.path / ".gitignore"
+    gitignore.write_text(gitignore.read_text() + ".env.local\n")  # the user's line
+
+    run = live_project.inv("repro.discard", "--pipeline", "train")
+
+    assert run.returncode == 0, run.output
+    for gone in ("dvc.lock", "models", "results/train"):
+        assert not (live_project.path / gone).exists(), gone
+        assert f"removed {gone}" in run.stdout
+    assert gitignore.read_text() == "/fail-evaluate\n.env.local\n"
+    assert (live_project.path / "dvc.yaml").read_text() == DVC_YAML
+    assert live_project.git("status", "--porcelain", "--untracked-files=all") == "M .gitignore"
+    (live_project.path / "fail-evaluate").unlink()
+    gitignore.write_text("/fail-evaluate\n")
+    assert live_project.inv("train").returncode == 0
+    assert_fresh_clone_up_to_date(live_project)
