@@ -128,7 +128,7 @@ def _run(
         ws, p, resume=command, own=run_plan.graph.git_paths(), state=state, graph_=run_plan.graph
     )
     if not adopted:
-        warn_stale_upstream(ws, run_plan)
+        warn_stale_upstream(ws, run_plan, command)
         if run_plan.upstream:
             upstream_pipelines(ws, run_plan)  # whom it would run: refused now, if anyone
     # A dry run tells nobody: it shows on the console what the run would do.

@@ -316,6 +316,7 @@ class Upstream:
     dvcfile: str
     stale: tuple[str, ...]  # "stage NAME: why"; empty: stale only once its own upstream runs
     stages: tuple[str, ...] = ()  # its stages the pipeline reads from, by name
+    never_run: tuple[str, ...] = ()  # its stages the pipeline reads that never ran (no lock entry)
 
 
 def _stale_upstream(repo: Any, root: Path, g: PipelineGraph) -> list[Upstream]:
@@ -344,6 +345,7 @@ def _stale_upstream(repo: Any, root: Path, g: PipelineGraph) -> list[Upstream]:
         return collected[file].get(addr)
 
     stale: dict[str, list[str]] = {}
+    never: dict[str, list[str]] = {}  # file -> its stages that never ran
     names: dict[str, list[str]] = {}  # file -> its stages the pipeline reads from
     needs: dict[str, set[str]] = {}  # file -> files it reads from
     seen: set[str] = set()
@@ -360,6 +362,8 @@ def _stale_upstream(repo: Any, root: Path, g: PipelineGraph) -> list[Upstream]:
         needs.setdefault(file, set())
         names.setdefault(file, []).append(addr.rsplit(":", 1)[-1])
         why = _stale_by_locks(root, stage, stage_at, g.tracked)
+        if why == NEVER_RUN:
+            never.setdefault(file, []).append(addr.rsplit(":", 1)[-1])
         if why:
             stale.setdefault(file, []).append(f"stage {addr.rsplit(':', 1)[-1]}: {why}")
         for dep in stage.deps:
@@ -383,16 +387,22 @@ def _stale_upstream(repo: Any, root: Path, g: PipelineGraph) -> list[Upstream]:
         if file in stale or needs.get(file, set()) & affected:
             affected.add(file)
     return [
-        Upstream(f, tuple(stale.get(f, ())), tuple(names.get(f, ())))
+        Upstream(f, tuple(stale.get(f, ())), tuple(names.get(f, ())), tuple(never.get(f, ())))
         for f in order
         if f in affected
     ]
+
+
+NEVER_RUN = "never run"
 
 
 def _stale_by_locks(root: Path, stage: Any, stage_at: Any, tracked: Tracked) -> str | None:
     """Why an upstream ``stage`` must run again, judged by what git holds."""
     from dvc.exceptions import DvcException
 
+    outs = list(getattr(stage, "outs", []))
+    if outs and not any(o.hash_info for o in outs):
+        return NEVER_RUN  # no lock entry: its outputs were never produced
     try:
         if stage.changed_stage():
             return "its command or definition changed"

@@ -14,11 +14,29 @@ from .planning import Plan, default_command
 from .workspace import Workspace
 
 
-def warn_stale_upstream(ws: Workspace, plan: Plan) -> None:
-    """One line naming the upstream pipelines a run reads stale results of."""
+def warn_stale_upstream(ws: Workspace, plan: Plan, command: str | None = None) -> None:
+    """One line naming the upstream pipelines a run reads stale results of; a
+    refusal, before anything runs, when one never ran (nothing to pull)."""
     ups = [u for u in plan.graph.stale_upstream if u.stale]
     if plan.upstream or not ups:
         return
+    never = [u for u in ups if u.never_run]
+    if never:
+        p = plan.pipeline
+        names = [_upstream_name(ws, u.dvcfile) for u in never]
+        what = "; ".join(
+            f"{n} (stage{'s' if len(u.never_run) > 1 else ''} {', '.join(u.never_run)})"
+            for n, u in zip(names, never, strict=True)
+        )
+        first = " then ".join(default_command(n, force=False, upstream=False) for n in names)
+        command = command or default_command(p.name, force=plan.force, upstream=False)
+        whole = command if "--upstream" in command.split() else f"{command} --upstream"
+        raise DvcInvokeError(
+            f"upstream never run: {what}: its outputs were never produced, so there is"
+            f" nothing to pull; run `{whole}`, or `{first}` first",
+            step="pull",
+            resume=whole,
+        )
     what = "; ".join(f"{_upstream_name(ws, u.dvcfile)} ({', '.join(u.stale)})" for u in ups)
     console.warn(
         f"upstream is stale: {what}; this run reads its last published results"

@@ -6,7 +6,7 @@ import re
 import subprocess
 
 import pytest
-from helpers import as_tasks_module
+from helpers import as_tasks_module, assert_fresh_clone_up_to_date, assert_one_line_error
 from invoke import Collection, Config, Context
 
 from dvc_invoke import pipeline_task, pipelines
@@ -173,3 +173,26 @@ def test_a_path_that_a_pipeline_declares_means_that_pipeline_as_configured_now(n
     moved = ctx({"declared-train": {"dvcfile": "other/train/dvc.yaml"}})
     assert resolve(moved, nested, "pipelines/train").name == "pipelines/train"
     assert resolve(moved, nested, "other/train").name == "declared-train"
+
+
+def test_an_upstream_that_never_ran_is_refused_before_the_pull_with_both_ways_out(tmp_path):
+    from dvc_invoke import sandbox
+    from dvc_invoke.testing import Project
+
+    sb = sandbox.create(Context(), tmp_path / "untrained", trained=False)
+    project = Project(sb.project, sb.origin, sb.remote)
+
+    run = project.inv("metrics")
+
+    line = assert_one_line_error(
+        run, "pull failed", "upstream never run: training (stage train)", "nothing to pull"
+    )
+    assert "`inv metrics --upstream`" in line and "`inv repro --pipeline training` first" in line
+    assert "changed" not in line  # never run, not "train.py changed"
+    assert "dvc pull" not in run.stdout  # refused before it
+
+    upstream = project.inv("metrics", "--upstream")
+
+    assert upstream.returncode == 0, upstream.output
+    assert project.origin_log()[:2] == ["[DVC] Update model metrics", "[DVC] Update training"]
+    assert_fresh_clone_up_to_date(project)
