@@ -8,6 +8,7 @@ from invoke.collection import Collection
 from invoke.tasks import task
 
 from .errors import DvcInvokeError
+from .flags import Task
 
 if TYPE_CHECKING:
     from invoke.context import Context
@@ -54,7 +55,7 @@ def _transfer(ws: Any, verb: str, targets: list[str]) -> None:
     ws.act(f"{ws.dvc} {verb} {quote_all(targets)}", step=f"dvc {verb}", network=True)
 
 
-@task(default=True, iterable=["target"], help=_help("inputs", "pull"))
+@task(klass=Task, default=True, iterable=["target"], help=_help("inputs", "pull"))
 def pull(c: Context, pipeline: str | None = None, target: list[str] | None = None) -> None:
     """Pull what a pipeline's run would (or the given targets) from the DVC remote.
 
@@ -74,7 +75,7 @@ def pull(c: Context, pipeline: str | None = None, target: list[str] | None = Non
     _transfer(ws, "pull", targets)
 
 
-@task(iterable=["target"], help=_help("outputs", "push"))
+@task(klass=Task, iterable=["target"], help=_help("outputs", "push"))
 def push(c: Context, pipeline: str | None = None, target: list[str] | None = None) -> None:
     """Push a pipeline's outputs (or the given targets) to the DVC remote, in one `dvc push`."""
     ws, targets = _targets(c, pipeline, target, "push")

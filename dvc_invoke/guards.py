@@ -7,11 +7,14 @@ from typing import TYPE_CHECKING
 from invoke.collection import Collection
 from invoke.tasks import task
 
+from .flags import Task
+
 if TYPE_CHECKING:
     from invoke.context import Context
 
 
 @task(
+    klass=Task,
     default=True,
     iterable=["skip"],
     help={

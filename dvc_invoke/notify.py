@@ -17,16 +17,21 @@ from invoke.collection import Collection
 from invoke.tasks import task
 
 from .errors import DvcInvokeError
+from .flags import Task
 
 if TYPE_CHECKING:
     from invoke.context import Context
 
 
-@task(default=True, help={"message": "The text to send to the team."})
+@task(klass=Task, default=True, help={"message": "The text to send to the team."})
 def send(c: Context, message: str) -> None:
     """Send a message to the team: on Slack when configured, and to the console."""
     from .notifiers import notifiers
 
+    if message in ("-h", "--help"):  # taken for the text by invoke's parser: never sent
+        raise DvcInvokeError(
+            "not sent: that is a request for help: `inv --help notify`", step="notify"
+        )
     chain = notifiers(c)
     if not message or not message.strip():
         raise DvcInvokeError("the message is empty", step="notify")
@@ -34,7 +39,7 @@ def send(c: Context, message: str) -> None:
         notifier.send(message)
 
 
-@task
+@task(klass=Task)
 def test(c: Context) -> None:
     """Check the Slack set-up: validate the token (auth.test) and post a test message."""
     from . import console

@@ -9,6 +9,7 @@ from typing import Any
 from invoke.tasks import Task, task
 
 from .errors import DvcInvokeError
+from .flags import Task as FlagTask
 from .helptext import HELP
 from .pipelines import PIPELINE_ATTR, make, valid_name
 
@@ -95,6 +96,7 @@ def pipeline_task(
     body.__doc__ = help or (f"Run {what} ({spec.dvcfile}): guards, pull, repro, publish, notify.")
     made = task(
         body,
+        klass=FlagTask,
         name=name,
         help={
             "force": HELP["force"].rstrip(".")

@@ -7,11 +7,15 @@ from typing import TYPE_CHECKING
 from invoke.collection import Collection
 from invoke.tasks import task
 
+from .errors import DvcInvokeError
+from .flags import Task
+
 if TYPE_CHECKING:
     from invoke.context import Context
 
 
 @task(
+    klass=Task,
     default=True,
     help={
         "pipeline": "The pipeline whose results to publish.",
@@ -19,13 +23,25 @@ if TYPE_CHECKING:
         "host": "A GPU host (dvc_invoke.hosts): publish its checkout's results, over SSH.",
     },
 )
-def run(c: Context, pipeline: str, accept: bool = False, host: str | None = None) -> None:
+def run(
+    c: Context, pipeline: str | None = None, accept: bool = False, host: str | None = None
+) -> None:
     """Commit, dvc push and git push a pipeline's results; finishes a run whose publishing failed.
 
     Safe to repeat: what is already done is skipped, and data always
     reaches the DVC remote before the lock file reaches git. The run it
     finishes, and its Slack message, turn to succeeded.
     """
+    if pipeline is None:  # an option, not a positional one: `-h` is help, never a name
+        from .pipelines import available
+        from .workspace import Workspace
+
+        ws = Workspace(c)
+        raise DvcInvokeError(
+            "name the pipeline with --pipeline NAME"
+            f" (pipelines here: {', '.join(available(c, ws.root)) or 'none'})",
+            step="publish",
+        )
     if host:
         from .hosts import on_host
 

@@ -12,6 +12,7 @@ from invoke.tasks import task
 
 from . import commands
 from .errors import DvcInvokeError
+from .flags import Task
 from .helptext import HELP as _HELP
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ def _need(c: Context, pipeline: str | None) -> tuple[Workspace, Pipeline]:
     return ws, resolve(c, ws.root, pipeline)
 
 
-@task(default=True, iterable=["skip"], help=_HELP)
+@task(klass=Task, default=True, iterable=["skip"], help=_HELP)
 def run(
     c: Context,
     pipeline: str | None = None,
@@ -65,9 +66,10 @@ def run(
 
 
 @task(
+    klass=Task,
     help={
         k: v for k, v in _HELP.items() if k not in ("detach", "skip", "upstream", "slurm", "host")
-    }
+    },
 )
 def stages(c: Context, pipeline: str | None = None, force: bool = False) -> None:
     """Reproduce a pipeline's own stages only: no guards, pull or publishing."""
@@ -99,6 +101,7 @@ def _store(c: Context) -> runs.Store:
 
 
 @task(
+    klass=Task,
     name="status",
     help={
         "pipeline": "Only this pipeline's runs.",
@@ -154,11 +157,12 @@ def status(
 
 
 @task(
+    klass=Task,
     help={
         "run": "The run's id (default: the latest run).",
         "follow": "Keep printing the log as it grows, until the run ends.",
         "host": "A GPU host (dvc_invoke.hosts): act on its runs, over SSH.",
-    }
+    },
 )
 def logs(c: Context, run: str | None = None, follow: bool = False, host: str | None = None) -> None:
     """Print a run's log; with --follow, until the run ends."""
@@ -193,13 +197,14 @@ def logs(c: Context, run: str | None = None, follow: bool = False, host: str | N
 
 
 @task(
+    klass=Task,
     help={
         "run": "The run's id (default: the run holding the workspace).",
         "timeout": "Seconds to wait for the run to stop cleanly before killing it.",
         "host-gone": "The run's host (sharing this workspace) is gone for good:"
         " mark its run lost without stopping anything.",
         "host": "A GPU host (dvc_invoke.hosts): act on its runs, over SSH.",
-    }
+    },
 )
 def cancel(
     c: Context,
@@ -254,10 +259,11 @@ def cancel(
 
 
 @task(
+    klass=Task,
     help={
         "pipeline": _HELP["pipeline"],
         "host": "A GPU host (dvc_invoke.hosts): discard in its checkout, over SSH.",
-    }
+    },
 )
 def discard(c: Context, pipeline: str | None = None, host: str | None = None) -> None:
     """Put a pipeline's lock files, outputs and metrics back as HEAD has them.
@@ -279,7 +285,7 @@ def discard(c: Context, pipeline: str | None = None, host: str | None = None) ->
         console.result(True, f"{p.name}: back to HEAD" + ("" if done else " (nothing to discard)"))
 
 
-@task(name="pipelines")
+@task(klass=Task, name="pipelines")
 def pipelines_(c: Context) -> None:
     """List the pipelines there are, by the names --pipeline takes."""
     from . import console

@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from invoke.collection import Collection
+
 ENV_EXAMPLE = """\
 # dvc-invoke reads these from the environment, or from a `.env` file at the
 # project root (real environment variables win). Never commit your `.env`.
@@ -153,7 +155,8 @@ def init(root: Path, c: Any, out: Any = None) -> int:
             before + ("" if before.endswith("\n") or not before else "\n") + ".env\n"
         )
         print("added .env to .gitignore", file=out)
-    names = ", ".join(name for name, _ in named(found))
+    # As `inv --list` shows them: invoke turns a task name's "_" into "-".
+    names = ", ".join(Collection().transform(name) for name, _ in named(found))
     print(f"pipelines: {names}; `inv --list` shows the tasks, `inv NAME` runs one", file=out)
     return 0
 

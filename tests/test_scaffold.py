@@ -129,3 +129,33 @@ def test_the_console_script_says_what_it_does(capsys):
         assert out.startswith("usage: dvc-invoke demo") and "init  a tasks.py" in out
     assert main(["nonsense"]) == 2
     assert capsys.readouterr().err.startswith("usage: dvc-invoke")
+
+
+def test_init_names_each_task_as_inv_list_shows_it(nested):
+    (nested / "bigfoot_sightings").mkdir()
+    (nested / "bigfoot_sightings" / "dvc.yaml").write_text(STAGE.format(name="count"))
+
+    run = init(nested)
+
+    assert run.returncode == 0, run.stderr
+    said = next(ln for ln in run.stdout.splitlines() if ln.startswith("pipelines: "))
+    named = said.removeprefix("pipelines: ").split(";")[0].split(", ")
+    listed = subprocess.run(
+        [sys.executable, "-m", "invoke", "--list"], cwd=nested, capture_output=True, text=True
+    ).stdout
+    tasks = {line.split()[0] for line in listed.splitlines()[1:] if line.strip()}
+    assert "bigfoot-sightings" in named
+    assert set(named) <= tasks, (named, tasks)
+
+
+@pytest.mark.parametrize("task", ["train", "repro", "repro.logs", "publish", "guards", "data.pull"])
+def test_dash_h_is_help_on_every_task(nested, task):
+    assert init(nested).returncode == 0
+
+    run = subprocess.run(
+        [sys.executable, "-m", "invoke", task, "-h"], cwd=nested, capture_output=True, text=True
+    )
+
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith(f"Usage: inv[oke] [--core-opts] {task}")
+    assert "-h," not in run.stdout and "-l," not in run.stdout and "-s," not in run.stdout
