@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -251,16 +251,35 @@ def _flatten(diff: Mapping[str, Mapping[str, Mapping[str, Any]]], kind: str) -> 
     ]
 
 
-def regressions(gates: tuple[Gate, ...], changes: list[Change]) -> list[str]:
-    """What the gates refuse in ``changes`` (every metric, changed or not): one
-    text each. A gate that matches no metric before or after the run refuses
-    too: a typo in its name must not let every model through."""
+def unmatched(
+    gates: tuple[Gate, ...], changes: list[Change], declared: Sequence[str] = ()
+) -> list[str]:
+    """The gates that match no metric before or after the run, one text each,
+    saying why: a typo in a gate's name must not let every model through, and
+    a file no dvc.yaml declares under ``metrics:`` is never read as metrics."""
     found = []
     names = sorted({c.name for c in changes if c.kind == "metric"})
     for gate in gates:
-        if not any(gate.matches(name) for name in names):
-            known = ", ".join(names[:8]) + (" …" if len(names) > 8 else "")
-            found.append(f"gate {gate.metric} matches no metric (metrics: {known or 'none'})")
+        if any(gate.matches(name) for name in names):
+            continue
+        path = gate.metric.rpartition(":")[0]
+        if path and not any(f == path or f.endswith("/" + path) for f in declared):
+            found.append(
+                f"gate {gate.metric} names {path}, which no dvc.yaml declares under metrics:"
+                f" declare it (`metrics: [{path}]`, or `metrics:` in its stage) or gate a"
+                " declared metric"
+            )
+            continue
+        known = ", ".join(names[:8]) + (" …" if len(names) > 8 else "")
+        found.append(f"gate {gate.metric} matches no metric (metrics: {known or 'none'})")
+    return found
+
+
+def regressions(gates: tuple[Gate, ...], changes: list[Change]) -> list[str]:
+    """What the gates refuse in ``changes`` (every metric, changed or not): one
+    text each (a gate matching no metric is `unmatched`'s)."""
+    found = []
+    for gate in gates:
         for change in changes:
             if change.kind != "metric" or not gate.matches(change.name):
                 continue

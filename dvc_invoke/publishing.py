@@ -92,6 +92,14 @@ def _gate(
         problems = ["the metrics could not be compared with what the branch last published"]
     else:
         problems = metrics.regressions(gates, changes)
+        unmatched = metrics.unmatched(gates, changes, plan.graph.metric_files)
+        if unmatched and not problems:  # nothing got worse: a gate to mend, not to accept
+            raise DvcInvokeError(
+                "; ".join(unmatched) + "; nothing was committed",
+                step="gate",
+                resume=f"mend the gate, then {resume}",
+            )
+        problems += unmatched
     if problems:
         raise DvcInvokeError(
             "metrics got worse: " + "; ".join(problems) + "; nothing was committed",
@@ -217,7 +225,8 @@ def _refuse_inconsistent(
             " commit them (or restore them and run again), so that the lock file"
             " matches the commit; nothing was committed",
             step="commit",
-            resume=f"git commit, then {publish_command(p)}",
+            resume=f"git commit -m {shlex.quote(f'Inputs of {p.name}')} -- {quote_all(used)},"
+            f" then {publish_command(p)}",
         )
         refused.to_commit = used
         raise refused

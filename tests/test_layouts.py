@@ -270,10 +270,45 @@ def test_a_gate_that_matches_no_metric_fails_the_run(canonical):
 
     run = canonical.inv("train")
 
-    assert_one_line_error(
+    line = assert_one_line_error(
         run, "gate failed", "gate eval/metrics.json:accuracy matches no metric", "acc"
     )
+    assert "--accept" not in line  # nothing got worse: the gate is to mend
     assert canonical.origin_log() == origin
+
+
+def test_a_publish_of_params_git_does_not_hold_names_the_commit_that_finishes_it(canonical):
+    (canonical.path / "invoke.yaml").write_text(
+        "dvc_invoke:\n  pipelines:\n    train:\n      gates: {}\n"  # not about gates
+    )
+    canonical.git("add", "invoke.yaml")
+    canonical.git("commit", "-qm", "No gate")
+    canonical.sh("python -m dvc exp run -q -S train.bias=0.1")  # params.yaml and the lock
+
+    refused = canonical.inv("publish", "--pipeline", "train")
+
+    line = assert_one_line_error(refused, "commit failed", "git does not hold as they are")
+    advice = line.split("then run: ", 1)[1]
+    commit, _, then = advice.partition(", then ")
+    assert commit == "git commit -m 'Inputs of train' -- params.yaml"
+    canonical.sh(commit)  # as printed
+    done = canonical.inv(*then.split()[1:])
+    assert done.returncode == 0, done.output
+    assert_fresh_clone_up_to_date(canonical)
+
+
+def test_a_gate_on_a_file_not_declared_as_metrics_says_so_and_how(canonical):
+    (canonical.path / "invoke.yaml").write_text(
+        "dvc_invoke:\n  pipelines:\n    train:\n      gates:\n        eval/report.json:acc: max\n"
+    )
+
+    run = canonical.inv("train")
+
+    line = assert_one_line_error(
+        run, "gate failed", "names eval/report.json, which no dvc.yaml declares under metrics"
+    )
+    assert "metrics: [eval/report.json]" in line and "got worse" not in line
+    assert "--accept" not in line
 
 
 def test_a_run_that_failed_halfway_is_not_published_and_its_rerun_works(canonical):
