@@ -62,7 +62,7 @@ def pull(ws: Workspace, plan: Plan, *, resume: str | None = None) -> list[str]:
     return plan.pull + restore
 
 
-def reproduce(ws: Workspace, plan: Plan, *, resume: str | None = None) -> None:
+def reproduce(ws: Workspace, plan: Plan, *, resume: str | None = None) -> bool:
     """Reproduce the pipeline's own stages; forcing never reaches upstream pipelines.
 
     ``dvc repro --force metrics/dvc.yaml`` would re-run every stage the
@@ -73,7 +73,8 @@ def reproduce(ws: Workspace, plan: Plan, *, resume: str | None = None) -> None:
 
     When DVC's own check (``Stage.changed``, what ``dvc repro`` asks each
     stage) finds every stage up to date, there is nothing to run and no
-    ``dvc repro`` to start.
+    ``dvc repro`` to start. Returns whether a ``dvc repro`` ran (or, under
+    ``--dry``, would run).
     """
     if not plan.force:  # a read: a dry run shows what the run would do
         try:
@@ -82,7 +83,8 @@ def reproduce(ws: Workspace, plan: Plan, *, resume: str | None = None) -> None:
             changed = True
         if not changed:
             console.info(f"up to date, as DVC checks: {some(plan.graph.stages)}; nothing to run")
-            return
+            return False
     flag = "--force " if plan.force else ""
     cmd = f"{ws.dvc} repro --single-item {flag}{quote_all(repro_targets(plan))}"
     ws.act(cmd, step="repro", resume=resume, hints=False, in_process=False)
+    return True

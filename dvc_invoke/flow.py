@@ -270,7 +270,7 @@ def _execute(
             save("repro")
             detail = some(run_plan.graph.stages, 8) + (" (forced)" if run_plan.force else "")
             console.step(p.name, "repro", detail)
-            reproduce(ws, run_plan, resume=command)
+            ran = reproduce(ws, run_plan, resume=command)
             changes = measure(ws, run_plan, baseline(ws, start))
             report.metrics = [
                 {**c.to_dict(), **({"gated": True} if _gated(p, c.name) else {})}
@@ -279,7 +279,7 @@ def _execute(
             ]
             save("publish")
             console.step(p.name, "publish")
-            done = publish(ws, run_plan, expect=start, changes=changes, rerun=command)
+            done = publish(ws, run_plan, expect=start, changes=changes, rerun=command, ran=ran)
         except (DvcInvokeError, KeyboardInterrupt) as exc:
             if isinstance(exc, KeyboardInterrupt):
                 exc = Cancelled("interrupted (SIGINT)", step=report.step, resume=command)

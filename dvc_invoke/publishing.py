@@ -118,19 +118,23 @@ def publish(
     accept: bool = False,
     rerun: str | None = None,
     aside: str | None = None,
+    ran: bool = True,
 ) -> Published:
     """Commit what the run changed, ``dvc push`` its data, then ``git push``.
 
     Only the lock files, DVC's .gitignore entries and outputs kept in git
     are committed, never anything else in the workspace. ``aside``: HEAD is
     a run's commit that was kept on that branch (origin refused it): checked
-    as a commit of the run's would be, and kept there again if refused again. Data reaches the
+    as a commit of the run's would be, and kept there again if refused again.
+    ``ran``: whether stages ran; under ``--dry`` a run whose stages will not
+    run shows only the commit and pushes that what is there now calls for. Data reaches the
     DVC remote before the commit reaches git, so no teammate can fetch a
     lock file whose data is missing. Run again after a failure, it finishes
     what is left: each part is skipped when there is nothing to do.
     """
     p, done = plan.pipeline, Published()
     resume = publish_command(p) + (" --accept" if accept else "")
+    unknown = ws.dry and ran  # what the stages will change is not known yet
     state = ws.git_state(step="commit")
     found = dvcfiles.Survey() if ws.dry else _settle_rewrites(ws, plan, state, resume)
     done.rewritten = tuple(f for f in found.own if dvcfiles.is_dvcfile(f))
@@ -140,7 +144,7 @@ def publish(
         _gate(ws, plan, state, changes, resume)
     if p.commit:
         paths = plan.graph.git_paths() + list(done.rewritten)
-        changed = paths if ws.dry else ws.changed_paths(paths)
+        changed = paths if unknown else ws.changed_paths(paths)
         if changed:
             if not ws.dry:
                 _refuse_inconsistent(ws, plan, rerun, done.rewritten)
@@ -154,7 +158,7 @@ def publish(
     missed = [o for o in plan.graph.push_targets if not overlaps(o, plan.push)]
     if missed:
         console.warn("outputs left out of push=[...] stay local only: " + ", ".join(missed))
-    unpublished = done.committed or state.ahead > 0 or not p.commit or ws.dry
+    unpublished = done.committed or state.ahead > 0 or not p.commit or unknown
     if plan.push and (unpublished or always_push):
         _refuse_moved_remote(plan, resume)
         push = f"{ws.dvc} push {quote_all(plan.push)}"
@@ -163,7 +167,7 @@ def publish(
         # Reported: the run's own data (its inputs were only made sure of).
         done.pushed = tuple(t for t in plan.push if t not in plan.graph.push_inputs)
     if p.commit and p.git_push:
-        if state.ahead > 0 or ws.dry:
+        if state.ahead > 0 or unknown or (ws.dry and done.committed):
             _push_branch(ws, plan, state, resume, ours=done.committed or bool(aside), aside=aside)
             done.git_pushed = True
         else:

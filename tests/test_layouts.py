@@ -13,7 +13,13 @@ import subprocess
 import sys
 
 import pytest
-from helpers import assert_fresh_clone_up_to_date, assert_one_line_error, latest, records
+from helpers import (
+    assert_fresh_clone_up_to_date,
+    assert_one_line_error,
+    echoed,
+    latest,
+    records,
+)
 
 STAGES = ["prepare", "featurize", "train", "evaluate"]
 
@@ -390,6 +396,23 @@ def test_a_dry_run_leaves_no_record_and_tells_nobody(canonical, slack):
     assert "dry run of train: nothing was done" in run.stdout
     assert "succeeded" not in run.output
     assert records(canonical) == [] and slack.requests == []
+
+
+def test_a_dry_run_with_nothing_to_run_shows_no_commit_and_no_push(canonical):
+    run = canonical.inv("--dry", "train")
+
+    assert run.returncode == 0, run.output
+    assert "nothing to run" in run.stdout
+    shown = [c for c in echoed(run) if not c.startswith("git push --dry-run")]  # the check
+    assert not [c for c in shown if c.startswith(("git commit", "git add", "dvc push", "git push"))]
+    assert "no git push" in run.stdout
+
+    # With a stage to run, what the run may commit and push is shown.
+    params = canonical.path / "params.yaml"
+    params.write_text(params.read_text().replace("split: 0.25", "split: 0.3"))
+    canonical.git("commit", "-qam", "A new split")
+    ran = canonical.inv("--dry", "train")
+    assert [c for c in echoed(ran) if c.startswith(("git commit", "dvc push", "git push"))]
 
 
 def test_a_detach_cut_off_before_it_starts_leaves_no_ghost(canonical):
