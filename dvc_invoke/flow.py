@@ -132,9 +132,9 @@ def _run(
         if run_plan.upstream:
             upstream_pipelines(ws, run_plan)  # whom it would run: refused now, if anyone
     # A dry run tells nobody: it shows on the console what the run would do.
-    chain: list[notifiers.Notifier] = [notifiers.ConsoleNotifier()]
+    chain: list[notifiers.Notifier] = [notifiers.ConsoleNotifier(ends_with_reason=True)]
     if not ws.dry:
-        chain = notifiers.notifiers(c, ws.root, slack=p.slack)
+        chain = notifiers.notifiers(c, ws.root, slack=p.slack, ends_with_reason=True)
     if not adopted:
         state = preflight(ws, run_plan, state, skip=skip, resume=command)
     elif "dvc-remote" not in skip:

@@ -53,6 +53,11 @@ class ConsoleNotifier:
     name = "console"
     remote = False
 
+    def __init__(self, ends_with_reason: bool = False):
+        # The run's own command ends with one line saying why it failed and how
+        # to resume: the report then leaves both to it, so each is said once.
+        self.ends_with_reason = ends_with_reason
+
     def start(self, report: RunReport) -> str | None:
         console.step(report.pipeline, "started", f"{report.command} on {report.host}")
         return None
@@ -61,9 +66,12 @@ class ConsoleNotifier:
         if report.status == "started":
             self.start(report)
             return
-        console.result(report.status == "succeeded", report.headline())
+        ok = report.status == "succeeded"
+        brief = self.ends_with_reason and not ok
+        console.result(ok, report.headline(reason=not brief))
         for line in report.details():
-            console.info(line)
+            if not (brief and line == f"resume with: {report.resume}"):
+                console.info(line)
 
     def send(self, text: str) -> bool:
         console.info(text)
@@ -96,13 +104,19 @@ def register(factory: Callable[[Any], Notifier]) -> None:
 
 
 def notifiers(
-    c: Any, root: Path | None = None, *, slack: Mapping[str, str] | None = None
+    c: Any,
+    root: Path | None = None,
+    *,
+    slack: Mapping[str, str] | None = None,
+    ends_with_reason: bool = False,
 ) -> list[Notifier]:
     """The notifiers of this project: the console, then Slack as configured.
 
     Loads the project's ``.env`` first, and refuses a malformed Slack set-up
     (a token without a channel, a URL that is not http(s)) with one line, so
-    that a run never starts only to be heard of by nobody.
+    that a run never starts only to be heard of by nobody. With
+    ``ends_with_reason``, the console leaves a failure's reason and resume to
+    the command's last line.
     """
     environment.load(root if root is not None else _root())
     from .slack import SlackSettings, WebApiNotifier, WebhookNotifier
@@ -110,7 +124,7 @@ def notifiers(
     s = SlackSettings.from_env(options=settings(c).slack)
     overrides = dict(slack or {})  # the pipeline's channel and texts
     channel = overrides.pop("channel", None)
-    chain: list[Notifier] = [ConsoleNotifier()]
+    chain: list[Notifier] = [ConsoleNotifier(ends_with_reason)]
     if s.token:
         chain.append(WebApiNotifier(s, console.warn, channel=channel, texts=overrides))
     if s.webhook_url:

@@ -87,8 +87,9 @@ class RunReport:
         self.log_tail = log_tail
         self.ended_at = time.time()
 
-    def headline(self) -> str:
-        """One plain line: the pipeline and what happened to its run."""
+    def headline(self, *, reason: bool = True) -> str:
+        """One plain line: the pipeline and what happened to its run (and why,
+        unless ``reason`` is False)."""
         if self.status == "started":
             return f"{self.pipeline} started on {self.host}"
         # A lost run failed: its text says so, in one of the four words.
@@ -98,7 +99,7 @@ class RunReport:
             text += f" at {self.step}"
         if self.status == "succeeded" and self.published_by:
             text += ", published by hand"
-        if self.reason and self.status != "succeeded":
+        if reason and self.reason and self.status != "succeeded":
             text += f": {self.reason}"
         return text
 

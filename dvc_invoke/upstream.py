@@ -96,9 +96,9 @@ def rebuild_upstream(
         except Cancelled:
             raise
         except DvcInvokeError as exc:
-            # Its own run told the whole story, on the console and to the team.
+            # Its own run told the team; its reason is said here, once.
             raise DvcInvokeError(
-                f"upstream pipeline {p.name} failed at {exc.step or 'its run'} (its run said why)",
+                f"upstream pipeline {p.name} failed at {exc.step or 'its run'}: {exc.reason}",
                 step="upstream",
                 resume=exc.resume,
             ) from None

@@ -131,6 +131,10 @@ def test_top_level_metrics_are_gated_and_a_worse_model_is_not_published(canonica
 
     line = assert_one_line_error(run, "gate failed", "eval/metrics.json:acc")
     assert "inv publish --pipeline train --accept" in line
+    # Said once: the last line has the reason and the resume, the report the numbers.
+    assert run.output.count("metrics got worse") == 1
+    assert run.output.count("inv publish --pipeline train --accept") == 1
+    assert "✘ train failed after" in run.stdout and "at gate" in run.stdout
     assert canonical.origin_log() == origin
     assert canonical.stages_run() == ["train", "evaluate"]
 
