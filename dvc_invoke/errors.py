@@ -70,6 +70,15 @@ class Cancelled(DvcInvokeError):
         return f"cancelled during {self.step or 'the run'}: {self.reason}"
 
 
+class Requeued(Cancelled):
+    """SLURM requeued the run's job (``scontrol requeue``, a preemption or node
+    failure with requeue): stopped as on a cancel, recorded requeued; SLURM
+    starts the job again, and the run with it, from the start."""
+
+    def what(self) -> str:
+        return f"requeued during {self.step or 'the run'}: {self.reason}"
+
+
 class Lost(Cancelled):
     """SLURM ended the run's job (its time limit): stopped as on a cancel, recorded as lost."""
 

@@ -22,7 +22,7 @@ from . import checks, commands, console, graph, notifiers, runs
 # The steps, each in its own module; importable from here for flows of one's own.
 from .checks import check, preflight
 from .dvcsteps import pull, reproduce
-from .errors import Cancelled, DvcInvokeError, Lost
+from .errors import Cancelled, DvcInvokeError, Lost, Requeued
 from .handpublish import discard, finish, unpublished_run
 from .interrupts import Interrupts
 from .pipelines import Pipeline, resolve
@@ -281,8 +281,10 @@ def _execute(
             console.step(p.name, "publish")
             done = publish(ws, run_plan, expect=start, changes=changes, rerun=command, ran=ran)
         except (DvcInvokeError, KeyboardInterrupt) as exc:
-            if isinstance(exc, KeyboardInterrupt):
-                exc = Cancelled("interrupted (SIGINT)", step=report.step, resume=command)
+            if isinstance(exc, KeyboardInterrupt):  # between commands: SLURM's SIGTERM too
+                exc = ws.interruption(report.step or "pull", command) or Cancelled(
+                    "interrupted (SIGINT)", step=report.step, resume=command
+                )
             resume = exc.resume or command
             if isinstance(exc, Cancelled) and report.step == "publish":
                 resume = publish_command(p)
@@ -294,6 +296,8 @@ def _execute(
             tail = runs.read_tail(report.log) or exc.log
             status = "cancelled" if isinstance(exc, Cancelled) else "failed"
             status = "lost" if isinstance(exc, Lost) else status
+            # The SLURM job's own run starts again with the job; a run inside it does not.
+            status = "requeued" if isinstance(exc, Requeued) and report.job else status
             report.step = exc.step or report.step
             report.to_commit, report.kept = exc.to_commit, exc.kept
             report.end(status, reason=exc.reason, resume=resume, log_tail=tail)

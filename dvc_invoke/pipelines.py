@@ -195,9 +195,13 @@ def _slurm_options(value: Any, *, where: str) -> dict[str, str] | None:
                 f" not {', '.join(sorted(_SBATCH_OWN))})",
                 step="guards",
             )
-        if isinstance(option, bool) or not isinstance(option, (str, int, float)):
+        if option is True:  # an sbatch flag: no_requeue: true is --no-requeue
+            options[name] = ""
+            continue
+        if isinstance(option, bool) or not isinstance(option, (str, int, float)) or option == "":
             raise DvcInvokeError(
-                f"{where}: slurm option {key} must be text or a number", step="guards"
+                f"{where}: slurm option {key} must be text, a number or true (a flag)",
+                step="guards",
             )
         options[name] = str(option)
     return options

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # "lost": the run's process died without writing its end (SIGKILL, OOM, reboot).
-STATUSES = ("started", "succeeded", "failed", "cancelled", "lost")
+# "requeued": SLURM stopped the run's job and will start it again; not an end.
+STATUSES = ("started", "succeeded", "failed", "cancelled", "lost", "requeued")
 ENDED = ("succeeded", "failed", "cancelled", "lost")
 
 
@@ -40,6 +41,7 @@ class RunReport:
     log: str | None = None
     detached: bool = False
     job: str | None = None  # its SLURM job, when submitted with --slurm
+    restarts: int = 0  # SLURM's SLURM_RESTART_COUNT of the job running it now
     slack: dict[str, str] | None = None  # the pipeline's Slack overrides
     # What the run changed in the pipeline's metrics and params (`metrics.Change`s).
     metrics: list[dict[str, Any]] = field(default_factory=list)
@@ -91,7 +93,11 @@ class RunReport:
         """One plain line: the pipeline and what happened to its run (and why,
         unless ``reason`` is False)."""
         if self.status == "started":
-            return f"{self.pipeline} started on {self.host}"
+            again = f" (restart {self.restarts})" if self.restarts else ""
+            return f"{self.pipeline} started on {self.host}{again}"
+        if self.status == "requeued":
+            text = f"{self.pipeline} requeued after {format_duration(self.duration)}"
+            return text + (f" at {self.step}" if self.step else "") + f": {self.reason}"
         # A lost run failed: its text says so, in one of the four words.
         word = "failed" if self.status == "lost" else self.status
         text = f"{self.pipeline} {word} after {format_duration(self.duration)}"
@@ -146,6 +152,8 @@ class RunReport:
         """The console's lines under the headline."""
         commits = self.commits()
         lines = [f"branch {commits}"] if commits else []
+        if self.restarts:
+            lines.append(f"restart {self.restarts} of SLURM job {self.job}")
         lines += self.published() + self.metric_rows()
         if plots := self.plots_changed():
             lines.append(plots)

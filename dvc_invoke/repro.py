@@ -112,7 +112,7 @@ def _store(c: Context) -> runs.Store:
 def status(
     c: Context, pipeline: str | None = None, limit: int = 10, host: str | None = None
 ) -> None:
-    """List runs, newest first: running, succeeded, failed, cancelled, or lost."""
+    """List runs, newest first: running, requeued, succeeded, failed, cancelled, or lost."""
     if host:
         args = (["--pipeline", pipeline] if pipeline else []) + ["--limit", str(int(limit))]
         return _on_host(c, host, "repro.status", args)
@@ -128,7 +128,7 @@ def status(
         return
     rows = []
     for r in reports:
-        state = "running" if not r.ended else r.status
+        state = "requeued" if r.status == "requeued" else "running" if not r.ended else r.status
         if r.status == "succeeded":
             detail = f"{short(r.commit_before)} → {short(r.commit_after)}"
             detail += " (published by hand)" if r.published_by else ""
@@ -148,9 +148,13 @@ def status(
                 detail = f"at {r.step}: SLURM job {r.job}, but SLURM does not answer: {why}"
             else:
                 waiting = f" ({why})" if job_state == "PENDING" and why and why != "None" else ""
-                detail = f"at {r.step}: SLURM job {r.job} {(job_state or 'gone').lower()}{waiting}"
+                again = " requeued," if r.status == "requeued" else ""
+                said = (job_state or "gone").lower()
+                detail = f"at {r.step}: SLURM job {r.job}{again} {said}{waiting}"
         else:
             detail = f"at {r.step}" + (" (detached)" if r.detached else "")
+        if r.restarts:
+            detail += f" (restart {r.restarts})"
         started = time.strftime("%m-%d %H:%M", time.localtime(r.started_at))
         rows.append([r.id or "", r.pipeline, state, started, format_duration(r.duration), detail])
     console.table(["run", "pipeline", "status", "started", "duration", "detail"], rows)

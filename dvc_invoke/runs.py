@@ -289,6 +289,14 @@ class Store:
                 raise DvcInvokeError(
                     f"run {run_id} is not a pending run of {pipeline}", step="guards"
                 )
+            if report.job and os.environ.get("SLURM_JOB_ID") == report.job:
+                # SLURM started the job again after a requeue: the run starts again.
+                report.restarts = int(os.environ.get("SLURM_RESTART_COUNT") or 0)
+                if report.status == "requeued":
+                    report.status, report.step, report.ended_at = "started", "pull", None
+                    report.reason = report.resume = None
+                if report.restarts:
+                    _drop_torn_rwlock(self.root)
             report.pid = os.getpid()
             # The group is the run's to kill when `setsid` made it a session
             # of its own; without setsid it is the launcher's.
@@ -297,6 +305,23 @@ class Store:
             report.host = HOST  # a SLURM job runs on a node of the cluster
             self.save(report)
         return report
+
+
+def _drop_torn_rwlock(root: Path) -> None:
+    """Before a restarted job runs DVC: SLURM's SIGTERM reaches dvc itself, which
+    may die rewriting its ``.dvc/tmp/rwlock`` (in place, not atomically), and an
+    empty or torn one stops every later ``dvc repro``. The first attempt's
+    processes are all gone (SLURM restarts a job only then) and the run holds
+    the workspace: a file that is not JSON holds nobody's lock."""
+    path = root / ".dvc" / "tmp" / "rwlock"
+    try:
+        json.loads(path.read_text())
+    except (OSError, ValueError):
+        if path.is_file():
+            from . import console
+
+            path.unlink()
+            console.warn("the first attempt left DVC's .dvc/tmp/rwlock torn: removed")
 
 
 def stop(store: Store, report: RunReport, *, timeout: float) -> tuple[RunReport, bool]:
@@ -367,6 +392,7 @@ def mark_lost(report: RunReport) -> None:
         state, why = slurm_state(report.job)
         said = f"{state} ({why})" if state and why and why != "None" else state or "gone"
         said = "unknown: SLURM did not answer" if state == SLURM_UNANSWERED else said
+        said = f"{said}, a node failure," if state == "NODE_FAIL" else said
         report.reason = f"SLURM ended job {report.job} as {said} without a result"
     report.reason = report.reason or "the run's process died without a result"
     report.ended_at = time.time()
@@ -512,7 +538,7 @@ def submit(ws: Workspace, report: RunReport, options: dict[str, str]) -> str | N
     is the run's id. Returns SLURM's job id (None under ``--dry``)."""
     assert report.id and report.log
     inner = _run_then_settle(ws, report.id)
-    flags = "".join(f" --{k.replace('_', '-')}={shlex.quote(v)}" for k, v in options.items())
+    flags = _sbatch_flags(options)
     cmd = (
         f"sbatch --parsable --job-name={shlex.quote(report.id)}"
         f" --output={shlex.quote(report.log)} --chdir={shlex.quote(os.getcwd())}"
@@ -534,6 +560,14 @@ def submit(ws: Workspace, report: RunReport, options: dict[str, str]) -> str | N
     return job
 
 
+def _sbatch_flags(options: dict[str, str]) -> str:
+    """The pipeline's sbatch options as long options; an empty value is a flag."""
+    return "".join(
+        f" --{k.replace('_', '-')}" + (f"={shlex.quote(v)}" if v else "")
+        for k, v in options.items()
+    )
+
+
 # sbatch options the settle job shares with the run's: where it may run, on whose account.
 _SETTLE_SHARES = ("partition", "account", "qos", "clusters", "reservation")
 
@@ -546,11 +580,7 @@ def _submit_settle(ws: Workspace, report: RunReport, job: str, options: dict[str
     run that ended well it finds the run's end and does nothing."""
     assert report.id and report.log
     settle = [sys.executable, "-m", "dvc_invoke", "settle", str(ws.root), report.id]
-    flags = "".join(
-        f" --{k.replace('_', '-')}={shlex.quote(v)}"
-        for k, v in options.items()
-        if k.replace("-", "_") in _SETTLE_SHARES
-    )
+    flags = _sbatch_flags({k: v for k, v in options.items() if k in _SETTLE_SHARES})
     cmd = (
         f"sbatch --parsable --job-name={shlex.quote('settle-' + report.id)}"
         f" --dependency=afterany:{shlex.quote(job)} --kill-on-invalid-dep=no"
@@ -573,10 +603,11 @@ def _submit_settle(ws: Workspace, report: RunReport, job: str, options: dict[str
 SLURM_UNANSWERED = "UNANSWERED"
 
 
-def slurm_state(job: str) -> tuple[str | None, str | None]:
-    """SLURM's state of ``job`` (PENDING, RUNNING, TIMEOUT, ...) and its reason;
-    (None, None) once SLURM no longer knows the job (``MinJobAge`` after its
-    end); (`SLURM_UNANSWERED`, why) when the controller cannot be reached."""
+def slurm_job(job: str) -> dict[str, str] | None:
+    """What ``scontrol show job`` says of ``job`` (``JobState``, ``Reason``,
+    ``Restarts``, ``StdOut``, ...); None once SLURM no longer knows the job
+    (``MinJobAge`` after its end); ``{"JobState": SLURM_UNANSWERED, "Reason":
+    why}`` when the controller cannot be reached."""
     from invoke.context import Context
 
     res = Context().run(
@@ -585,10 +616,54 @@ def slurm_state(job: str) -> tuple[str | None, str | None]:
     if res.failed:
         said = (res.stderr or "").strip()
         if "Invalid job id" in said:
-            return None, None
-        return SLURM_UNANSWERED, said.splitlines()[-1] if said else f"exit {res.exited}"
-    fields = dict(re.findall(r"(\w+)=(\S*)", res.stdout))
+            return None
+        why = said.splitlines()[-1] if said else f"exit {res.exited}"
+        return {"JobState": SLURM_UNANSWERED, "Reason": why}
+    return dict(re.findall(r"(\w+)=(\S*)", res.stdout))
+
+
+def slurm_state(job: str) -> tuple[str | None, str | None]:
+    """SLURM's state of ``job`` (PENDING, RUNNING, TIMEOUT, ...) and its reason;
+    (None, None) once SLURM no longer knows the job; (`SLURM_UNANSWERED`, why)
+    when the controller cannot be reached."""
+    fields = slurm_job(job)
+    if fields is None:
+        return None, None
     return fields.get("JobState"), fields.get("Reason")
+
+
+# What slurmstepd writes to the job's output before it signals the batch step:
+# "*** JOB 42 ON node-1 CANCELLED AT 2026-...T18:20:25 DUE TO JOB REQUEUE ***".
+_STEPD_WHY = re.compile(r"\*\*\* JOB (\d+) ON \S+ CANCELLED AT \S+ DUE TO ([A-Z][A-Z ]*[A-Z])")
+
+
+def slurm_interruption(job: str) -> tuple[str, str]:
+    """Why SLURM sent SIGTERM to this process, the batch step of ``job``:
+    ``("requeued" | "lost" | "cancelled", what to record)``.
+
+    Measured (SLURM 22.05) at the SIGTERM: ``scontrol requeue``, and a node
+    set down with a requeueable job on it, have counted the restart already
+    (``Restarts`` above this process's ``SLURM_RESTART_COUNT``); a time limit
+    says ``Reason=TimeLimit``; a node failure without requeue ``NODE_FAIL``;
+    ``scancel`` (even ``-s KILL``) ``COMPLETING`` or ``CANCELLED``. slurmstepd
+    has written its "DUE TO ..." line to the job's output just before.
+    """
+    fields = slurm_job(job) or {}
+    state, reason = fields.get("JobState"), fields.get("Reason")
+    due = None
+    with contextlib.suppress(OSError):
+        found = _STEPD_WHY.findall(read_tail(fields.get("StdOut"), 4000) or "")
+        due = next((why.lower() for j, why in reversed(found) if j == job), None)
+    said = reason if reason and reason != "None" else None
+    here = int(os.environ.get("SLURM_RESTART_COUNT") or 0)
+    if int(fields.get("Restarts") or 0) > here:
+        why = due or said or "requeue"
+        return "requeued", f"SLURM requeued job {job} ({why}): the run starts again with it"
+    if reason == "TimeLimit":
+        return "lost", f"SLURM ended job {job} at its time limit"
+    if state == "NODE_FAIL" or due == "node failure":
+        return "lost", f"SLURM ended job {job}: node failure" + (f" ({said})" if said else "")
+    return "cancelled", f"SLURM ended job {job} (scancel, or a preemption)"
 
 
 def _stop_job(store: Store, report: RunReport, *, timeout: float) -> tuple[RunReport, bool]:
@@ -618,6 +693,10 @@ def settle(root: Path, run_id: str) -> int:
         report = store.load(run_id)
         if report.ended:
             return 0
+        if report.job and os.environ.get("SLURM_JOB_ID") != report.job and alive(report):
+            return 0  # the settle job, while the run's job runs again after a requeue
+        if report.status == "requeued" and alive(report):
+            return 0  # the requeued job's own shell: SLURM starts the job again
         mark_lost(report)
         store.save(report)
     chain = notifiers.notifiers(_project_context(root), root, slack=report.slack)

@@ -18,7 +18,8 @@ Two project layouts, the two that real DVC projects use:
 
 The stage scripts append ``<stage>`` to the file named by ``$SANDBOX_TRACE``
 (when set), so a caller can tell exactly which stages ran, and in what order;
-``$SANDBOX_SLOW=<stage>:<seconds>`` makes one stage take that long, and
+``$SANDBOX_SLOW=<stage>:<seconds>`` makes one stage take that long,
+``$SANDBOX_WAIT=<stage>:<path>`` makes it wait until ``path`` exists, and
 ``$SANDBOX_FAIL=<stage>`` makes it fail halfway (its outputs half written).
 """
 
@@ -66,6 +67,12 @@ def trace(stage):
     if name == stage:
         print(f"{stage}: working for {seconds}s", flush=True)
         time.sleep(float(seconds))
+    # SANDBOX_WAIT=train:/tmp/go makes the train stage wait until /tmp/go exists.
+    name, _, path = os.environ.get("SANDBOX_WAIT", "").partition(":")
+    if name == stage:
+        print(f"{stage}: waiting for {path}", flush=True)
+        while not os.path.exists(path):
+            time.sleep(0.1)
     if os.environ.get("SANDBOX_FAIL") == stage:
         raise SystemExit(f"{stage}: failed on purpose (SANDBOX_FAIL)")
 """

@@ -37,6 +37,7 @@ EMOJI = {
     "failed": ":x:",
     "cancelled": ":no_entry_sign:",
     "lost": ":x:",
+    "requeued": ":repeat:",
 }
 # Errors that no retry and no later message of the same run will fix.
 PERMANENT = {
@@ -353,6 +354,9 @@ def message(report: RunReport, custom: str | None = None) -> tuple[str, list[Any
         if report.resume:
             lines.append(f"*Resume with:* {code(report.resume, 1000)}")
         blocks.append(_section("\n".join(lines)))
+    elif report.status == "requeued":
+        step = fit(report.step or "unknown step", 200)
+        blocks.append(_section(f"*Requeued at:* {step}\n{fit(report.reason or '', 1500)}"))
     elif report.published():
         plots = report.plots_changed()
         done = fit("; ".join(report.published() + ([plots] if plots else [])), 1900)
@@ -506,7 +510,8 @@ class WebApiNotifier(_SlackNotifier):
                 if refused:  # checked on purpose no earlier (--skip slack): a warning
                     self.disabled = True
                     self.warn(f"Slack notification failed ({refused}); the run goes on")
-            return
+            if not (posted and report.restarts):  # a restart's message says it runs again
+                return
         text, blocks = message(report, self.texts.get(report.status))
         try:
             if posted:

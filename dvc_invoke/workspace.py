@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from . import console, environment
-from .errors import Cancelled, DvcInvokeError, Lost
+from .errors import Cancelled, DvcInvokeError, Lost, Requeued
 from .interrupts import Interrupts
 from .settings import dvc_command, is_dry, settings
 
@@ -412,21 +412,28 @@ class Workspace:
         return result
 
     def _stop_if_interrupted(self, step: str, resume: str | None) -> None:
-        if self.interrupts is not None and self.interrupts.received:
-            signal_name = self.interrupts.received
-            job = os.environ.get("SLURM_JOB_ID")
-            if signal_name == "SIGTERM" and job:
-                from .runs import slurm_state
+        stopped = self.interruption(step, resume)
+        if stopped is not None:
+            raise stopped
 
-                # Measured at the SIGTERM: COMPLETING, reason TimeLimit, at a time
-                # limit; COMPLETING or CANCELLED after `scancel` (even `scancel -s
-                # KILL`: a batch job is cancelled, SIGTERM first, SIGKILL after KillWait).
-                if slurm_state(job)[1] == "TimeLimit":
-                    raise Lost(f"SLURM ended job {job} at its time limit", step=step, resume=resume)
-                raise Cancelled(
-                    f"SLURM ended job {job} (scancel, or a preemption)", step=step, resume=resume
-                )
-            raise Cancelled(f"interrupted ({signal_name})", step=step, resume=resume)
+    def interruption(self, step: str, resume: str | None) -> Cancelled | None:
+        """How the run stops after the signal it received, if it received one.
+
+        SIGTERM to a SLURM job is SLURM's (`runs.slurm_interruption` asks it
+        why): a requeue is `Requeued`, a time limit or a node failure `Lost`,
+        anything else (``scancel``, a preemption) `Cancelled`.
+        """
+        if self.interrupts is None or not self.interrupts.received:
+            return None
+        signal_name = self.interrupts.received
+        job = os.environ.get("SLURM_JOB_ID")
+        if signal_name == "SIGTERM" and job:
+            from .runs import slurm_interruption
+
+            how, reason = slurm_interruption(job)
+            kind = {"requeued": Requeued, "lost": Lost}.get(how, Cancelled)
+            return kind(reason, step=step, resume=resume)
+        return Cancelled(f"interrupted ({signal_name})", step=step, resume=resume)
 
     @property
     def dvc(self) -> str:

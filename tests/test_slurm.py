@@ -176,6 +176,89 @@ def test_scancel_even_with_kill_is_a_cancel_the_run_records(project, slurm, slac
     assert "cancelled" in slack.calls("chat.update")[-1].text
 
 
+def test_a_requeued_job_runs_the_flow_again_from_the_start_and_publishes(
+    project, slurm, slack, tmp_path
+):
+    gate = tmp_path / "go"  # the predict stage waits for it: the requeue lands in repro
+    env = {**slurm.env, "SANDBOX_WAIT": f"predict:{gate}", **slack.web_api_env()}
+    run = project.inv("metrics", "--slurm", env=env)
+    assert run.returncode == 0, run.output
+    wait_for(lambda: "predict" in project.stages_run(), 60, "the predict stage")
+    job = latest(project)["job"]
+
+    requeue = slurm.run("scontrol", "requeue", job)  # what a preemption with requeue does
+    assert requeue.returncode == 0, requeue.stderr
+
+    requeued = wait_for(
+        lambda: (r := latest(project))["status"] != "started" and r, 60, "the requeue's record"
+    )
+    assert requeued["status"] == "requeued", requeued
+    assert requeued["reason"].startswith(f"SLURM requeued job {job} (job requeue)"), requeued
+    assert requeued["step"] == "repro"
+    wait_for(lambda: slack.calls("chat.update"), 30, "the requeue's message")
+    told = slack.calls("chat.update")[-1].text
+    assert told.startswith("metrics requeued after ") and "failed" not in told, told
+    # SLURM holds a requeued job back (its BeginTime): the status says so, in its words.
+    status = project.inv("repro.status", env=slurm.env)
+    assert status.returncode == 0, status.output
+    row = next(ln for ln in status.stdout.splitlines() if requeued["id"] in ln)
+    assert "requeued" in row and f"SLURM job {job} requeued, pending (BeginTime)" in row, row
+    blocked = project.inv("metrics", env=slurm.env)  # the workspace is still the run's
+    assert_one_line_error(blocked, f"holds this workspace as SLURM job {job}")
+
+    # SLURM's SIGTERM reaches dvc too: when it lands while dvc rewrites its rwlock
+    # (seen here), the file is left empty, and every later `dvc repro` refuses.
+    (project.path / ".dvc" / "tmp" / "rwlock").write_text("")
+    gate.touch()
+    slurm.run("scontrol", "update", f"jobid={job}", "starttime=now")  # not 120 s later
+
+    again = lambda: (r := latest(project))["status"] not in ("started", "requeued") and r  # noqa: E731
+    ended = wait_for(again, 120, "the restarted run to end")
+    log = open(ended["log"]).read()
+    assert ended["status"] == "succeeded", (ended["reason"], log[-5000:])
+    assert ended["id"] == requeued["id"] and ended["restarts"] == 1, ended
+    assert "left DVC's .dvc/tmp/rwlock torn: removed" in log
+    # The restart ran the whole flow again: predict twice (the first one cut short).
+    assert project.stages_run() == ["predict", "predict", "evaluate"]
+    assert project.origin_log()[0] == "[DVC] Update model metrics"
+    assert project.git("status", "--porcelain", "--untracked-files=no") == ""
+    wait_for(lambda: slack.calls("chat.update")[-1].text.startswith("metrics succeeded"), 30)
+    (started,) = slack.calls("chat.postMessage")  # one message, updated through it all
+    assert started.text.startswith("metrics started on ")
+    texts = [call.text for call in slack.calls("chat.update")]
+    assert any(t.startswith("metrics started on ") and "(restart 1)" in t for t in texts), texts
+    status = project.inv("repro.status", env=slurm.env)
+    assert "(restart 1)" in status.stdout and "succeeded" in status.stdout, status.output
+    assert_fresh_clone_up_to_date(project)
+
+
+def test_a_node_failure_without_requeue_is_lost_never_cancelled(project, slurm, slack, tmp_path):
+    slurm_options(project, no_requeue=True)
+    env = {**slurm.env, "SANDBOX_WAIT": f"predict:{tmp_path / 'never'}", **slack.web_api_env()}
+    run = project.inv("metrics", "--slurm", env=env)
+    assert run.returncode == 0, run.output
+    assert "--no-requeue --wrap" in run.stdout
+    wait_for(lambda: "predict" in project.stages_run(), 60, "the predict stage")
+    job = latest(project)["job"]
+
+    node = f"nodename={slurm.node}"
+    slurm.run("scontrol", "update", node, "state=down", "reason=test")
+    try:
+        ended = wait_ended(project, timeout=60)
+    finally:
+        slurm.run("scontrol", "update", node, "state=resume")  # already back, at its register
+        idle = lambda: slurm.run("sinfo", "-h", "-o", "%t").stdout.strip() == "idle"  # noqa: E731
+        wait_for(idle, 60, "the node to be idle again")
+
+    assert ended["status"] == "lost", ended
+    assert ended["reason"].startswith(f"SLURM ended job {job}: node failure"), ended
+    assert "cancel" not in ended["reason"]
+    assert slurm.state(job) == "NODE_FAIL"
+    wait_for(lambda: slack.calls("chat.update"), 30, "the message of its end")
+    assert "failed" in slack.calls("chat.update")[-1].text
+    assert "evaluate" not in project.stages_run()
+
+
 def test_cancel_stops_the_job_as_ctrl_c_would(project, slurm):
     run = project.inv("metrics", "--slurm", env={**slurm.env, **SLOW})
     assert run.returncode == 0, run.output
@@ -214,7 +297,8 @@ def test_a_dry_slurm_run_shows_the_sbatch_and_submits_nothing(project, slurm):
     "options, error",
     [
         ({"job_name": "x"}, "slurm option 'job_name' is not one to set"),
-        ({"gres": ["gpu:1"]}, "slurm option gres must be text or a number"),
+        ({"gres": ["gpu:1"]}, "slurm option gres must be text, a number or true (a flag)"),
+        ({"requeue": False}, "slurm option requeue must be text, a number or true (a flag)"),
     ],
 )
 def test_bad_slurm_options_are_one_line(project, options, error):
