@@ -20,6 +20,7 @@ of the Makefile this replaces.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -121,9 +122,10 @@ class Store:
             yield
         except OSError as exc:
             where = os.path.relpath(self.dir, self.root)
+            full = exc.errno == errno.ENOSPC
             raise DvcInvokeError(
                 f"cannot write run records in {where}: {exc.strerror or exc}"
-                f" (make it a writable folder)",
+                f" ({'free some space on its disk' if full else 'make it a writable folder'})",
                 step="guards",
             ) from None
 
@@ -142,14 +144,64 @@ class Store:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
+    # Kept free for the records beside them: a full disk (a stage that filled it)
+    # still takes the record of how the run ended.
+    ROOM = 64 * 1024
+
     def save(self, report: RunReport) -> None:
+        """Write ``report``'s record whole or not at all (a temporary file, renamed
+        over it); on a full disk, in the room kept for it (`make_room`)."""
         assert report.id
         with self._writable():
             self.dir.mkdir(parents=True, exist_ok=True)
-            path = self.record_path(report.id)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(report.to_dict(), indent=2, sort_keys=True))
+            data = json.dumps(report.to_dict(), indent=2, sort_keys=True).encode()
+            try:
+                self._write(self.record_path(report.id), data)
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC or not self._free_room():
+                    raise
+                self._write(self.record_path(report.id), data)
+
+    def keep(self, report: RunReport) -> bool:
+        """`save` during a run: a record that cannot be written is a warning, never
+        the run's end (the run's own failure stays its line)."""
+        try:
+            self.save(report)
+        except DvcInvokeError as exc:
+            from . import console
+
+            console.warn(f"run {report.id}'s record was not updated: {exc.reason}")
+            return False
+        return True
+
+    @staticmethod
+    def _write(path: Path, data: bytes) -> None:
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        try:
+            with open(tmp, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
             os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def make_room(self) -> None:
+        """Keep `ROOM` bytes for the records (call under `lock`): a file of them,
+        given up by the first record that finds the disk full."""
+        room = self.dir / "room"
+        if room.is_file() and room.stat().st_size >= self.ROOM:
+            return
+        with self._writable():
+            self._write(room, os.urandom(self.ROOM))  # not zeros: a compressing disk keeps no room
+
+    def _free_room(self) -> bool:
+        try:
+            (self.dir / "room").unlink()
+        except OSError:
+            return False
+        return True
 
     def load(self, run_id: str | None) -> RunReport:
         if not run_id or "/" in run_id or not self.record_path(run_id).is_file():
@@ -243,6 +295,7 @@ class Store:
             found = self._refuse_if_held()
             report.id = report.id or new_id(report.pipeline)
             report.log = report.log or str(self.log_path(report.id))
+            self.make_room()
             self.save(report)
             self.unreserve()
         return found

@@ -424,3 +424,37 @@ def test_stop_of_a_run_that_dies_without_a_word_ends_it_cancelled(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+FILLS_THE_DISK = """\
+try:
+    with open("filler", "wb") as filler:  # until the disk is full
+        while True:
+            filler.write(b"\\0" * 65536)
+except OSError as exc:
+    raise SystemExit(f"predict: {exc}")  # [Errno 28] No space left on device
+"""
+
+
+def test_a_stage_that_fills_the_disk_is_one_story_told_once(small_disk):
+    project = small_disk
+    predict = project.path / "metrics" / "predict.py"
+    predict.write_text(
+        predict.read_text().replace('trace("predict")\n', 'trace("predict")\n' + FILLS_THE_DISK, 1)
+    )
+    project.git("commit", "-qam", "Predict writes until the disk is full")
+
+    run = project.inv("metrics")
+
+    line = assert_one_line_error(run, "repro failed", "No space left on device")
+    assert line.endswith("then run: inv metrics")
+    assert "cannot write run records" not in run.output and "warning" not in run.output.lower()
+    folder = project.path / ".dvc" / "tmp" / "dvc-invoke"
+    assert list(folder.glob("*.tmp")) == []  # no half-written record behind
+    (record,) = records(project)
+    assert (record["status"], record["step"]) == ("failed", "repro")
+    assert "No space left on device" in record["reason"]
+    status = project.inv("repro.status")
+    assert status.returncode == 0, status.output
+    assert "lost" not in status.output  # no second story
+    assert [r["status"] for r in records(project)] == ["failed"]
