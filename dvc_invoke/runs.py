@@ -239,7 +239,7 @@ class Store:
         with self.lock():
             for report in self.all():
                 if not report.ended and not alive(report):
-                    mark_lost(report)
+                    mark_lost(report, self.root)
                     self.save(report)
                     found.append(report)
         return found
@@ -252,7 +252,7 @@ class Store:
             if other.ended or _this_process(other):
                 continue  # this very process: a run whose upstream runs first
             if not alive(other):  # one look: for a SLURM run, a question to SLURM
-                mark_lost(other)
+                mark_lost(other, self.root)
                 self.save(other)
                 found.append(other)
                 continue
@@ -414,7 +414,9 @@ def _this_process(report: RunReport) -> bool:
     )
 
 
-def mark_lost(report: RunReport) -> None:
+def mark_lost(report: RunReport, root: Path | None = None) -> None:
+    """``report``'s run is lost; with ``root`` (its workspace, on this host), its
+    commit and push as git holds them now, and the command that finishes it."""
     report.status = "lost"
     if report.job and not report.reason:
         state, why = slurm_state(report.job)
@@ -424,6 +426,43 @@ def mark_lost(report: RunReport) -> None:
     report.reason = report.reason or "the run's process died without a result"
     report.ended_at = time.time()
     report.resume = report.resume or report.command
+    if root is not None and report.step in PUBLISHING and not elsewhere(report):
+        _published_as_git_holds(Path(root), report)
+
+
+# The steps of publishing: a run lost there may have committed, or pushed.
+PUBLISHING = ("publish", "commit", "dvc push", "git push")
+
+
+def _published_as_git_holds(root: Path, report: RunReport) -> None:
+    """A run lost while publishing: whether it committed (its branch moved on from
+    where the run started) and pushed (the upstream holds that commit, as the
+    last push or fetch left it), and the resume that finishes it: ``inv publish``
+    after a commit the upstream lacks. What it left running is stopped first, so
+    that nothing commits or pushes after this look."""
+    from invoke.context import Context
+
+    stop_leftovers(report)
+
+    def git(args: str) -> Any:
+        cmd = f"git -C {shlex.quote(str(root))} {args}"
+        return Context().run(cmd, hide=True, warn=True, in_stream=False)
+
+    before = report.commit_before
+    head = git("rev-parse -q --verify HEAD").stdout.strip()
+    branch = git("symbolic-ref -q --short HEAD").stdout.strip()
+    if not before or not head or head == before or branch != report.branch:
+        return
+    if not git(f"merge-base --is-ancestor {shlex.quote(before)} {shlex.quote(head)}").ok:
+        return  # not the run's commit: the branch was rewritten since
+    report.committed, report.commit_after = True, head
+    report.git_pushed = bool(git(f"merge-base --is-ancestor {shlex.quote(head)} '@{{u}}'").ok)
+    if report.git_pushed:
+        report.reason = "the run's process died after it published (committed, pushed to git)"
+        report.resume = None
+    else:
+        report.reason = "the run's process died after its commit, before git had it pushed"
+        report.resume = f"{commands.command('publish')} --pipeline {shlex.quote(report.pipeline)}"
 
 
 def read_tail(path: str | None, limit: int = 20000) -> str | None:
@@ -500,7 +539,8 @@ def tell_lost(c: Any, ws: Workspace, lost: list[RunReport]) -> None:
     from . import console, notifiers
 
     for report in lost:
-        console.warn(f"run {report.id} ({report.pipeline}) was lost: its process is gone")
+        then = f"; then run: {report.resume}" if report.resume else ""
+        console.warn(f"run {report.id} ({report.pipeline}) was lost: {report.reason}{then}")
         settle_lost([report], notifiers.notifiers(c, ws.root, slack=report.slack))
         Store(ws.root).save(report)
 
@@ -671,7 +711,7 @@ def settle(root: Path, run_id: str) -> int:
         report = store.load(run_id)
         if report.ended:
             return 0
-        mark_lost(report)
+        mark_lost(report, root)
         store.save(report)
     chain = notifiers.notifiers(_project_context(root), root, slack=report.slack)
     settle_lost([report], chain)
