@@ -458,10 +458,10 @@ def _published_as_git_holds(root: Path, report: RunReport) -> None:
     report.committed, report.commit_after = True, head
     report.git_pushed = bool(git(f"merge-base --is-ancestor {shlex.quote(head)} '@{{u}}'").ok)
     if report.git_pushed:
-        report.reason = "the run's process died after it published (committed, pushed to git)"
+        report.reason = f"{report.reason}, after it published (committed, pushed to git)"
         report.resume = None
     else:
-        report.reason = "the run's process died after its commit, before git had it pushed"
+        report.reason = f"{report.reason}, after its commit, which git has not pushed"
         report.resume = f"{commands.command('publish')} --pipeline {shlex.quote(report.pipeline)}"
 
 

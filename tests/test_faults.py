@@ -460,6 +460,7 @@ def test_a_pre_commit_hook_that_hangs_is_stopped_at_its_time_limit(project):
     assert (project.origin_log(), project.remote_objects()) == (origin, remote)
     assert (latest(project)["status"], latest(project)["step"]) == ("failed", "commit")
     hook.unlink()
+    (project.path / "invoke.yaml").unlink()  # no limit a loaded machine could reach
     done = project.inv("publish", "--pipeline", "metrics")
     assert done.returncode == 0, done.output
     assert project.origin_log()[0] == MESSAGE
@@ -509,6 +510,7 @@ def test_a_dvc_push_that_stalls_is_stopped_at_its_time_limit(project, tmp_path, 
     )
     assert line.endswith("then run: inv publish --pipeline metrics")
     assert running("31003") == [] and project.origin_log() == origin
+    (project.path / "invoke.yaml").unlink()  # no limit a loaded machine could reach
     done = project.inv("publish", "--pipeline", "metrics")  # the remote answers again
     assert done.returncode == 0, done.output
     assert project.origin_log()[0] == MESSAGE
