@@ -5,13 +5,14 @@ the git and DVC remotes)."""
 from __future__ import annotations
 
 import contextlib
+import os
 import posixpath
 import shlex
 import shutil
 import threading
 from collections.abc import Callable, Iterator
 
-from . import commands, dvcfiles, graph
+from . import commands, console, dvcfiles, graph
 from .errors import DvcInvokeError
 from .gitops import Git
 from .graph import PipelineGraph
@@ -69,6 +70,8 @@ def check(
                 step="guards",
                 resume=resume,
             )
+    if p is None or p.commit:
+        _git_can_publish(ws, state, pushes=p is None or p.git_push, resume=resume)
     return state
 
 
@@ -137,6 +140,55 @@ def _left_by(ws: Workspace, paths: list[str]) -> tuple[RunReport, str] | None:
         if posixpath.join(posixpath.dirname(p.dvcfile), "dvc.lock") in locks:
             return report, report.pipeline
     return None
+
+
+# The hooks git runs for a commit and a push; one that is not executable, git skips.
+COMMIT_HOOKS = ("pre-commit", "prepare-commit-msg", "commit-msg")
+PUSH_HOOKS = ("pre-push",)
+
+
+def _git_can_publish(ws: Workspace, state: GitState, *, pushes: bool, resume: str | None) -> None:
+    """What would stop the commit (or the push) after the run, found before it:
+    a lock file a crashed git left, a signer that cannot sign, hooks that are
+    not where git is told to look (a hook git would skip is a warning)."""
+    git = Git(ws)
+    locks = git.left_locks(state.branch)
+    if locks:
+        lock = locks[0]
+        raise DvcInvokeError(
+            f"git's lock file {lock} is there, left by a git that crashed or still runs:"
+            " a commit would fail; check that no git is running (`ps aux | grep git`),"
+            f" then `rm {shlex.quote(lock)}`",
+            step="guards",
+            resume=resume,
+        )
+    config = git.config("commit.gpgsign", "core.hooksPath")
+    if config.get("commit.gpgsign", "false").lower() in ("true", "yes", "on", "1"):
+        why = git.cannot_sign()
+        if why:
+            raise DvcInvokeError(
+                f"commit.gpgsign is set, but git cannot sign a commit: {why};"
+                " fix the signing set-up (gpg.program, user.signingKey, the agent)"
+                " or unset commit.gpgsign",
+                step="guards",
+                resume=resume,
+            )
+    hooks = git.hooks_folder()
+    if "core.hookspath" in config and not (ws.root / hooks).is_dir():
+        raise DvcInvokeError(
+            f"core.hooksPath is {config['core.hookspath']!r}, which is not a folder"
+            f" ({hooks}): git would run none of the team's hooks; fix it"
+            " (`git config core.hooksPath PATH`) or unset it",
+            step="guards",
+            resume=resume,
+        )
+    for name in COMMIT_HOOKS + (PUSH_HOOKS if pushes else ()):
+        hook = ws.root / hooks / name
+        if hook.is_file() and not os.access(hook, os.X_OK):
+            console.warn(
+                f"the {name} hook {os.path.join(hooks, name)} is not executable, so git skips"
+                " it: `chmod +x` it, or remove it"
+            )
 
 
 CHECKS = ("fetch", "git-push", "dvc-remote", "slack")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import os
+
 from . import console, graph
 from .errors import Cancelled, DvcInvokeError
 from .paths import overlaps
@@ -86,5 +89,12 @@ def reproduce(ws: Workspace, plan: Plan, *, resume: str | None = None) -> bool:
             return False
     flag = "--force " if plan.force else ""
     cmd = f"{ws.dvc} repro --single-item {flag}{quote_all(repro_targets(plan))}"
-    ws.act(cmd, step="repro", resume=resume, hints=False, in_process=False)
+    try:
+        ws.act(cmd, step="repro", resume=resume, hints=False, in_process=False)
+    except DvcInvokeError as exc:
+        # DVC says the stage's command failed; the stage said why (a full disk).
+        full = os.strerror(errno.ENOSPC)
+        if full in (exc.log or "") and full not in exc.reason:
+            exc.reason = f"{exc.reason}: {full}"
+        raise
     return True

@@ -242,7 +242,7 @@ def _execute(
     def save(step: str | None = None) -> None:
         report.step = step if step is not None else report.step
         if store is not None:
-            store.save(report)
+            store.keep(report)  # its failure never hides the run's own
 
     p, command = run_plan.pipeline, report.command
     keep_log = store is not None and report.log is not None and not report.detached

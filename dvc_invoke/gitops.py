@@ -14,7 +14,9 @@ import re
 import shlex
 from typing import TYPE_CHECKING
 
+from . import timelimits
 from .errors import DvcInvokeError
+from .timelimits import TimedOut
 from .workspace import quote_all
 
 if TYPE_CHECKING:
@@ -62,8 +64,54 @@ class Git:
         return [self.ws.from_git_top(f) for f in res.stdout.split("\0") if f]
 
     def push_dry_run(self, remote: str, ref: str) -> Result:
-        res: Result = self.ws.probe(self._push(remote, ref, dry_run=True))
+        """``git push --dry-run``: it runs the pre-push hook, under the push's time limit."""
+        with timelimits.limited(self.ws.c, "git_push", step="guards"):
+            res: Result = self.ws.probe(self._push(remote, ref, dry_run=True))
         return res
+
+    def left_locks(self, branch: str | None) -> list[str]:
+        """The lock files a crashed git left that a commit would need: the index's,
+        HEAD's and the branch's (paths as git names them, from the DVC root)."""
+        wanted = ["index.lock", "HEAD.lock"] + ([f"refs/heads/{branch}.lock"] if branch else [])
+        paths = " ".join(f"--git-path {shlex.quote(w)}" for w in wanted)
+        res = self.ws.probe(f"git rev-parse {paths}")
+        if not res.ok:
+            return []
+        return [path for path in res.stdout.splitlines() if (self.ws.root / path).exists()]
+
+    def config(self, *keys: str) -> dict[str, str]:
+        """The values git's config sets for ``keys`` (lower case), the last one of each."""
+        pattern = "^(" + "|".join(re.escape(k.lower()) for k in keys) + ")$"
+        res = self.ws.probe(f"git config -z --get-regexp {shlex.quote(pattern)}")
+        found = {}
+        for entry in res.stdout.split("\0") if res.ok else []:
+            if entry:
+                key, _, value = entry.partition("\n")
+                found[key.lower()] = value if "\n" in entry else "true"  # `[commit] gpgsign`
+        return found
+
+    def hooks_folder(self) -> str:
+        """Where git looks for hooks (``core.hooksPath`` or the repository's), from the DVC root."""
+        res = self.ws.probe("git rev-parse --git-path hooks")
+        return res.stdout.strip() if res.ok else ".git/hooks"
+
+    def cannot_sign(self) -> str | None:
+        """Why git cannot sign a commit now, or None: an empty commit of HEAD's
+        tree is signed as ``git commit`` would sign it (``commit-tree -S``, the same
+        ``gpg.*`` settings), and written to no ref."""
+        if self.ws.head() is None:
+            return None  # nothing to sign a probe of; the first commit will say
+        try:
+            with timelimits.limited(self.ws.c, "commit", step="guards"):
+                res = self.ws.probe("git commit-tree -S -m 'signing probe' 'HEAD^{tree}'")
+        except TimedOut as exc:
+            return (
+                f"signing did not finish within {exc.limit:g} s (the signer waits for a"
+                " passphrase?): unlock the key, or raise dvc_invoke.timeouts.commit"
+            )
+        if res.ok:
+            return None
+        return failure_reason(res.stderr) or f"git commit-tree -S exited with {res.exited}"
 
     # -- changes -----------------------------------------------------------------
     def fetch(self, remote: str, *, step: str, resume: str | None = None) -> None:
@@ -77,28 +125,43 @@ class Git:
     def push(
         self, remote: str, ref: str, *, source: str = "HEAD", step: str, resume: str | None = None
     ) -> None:
-        self.ws.act(
-            self._push(remote, ref, source=source),
-            step=step,
-            resume=resume,
-            network=not self.ws.dry,
-        )
+        """``git push``, stopped at its time limit (``dvc_invoke.timeouts.git_push``)."""
+        with timelimits.limited(self.ws.c, "git_push", step=step, resume=resume):
+            self.ws.act(
+                self._push(remote, ref, source=source),
+                step=step,
+                resume=resume,
+                network=not self.ws.dry,
+            )
 
     def commit(self, paths: list[str], message: str, *, resume: str | None = None) -> None:
         """Commit exactly ``paths``, all or nothing: a failed commit (a hook that
-        refused it) leaves nothing staged that would block the next run."""
+        refused it, a signer that failed) leaves nothing staged that would block
+        the next run. A hook that hangs is stopped at ``dvc_invoke.timeouts.commit``."""
         files = quote_all(paths)
+        before = None if self.ws.dry else self.ws.head()
         try:
-            # -f: a file git tracks under an ignored folder (`reports/` after
-            # `!reports/train`) is staged, yet `git add` exits 1 without it.
-            # Only paths the run owns, as git status listed them, are named.
-            self.ws.act(f"git add -f -- {files}", step="commit", resume=resume)
-            self.ws.act(
-                f"git commit -q -m {shlex.quote(message)} -- {files}", step="commit", resume=resume
-            )
-        except DvcInvokeError:
+            with timelimits.limited(self.ws.c, "commit", step="commit", resume=resume):
+                # -f: a file git tracks under an ignored folder (`reports/` after
+                # `!reports/train`) is staged, yet `git add` exits 1 without it.
+                # Only paths the run owns, as git status listed them, are named.
+                self.ws.act(f"git add -f -- {files}", step="commit", resume=resume)
+                self.ws.act(
+                    f"git commit -q -m {shlex.quote(message)} -- {files}",
+                    step="commit",
+                    resume=resume,
+                )
+        except TimedOut as exc:
+            # A post-commit hook hangs after the commit is made: kept, to be pushed.
+            made = self.ws.head() != before
+            if not made:
+                self.ws.probe(f"git reset -q -- {files}")
+            kept = "the commit was made, nothing was pushed" if made else "nothing was committed"
+            raise TimedOut(exc.key, exc.limit, step="commit", resume=resume, kept=kept) from None
+        except DvcInvokeError as exc:
             if not self.ws.dry:
                 self.ws.probe(f"git reset -q -- {files}")
+            exc.reason = failure_reason(exc.log) or exc.reason
             raise
 
     def replay_on_upstream(self) -> bool:
@@ -132,6 +195,22 @@ class Git:
     def _push(remote: str, ref: str, *, source: str = "HEAD", dry_run: bool = False) -> str:
         flags = "--dry-run -q " if dry_run else ""
         return f"git push {flags}{shlex.quote(remote)} {shlex.quote(f'{source}:{ref}')}"
+
+
+def failure_reason(output: str | None) -> str | None:
+    """Why git failed, from its output: its last error line, and when that is
+    only "failed to write commit object", the cause it gave before it (``gpg
+    failed to sign the data``)."""
+    said = [
+        line.split(": ", 1)[1].strip()
+        for line in (output or "").splitlines()
+        if line.startswith(("error: ", "fatal: ")) and line.split(": ", 1)[1].strip()
+    ]
+    if not said:
+        return None
+    if len(said) > 1 and said[-1] == "failed to write commit object":
+        return f"{'; '.join(said[-3:-1])} ({said[-1]})"
+    return said[-1]
 
 
 def refused_by_server(output: str | None) -> str | None:

@@ -238,7 +238,7 @@ def unpublished_run(
     committed by hand, say); else what is published is not that run's work."""
     for report in store.all():
         if report.pipeline == p.name:
-            waiting = report.status in ("failed", "cancelled")
+            waiting = report.status in ("failed", "cancelled", "lost")
             # "inv publish …", or "review `git status`, then inv publish …"
             # Whichever program name (inv, invoke) the run was started with.
             waiting = waiting and publish_command(p).partition(" ")[2] in (report.resume or "")

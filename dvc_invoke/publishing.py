@@ -11,7 +11,7 @@ import shlex
 import time
 from dataclasses import dataclass
 
-from . import commands, console, dvcfiles, graph, metrics
+from . import commands, console, dvcfiles, graph, metrics, timelimits
 from .errors import Cancelled, DvcInvokeError
 from .gitops import Git, refused_by_server
 from .paths import overlaps
@@ -20,6 +20,8 @@ from .planning import Plan, default_command, publish_command
 from .report import short, some
 from .settings import settings
 from .workspace import GitState, Workspace, push_rejected, quote_all
+
+_NO_GIT = "nothing was pushed to git"
 
 
 @dataclass
@@ -162,7 +164,9 @@ def publish(
     if plan.push and (unpublished or always_push):
         _refuse_moved_remote(plan, resume)
         push = f"{ws.dvc} push {quote_all(plan.push)}"
-        ws.act(push, step="dvc push", resume=resume, network=True)
+        # A limit runs dvc as a process (only a process can be stopped).
+        with timelimits.limited(ws.c, "dvc_push", step="dvc push", resume=resume, kept=_NO_GIT):
+            ws.act(push, step="dvc push", resume=resume, network=True)
         _verify_remote(ws, plan, resume)
         # Reported: the run's own data (its inputs were only made sure of).
         done.pushed = tuple(t for t in plan.push if t not in plan.graph.push_inputs)

@@ -20,6 +20,7 @@ of the Makefile this replaces.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -121,9 +122,10 @@ class Store:
             yield
         except OSError as exc:
             where = os.path.relpath(self.dir, self.root)
+            full = exc.errno == errno.ENOSPC
             raise DvcInvokeError(
                 f"cannot write run records in {where}: {exc.strerror or exc}"
-                f" (make it a writable folder)",
+                f" ({'free some space on its disk' if full else 'make it a writable folder'})",
                 step="guards",
             ) from None
 
@@ -142,14 +144,64 @@ class Store:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
+    # Kept free for the records beside them: a full disk (a stage that filled it)
+    # still takes the record of how the run ended.
+    ROOM = 64 * 1024
+
     def save(self, report: RunReport) -> None:
+        """Write ``report``'s record whole or not at all (a temporary file, renamed
+        over it); on a full disk, in the room kept for it (`make_room`)."""
         assert report.id
         with self._writable():
             self.dir.mkdir(parents=True, exist_ok=True)
-            path = self.record_path(report.id)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(report.to_dict(), indent=2, sort_keys=True))
+            data = json.dumps(report.to_dict(), indent=2, sort_keys=True).encode()
+            try:
+                self._write(self.record_path(report.id), data)
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC or not self._free_room():
+                    raise
+                self._write(self.record_path(report.id), data)
+
+    def keep(self, report: RunReport) -> bool:
+        """`save` during a run: a record that cannot be written is a warning, never
+        the run's end (the run's own failure stays its line)."""
+        try:
+            self.save(report)
+        except DvcInvokeError as exc:
+            from . import console
+
+            console.warn(f"run {report.id}'s record was not updated: {exc.reason}")
+            return False
+        return True
+
+    @staticmethod
+    def _write(path: Path, data: bytes) -> None:
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        try:
+            with open(tmp, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
             os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def make_room(self) -> None:
+        """Keep `ROOM` bytes for the records (call under `lock`): a file of them,
+        given up by the first record that finds the disk full."""
+        room = self.dir / "room"
+        if room.is_file() and room.stat().st_size >= self.ROOM:
+            return
+        with self._writable():
+            self._write(room, os.urandom(self.ROOM))  # not zeros: a compressing disk keeps no room
+
+    def _free_room(self) -> bool:
+        try:
+            (self.dir / "room").unlink()
+        except OSError:
+            return False
+        return True
 
     def load(self, run_id: str | None) -> RunReport:
         if not run_id or "/" in run_id or not self.record_path(run_id).is_file():
@@ -187,7 +239,7 @@ class Store:
         with self.lock():
             for report in self.all():
                 if not report.ended and not alive(report):
-                    mark_lost(report)
+                    mark_lost(report, self.root)
                     self.save(report)
                     found.append(report)
         return found
@@ -200,7 +252,7 @@ class Store:
             if other.ended or _this_process(other):
                 continue  # this very process: a run whose upstream runs first
             if not alive(other):  # one look: for a SLURM run, a question to SLURM
-                mark_lost(other)
+                mark_lost(other, self.root)
                 self.save(other)
                 found.append(other)
                 continue
@@ -243,6 +295,7 @@ class Store:
             found = self._refuse_if_held()
             report.id = report.id or new_id(report.pipeline)
             report.log = report.log or str(self.log_path(report.id))
+            self.make_room()
             self.save(report)
             self.unreserve()
         return found
@@ -386,7 +439,9 @@ def _this_process(report: RunReport) -> bool:
     )
 
 
-def mark_lost(report: RunReport) -> None:
+def mark_lost(report: RunReport, root: Path | None = None) -> None:
+    """``report``'s run is lost; with ``root`` (its workspace, on this host), its
+    commit and push as git holds them now, and the command that finishes it."""
     report.status = "lost"
     if report.job and not report.reason:
         state, why = slurm_state(report.job)
@@ -397,6 +452,43 @@ def mark_lost(report: RunReport) -> None:
     report.reason = report.reason or "the run's process died without a result"
     report.ended_at = time.time()
     report.resume = report.resume or report.command
+    if root is not None and report.step in PUBLISHING and not elsewhere(report):
+        _published_as_git_holds(Path(root), report)
+
+
+# The steps of publishing: a run lost there may have committed, or pushed.
+PUBLISHING = ("publish", "commit", "dvc push", "git push")
+
+
+def _published_as_git_holds(root: Path, report: RunReport) -> None:
+    """A run lost while publishing: whether it committed (its branch moved on from
+    where the run started) and pushed (the upstream holds that commit, as the
+    last push or fetch left it), and the resume that finishes it: ``inv publish``
+    after a commit the upstream lacks. What it left running is stopped first, so
+    that nothing commits or pushes after this look."""
+    from invoke.context import Context
+
+    stop_leftovers(report)
+
+    def git(args: str) -> Any:
+        cmd = f"git -C {shlex.quote(str(root))} {args}"
+        return Context().run(cmd, hide=True, warn=True, in_stream=False)
+
+    before = report.commit_before
+    head = git("rev-parse -q --verify HEAD").stdout.strip()
+    branch = git("symbolic-ref -q --short HEAD").stdout.strip()
+    if not before or not head or head == before or branch != report.branch:
+        return
+    if not git(f"merge-base --is-ancestor {shlex.quote(before)} {shlex.quote(head)}").ok:
+        return  # not the run's commit: the branch was rewritten since
+    report.committed, report.commit_after = True, head
+    report.git_pushed = bool(git(f"merge-base --is-ancestor {shlex.quote(head)} '@{{u}}'").ok)
+    if report.git_pushed:
+        report.reason = f"{report.reason}, after it published (committed, pushed to git)"
+        report.resume = None
+    else:
+        report.reason = f"{report.reason}, after its commit, which git has not pushed"
+        report.resume = f"{commands.command('publish')} --pipeline {shlex.quote(report.pipeline)}"
 
 
 def read_tail(path: str | None, limit: int = 20000) -> str | None:
@@ -473,7 +565,8 @@ def tell_lost(c: Any, ws: Workspace, lost: list[RunReport]) -> None:
     from . import console, notifiers
 
     for report in lost:
-        console.warn(f"run {report.id} ({report.pipeline}) was lost: its process is gone")
+        then = f"; then run: {report.resume}" if report.resume else ""
+        console.warn(f"run {report.id} ({report.pipeline}) was lost: {report.reason}{then}")
         settle_lost([report], notifiers.notifiers(c, ws.root, slack=report.slack))
         Store(ws.root).save(report)
 
@@ -697,7 +790,7 @@ def settle(root: Path, run_id: str) -> int:
             return 0  # the settle job, while the run's job runs again after a requeue
         if report.status == "requeued" and alive(report):
             return 0  # the requeued job's own shell: SLURM starts the job again
-        mark_lost(report)
+        mark_lost(report, root)
         store.save(report)
     chain = notifiers.notifiers(_project_context(root), root, slack=report.slack)
     settle_lost([report], chain)

@@ -45,6 +45,11 @@ DEFAULTS: dict[str, Any] = {
     # Slack clients: seconds per request, retries per message (one budget for
     # connection errors, 5xx and 429), the longest Retry-After worth waiting.
     "slack": {"timeout": 5, "retries": 2, "max_retry_after": 5},
+    # Time limits, in seconds, of the steps that run someone else's program and
+    # can hang: `git commit` (its hooks), `git push` (a pre-push hook, the remote;
+    # its dry run at the start too), `dvc push` (a remote that stalls; DVC's own
+    # network timeouts apply meanwhile). 0 or null: no limit.
+    "timeouts": {"commit": 600, "git_push": 600, "dvc_push": 0},
     # GPU hosts reached over SSH: {"NAME": {"ssh": "alias or user@host:port",
     # "path": "/srv/ml/project", "python": "python3"}}, and groups of them.
     "hosts": {},
@@ -89,6 +94,15 @@ class SlackOptions:
 
 
 @dataclass(frozen=True)
+class Timeouts:
+    """Seconds each step may take before it is stopped; None: no limit."""
+
+    commit: float | None = 600.0
+    git_push: float | None = 600.0
+    dvc_push: float | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     """The ``dvc_invoke`` config, validated: one typed value per key."""
 
@@ -100,6 +114,7 @@ class Settings:
     push_side_branch: bool = False
     plots: bool = True
     slack: SlackOptions = field(default_factory=SlackOptions)
+    timeouts: Timeouts = field(default_factory=Timeouts)
     hosts: dict[str, Host] = field(default_factory=dict)
     host_groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
     ssh: tuple[str, ...] = ("ssh",)
@@ -125,6 +140,8 @@ class Settings:
         _unknown(merged, DEFAULTS, "dvc_invoke")
         slack = _plain(merged["slack"], "dvc_invoke.slack")
         _unknown(slack, DEFAULTS["slack"], "dvc_invoke.slack")
+        limits = _plain(merged["timeouts"], "dvc_invoke.timeouts")
+        _unknown(limits, DEFAULTS["timeouts"], "dvc_invoke.timeouts")
         return cls(
             pipelines=_plain(merged["pipelines"], "dvc_invoke.pipelines"),
             dvc=_text(merged["dvc"], "dvc_invoke.dvc"),
@@ -139,6 +156,9 @@ class Settings:
                 max_retry_after=_seconds(
                     slack["max_retry_after"], "dvc_invoke.slack.max_retry_after"
                 ),
+            ),
+            timeouts=Timeouts(
+                **{k: _limit(limits[k], f"dvc_invoke.timeouts.{k}") for k in DEFAULTS["timeouts"]}
             ),
             **_hosts(merged),
         )
@@ -246,6 +266,13 @@ def _seconds(value: Any, key: str, *, positive: bool = False) -> float:
     if not ok or not math.isfinite(value) or value < 0 or (positive and value == 0):
         raise _bad(key, value, "a number of seconds" + (" above 0" if positive else ""))
     return float(value)
+
+
+def _limit(value: Any, key: str) -> float | None:
+    """A time limit: seconds, or no limit (0 or null)."""
+    if value is None:
+        return None
+    return _seconds(value, key) or None
 
 
 def dvc_command(c: Any) -> str:

@@ -89,8 +89,8 @@ def canonical_fresh(canonical) -> Project:
     return canonical.clone("teammate")
 
 
-def _copy(template: sandbox.Sandbox, tmp_path: Path) -> Project:
-    base = tmp_path / "sandbox"
+def _copy(template: sandbox.Sandbox, tmp_path: Path, into: Path | None = None) -> Project:
+    base = (into or tmp_path) / "sandbox"
     shutil.copytree(template.base, base, symlinks=True)
     sb = sandbox.Sandbox(base, base / "origin.git", base / "dvc-remote", base / "project")
     subprocess.run(
@@ -99,6 +99,23 @@ def _copy(template: sandbox.Sandbox, tmp_path: Path) -> Project:
     trace = tmp_path / "stages-run.txt"
     env = {"SANDBOX_TRACE": str(trace)}
     return Project(sb.project, sb.origin, sb.remote, env, sandbox=sb, trace_file=trace)
+
+
+@pytest.fixture
+def small_disk(template, tmp_path) -> Project:
+    """The sandbox's checkout, its origin and DVC remote on a small filesystem of
+    their own (a 16 MiB tmpfs: mounting one needs root), for a stage to fill."""
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)], capture_output=True
+    )
+    said = done.stderr.decode().strip()
+    _needs("a full-disk test", f"cannot mount a tmpfs here: {said}" if done.returncode else None)
+    try:
+        yield _copy(template, tmp_path, into=mount)
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
 
 
 @pytest.fixture
@@ -167,6 +184,7 @@ E2E_FIXTURES = {
     "canonical_template",
     "canonical",
     "canonical_fresh",
+    "small_disk",
 }
 
 

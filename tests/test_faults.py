@@ -476,3 +476,103 @@ def test_a_run_kept_aside_is_not_put_on_a_branch_that_moved_since(project):
     assert f"git push origin {side}" in line
     assert project.git("rev-parse", "HEAD") == head
     assert project.origin_log()[0] != MESSAGE
+
+
+# -- time limits -----------------------------------------------------------------
+
+
+def running(word):
+    """The processes of this machine whose command line holds ``word``."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        if word in " ".join(proc.info["cmdline"] or []):
+            found.append(proc.pid)
+    return found
+
+
+def a_hook(project, name, body):
+    return script(project.path / ".git" / "hooks" / name, body)
+
+
+def test_a_pre_commit_hook_that_hangs_is_stopped_at_its_time_limit(project):
+    hook = a_hook(project, "pre-commit", "echo 'checking...'\nsleep 31001\n")
+    (project.path / "invoke.yaml").write_text("dvc_invoke:\n  timeouts: {commit: 2}\n")
+    head, origin, remote = (
+        project.git("rev-parse", "HEAD"),
+        project.origin_log(),
+        project.remote_objects(),
+    )
+
+    run = project.inv("metrics")
+
+    line = assert_one_line_error(
+        run,
+        "commit failed: git commit did not finish within 2 s (a hook that hangs?)",
+        "nothing was committed",
+        "raise dvc_invoke.timeouts.commit or fix the hook",
+    )
+    assert line.endswith("then run: inv publish --pipeline metrics")
+    assert running("sleep 31001") == []  # the hook's own processes are stopped too
+    assert not (project.path / ".git" / "index.lock").exists()
+    assert project.git("rev-parse", "HEAD") == head
+    assert project.git("diff", "--cached", "--name-only") == ""
+    assert (project.origin_log(), project.remote_objects()) == (origin, remote)
+    assert (latest(project)["status"], latest(project)["step"]) == ("failed", "commit")
+    hook.unlink()
+    (project.path / "invoke.yaml").unlink()  # no limit a loaded machine could reach
+    done = project.inv("publish", "--pipeline", "metrics")
+    assert done.returncode == 0, done.output
+    assert project.origin_log()[0] == MESSAGE
+    assert_fresh_clone_up_to_date(project)
+
+
+def test_a_pre_push_hook_that_hangs_is_stopped_at_the_guards(project):
+    a_hook(project, "pre-push", "sleep 31002\n")  # git push --dry-run runs it too
+    (project.path / "invoke.yaml").write_text("dvc_invoke:\n  timeouts: {git_push: 2}\n")
+
+    run = project.inv("metrics")
+
+    assert_one_line_error(
+        run,
+        "guards failed: git push did not finish within 2 s",
+        "raise dvc_invoke.timeouts.git_push",
+    )
+    assert project.stages_run() == []
+    assert running("sleep 31002") == []
+
+
+# Python starts it in every process: a `dvc push` process sleeps before it does anything.
+STALLED_PUSH = """\
+import os, sys, time
+if os.path.basename(sys.argv[0]) == "dvc" and sys.argv[1:2] == ["push"]:
+    time.sleep(31003)
+"""
+
+
+@pytest.mark.parametrize("dvc", ["the DVC of the run's process", "a configured dvc"])
+def test_a_dvc_push_that_stalls_is_stopped_at_its_time_limit(project, tmp_path, dvc):
+    (tmp_path / "sitecustomize.py").write_text(STALLED_PUSH)
+    config = "dvc_invoke:\n  timeouts: {dvc_push: 2}\n"
+    if dvc == "a configured dvc":
+        config += f"  dvc: {os.path.join(os.path.dirname(sys.executable), 'dvc')}\n"
+    (project.path / "invoke.yaml").write_text(config)
+    origin = project.origin_log()
+
+    path = [str(tmp_path), *filter(None, [os.environ.get("PYTHONPATH")])]
+    run = project.inv("metrics", env={"PYTHONPATH": os.pathsep.join(path)})
+
+    line = assert_one_line_error(
+        run,
+        "dvc push failed: dvc push did not finish within 2 s",
+        "nothing was pushed to git",
+        "raise dvc_invoke.timeouts.dvc_push",
+    )
+    assert line.endswith("then run: inv publish --pipeline metrics")
+    assert running("31003") == [] and project.origin_log() == origin
+    (project.path / "invoke.yaml").unlink()  # no limit a loaded machine could reach
+    done = project.inv("publish", "--pipeline", "metrics")  # the remote answers again
+    assert done.returncode == 0, done.output
+    assert project.origin_log()[0] == MESSAGE
+    assert data_is_on_the_remote(project)

@@ -45,16 +45,33 @@ def test_a_refused_commit_unstages_what_it_staged(tmp_path):
             re.compile(r"git add .*"): Result(),
             re.compile(r"git commit .*"): Result(exited=1, stderr="hook said no\n"),
             re.compile(r"git reset .*"): Result(),
+            re.compile(r"git rev-parse .*"): Result(stdout="1a2b3c\n"),
         },
     )
     with pytest.raises(DvcInvokeError):
         g.commit(["dvc.lock", "eval dir/m.json"], "[DVC] Update x")
-    assert [cmd.split(" -- ")[0] for cmd in commands(c)] == [
+    head, *changes = commands(c)
+    assert head == "git rev-parse --verify -q HEAD"  # to tell, if it hangs, whether it committed
+    assert [cmd.split(" -- ")[0] for cmd in changes] == [
         "git add -f",
         "git commit -q -m '[DVC] Update x'",
         "git reset -q",
     ]
-    assert all(cmd.endswith("-- dvc.lock 'eval dir/m.json'") for cmd in commands(c))
+    assert all(cmd.endswith("-- dvc.lock 'eval dir/m.json'") for cmd in changes)
+
+
+def test_a_commit_that_failed_to_sign_says_why_in_gits_words(tmp_path):
+    said = "error: gpg failed to sign the data\nfatal: failed to write commit object\n"
+    c, g = git(
+        tmp_path,
+        {
+            re.compile(r"git (add|reset|rev-parse) .*"): Result(),
+            re.compile(r"git commit .*"): Result(exited=128, stderr=said),
+        },
+    )
+    with pytest.raises(DvcInvokeError) as caught:
+        g.commit(["dvc.lock"], "[DVC] Update x")
+    assert caught.value.reason == "gpg failed to sign the data (failed to write commit object)"
 
 
 def test_replay_is_undone_when_it_does_not_apply(tmp_path):

@@ -213,3 +213,83 @@ def test_a_refused_run_that_blocks_another_pipeline_names_both_ways_out(project)
     assert "inv repro --pipeline training" in line  # what to run after
     assert project.inv("repro.discard", "--pipeline", "metrics").returncode == 0
     assert project.inv("repro", "--pipeline", "training").returncode == 0
+
+
+# -- what would stop the commit or the push after the run ------------------------
+
+
+@pytest.mark.parametrize("lock", [".git/index.lock", ".git/refs/heads/main.lock"])
+def test_a_lock_file_a_crashed_git_left_is_refused_before_any_stage_runs(project, lock):
+    (project.path / lock).write_text("")
+
+    run = project.inv("metrics")
+
+    assert_one_line_error(
+        run, "guards failed", f"git's lock file {lock}", "ps aux | grep git", f"rm {lock}"
+    )
+    assert project.stages_run() == []
+    assert (project.path / lock).exists()  # never removed for the user: a git may run
+
+
+def a_signer(project, tmp_path, body):
+    signer = tmp_path / "signer"
+    signer.write_text("#!/bin/sh\n" + body)
+    signer.chmod(0o755)
+    project.git("config", "commit.gpgsign", "true")
+    project.git("config", "gpg.program", str(signer))
+
+
+@pytest.mark.parametrize("signer", ["false", "a script that exits 1"])
+def test_a_signer_that_cannot_sign_is_refused_before_any_stage_runs(project, tmp_path, signer):
+    if signer == "false":
+        project.git("config", "commit.gpgsign", "true")
+        project.git("config", "gpg.program", "false")
+    else:
+        a_signer(project, tmp_path, "cat > /dev/null; echo 'no secret key' >&2; exit 1\n")
+    refs = project.git("for-each-ref")
+
+    run = project.inv("metrics")
+
+    assert_one_line_error(run, "guards failed", "commit.gpgsign", "gpg failed to sign the data")
+    assert project.stages_run() == []
+    assert project.git("for-each-ref") == refs  # the probe's commit is on no ref
+    assert "signing probe" not in project.sh("git log --all --format=%s")
+
+
+# git checks that the signer said it made a signature ("[GNUPG:] SIG_CREATED").
+SIGNS_UNTIL_A_STAGE_RAN = """\
+cat > /dev/null
+if [ -s "$SANDBOX_TRACE" ]; then exit 1; fi
+printf -- '-----BEGIN PGP SIGNATURE-----\\n\\nZmFrZQ==\\n-----END PGP SIGNATURE-----\\n'
+printf '\\n[GNUPG:] SIG_CREATED D 1 8 00 0 0 FAKE\\n' >&2
+"""
+
+
+def test_a_signer_that_fails_at_the_commit_is_told_in_gits_words(project, tmp_path):
+    a_signer(project, tmp_path, SIGNS_UNTIL_A_STAGE_RAN)
+    head, origin = project.git("rev-parse", "HEAD"), project.origin_log()
+
+    run = project.inv("metrics")
+
+    line = assert_one_line_error(run, "commit failed", "gpg failed to sign the data")
+    assert "inv publish --pipeline metrics" in line
+    assert project.stages_run() == ["predict", "evaluate"]
+    assert project.git("rev-parse", "HEAD") == head
+    assert project.git("diff", "--cached", "--name-only") == ""  # nothing left staged
+    assert project.origin_log() == origin
+
+
+def test_a_hooks_path_that_is_not_a_folder_is_refused_and_a_skipped_hook_is_a_warning(project):
+    project.git("config", "core.hooksPath", "team-hooks")
+
+    refused = project.inv("metrics")
+
+    assert_one_line_error(refused, "guards failed", "core.hooksPath is 'team-hooks'")
+    assert project.stages_run() == []
+    project.git("config", "--unset", "core.hooksPath")
+    (project.path / ".git" / "hooks" / "pre-commit").write_text("#!/bin/sh\nexit 0\n")
+
+    run = project.inv("metrics")
+
+    assert run.returncode == 0, run.output
+    assert "the pre-commit hook .git/hooks/pre-commit is not executable" in run.output

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from helpers import (
@@ -424,3 +425,101 @@ def test_stop_of_a_run_that_dies_without_a_word_ends_it_cancelled(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+FILLS_THE_DISK = """\
+try:
+    with open("filler", "wb") as filler:  # until the disk is full
+        while True:
+            filler.write(b"\\0" * 65536)
+except OSError as exc:
+    raise SystemExit(f"predict: {exc}")  # [Errno 28] No space left on device
+"""
+
+
+def test_a_stage_that_fills_the_disk_is_one_story_told_once(small_disk):
+    project = small_disk
+    predict = project.path / "metrics" / "predict.py"
+    predict.write_text(
+        predict.read_text().replace('trace("predict")\n', 'trace("predict")\n' + FILLS_THE_DISK, 1)
+    )
+    project.git("commit", "-qam", "Predict writes until the disk is full")
+
+    run = project.inv("metrics")
+
+    line = assert_one_line_error(run, "repro failed", "No space left on device")
+    assert line.endswith("then run: inv metrics")
+    assert "cannot write run records" not in run.output and "warning" not in run.output.lower()
+    folder = project.path / ".dvc" / "tmp" / "dvc-invoke"
+    assert list(folder.glob("*.tmp")) == []  # no half-written record behind
+    (record,) = records(project)
+    assert (record["status"], record["step"]) == ("failed", "repro")
+    assert "No space left on device" in record["reason"]
+    status = project.inv("repro.status")
+    assert status.returncode == 0, status.output
+    assert "lost" not in status.output  # no second story
+    assert [r["status"] for r in records(project)] == ["failed"]
+
+
+# The pre-push hook holds the run's push, once its commit is made, until the fifo is written.
+HOLDS_THE_PUSH = """\
+#!/bin/sh
+if [ -n "$HOLD_PUSH" ] && [ "$(git log -1 --format=%s)" = "[DVC] Update training" ]; then
+  touch "$HOLD_PUSH.reached"
+  cat "$HOLD_PUSH" > /dev/null
+fi
+"""
+
+
+def test_a_run_killed_between_its_commit_and_its_push_is_lost_committed_and_publish_finishes_it(
+    project, tmp_path
+):
+    train = project.path / "training" / "train.py"
+    train.write_text(train.read_text() + "# tuned\n")
+    project.git("commit", "-qam", "Tune training")  # a change, so the run commits
+    origin = project.origin_log()
+    hold = tmp_path / "hold"
+    os.mkfifo(hold)
+    hook = project.path / ".git" / "hooks" / "pre-push"
+    hook.write_text(HOLDS_THE_PUSH)
+    hook.chmod(0o755)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "repro", "--pipeline", "training"],
+        cwd=project.path,
+        env={**os.environ, **project.env, "HOLD_PUSH": str(hold)},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: Path(f"{hold}.reached").exists(), 120, "the run's git push")
+        assert project.git("log", "-1", "--format=%s") == "[DVC] Update training"
+        run_id = latest(project)["id"]
+        proc.kill()  # the OOM killer: between the commit and the push
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+    status = project.inv("repro.status")
+
+    assert status.returncode == 0, status.output
+    record = latest(project)
+    assert (record["id"], record["status"]) == (run_id, "lost")
+    assert (record["committed"], record["git_pushed"]) == (True, False)
+    assert record["commit_after"] == project.git("rev-parse", "HEAD")
+    assert record["resume"] == "inv publish --pipeline training"
+    assert "then run: inv publish --pipeline training" in status.output
+    assert marked_processes(run_id) == []  # the held push and its hook are stopped
+    assert project.origin_log() == origin  # nothing reached git
+
+    done = project.inv("publish", "--pipeline", "training")
+
+    assert done.returncode == 0, done.output
+    assert project.origin_log()[:2] == ["[DVC] Update training", "Tune training"]
+    finished = latest(project)
+    assert (finished["id"], finished["status"]) == (run_id, "succeeded")
+    assert finished["published_by"] == "inv publish --pipeline training"
+    mate = project.clone("teammate")  # pulls the run's model, finds training up to date
+    mate.sh("dvc pull -q training/dvc.yaml dataset/train.csv.dvc")
+    assert "Data and pipelines are up to date" in mate.sh("dvc status training/dvc.yaml")

@@ -9,13 +9,19 @@ from helpers import assert_one_line_error
 from invoke import Config, Context
 
 from dvc_invoke.errors import DvcInvokeError
-from dvc_invoke.settings import Settings, SlackOptions, settings
+from dvc_invoke.settings import Settings, SlackOptions, Timeouts, settings
 
 
 def test_defaults_and_a_partial_slack_mapping_merge():
     s = settings(Context(Config(overrides={"dvc_invoke": {"slack": {"timeout": 1}}})))
     assert s.slack == SlackOptions(timeout=1.0, retries=2, max_retry_after=5.0)
     assert (s.echo, s.retries, s.retry_delay, s.dvc) == (True, 2, 2.0, "")
+    assert s.timeouts == Timeouts(commit=600.0, git_push=600.0, dvc_push=None)
+
+
+def test_a_time_limit_of_0_or_null_is_none():
+    given = {"timeouts": {"commit": 0, "git_push": None, "dvc_push": 3600}}
+    assert Settings.from_mapping(given).timeouts == Timeouts(None, None, 3600.0)
 
 
 @pytest.mark.parametrize(
@@ -34,6 +40,16 @@ def test_defaults_and_a_partial_slack_mapping_merge():
         ({"retires": 3}, "dvc_invoke.retires is not a setting (did you mean dvc_invoke.retries?)"),
         ({"echo": {"on": True}}, "dvc_invoke.echo must be a single value"),
         ({"slack": {"timeout": {"s": 5}}}, "dvc_invoke.slack.timeout must be a single value"),
+        (
+            {"timeouts": {"commit": "soon"}},
+            "dvc_invoke.timeouts.commit must be a number of seconds",
+        ),
+        (
+            {"timeouts": {"git_push": -1}},
+            "dvc_invoke.timeouts.git_push must be a number of seconds",
+        ),
+        ({"timeouts": {"comit": 3}}, "(did you mean dvc_invoke.timeouts.commit?)"),
+        ({"timeouts": 300}, "dvc_invoke.timeouts must be a mapping, not 300"),
     ],
 )
 def test_a_bad_value_names_its_key(given, error):
