@@ -19,7 +19,9 @@ Two project layouts, the two that real DVC projects use:
 The stage scripts append ``<stage>`` to the file named by ``$SANDBOX_TRACE``
 (when set), so a caller can tell exactly which stages ran, and in what order;
 ``$SANDBOX_SLOW=<stage>:<seconds>`` makes one stage take that long, and
-``$SANDBOX_FAIL=<stage>`` makes it fail halfway (its outputs half written).
+``$SANDBOX_FAIL=<stage>`` makes it fail halfway (its outputs half written);
+``$SANDBOX_PRINT=<stage>:<MiB>`` makes it print that much, a line per step
+(as training logs and progress bars do).
 """
 
 from __future__ import annotations
@@ -66,6 +68,15 @@ def trace(stage):
     if name == stage:
         print(f"{stage}: working for {seconds}s", flush=True)
         time.sleep(float(seconds))
+    # SANDBOX_PRINT=train:200 makes the train stage print 200 MiB, a line of 55 bytes a step.
+    name, _, mib = os.environ.get("SANDBOX_PRINT", "").partition(":")
+    if name == stage:
+        import sys
+
+        line = stage + " step {:08d} loss 0.{:012d} lr 0.001000 ok\\n"
+        for step in range(int(float(mib) * 1024 * 1024) // len(line.format(0, 0))):
+            sys.stdout.write(line.format(step, step))
+        sys.stdout.flush()
     if os.environ.get("SANDBOX_FAIL") == stage:
         raise SystemExit(f"{stage}: failed on purpose (SANDBOX_FAIL)")
 """
