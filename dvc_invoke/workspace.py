@@ -210,17 +210,27 @@ def push_rejected(output: str | None) -> bool:
     return "[rejected]" in text or "non-fast-forward" in text or "fetch first" in text
 
 
+_PREFIXES = ("ERROR: ", "fatal: ", "error: ")
+# Targets named on the lines after an error ending in a colon: this many, then "+N more".
+LISTED = 3
+
+
 def error_line(stderr: str) -> str | None:
     """The line in which git or dvc said why it failed, without its prefix.
 
     dvc ends with a summary ("failed to push data to the cloud - 1 files
     failed to upload") after the line that has the cause; the cause is kept.
+    An error ending in a colon ("Checkout failed for following targets:")
+    names its targets on the lines after it, then may ask a question ("Is
+    your cache up to date?"): the line keeps the first targets and the
+    question.
     """
     errors = []
-    for line in stderr.splitlines():
-        for prefix in ("ERROR: ", "fatal: ", "error: "):
+    lines = stderr.splitlines()
+    for i, line in enumerate(lines):
+        for prefix in _PREFIXES:
             if line.startswith(prefix):
-                errors.append(line[len(prefix) :].strip())
+                errors.append(_with_listed(line[len(prefix) :].strip(), lines[i + 1 :]))
     if not errors:
         return None
     last = errors[-1]
@@ -228,6 +238,27 @@ def error_line(stderr: str) -> str | None:
         cause = errors[-2].split(" - ", 1)[1].split(": '", 1)[0]
         return f"{last} ({cause})"
     return last
+
+
+def _with_listed(said: str, after: list[str]) -> str:
+    """``said``, and when it ends in a colon, what it lists on the lines ``after`` it."""
+    if not said.endswith(":"):
+        return said
+    listed: list[str] = []
+    question = ""
+    for line in after:
+        item = line.strip()
+        if not item or item.startswith("<") or line.startswith(_PREFIXES + ("WARNING: ",)):
+            break  # a blank line, DVC's link to its docs, the next message
+        if item.endswith(("?", ".")):  # advice after the list: a question is kept
+            question = item if item.endswith("?") else ""
+            break
+        listed.append(item)
+    if not listed:
+        return said
+    more = f", +{len(listed) - LISTED} more" if len(listed) > LISTED else ""
+    text = f"{said} {', '.join(listed[:LISTED])}{more}"
+    return f"{text} ({question})" if question else text
 
 
 @dataclass
