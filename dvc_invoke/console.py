@@ -136,11 +136,16 @@ def _gone(stream: Any, exc: BaseException, console: bool) -> None:
             os.close(null)
         why = os.strerror(exc.errno) if isinstance(exc, OSError) and exc.errno else "closed"
         name = "stderr" if any(stream is s for s in (sys.stderr, sys.__stderr__)) else "stdout"
+        _said.append(f"! the console's {name} went away ({why}): the run goes on, written here")
         for log in _log_consoles:
-            log.print(f"! the console's {name} went away ({why}): the run goes on, written here")
+            log.print(_said[-1])
     # What the stream still holds is dropped with what follows.
     with contextlib.suppress(OSError, ValueError):
         stream.flush()
+
+
+# That the console went away, said again at the start of a run's log (`log_to`).
+_said: list[str] = []
 
 
 def _is_null(fd: int) -> bool:
@@ -170,6 +175,8 @@ def log_to(handle: IO[str]) -> Iterator[None]:
 
     log: Any = _Stream("log", handle, console=False)
     _log_consoles.append(Console(file=log, highlight=False, soft_wrap=True, no_color=True))
+    for said in _said:
+        _log_consoles[-1].print(said)
     try:
         yield
     finally:
