@@ -1,6 +1,6 @@
 """dvc-invoke against the hand-written ritual, side by side, in one run.
 
-    python bench/bench.py [--quick] [--runs N] [--json PATH] [--cases 1,2,3,4,5,6,7,8]
+    python bench/bench.py [--quick] [--runs N] [--json PATH] [--cases 1,2,3,4,5,6,7,8,9]
 
 Every case runs its contenders alternately on generated projects (real git,
 real dvc, a bare origin and a local DVC remote in a temporary folder), and
@@ -415,6 +415,77 @@ def case_same_commands(tmp: Path, runs: int) -> Case:
     return case
 
 
+# Runs a command with its output to a pipe drained at once (a terminal that keeps
+# up): what the stage prints costs the same for both contenders downstream.
+_DRAINED = """\
+import os, subprocess, sys
+proc = subprocess.Popen(sys.argv[1:], stdin=subprocess.DEVNULL,
+                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+while os.read(proc.stdout.fileno(), 1 << 20):
+    pass
+sys.exit(proc.wait())
+"""
+
+# `inv ARGS`, then the flow's own peak RSS (KiB: its process alone) written to a file.
+_FLOW_RSS = """\
+import atexit, resource, sys
+where = sys.argv.pop(1)
+atexit.register(lambda: open(where, "w").write(
+    str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)))
+from invoke.main import program
+program.run(["inv", *sys.argv[1:]])
+"""
+
+
+def case_loud_stage(tmp: Path, runs: int, mib: int, template: sandbox.Sandbox) -> Case:
+    """A stage that prints ``mib`` MiB (a line per step, as a training logs):
+    ``inv repro`` against plain ``dvc repro``, both to a drained pipe; and what
+    the output costs the flow in memory (its peak against a quiet stage's)."""
+    case = Case(
+        f"9. a stage printing {mib} MiB: inv repro vs dvc repro",
+        ["inv repro", "dvc repro"],
+        target="ratio <= 1.10; extra RSS <= 100 MiB",
+        ratio_max=1.10,
+    )
+    sb = fresh_copy(template, tmp / "loud")
+    rss = tmp / "loud-rss"
+    flow = [PY, "-c", _FLOW_RSS, str(rss), "repro", "--pipeline", "training", "--force"]
+    commands = {
+        "inv repro": [*flow, "--skip", "slack"],
+        "dvc repro": [PY, "-m", "dvc", "repro", "--force", "training/dvc.yaml"],
+    }
+
+    def peak(printed: float) -> float:
+        ENV["SANDBOX_PRINT"] = f"train:{printed}"
+        try:
+            run([PY, "-c", _DRAINED, *commands["inv repro"]], sb.project)
+        finally:
+            del ENV["SANDBOX_PRINT"]
+        return int(rss.read_text()) / 1024
+
+    quiet = peak(0.01)  # untimed: the flow's own memory, with nothing printed
+    case.times = {c: [] for c in case.contenders}
+    loud = []
+    ENV["SANDBOX_PRINT"] = f"train:{mib}"
+    try:
+        for i in range(runs):
+            for who in alternate(case.contenders, i):
+                seconds = run([PY, "-c", _DRAINED, *commands[who]], sb.project)
+                case.times[who].append(seconds)
+                if who == "inv repro":
+                    loud.append(int(rss.read_text()) / 1024)
+    finally:
+        del ENV["SANDBOX_PRINT"]
+    extra = statistics.median(loud) - quiet
+    case.extra = {
+        "flow peak RSS, quiet stage (MiB)": round(quiet, 1),
+        f"flow peak RSS, {mib} MiB printed (MiB)": round(statistics.median(loud), 1),
+        "extra peak RSS (MiB)": round(extra, 1),
+        "pass": case.ratio <= 1.10 and extra <= 100,
+    }
+    return case
+
+
 def _half_cache(source: Path, clone: Path) -> None:
     objects = sorted(p for p in (source / ".dvc" / "cache").rglob("*") if p.is_file())
     for path in objects[::2]:
@@ -583,7 +654,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small projects and data")
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--cases", default="1,2,3,4,5,6,7,8")
+    parser.add_argument("--cases", default="1,2,3,4,5,6,7,8,9")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--data-mib", type=int, default=1024)
     args = parser.parse_args(argv)
@@ -608,6 +679,8 @@ def main(argv: list[str] | None = None) -> int:
             cases.append(case_fresh_clone(tmp, runs))
         if 8 in wanted:
             cases.append(case_same_commands(tmp, runs))
+        if 9 in wanted:
+            cases.append(case_loud_stage(tmp, runs, 20 if args.quick else 200, template))
         if 5 in wanted:
             cases.append(
                 case_data(tmp, runs if not args.quick else 1, 32 if args.quick else args.data_mib)

@@ -1,11 +1,159 @@
-"""What a run tells the person at the terminal (or the log of a detached run)."""
+"""What a run tells the person at the terminal (or the log of a detached run).
+
+Printing never decides a run's outcome. What the terminal's encoding cannot
+write is replaced (the marks by ASCII ones: ``OK``, ``X``, ``>>``), and a
+console that went away (a closed pipe, ``inv train | head``; a terminal that
+hung up) is no longer written to: its file descriptor is pointed at
+``/dev/null``, and the run's log, which keeps everything, says so once.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
+import os
+import sys
 from collections.abc import Iterator
 from typing import IO, Any
+
+# A console that went away: EPIPE (its reader ended), EIO (its terminal hung up).
+_GONE = (errno.EPIPE, errno.EIO, errno.ENXIO, errno.EBADF)
+
+
+class _Stream:
+    """A stream written through `write`: never raising for what it cannot take.
+
+    A console stream is ``sys.stdout`` or ``sys.stderr`` as it is at each
+    write (a test may swap it), or as it was when `terminal` was called (what
+    DVC prints while it runs in this process goes through its own streams
+    there); any other (a run's log) only has what its encoding cannot write
+    replaced."""
+
+    def __init__(self, name: str, handle: IO[str] | None = None, *, console: bool = True):
+        self.name, self.handle, self.console = name, handle, console
+
+    @property
+    def stream(self) -> IO[str]:
+        stream: IO[str] = self.handle if self.handle is not None else getattr(sys, self.name)
+        # NOTE: DVC's logger wraps the process's streams in colorama's, which
+        # off a terminal strips colour codes from every write with a regular
+        # expression: a stage's 200 MB took seconds more. What passes through
+        # here goes out as the stage wrote it, as from a plain `dvc repro`.
+        return getattr(stream, "_StreamWrapper__wrapped", stream)
+
+    def write(self, text: str) -> int:
+        _write(self.stream, text, self.console)
+        return len(text)
+
+    def flush(self) -> None:
+        _flush(self.stream, self.console)
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self.stream, attr)
+
+
+stdout: Any = _Stream("stdout")
+stderr: Any = _Stream("stderr")
+
+
+def terminal(name: str) -> Any:
+    """``sys.stdout`` or ``sys.stderr`` (``name``) as it is now, as a console stream."""
+    return _Stream(name, getattr(sys, name))
+
+
+# The marks, and what stands for them where the console cannot write them.
+_ASCII = {"✔": "OK", "✘": "X", "»": ">>", "·": "-", "…": "..."}
+
+
+def _encodable(text: str, stream: Any) -> str:
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+    try:
+        text.encode(encoding)
+        return text
+    except (UnicodeEncodeError, LookupError):
+        pass
+    for mark, plain in _ASCII.items():
+        try:
+            mark.encode(encoding)
+        except (UnicodeEncodeError, LookupError):
+            text = text.replace(mark, plain)
+    try:
+        return text.encode(encoding, "replace").decode(encoding)
+    except LookupError:
+        return text.encode("ascii", "replace").decode("ascii")
+
+
+def write(stream: Any, text: str) -> None:
+    """Write ``text`` to ``stream``, replacing what its encoding cannot write;
+    the process's stdout or stderr, gone away, is left alone from then on."""
+    _write(stream, text, _is_console(stream))
+
+
+def flush(stream: Any) -> None:
+    _flush(stream, _is_console(stream))
+
+
+def _is_console(stream: Any) -> bool:
+    return any(stream is s for s in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__))
+
+
+def _write(stream: Any, text: str, console: bool) -> None:
+    if not text:
+        return
+    try:
+        try:
+            stream.write(text)
+        except UnicodeEncodeError:
+            stream.write(_encodable(text, stream))
+    except (OSError, ValueError) as exc:
+        _gone(stream, exc, console)
+
+
+def _flush(stream: Any, console: bool) -> None:
+    try:
+        stream.flush()
+    except (OSError, ValueError) as exc:
+        _gone(stream, exc, console)
+
+
+def _gone(stream: Any, exc: BaseException, console: bool) -> None:
+    """A console stream that can no longer be written: what follows goes to
+    ``/dev/null`` (the run's log has it); any other stream's error is raised."""
+    if not console or isinstance(exc, UnicodeError):
+        raise exc
+    if isinstance(exc, OSError) and exc.errno not in _GONE:
+        raise exc
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError, AttributeError):
+        fd = None
+    if fd is not None and not _is_null(fd):
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, fd)
+        finally:
+            os.close(null)
+        why = os.strerror(exc.errno) if isinstance(exc, OSError) and exc.errno else "closed"
+        name = "stderr" if any(stream is s for s in (sys.stderr, sys.__stderr__)) else "stdout"
+        _said.append(f"! the console's {name} went away ({why}): the run goes on, written here")
+        for log in _log_consoles:
+            log.print(_said[-1])
+    # What the stream still holds is dropped with what follows.
+    with contextlib.suppress(OSError, ValueError):
+        stream.flush()
+
+
+# That the console went away, said again at the start of a run's log (`log_to`).
+_said: list[str] = []
+
+
+def _is_null(fd: int) -> bool:
+    try:
+        here, null = os.fstat(fd), os.stat(os.devnull)
+    except OSError:
+        return False
+    return (here.st_dev, here.st_ino) == (null.st_dev, null.st_ino)
 
 
 @functools.cache
@@ -14,7 +162,7 @@ def _console() -> Any:
     # `inv --list` never pays for it.
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=True)
+    return Console(file=stdout, highlight=False, soft_wrap=True)
 
 
 _log_consoles: list[Any] = []
@@ -25,7 +173,10 @@ def log_to(handle: IO[str]) -> Iterator[None]:
     """Also write what the console shows to ``handle`` (a run's log), without colour."""
     from rich.console import Console
 
-    _log_consoles.append(Console(file=handle, highlight=False, soft_wrap=True, no_color=True))
+    log: Any = _Stream("log", handle, console=False)
+    _log_consoles.append(Console(file=log, highlight=False, soft_wrap=True, no_color=True))
+    for said in _said:
+        _log_consoles[-1].print(said)
     try:
         yield
     finally:
@@ -33,9 +184,9 @@ def log_to(handle: IO[str]) -> Iterator[None]:
 
 
 def _print(markup: str) -> None:
-    _console().print(markup)
     for log in _log_consoles:
         log.print(markup)
+    _console().print(markup)
 
 
 def step(pipeline: str, name: str, detail: str = "") -> None:
@@ -77,5 +228,5 @@ def table(headers: list[str], rows: list[list[str]]) -> None:
         # Off a terminal (a log, a pipe) rich assumes 80 columns: give run ids room.
         from rich.console import Console
 
-        out = Console(highlight=False, width=160)
+        out = Console(file=stdout, highlight=False, width=160)
     out.print(t)

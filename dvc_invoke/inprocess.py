@@ -27,7 +27,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from invoke.runners import Runner
+from .output import Streaming, Tail
 
 # Set while DVC runs here: an interrupt is raised into it (`interrupts`).
 _running = False
@@ -51,8 +51,10 @@ def argv(command: str, dvc: str) -> list[str] | None:
 
 
 class _Output(io.TextIOBase):
-    """DVC's stdout or stderr while it runs here: kept for the result, and
-    written at once to the stream ``c.run`` was given (unless hidden)."""
+    """DVC's stdout or stderr while it runs here: kept for the result (the end
+    of it, `output.Tail`, when shown), and written at once to the stream
+    ``c.run`` was given (unless hidden; a terminal that went away or cannot
+    encode a character is `console.write`'s to handle)."""
 
     def __init__(self, runner: DvcRunner, kept: list[str], stream: Any, hidden: bool):
         self.runner, self.kept, self.stream, self.hidden = runner, kept, stream, hidden
@@ -60,10 +62,7 @@ class _Output(io.TextIOBase):
     def write(self, text: str) -> int:
         self.kept.append(text)
         if not self.hidden:
-            try:
-                self.runner.write_our_output(self.stream, text)
-            except (BrokenPipeError, ValueError):  # a closed terminal: kept, not shown
-                self.hidden = True
+            self.runner.write_our_output(self.stream, text)
         return len(text)
 
     def isatty(self) -> bool:
@@ -77,7 +76,7 @@ class _Output(io.TextIOBase):
         return True
 
 
-class DvcRunner(Runner):
+class DvcRunner(Streaming):
     """An invoke runner for ``dvc`` command lines: ``dvc.cli.main`` in this process."""
 
     def __init__(self, context: Any, args: list[str], cwd: str | None = None):
@@ -90,6 +89,9 @@ class DvcRunner(Runner):
     def start(self, command: str, shell: str, env: dict[str, Any]) -> None:
         global _running
         hide = self.opts["hide"] or ()
+        # What is shown is kept as its end; what is hidden, whole, for the caller.
+        self._out = self._out if "stdout" in hide else Tail()
+        self._err = self._err if "stderr" in hide else Tail()
         out = _Output(self, self._out, self.streams["out"], "stdout" in hide)
         err = _Output(self, self._err, self.streams["err"], "stderr" in hide)
         from dvc.cli import main

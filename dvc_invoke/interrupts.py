@@ -7,6 +7,13 @@ in this process, raises the interrupt DVC catches). Either way dvc stops the
 way it does on Ctrl-C (locks released, the workspace as after an
 interrupted repro), and the run records ``cancelled`` instead of a failure
 of whatever command was running. A second Ctrl-C stops at once.
+
+A hangup (SIGHUP: the terminal closed, the ssh session dropped) is not a
+stop: a run asked for nothing but to be watched there. While it runs,
+SIGHUP is ignored, by the run and by every command it starts (an ignored
+signal stays ignored across ``exec``: dvc, the stage's training), as
+``nohup`` would; its console output stops (`console`) and its log, record
+and Slack messages go on. To stop it: Ctrl-C, or ``inv repro.cancel``.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ class Interrupts:
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGINT, signal.SIGTERM):
                 self._saved[signum] = signal.signal(signum, self._handle)
+            self._saved[signal.SIGHUP] = signal.signal(signal.SIGHUP, signal.SIG_IGN)
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -19,7 +19,9 @@ Two project layouts, the two that real DVC projects use:
 The stage scripts append ``<stage>`` to the file named by ``$SANDBOX_TRACE``
 (when set), so a caller can tell exactly which stages ran, and in what order;
 ``$SANDBOX_SLOW=<stage>:<seconds>`` makes one stage take that long,
-``$SANDBOX_WAIT=<stage>:<path>`` makes it wait until ``path`` exists, and
+``$SANDBOX_WAIT=<stage>:<path>`` makes it wait until ``path`` exists,
+``$SANDBOX_PRINT=<stage>:<MiB>`` makes it print that much, a line per step
+(as training logs and progress bars do), and
 ``$SANDBOX_FAIL=<stage>`` makes it fail halfway (its outputs half written).
 """
 
@@ -73,6 +75,15 @@ def trace(stage):
         print(f"{stage}: waiting for {path}", flush=True)
         while not os.path.exists(path):
             time.sleep(0.1)
+    # SANDBOX_PRINT=train:200 makes the train stage print 200 MiB, a line of 55 bytes a step.
+    name, _, mib = os.environ.get("SANDBOX_PRINT", "").partition(":")
+    if name == stage:
+        import sys
+
+        line = stage + " step {:08d} loss 0.{:012d} lr 0.001000 ok\\n"
+        for step in range(int(float(mib) * 1024 * 1024) // len(line.format(0, 0))):
+            sys.stdout.write(line.format(step, step))
+        sys.stdout.flush()
     if os.environ.get("SANDBOX_FAIL") == stage:
         raise SystemExit(f"{stage}: failed on purpose (SANDBOX_FAIL)")
 """

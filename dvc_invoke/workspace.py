@@ -32,19 +32,21 @@ def quote_all(words: Iterable[str]) -> str:
 
 
 class Tee:
-    """A stream that writes to the terminal and to a run's log."""
+    """A stream that writes to the terminal and to a run's log: a terminal that
+    went away, or whose encoding cannot take a character, leaves the log whole
+    (`console.write`)."""
 
     def __init__(self, *streams: IO[str]):
         self.streams = streams
 
     def write(self, data: str) -> int:
         for stream in self.streams:
-            stream.write(data)
+            console.write(stream, data)
         return len(data)
 
     def flush(self) -> None:
         for stream in self.streams:
-            stream.flush()
+            console.flush(stream)
 
 
 def _dvc_is_ours(word: str) -> bool:
@@ -78,12 +80,25 @@ DVC_HINTS = (
 )
 
 
+# What starts DVC's hints, and the lines that follow those (only after them).
+_LEADS = (DVC_HINTS[0], DVC_HINTS[2], DVC_HINTS[4])
+# A whole line that is one of DVC's hints, or blank (held: dropped if a hint follows).
+_HINT_OR_BLANK = re.compile(
+    r"^(?:(?P<lead>(?:" + "|".join(map(re.escape, _LEADS)) + r")[^\n]*)"
+    r"|(?P<follow>(?:" + "|".join(map(re.escape, (DVC_HINTS[1], DVC_HINTS[3]))) + r")[^\n]*)"
+    r"|[^\S\n]*)\n",
+    re.MULTILINE,
+)
+
+
 class WithoutHints:
     """A stream passing ``dvc repro``'s output through, less DVC's hints and
     the blank lines around them. Written in chunks, not lines: only the start
     of a line that may still become a hint, and blank lines, are held back
-    (a stage's progress bar, ending in ``\r``, is never held); `finish`
-    writes what is held once the command ended."""
+    (a stage's progress bar, ending in ``\r``, is never held). Lines with no
+    hint among them (a stage's output: hundreds of MB of a training's log)
+    pass at once, in one write. `finish` writes what is held once the
+    command ended."""
 
     def __init__(self, stream: IO[str]):
         self.stream = stream
@@ -94,29 +109,54 @@ class WithoutHints:
 
     def write(self, data: str) -> int:
         text, self.partial = self.partial + data, ""
-        out = []
-        while text:
+        out: list[str] = []
+        if self.mid_line:
             end = text.find("\n")
-            line, text = (text, "") if end < 0 else (text[:end], text[end + 1 :])
-            if self.mid_line:
-                out.append(line + ("\n" if end >= 0 else ""))
-                self.mid_line = end < 0
-            elif end < 0:
-                if line.startswith(DVC_HINTS) or any(h.startswith(line) for h in DVC_HINTS):
-                    self.partial = line
-                else:
-                    out.append(self._held() + line)
-                    self.mid_line, self.after_hint = True, False
-            elif line.startswith(DVC_HINTS):
-                self.blanks, self.after_hint = "", True
-            elif not line.strip():
-                self.blanks += "" if self.after_hint else line + "\n"
-            else:
-                out.append(self._held() + line + "\n")
-                self.after_hint = False
+            if end < 0:
+                self.stream.write(text)
+                return len(data)
+            out.append(text[: end + 1])
+            text, self.mid_line = text[end + 1 :], False
+        if not self.after_hint and not any(lead in text for lead in _LEADS):
+            # No hint starts here: every line passes, but for the blank lines
+            # at the end (a hint may follow) and a last line not yet whole.
+            last = text.rfind("\n") + 1
+            cut = len(text[:last].rstrip())
+            cut = text.find("\n", cut) + 1 if cut else 0
+            if cut:
+                out.append(self._held() + text[:cut])
+                text = text[cut:]
+        self._filter(text, out)
         if out:
             self.stream.write("".join(out))
         return len(data)
+
+    def _filter(self, text: str, out: list[str]) -> None:
+        last = text.rfind("\n") + 1
+        whole, rest = text[:last], text[last:]
+        at = 0
+        for match in _HINT_OR_BLANK.finditer(whole):
+            hint = match.group("lead") is not None
+            hint = hint or (match.group("follow") is not None and self.after_hint)
+            if not hint and match.group().strip():  # a line like a hint, in a stage's output
+                continue
+            if match.start() > at:  # ordinary lines, written through
+                out.append(self._held() + whole[at : match.start()])
+                self.after_hint = False
+            if hint:
+                self.blanks, self.after_hint = "", True
+            elif not self.after_hint:
+                self.blanks += match.group()
+            at = match.end()
+        if at < len(whole):
+            out.append(self._held() + whole[at:])
+            self.after_hint = False
+        if rest:
+            if rest.startswith(DVC_HINTS) or any(h.startswith(rest) for h in DVC_HINTS):
+                self.partial = rest
+            else:
+                out.append(self._held() + rest)
+                self.mid_line, self.after_hint = True, False
 
     def _held(self) -> str:
         blanks, self.blanks = self.blanks, ""
@@ -170,17 +210,27 @@ def push_rejected(output: str | None) -> bool:
     return "[rejected]" in text or "non-fast-forward" in text or "fetch first" in text
 
 
+_PREFIXES = ("ERROR: ", "fatal: ", "error: ")
+# Targets named on the lines after an error ending in a colon: this many, then "+N more".
+LISTED = 3
+
+
 def error_line(stderr: str) -> str | None:
     """The line in which git or dvc said why it failed, without its prefix.
 
     dvc ends with a summary ("failed to push data to the cloud - 1 files
     failed to upload") after the line that has the cause; the cause is kept.
+    An error ending in a colon ("Checkout failed for following targets:")
+    names its targets on the lines after it, then may ask a question ("Is
+    your cache up to date?"): the line keeps the first targets and the
+    question.
     """
     errors = []
-    for line in stderr.splitlines():
-        for prefix in ("ERROR: ", "fatal: ", "error: "):
+    lines = stderr.splitlines()
+    for i, line in enumerate(lines):
+        for prefix in _PREFIXES:
             if line.startswith(prefix):
-                errors.append(line[len(prefix) :].strip())
+                errors.append(_with_listed(line[len(prefix) :].strip(), lines[i + 1 :]))
     if not errors:
         return None
     last = errors[-1]
@@ -188,6 +238,27 @@ def error_line(stderr: str) -> str | None:
         cause = errors[-2].split(" - ", 1)[1].split(": '", 1)[0]
         return f"{last} ({cause})"
     return last
+
+
+def _with_listed(said: str, after: list[str]) -> str:
+    """``said``, and when it ends in a colon, what it lists on the lines ``after`` it."""
+    if not said.endswith(":"):
+        return said
+    listed: list[str] = []
+    question = ""
+    for line in after:
+        item = line.strip()
+        if not item or item.startswith("<") or line.startswith(_PREFIXES + ("WARNING: ",)):
+            break  # a blank line, DVC's link to its docs, the next message
+        if item.endswith(("?", ".")):  # advice after the list: a question is kept
+            question = item if item.endswith("?") else ""
+            break
+        listed.append(item)
+    if not listed:
+        return said
+    more = f", +{len(listed) - LISTED} more" if len(listed) > LISTED else ""
+    text = f"{said} {', '.join(listed[:LISTED])}{more}"
+    return f"{text} ({question})" if question else text
 
 
 @dataclass
@@ -281,7 +352,17 @@ class Workspace:
         this process (`inprocess.DvcRunner`: the same echo, ``--dry`` and result)."""
         args = self._dvc_args(cmd) if in_process else None
         if args is None:
-            return self.c.run(self._cmd(cmd), **kwargs)
+            from invoke.context import MockContext
+
+            if isinstance(self.c, MockContext):
+                return self.c.run(self._cmd(cmd), **kwargs)
+            # invoke's configured runner, passing on what it prints as it comes
+            # and keeping its end (`output.Streaming`); invoke's own injection
+            # point for a runner (`Context._run`, as Fabric uses it).
+            from .output import streaming
+
+            runner = streaming(self.c.config.runners.local)(self.c)
+            return self.c._run(runner, self._cmd(cmd), **kwargs)
         from .inprocess import DvcRunner
 
         return DvcRunner(self.c, args, cwd=str(self.root)).run(self._cmd(cmd), **kwargs)
@@ -374,8 +455,8 @@ class Workspace:
 
             graph.touched()
         echo = settings(self.c).echo or bool(self.c.config.run.echo)
-        out: Any = sys.stdout
-        err: Any = sys.stderr
+        out: Any = console.terminal("stdout")
+        err: Any = console.terminal("stderr")
         if self.log is not None:
             # A foreground run: what the terminal shows goes to the run's log too.
             if echo:

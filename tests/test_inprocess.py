@@ -4,6 +4,7 @@ c.run sends it, the streams put back after, and Ctrl-C stopping DVC."""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -16,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from invoke import Config, Context
 
-from dvc_invoke import inprocess
+from dvc_invoke import console, inprocess
 from dvc_invoke.errors import Cancelled, DvcInvokeError
 from dvc_invoke.interrupts import Interrupts
 from dvc_invoke.workspace import Workspace
@@ -176,20 +177,25 @@ def test_an_environment_for_commands_runs_dvc_as_a_process(canonical, monkeypatc
     assert calls == []
 
 
-def test_a_closed_terminal_loses_dvcs_output_not_the_result():
-    class Closed:
-        def write(self, text):
-            raise BrokenPipeError
-
-        def flush(self):
-            pass
-
-    class Runner:
-        def write_our_output(self, stream, text):
-            stream.write(text)
+def test_a_closed_terminal_loses_dvcs_output_not_the_result(monkeypatch):
+    # stdout is a pipe whose reader is gone (`inv ... | head -1`, `less` quit).
+    read, write = os.pipe()
+    os.close(read)
+    closed = os.fdopen(write, "w")
+    monkeypatch.setattr(sys, "stdout", closed)
+    log = io.StringIO()
 
     kept: list[str] = []
-    out = inprocess._Output(Runner(), kept, Closed(), hidden=False)
-    out.write("12 files fetched\n")
-    out.write("and 9 files added\n")
+    with console.log_to(log):
+        runner = inprocess.DvcRunner(Context(), ["status"])
+        out = inprocess._Output(runner, kept, console.terminal("stdout"), hidden=False)
+        out.write("12 files fetched\n")
+        out.write("and 9 files added\n")
+
     assert kept == ["12 files fetched\n", "and 9 files added\n"]
+    # The pipe's descriptor now writes nowhere; the log says the console went away.
+    closed.write("more\n")
+    closed.flush()
+    assert log.getvalue() == (
+        "! the console's stdout went away (Broken pipe): the run goes on, written here\n"
+    )
