@@ -89,7 +89,7 @@ def _stopping_tree(base: type) -> type:
 
         def kill(self) -> None:
             self._stopped = True  # before the command ends, as invoke's timer would say
-            pid = self.get_pid()
+            pid = _pid_of(self)
             if pid is not None:
                 stop_tree(pid)
             super().kill()
@@ -99,6 +99,17 @@ def _stopping_tree(base: type) -> type:
             return self._stopped or bool(super().timed_out)
 
     return StoppingTree
+
+
+def _pid_of(runner: Any) -> int | None:
+    """The process a runner started: ``get_pid`` in invoke 3, its attributes in 2."""
+    get = getattr(runner, "get_pid", None)
+    if get is not None:
+        pid: int | None = get()
+        return pid
+    if getattr(runner, "using_pty", False):
+        return getattr(runner, "pid", None)
+    return getattr(getattr(runner, "process", None), "pid", None)
 
 
 def stop_tree(pid: int, grace: float = GRACE) -> None:
