@@ -187,7 +187,7 @@ class Remote:
     def _missing(self, module: str) -> str:
         return (
             f"host {self.host.name}: {self.host.python} has no {module}:"
-            f" install dvc-invoke there (pip install dvc-invoke), or set"
+            f" install dvc-invoke there (pip install from a clone of it, or its wheel), or set"
             f" dvc_invoke.hosts.{self.host.name}.python to the Python that has it"
         )
 
