@@ -24,8 +24,16 @@ def main(argv: list[str] | None = None) -> int:
         from .runs import main as settle
 
         return settle(args)
+    if args[:1] in (["-V"], ["--version"]):
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            print(f"dvc-invoke {version('dvc-invoke')}")
+        except PackageNotFoundError:  # run from a checkout that was never installed
+            print("dvc-invoke (not installed)")
+        return 0
     usage = (
-        "usage: dvc-invoke demo [--dir DIR] | init [--dir DIR]\n"
+        "usage: dvc-invoke demo [--dir DIR] | init [--dir DIR] | --version\n"
         "  demo  a sandbox project (git origin, DVC remote), and the whole flow run in it\n"
         "  init  a tasks.py with a task per pipeline of this DVC project, and .env.example"
     )

@@ -131,6 +131,15 @@ def test_the_console_script_says_what_it_does(capsys):
     assert capsys.readouterr().err.startswith("usage: dvc-invoke")
 
 
+def test_the_console_script_says_its_version():
+    from importlib.metadata import version
+
+    run = subprocess.run([DVC_INVOKE, "--version"], capture_output=True, text=True)
+
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == f"dvc-invoke {version('dvc-invoke')}"
+
+
 def test_init_names_each_task_as_inv_list_shows_it(nested):
     (nested / "bigfoot_sightings").mkdir()
     (nested / "bigfoot_sightings" / "dvc.yaml").write_text(STAGE.format(name="count"))
