@@ -515,9 +515,40 @@ def _missing_but_fresh(root: Path, ordered: list[Any]) -> list[str]:
             stale |= {_relative(root, o.fs_path) for o in outs}
             continue
         for out in outs:
-            if out.use_cache and out.hash_info and not os.path.lexists(out.fs_path):
+            if not (out.use_cache and out.hash_info):
+                continue
+            if not os.path.lexists(out.fs_path) or _replaceable(out):
                 restore.append(_relative(root, out.fs_path))
     return collapse(restore)
+
+
+def _replaceable(out: Any) -> bool:
+    """Whether the workspace holds other data than the lock records for
+    ``out``, data DVC itself saved in the cache: what an earlier run or
+    checkout left, as after ``git pull`` of a teammate's run. Checking out
+    the recorded data then loses nothing (``dvc checkout`` replaces it
+    without asking, by the same rule); a copy DVC never saw, changed by
+    hand, is never replaced: ``dvc repro`` decides about it."""
+    from dvc.exceptions import DvcException
+
+    try:
+        current = out.get_hash()
+        if not current or not current.value or current == out.hash_info:
+            return False
+        return _in_cache(out.cache, current)
+    except (DvcException, OSError, ValueError):
+        return False
+
+
+def _in_cache(cache: Any, hash_info: Any) -> bool:
+    """Whether every file of ``hash_info``'s data is in ``cache`` (hashing a
+    folder writes its listing there, so the files are what tell)."""
+    if not hash_info.isdir:
+        return bool(cache.exists(hash_info.value))
+    from dvc_data.hashfile.tree import Tree
+
+    tree = Tree.load(cache, hash_info)
+    return all(cache.exists(entry.value) for _, _, entry in tree if entry is not None)
 
 
 def _metrics_not_cached(root: Path, ordered: list[Any], g: PipelineGraph) -> list[str]:

@@ -533,3 +533,44 @@ def test_a_dry_run_leaves_out_what_the_run_would_leave_out(canonical):
     assert "up to date, as DVC checks: prepare, featurize, train, evaluate" in run.stdout
     assert "dvc pull" not in run.stdout and "dvc repro" not in run.stdout
     assert canonical.stages_run() == []
+
+
+def test_a_teammates_published_run_pulled_with_git_is_restored_not_retrained(canonical):
+    """After `git pull` of a teammate's run, the workspace still holds this
+    machine's older outputs. DVC put them in the cache, so nothing is lost by
+    checking out the teammate's: the run restores them and trains nothing."""
+    (canonical.path / "invoke.yaml").write_text(
+        "dvc_invoke:\n  pipelines:\n    train:\n      gates: {}\n"
+    )
+    canonical.git("add", "invoke.yaml")
+    canonical.git("commit", "-qm", "No gate on this host")
+    canonical.sh("git push -q")
+    teammate = canonical.clone("teammate")
+    worse_model(teammate, bias="0.0001")
+    teammate.sh("git push -q")
+    assert teammate.inv("train").returncode == 0
+    canonical.sh("git pull -q")
+    canonical.trace_file.unlink()
+    origin = canonical.origin_log()
+
+    run = canonical.inv("train")
+
+    assert run.returncode == 0, run.output
+    assert canonical.stages_run() == []
+    assert "dvc pull --allow-missing" in run.stdout and "dvc.yaml:train" in run.stdout
+    assert canonical.origin_log() == origin
+    assert "Data and pipelines are up to date" in canonical.sh("dvc status")
+    assert_fresh_clone_up_to_date(canonical)
+
+
+def test_an_output_changed_by_hand_is_left_to_dvc_repro_not_restored_by_the_pull(canonical):
+    """An output whose workspace copy DVC never saw (not in the cache) is the
+    user's: the pull does not replace it; `dvc repro` decides, as DVC would."""
+    model = canonical.path / "model.pkl"
+    model.write_bytes(model.read_bytes() + b"edited by hand")
+
+    run = canonical.inv("train")
+
+    assert run.returncode == 0, run.output
+    assert "nothing to pull" in run.stdout and "dvc pull" not in run.stdout
+    assert "dvc repro --single-item dvc.yaml" in run.stdout
