@@ -1,15 +1,24 @@
 """The ``dvc_invoke`` config key: defaults, merged with what the project sets.
 
 Projects set values through invoke's config hierarchy: ``ns.configure(
-{"dvc_invoke": {...}})`` in their ``tasks.py``, an ``invoke.yaml``, or the
-runtime config file. Defaults live here rather than only in the collections'
-``ns.configure``, because invoke hands a task only the configuration of the
-collections on its own path: a pipeline task at the root of a project's
-namespace never sees what ``dvc_invoke.repro`` configured.
+{"dvc_invoke": {...}})`` in their ``tasks.py``, an ``invoke.yaml``, the
+runtime config file, or the environment (``INVOKE_DVC_INVOKE_RETRIES=3``).
+Defaults live here rather than only in the collections' ``ns.configure``,
+because invoke hands a task only the configuration of the collections on
+its own path: a pipeline task at the root of a project's namespace never
+sees what ``dvc_invoke.repro`` configured.
+
+For the same reason invoke's own environment loading never sees these keys
+(it maps ``INVOKE_*`` variables onto keys its config already has): the
+variables are read here, named as invoke names them (invoke's
+`~invoke.env.Environment`, over the defaults merged with the project's
+config), and each value is read as its setting's type and validated like
+one from ``invoke.yaml``; a bad one is a line naming the variable.
 """
 
 from __future__ import annotations
 
+import contextvars
 import copy
 import difflib
 import math
@@ -19,6 +28,7 @@ import shutil
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from .errors import DvcInvokeError
@@ -57,6 +67,9 @@ DEFAULTS: dict[str, Any] = {
     # The SSH client, as a command line (options such as -F CONFIG go here).
     "ssh": "ssh",
 }
+
+# invoke's prefix of the variables its config reads (`Config.env_prefix`, uppercased).
+ENV_PREFIX = "INVOKE_"
 
 HOST_OPTIONS = ("ssh", "path", "python")
 # A host's or group's name; an ssh target (an ~/.ssh/config alias, or
@@ -120,8 +133,26 @@ class Settings:
     ssh: tuple[str, ...] = ("ssh",)
 
     @classmethod
-    def from_mapping(cls, given: Mapping[str, Any]) -> Settings:
-        """Defaults merged with ``given`` (invoke's ``merge_dicts``); a bad value is one line."""
+    def from_mapping(
+        cls,
+        given: Mapping[str, Any],
+        environ: Mapping[str, str] | None = None,
+        prefix: str = ENV_PREFIX,
+    ) -> Settings:
+        """Defaults merged with ``given`` (invoke's ``merge_dicts``), then with the
+        ``prefix`` variables of ``environ`` (`from_environment`); a bad value is one line."""
+        if not environ:
+            return cls._validated(given)
+        # NOTE: where a variable set the value, its errors name the variable.
+        found, sources = from_environment(given, environ, prefix)
+        token = _SOURCES.set(sources)
+        try:
+            return cls._validated(found)
+        finally:
+            _SOURCES.reset(token)
+
+    @classmethod
+    def _validated(cls, given: Mapping[str, Any]) -> Settings:
         from invoke.config import merge_dicts
 
         given = _plain(given, "dvc_invoke")
@@ -214,11 +245,96 @@ def _hosts(merged: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def settings(c: Any) -> Settings:
-    """The validated ``dvc_invoke`` settings of context ``c``."""
-    return Settings.from_mapping(c.config.get("dvc_invoke") or {})
+    """The validated ``dvc_invoke`` settings of context ``c``: its config, then the
+    environment's ``INVOKE_DVC_INVOKE_*`` variables (the prefix ``c``'s config uses)."""
+    prefix = getattr(c.config, "_env_prefix", None) or ENV_PREFIX
+    return Settings.from_mapping(c.config.get("dvc_invoke") or {}, os.environ, prefix)
+
+
+# What the environment set, while it is validated: a key -> (variable, its value).
+_SOURCES: contextvars.ContextVar[Mapping[str, tuple[str, str]]] = contextvars.ContextVar(
+    "_SOURCES", default=MappingProxyType({})
+)
+
+# How a variable says true or false: invoke's "0" and "" for false, and the words
+# YAML and most tools take. Anything else is refused, as a quoted "no" is in invoke.yaml.
+_TRUE = ("1", "true", "yes", "on", "y")
+_FALSE = ("", "0", "false", "no", "off", "n")
+
+
+def from_environment(
+    given: Mapping[str, Any], environ: Mapping[str, str], prefix: str = ENV_PREFIX
+) -> tuple[dict[str, Any], dict[str, tuple[str, str]]]:
+    """``given`` with the values the ``prefix`` variables of ``environ`` set over it,
+    and which key each variable set: ``{"dvc_invoke.retries": ("INVOKE_DVC_INVOKE_RETRIES",
+    "3")}``.
+
+    A variable is named as invoke names one (`invoke.env.Environment`): the
+    key's path upper-cased and joined by ``_``, after the prefix; it sets a key
+    the defaults or ``given`` have (a configured pipeline's or host's too). Its
+    text is read as the key's value is: a number, true or false (``1``/``0``,
+    ``true``/``false``, ``yes``/``no``), a list as words split by commas or
+    spaces, text as it is."""
+    from invoke.config import merge_dicts
+    from invoke.env import Environment
+
+    if not any(name.startswith(prefix + "DVC_INVOKE_") for name in environ):
+        return dict(given), {}
+    known = merge_dicts(copy.deepcopy(DEFAULTS), copy.deepcopy(dict(given)))
+    # NOTE: invoke's own names for the keys (`Environment.load` reads os.environ
+    # itself and casts as invoke does, which a bad number turns into a traceback).
+    loader = Environment(config={"dvc_invoke": known}, prefix=prefix)  # type: ignore[arg-type]
+    names: dict[str, list[str]] = loader._crawl(key_path=[], env_vars={})
+    found = [
+        (path, environ[prefix + name]) for name, path in names.items() if prefix + name in environ
+    ]
+    merged = copy.deepcopy(dict(given))
+    sources = {}
+    for path, raw in found:
+        key = ".".join(path)
+        variable = prefix + "_".join(path).upper()
+        sources[key] = (variable, raw)
+        old: Any = known
+        for part in path[1:]:
+            old = old[part]
+        where = merged
+        for part in path[1:-1]:
+            inner = where.get(part)
+            where[part] = dict(inner) if isinstance(inner, Mapping) else {}
+            where = where[part]
+        where[path[-1]] = _read(old, raw)
+    return merged, sources
+
+
+def _read(old: Any, raw: str) -> Any:
+    """A variable's text as a value of the type of ``old``, the key's value now;
+    text that is none (``many`` for a number) is left as it is, for the
+    setting's own check to refuse."""
+    if isinstance(old, bool):
+        word = raw.strip().lower()
+        return True if word in _TRUE else False if word in _FALSE else raw
+    if isinstance(old, (list, tuple)):
+        return [word for word in re.split(r"[,\s]+", raw) if word]
+    if old is None or isinstance(old, (int, float)):
+        text = raw.strip()
+        if old is None and text.lower() in ("", "null", "none"):
+            return None
+        for kind in (int, float):
+            try:
+                return kind(text)
+            except ValueError:
+                continue
+        return raw
+    return raw
 
 
 def _bad(key: str, value: Any, expected: str) -> DvcInvokeError:
+    source = _SOURCES.get().get(key)
+    if source is not None:
+        variable, raw = source
+        return DvcInvokeError(
+            f"{variable}={raw} sets {key}, which must be {expected}: fix or unset the variable"
+        )
     return DvcInvokeError(
         f"config {key} must be {expected}, not {value!r}: fix it in invoke.yaml or tasks.py"
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import assert_one_line_error
+from helpers import assert_one_line_error, echoed
 from invoke import Config, Context
 
 from dvc_invoke.errors import DvcInvokeError
@@ -76,4 +76,91 @@ def test_a_bad_value_in_invoke_yaml_refuses_the_run_before_anyone_is_told(
 
     assert_one_line_error(run, error)
     assert slack.requests == []  # Slack never heard of a run that could not start
+    assert project.stages_run() == []
+
+
+def test_variables_set_each_setting_as_invoke_names_them():
+    env = {
+        "INVOKE_DVC_INVOKE_RETRIES": "3",
+        "INVOKE_DVC_INVOKE_ECHO": "0",
+        "INVOKE_DVC_INVOKE_RETRY_DELAY": "0.5",
+        "INVOKE_DVC_INVOKE_PUSH_SIDE_BRANCH": "yes",
+        "INVOKE_DVC_INVOKE_SLACK_TIMEOUT": "1.5",
+        "INVOKE_DVC_INVOKE_TIMEOUTS_COMMIT": "0",
+        "INVOKE_DVC_INVOKE_TIMEOUTS_DVC_PUSH": "3600",
+        "INVOKE_DVC_INVOKE_DVC": "/opt/dvc/bin/dvc",
+        "INVOKE_DVC_INVOKE_SSH": "ssh -F ssh_config",
+        "INVOKE_RUN_ECHO": "1",  # invoke's own: not ours to read
+    }
+    s = Settings.from_mapping({"retries": 1, "slack": {"retries": 4}}, env)
+    assert (s.retries, s.echo, s.retry_delay, s.push_side_branch) == (3, False, 0.5, True)
+    assert s.slack == SlackOptions(timeout=1.5, retries=4, max_retry_after=5.0)
+    assert s.timeouts == Timeouts(commit=None, git_push=600.0, dvc_push=3600.0)
+    assert (s.dvc, s.ssh) == ("/opt/dvc/bin/dvc", ("ssh", "-F", "ssh_config"))
+
+
+def test_a_configured_host_or_group_takes_variables_for_what_it_has():
+    given = {"hosts": {"gpu1": {"ssh": "gpu1", "path": "/srv/a"}}, "host_groups": {"all": ["gpu1"]}}
+    env = {
+        "INVOKE_DVC_INVOKE_HOSTS_GPU1_PATH": "/srv/b",
+        "INVOKE_DVC_INVOKE_HOSTS_GPU2_PATH": "/srv/c",  # no such host: as invoke, ignored
+    }
+    s = Settings.from_mapping(given, env)
+    assert s.hosts["gpu1"].path == "/srv/b"
+    assert list(s.hosts) == ["gpu1"]
+
+
+def test_a_context_reads_the_variables_with_its_configs_prefix(monkeypatch):
+    monkeypatch.setenv("INVOKE_DVC_INVOKE_RETRIES", "5")
+    monkeypatch.setenv("MYTOOL_DVC_INVOKE_RETRIES", "7")
+    assert settings(Context(Config())).retries == 5
+
+    class Mine(Config):
+        prefix = "mytool"
+
+    assert settings(Context(Mine())).retries == 7
+
+
+@pytest.mark.parametrize(
+    "variable, value, expected",
+    [
+        ("RETRIES", "many", "which must be a whole number from 0 to 100"),
+        ("RETRIES", "2.5", "which must be a whole number"),
+        ("ECHO", "maybe", "which must be true or false"),
+        ("RETRY_DELAY", "-1", "which must be a number of seconds"),
+        ("SLACK_TIMEOUT", "0", "which must be a number of seconds above 0"),
+        ("TIMEOUTS_GIT_PUSH", "soon", "which must be a number of seconds"),
+        ("SSH", "", "which must be an ssh command line"),
+    ],
+)
+def test_a_bad_variable_is_one_line_naming_it(variable, value, expected):
+    with pytest.raises(DvcInvokeError) as caught:
+        Settings.from_mapping({}, {f"INVOKE_DVC_INVOKE_{variable}": value})
+    line = caught.value.line()
+    assert line.startswith(f"dvc-invoke: INVOKE_DVC_INVOKE_{variable}={value} sets dvc_invoke.")
+    assert expected in line
+    assert "\n" not in line
+
+
+def test_without_variables_the_config_decides():
+    assert Settings.from_mapping({"retries": 4}, {"PATH": "/bin"}).retries == 4
+
+
+def test_a_variable_in_the_environment_sets_the_run(project):
+    quiet = project.inv("metrics", env={"INVOKE_DVC_INVOKE_ECHO": "0"})
+    assert quiet.returncode == 0, quiet.output
+    assert echoed(quiet) == []
+
+    loud = project.inv("metrics", env={"INVOKE_DVC_INVOKE_ECHO": "1"})
+    assert loud.returncode == 0, loud.output
+    assert echoed(loud)[0].startswith("git fetch")
+
+
+def test_a_bad_variable_refuses_the_run_before_anyone_is_told(project, slack):
+    env = {**slack.web_api_env(), "INVOKE_DVC_INVOKE_RETRIES": "many"}
+
+    run = project.inv("metrics", env=env)
+
+    assert_one_line_error(run, "INVOKE_DVC_INVOKE_RETRIES=many", "a whole number from 0 to 100")
+    assert slack.requests == []
     assert project.stages_run() == []
