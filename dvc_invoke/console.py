@@ -5,6 +5,10 @@ write is replaced (the marks by ASCII ones: ``OK``, ``X``, ``>>``), and a
 console that went away (a closed pipe, ``inv train | head``; a terminal that
 hung up) is no longer written to: its file descriptor is pointed at
 ``/dev/null``, and the run's log, which keeps everything, says so once.
+
+Colour is as users set it (`colour`): ``NO_COLOR`` (any non-empty value)
+leaves no escape sequence, invoke's echo of commands included;
+``FORCE_COLOR`` colours a pipe (a CI log); otherwise a terminal is coloured.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import contextlib
 import errno
 import functools
 import os
+import re
 import sys
 from collections.abc import Iterator
 from typing import IO, Any
@@ -156,13 +161,52 @@ def _is_null(fd: int) -> bool:
     return (here.st_dev, here.st_ino) == (null.st_dev, null.st_ino)
 
 
+def colour(stream: Any = None) -> bool:
+    """Whether what goes to ``stream`` (default: stdout) is coloured: never under
+    ``NO_COLOR``, always under ``FORCE_COLOR`` (any non-empty value; NO_COLOR
+    wins), else when it is a terminal."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    try:
+        return bool((stream if stream is not None else stdout).isatty())
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+# CSI sequences: colours, bold, dim and the like.
+_ESCAPES = re.compile(r"\x1b\[[0-9;:?]*[ -/]*[@-~]")
+
+
+def plain(text: str) -> str:
+    """``text`` without its escape sequences."""
+    return _ESCAPES.sub("", text)
+
+
+def echo_format(given: str) -> str:
+    """invoke's ``run.echo_format`` (bold by default) as `colour` has it for stdout."""
+    return given if colour() else plain(given)
+
+
+def _colours() -> dict[str, Any]:
+    """rich's options for `colour`: under NO_COLOR no style at all (rich's own
+    NO_COLOR keeps bold and dim), under FORCE_COLOR a terminal's colours."""
+    if os.environ.get("NO_COLOR"):
+        return {"color_system": None}
+    if os.environ.get("FORCE_COLOR"):
+        # NOTE: rich finds no colours where TERM is unset or dumb, as in CI.
+        return {"force_terminal": True, "color_system": "standard"}
+    return {}
+
+
 @functools.cache
 def _console() -> Any:
     # NOTE: rich comes with dvc; it is imported on first use so that
     # `inv --list` never pays for it.
     from rich.console import Console
 
-    return Console(file=stdout, highlight=False, soft_wrap=True)
+    return Console(file=stdout, highlight=False, soft_wrap=True, **_colours())
 
 
 _log_consoles: list[Any] = []
@@ -224,9 +268,16 @@ def table(headers: list[str], rows: list[list[str]]) -> None:
     for row in rows:
         t.add_row(*(_escape(cell) for cell in row))
     out = _console()
-    if not out.is_terminal:
+    if not _on_terminal():
         # Off a terminal (a log, a pipe) rich assumes 80 columns: give run ids room.
         from rich.console import Console
 
-        out = Console(file=stdout, highlight=False, width=160)
+        out = Console(file=stdout, highlight=False, width=160, **_colours())
     out.print(t)
+
+
+def _on_terminal() -> bool:
+    try:
+        return bool(stdout.isatty())
+    except (OSError, ValueError, AttributeError):
+        return False

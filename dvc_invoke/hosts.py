@@ -165,6 +165,7 @@ class Remote:
             warn=True,
             hide="both" if capture else None,  # "both", not True, which turns echo off
             echo=echo and settings(self.c).echo,
+            echo_format=console.echo_format(self.c.config.run.echo_format),
             in_stream=False if not tty else None,
             **options,
         )

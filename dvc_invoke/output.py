@@ -16,7 +16,6 @@ from __future__ import annotations
 import codecs
 import errno
 import functools
-import sys
 import termios
 from collections.abc import Callable, Generator
 from typing import IO
@@ -103,10 +102,12 @@ class Streaming(Runner):
         console.flush(stream)
 
     def echo(self, command: str) -> None:
-        # As invoke prints it (to ``sys.stdout``, which strips colour off a terminal
-        # once DVC's logger wrapped it), without failing on a console gone away.
-        console.write(sys.stdout, self.opts["echo_format"].format(command=command) + "\n")
-        console.flush(sys.stdout)
+        # As invoke prints it, coloured as the console is (`console.colour`: not
+        # as colorama, which DVC's logger wraps stdout in, would have it), without
+        # failing on a console gone away.
+        line = console.echo_format(self.opts["echo_format"]).format(command=command)
+        console.stdout.write(line + "\n")
+        console.stdout.flush()
 
     def handle_stdin(self, input_: IO[str], output: IO[str], echo: bool = False) -> None:
         # A terminal that went away (its hangup) is the end of its input, not an error.

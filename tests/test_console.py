@@ -181,3 +181,40 @@ def test_a_console_that_cannot_encode_a_character_gets_a_stand_in():
     out.flush()
 
     assert out.buffer.getvalue() == b"branch main at 1a2b3c4 ? 5d6e7f8 OK\n"
+
+
+def _run_to_a_pipe(project, **env):
+    """`inv repro --pipeline training` that publishes, its stdout and stderr pipes."""
+    new_training_data(project)
+    clean = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "invoke", "repro", "--pipeline", "training"],
+        cwd=project.path,
+        env={**clean, **project.env, "INVOKE_RUN_ECHO": "1", **env},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=300,
+    )
+    out = proc.stdout.decode() + proc.stderr.decode()
+    assert proc.returncode == 0, out
+    return out
+
+
+def test_no_color_leaves_no_escape_sequence_in_any_output(project):
+    out = _run_to_a_pipe(project, NO_COLOR="1", FORCE_COLOR="1")  # NO_COLOR wins
+    assert "git push" in out and "training" in out  # the echo and the steps are there
+    assert out.count("\x1b[") == 0, out
+
+
+def test_force_color_colours_a_pipe_the_echo_included(project):
+    out = _run_to_a_pipe(project, FORCE_COLOR="1")
+    echoes = [ln for ln in out.splitlines() if "git push" in ln and "\x1b[" in ln]
+    assert echoes, out  # invoke's bold echo of the command
+    assert "\x1b[1m" in out  # rich's bold, for the steps
+    assert out.count("\x1b[") >= 10
+
+
+def test_a_pipe_without_either_gets_no_colour_from_us(project):
+    out = _run_to_a_pipe(project)
+    steps = [ln for ln in out.splitlines() if "training" in ln and "»" in ln]
+    assert steps and not any("\x1b[" in ln for ln in steps), out
