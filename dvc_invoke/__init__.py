@@ -10,17 +10,41 @@ tasks with `pipeline_task`::
     ns = Collection(metrics, guards, data, repro, publish, notify)
 
 Importing this package never imports dvc or slack_sdk: ``inv --list`` stays fast.
+Nor invoke: what it exports is imported on first use, so that the pytest
+plugin (``dvc_invoke.testing.plugin``), loaded by every pytest run of a
+project that installs dvc-invoke, costs nothing until a test uses it.
 """
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from . import data, guards, notify, publish, repro
-from .errors import Cancelled, DvcInvokeError
-from .pipeline_tasks import pipeline_task
-from .pipelines import Pipeline
+if TYPE_CHECKING:
+    from . import data, guards, notify, publish, repro
+    from .errors import Cancelled, DvcInvokeError
+    from .pipeline_tasks import pipeline_task
+    from .pipelines import Pipeline
+
+# What the package exports, by the module that defines it (a collection: itself).
+_EXPORTS = {
+    "data": None,
+    "guards": None,
+    "notify": None,
+    "publish": None,
+    "repro": None,
+    "Cancelled": "errors",
+    "DvcInvokeError": "errors",
+    "pipeline_task": "pipeline_tasks",
+    "Pipeline": "pipelines",
+}
 
 
 def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        where = _EXPORTS[name]
+        module = importlib.import_module(f"{__name__}.{where or name}")
+        value = module if where is None else getattr(module, name)
+        globals()[name] = value
+        return value
     # NOTE: importlib.metadata costs ~35 ms to import: only for who asks.
     if name == "__version__":
         from importlib.metadata import PackageNotFoundError, version

@@ -103,3 +103,60 @@ def test_a_failing_team_test_fails(tmp_path):
 
     assert run.returncode == 1, run.stdout + run.stderr
     assert "1 failed, 1 passed" in run.stdout
+
+
+def test_importing_the_plugin_imports_nothing_heavy():
+    """pytest loads the plugin in every run of a project that installs
+    dvc-invoke: the package, invoke, DVC and Slack wait for a fixture's first use."""
+    code = (
+        "import sys, pytest; before = set(sys.modules); "
+        "import dvc_invoke.testing.plugin; "
+        "print(sorted(set(sys.modules) - before))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = set(out.stdout.strip().strip("[]").replace("'", "").split(", "))
+    assert loaded == {"dvc_invoke", "dvc_invoke.testing", "dvc_invoke.testing.plugin"}
+    heavy = ("invoke", "dvc", "dvc_data", "slack_sdk", "yaml", "rich", "psutil", "http")
+    assert not {m for m in loaded if m.split(".")[0] in heavy}
+
+
+def test_the_package_exports_on_first_use():
+    code = (
+        "import sys, dvc_invoke, dvc_invoke.testing as t; "
+        "assert 'invoke' not in sys.modules; "
+        "from dvc_invoke import repro, pipeline_task, DvcInvokeError; "
+        "assert repro.ns.default == 'run' and callable(pipeline_task); "
+        "assert t.SlackServer.__name__ == 'SlackServer' and t.Project.__name__ == 'Project'; "
+        "print('invoke' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "True"
+
+
+def test_the_plugin_registers_its_marker_and_marks_the_tests_that_build_a_project(tmp_path):
+    (tmp_path / "test_team.py").write_text(
+        "def test_builds(dvc_project):\n    pass\n\n\ndef test_quick():\n    pass\n"
+    )
+    common = ["-p", "no:cacheprovider", "-p", "no:xdist", "--strict-markers"]
+
+    def pytest(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "pytest", *common, *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    markers = pytest("--markers")
+    assert markers.returncode == 0, markers.stderr
+    assert "@pytest.mark.dvc_project:" in markers.stdout
+
+    marked = pytest("--collect-only", "-q", "-m", "dvc_project")
+    assert "test_team.py::test_builds" in marked.stdout, marked.stdout
+    assert "test_quick" not in marked.stdout
+
+    quick = pytest("-q", "-m", "not dvc_project")
+    assert quick.returncode == 0, quick.stdout + quick.stderr
+    assert "1 passed, 1 deselected" in quick.stdout

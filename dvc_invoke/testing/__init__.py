@@ -13,7 +13,30 @@ gives every test suite the fixtures ``dvc_project`` and ``fake_slack``::
         assert project.fresh_clone_problems() == []
 """
 
-from .project import Project, Run, build
-from .slack import TOKEN, WEBHOOK_PATH, SlackServer
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .project import Project, Run, build
+    from .slack import TOKEN, WEBHOOK_PATH, SlackServer
+
+# Imported on first use: every pytest run loads the plugin beside them.
+_EXPORTS = {
+    "Project": "project",
+    "Run": "project",
+    "build": "project",
+    "TOKEN": "slack",
+    "WEBHOOK_PATH": "slack",
+    "SlackServer": "slack",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = ["TOKEN", "WEBHOOK_PATH", "Project", "Run", "SlackServer", "build"]

@@ -5,17 +5,40 @@
 - ``fake_slack``: a stand-in Slack on 127.0.0.1 (`dvc_invoke.testing.SlackServer`).
 
 Every test that uses ``dvc_project`` runs with git and DVC kept away from the
-machine's own configuration and caches. Importing this plugin imports
-neither dvc nor slack_sdk.
+machine's own configuration and caches, and is marked ``dvc_project`` (it
+builds a real project and runs ``inv`` in it: ``pytest -m "not dvc_project"``
+leaves those out of a quick run).
+
+pytest loads this plugin in every run of a project that installs
+dvc-invoke: importing it imports nothing of dvc-invoke's, invoke's, DVC's or
+Slack's (each fixture does, on first use), and costs well under 10 ms.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+MARKER = "dvc_project"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{MARKER}: uses dvc-invoke's dvc_project fixture (a real git and DVC project,"
+        f" inv run in it; slow): -m 'not {MARKER}' leaves it out",
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "dvc_project" in getattr(item, "fixturenames", ()):
+            item.add_marker(MARKER)
 
 
 def isolated(home: Path) -> dict[str, str]:
@@ -60,6 +83,8 @@ def dvc_project(tmp_path: Path, dvc_isolation: Path) -> Callable[..., Any]:
         extra: Mapping[str, str | bytes] | None = None,
         data: list[str] | None = None,
     ) -> Any:
+        from pathlib import Path
+
         nonlocal made
         made += 1
         source = Path(files) if isinstance(files, str) else files
