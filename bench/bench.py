@@ -1,6 +1,6 @@
 """dvc-invoke against the hand-written ritual, side by side, in one run.
 
-    python bench/bench.py [--quick] [--runs N] [--json PATH] [--cases 1,2,3,4,5,6,7,8,9]
+    python bench/bench.py [--quick] [--runs N] [--json PATH] [--cases 1,2,3,4,5,6,7,8,9,10]
 
 Every case runs its contenders alternately on generated projects (real git,
 real dvc, a bare origin and a local DVC remote in a temporary folder), and
@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import platform
+import resource
 import shutil
 import signal
 import statistics
@@ -610,6 +611,63 @@ def case_wide(tmp: Path, runs: int, quick: bool) -> Case:
     return case
 
 
+def _many_records(root: Path, count: int) -> None:
+    """``count`` ended runs' records and logs, as the run store writes them."""
+    from dvc_invoke.report import RunReport
+    from dvc_invoke.runs import Store
+
+    store = Store(root)
+    store.dir.mkdir(parents=True, exist_ok=True)
+    start = time.time() - count * 600
+    for n in range(count):
+        pipeline = ("metrics", "training")[n % 2]
+        report = RunReport(pipeline=pipeline, command=f"inv {pipeline}", started_at=start + n * 600)
+        report.id = f"{time.strftime('%Y%m%d-%H%M%S', time.localtime(report.started_at))}-{n:05d}"
+        report.log = str(store.log_path(report.id))
+        report.end("succeeded" if n % 7 else "failed", reason=None if n % 7 else "a stage failed")
+        report.commit_before, report.commit_after = "a" * 40, "b" * 40
+        report.metrics = [
+            {"name": "acc", "kind": "metric", "old": 0.5, "new": 0.6, "path": "m.json"}
+        ]
+        data = json.dumps(report.to_dict(), indent=2, sort_keys=True).encode()
+        store._write(store.record_path(report.id), data, sync=False)  # save, less the fsync
+        Path(report.log).write_text("a run's log\n")
+
+
+def case_status(tmp: Path, runs: int, template: sandbox.Sandbox, count: int) -> Case:
+    case = Case(
+        f"10. inv repro.status: {count:,} run records vs none",
+        [f"{count:,} records", "no records"],
+        target=f"{count:,} records <= 0.5 s",
+    )
+    many, none = (
+        fresh_copy(template, tmp / "status-many"),
+        fresh_copy(template, tmp / "status-none"),
+    )
+    _many_records(many.project, count)
+    folders = {case.contenders[0]: many.project, case.contenders[1]: none.project}
+    cmd = [PY, "-m", "invoke", "repro.status"]
+    for folder in folders.values():  # untimed: bytecode, and the store's cache of the records
+        run(cmd, folder)
+    case.times = {c: [] for c in case.contenders}
+    cpu: dict[str, list[float]] = {c: [] for c in case.contenders}
+    for i in range(runs * 2):
+        for who in alternate(case.contenders, i):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            case.times[who].append(run(cmd, folders[who]))
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu[who].append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+    many_, none_ = case.contenders
+    took = case.median(many_)
+    case.extra[f"{count:,} records (s)"] = round(took, 3)
+    case.extra["records - none (s)"] = round(took - case.median(none_), 3)
+    # CPU time, which a shared machine's load does not stretch as it does the wall clock.
+    case.extra["CPU, records (s)"] = round(statistics.median(cpu[many_]), 3)
+    case.extra["CPU, none (s)"] = round(statistics.median(cpu[none_]), 3)
+    case.extra["pass"] = took <= 0.5
+    return case
+
+
 def report(cases: list[Case], path: Path | None) -> None:
     rows = []
     for case in cases:
@@ -654,7 +712,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small projects and data")
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--cases", default="1,2,3,4,5,6,7,8,9")
+    parser.add_argument("--cases", default="1,2,3,4,5,6,7,8,9,10")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--data-mib", type=int, default=1024)
     args = parser.parse_args(argv)
@@ -681,6 +739,8 @@ def main(argv: list[str] | None = None) -> int:
             cases.append(case_same_commands(tmp, runs))
         if 9 in wanted:
             cases.append(case_loud_stage(tmp, runs, 20 if args.quick else 200, template))
+        if 10 in wanted:
+            cases.append(case_status(tmp, runs, template, 1000 if args.quick else 10000))
         if 5 in wanted:
             cases.append(
                 case_data(tmp, runs if not args.quick else 1, 32 if args.quick else args.data_mib)

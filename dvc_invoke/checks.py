@@ -130,7 +130,7 @@ def _left_by(ws: Workspace, paths: list[str]) -> tuple[RunReport, str] | None:
     locks = {f for f in paths if posixpath.basename(f) == "dvc.lock"}
     if not locks:
         return None
-    for report in Store(ws.root).all():
+    for report in Store(ws.root).each():
         if report.status not in ("failed", "cancelled", "lost"):
             continue
         try:

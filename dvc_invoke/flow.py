@@ -53,6 +53,7 @@ __all__ = [
     "need_dvcfile",
     "plan",
     "preflight",
+    "prune",
     "publish",
     "publish_command",
     "pull",
@@ -219,7 +220,26 @@ def _run(
             return report
     announced = not adopted and "slack" not in skip
     with runs.marked(report):
-        return _execute(ws, run_plan, report, chain, state, store, announced=announced, skip=skip)
+        try:
+            report = _execute(
+                ws, run_plan, report, chain, state, store, announced=announced, skip=skip
+            )
+        except DvcInvokeError:
+            prune(ws, store)
+            raise
+        prune(ws, store)
+        return report
+
+
+def prune(ws: Workspace, store: runs.Store) -> None:
+    """At the end of a run: the old runs' records, logs and plots beyond what
+    ``dvc_invoke.keep`` keeps are removed (never the run's end)."""
+    from .settings import settings
+
+    try:
+        store.prune(settings(ws.c).keep)
+    except (DvcInvokeError, OSError) as exc:
+        console.warn(f"old runs were not pruned: {getattr(exc, 'reason', exc)}")
 
 
 def _execute(

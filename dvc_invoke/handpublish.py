@@ -195,7 +195,7 @@ def _kept_aside(ws: Workspace, store: runs.Store, p: Pipeline, state: GitState) 
     kept on a branch of its own that origin's branch does not hold yet: put
     back on the branch (a fast-forward from where the run started) to be
     published, or refused, naming the branch, when the branch has moved since."""
-    latest = next((r for r in store.all() if r.pipeline == p.name), None)
+    latest = next(iter(store.newest(1, p.name)), None)
     if latest is None or not latest.kept or latest.status == "succeeded":
         return None
     git, side = Git(ws), latest.kept
@@ -236,7 +236,7 @@ def unpublished_run(
     branch the workspace is on, at the commit it is at now or one that only
     adds commits the run's results do not depend on (a report the user
     committed by hand, say); else what is published is not that run's work."""
-    for report in store.all():
+    for report in store.each(p.name):
         if report.pipeline == p.name:
             waiting = report.status in ("failed", "cancelled", "lost")
             # "inv publish …", or "review `git status`, then inv publish …"

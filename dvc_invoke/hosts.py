@@ -463,8 +463,8 @@ def _probe_here(ws: Workspace) -> dict[str, Any]:
 
     held = None
     store = Store(ws.root)
-    for report in store.all():
-        if not report.ended and alive(report):
+    for report in store.running():
+        if alive(report):
             held = {"id": report.id or "", "pipeline": report.pipeline}
             break
     gpus, busy = _gpus()

@@ -67,8 +67,7 @@ class RunReport:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunReport:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        return cls(**{k: v for k, v in data.items() if k in _FIELDS})
 
     @property
     def duration(self) -> float:
@@ -171,6 +170,10 @@ def some(items: list[str], limit: int = 5) -> str:
 
 def short(commit: str | None) -> str:
     return commit[:7] if commit else "(none)"
+
+
+# A record's keys that are a report's fields (others, of another version, are left out).
+_FIELDS = frozenset(f.name for f in dataclasses.fields(RunReport))
 
 
 def format_duration(seconds: float) -> str:

@@ -120,9 +120,8 @@ def status(
     from .metrics import Change
     from .report import format_duration, short
 
-    reports = [r for r in _store(c).all() if pipeline is None or r.pipeline == pipeline]
-    if int(limit) > 0:
-        reports = reports[: int(limit)]
+    # The runs _store found, read anew: with thousands, only those shown are read.
+    reports = _store(c).newest(max(int(limit), 0), pipeline, rescan=False)
     if not reports:
         console.info("no runs yet" + (f" of {pipeline}" if pipeline else ""))
         return
@@ -234,7 +233,7 @@ def cancel(
     if run:
         report = store.load(run)
     else:
-        active = [r for r in store.all() if not r.ended]
+        active = store.running()
         if not active:
             raise DvcInvokeError("no run is running in this workspace")
         report = active[0]
@@ -289,6 +288,32 @@ def discard(c: Context, pipeline: str | None = None, host: str | None = None) ->
         console.result(True, f"{p.name}: back to HEAD" + ("" if done else " (nothing to discard)"))
 
 
+@task(
+    klass=Task,
+    help={"dry": "List what would be removed, and remove nothing (as inv --dry does)."},
+)
+def prune(c: Context, dry: bool = False) -> None:
+    """Remove the records, logs and plots of old runs, as each run does at its end.
+
+    Kept: the newest dvc_invoke.keep.runs runs, none older than
+    dvc_invoke.keep.days days; a run still running is never removed.
+    """
+    from . import console, runs
+    from .settings import is_dry, settings
+    from .workspace import find_root
+
+    keep = settings(c).keep
+    dry = dry or is_dry(c)
+    removed = runs.Store(find_root()).prune(keep, dry=dry)
+    for path in removed:
+        console.info(path)
+    rules = [f"the newest {keep.runs} runs" if keep.runs else "every run"]
+    rules += [f"none older than {keep.days:g} days"] if keep.days else []
+    gone = sum(1 for path in removed if path.endswith(".json"))
+    verb = "would remove" if dry else "removed"
+    console.result(True, f"{verb} {gone} old run(s); kept: {', '.join(rules)}")
+
+
 @task(klass=Task, name="pipelines")
 def pipelines_(c: Context) -> None:
     """List the pipelines there are, by the names --pipeline takes."""
@@ -308,4 +333,4 @@ def pipelines_(c: Context) -> None:
     console.table(["pipeline", "dvc file", "stages", ""], rows)
 
 
-ns = Collection(run, stages, status, logs, cancel, discard, pipelines_)
+ns = Collection(run, stages, status, logs, cancel, discard, prune, pipelines_)

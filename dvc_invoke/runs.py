@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import json
 import os
 import re
@@ -37,11 +38,12 @@ from typing import TYPE_CHECKING, Any
 
 from . import commands
 from .errors import DvcInvokeError
-from .report import RunReport
+from .report import ENDED, RunReport
 from .workspace import quote_all
 
 if TYPE_CHECKING:
     from .notifiers import Notifier
+    from .settings import Keep
     from .workspace import Workspace
 
 # A detached run's process adopts its record within a second or two; until
@@ -76,6 +78,28 @@ def elsewhere(report: RunReport) -> bool:
     return bool(report.host) and report.host != HOST
 
 
+def holds(report: RunReport) -> bool:
+    """Whether ``report``'s run may still hold its record and log: it has not
+    ended, or its process (the same one, not a reuse of its pid) still runs
+    on this host, writing its end (an upstream run's caller, a detached run's
+    settle)."""
+    if not report.ended:
+        return True
+    if report.pid is None or elsewhere(report):
+        return False
+    started = process_identity(report.pid)
+    return started is not None and (
+        report.process_started is None or abs(started - report.process_started) < 1.0
+    )
+
+
+def _report(data: dict[str, Any]) -> RunReport | None:
+    try:
+        return RunReport.from_dict(data)
+    except (TypeError, ValueError):
+        return None  # damaged: not a run to show
+
+
 def alive(report: RunReport) -> bool:
     """Whether the process recorded for ``report`` is still the one running it.
 
@@ -108,6 +132,8 @@ class Store:
     def __init__(self, root: Path):
         self.root = Path(root)
         self.dir = self.root / ".dvc" / "tmp" / "dvc-invoke"
+        self._memo: dict[str, tuple[list[int], list[Any]]] | None = None
+        self._folder: int | None = None  # the folder's mtime the memo was made at
 
     def record_path(self, run_id: str) -> Path:
         return self.dir / f"{run_id}.json"
@@ -175,13 +201,14 @@ class Store:
         return True
 
     @staticmethod
-    def _write(path: Path, data: bytes) -> None:
+    def _write(path: Path, data: bytes, *, sync: bool = True) -> None:
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         try:
             with open(tmp, "wb") as handle:
                 handle.write(data)
                 handle.flush()
-                os.fsync(handle.fileno())
+                if sync:
+                    os.fsync(handle.fileno())
             os.replace(tmp, path)
         except BaseException:
             tmp.unlink(missing_ok=True)
@@ -205,7 +232,7 @@ class Store:
 
     def load(self, run_id: str | None) -> RunReport:
         if not run_id or "/" in run_id or not self.record_path(run_id).is_file():
-            known = ", ".join(r.id for r in self.all()[:5] if r.id) or "none"
+            known = ", ".join(r.id for r in self.newest(5) if r.id) or "none"
             raise DvcInvokeError(f"no run '{run_id}' (latest runs: {known})")
         path = self.record_path(run_id)
         try:
@@ -215,20 +242,163 @@ class Store:
 
     def all(self) -> list[RunReport]:
         """Every run, newest first."""
-        if not self.dir.is_dir():
-            return []
-        reports = []
-        for path in self.dir.glob("*.json"):
+        return list(self.each())
+
+    def each(self, pipeline: str | None = None, *, rescan: bool = True) -> Iterator[RunReport]:
+        """The runs (of ``pipeline``, if given), newest first, each read as it is reached.
+        Without ``rescan``, the runs this store found last (`lost`, say), read anew."""
+        for name, summary in self._summaries(rescan):
+            if pipeline is not None and summary[1] != pipeline:
+                continue
+            report = self._read(name)
+            if report is not None:
+                yield report
+
+    def newest(
+        self, limit: int = 0, pipeline: str | None = None, *, rescan: bool = True
+    ) -> list[RunReport]:
+        """The newest ``limit`` runs (0: all), of ``pipeline`` if given, newest first."""
+        return list(itertools.islice(self.each(pipeline, rescan=rescan), limit or None))
+
+    def running(self) -> list[RunReport]:
+        """The runs that have not ended (running, requeued, or lost unseen), newest first."""
+        found = [name for name, summary in self._summaries() if summary[0] not in ENDED]
+        return [r for r in map(self._read, found) if r is not None]
+
+    def _read(self, name: str) -> RunReport | None:
+        try:
+            data = json.loads((self.dir / name).read_bytes())
+        except (OSError, ValueError):
+            return None  # a record being replaced, or damaged: not a run to show
+        return _report(data) if isinstance(data, dict) else None
+
+    # What each record says of its run (status, pipeline, start), by its file's
+    # (mtime, size, inode): kept in memory, and in a cache file for the next
+    # command, so that with thousands of records `inv repro.status` reads one
+    # small file and the few records it shows. Every record is written by a
+    # rename into the folder (`_write`), which changes the folder's mtime: while
+    # that is the one the cache saw, no record changed since; else the records
+    # are listed, and those whose file changed or that have not ended read anew.
+    CACHE = "cache/records.json"
+
+    def _summaries(self, rescan: bool = True) -> list[tuple[str, list[Any]]]:
+        """Each record's file name and [status, pipeline, started_at], newest first."""
+        known = self._memo if self._memo is not None and not rescan else self._scan()
+        rows = [(name, row[1]) for name, row in known.items()]
+        return sorted(rows, key=lambda r: r[1][2], reverse=True)
+
+    def _scan(self) -> dict[str, tuple[list[int], list[Any]]]:
+        try:
+            folder = os.stat(self.dir).st_mtime_ns
+        except OSError:
+            return {}  # no runs yet
+        if self._memo is None:
+            self._folder, self._memo = self._read_cache()
+        if self._folder == folder:
+            return self._memo
+        try:
+            entries = list(os.scandir(self.dir))
+        except OSError:
+            return {}
+        known, fresh = self._memo, {}
+        for entry in entries:
+            if not entry.name.endswith(".json"):
+                continue
             try:
-                reports.append(RunReport.from_dict(json.loads(path.read_text())))
-            except (OSError, ValueError, TypeError):
+                st = entry.stat()
+            except OSError:
+                continue  # replaced meanwhile
+            key = [st.st_mtime_ns, st.st_size, st.st_ino]
+            hit = known.get(entry.name)
+            if hit is not None and hit[0] == key and hit[1][0] in ENDED:
+                fresh[entry.name] = hit
+                continue
+            try:
+                data = json.loads(Path(entry.path).read_bytes())
+            except (OSError, ValueError):
                 continue  # a record being replaced, or damaged: not a run to show
-        return sorted(reports, key=lambda r: r.started_at, reverse=True)
+            if isinstance(data, dict):
+                started = data.get("started_at")
+                started = float(started) if isinstance(started, (int, float)) else 0.0
+                fresh[entry.name] = (key, [data.get("status"), data.get("pipeline"), started])
+        # NOTE: a folder changed less than 2 s ago may change again within its
+        # filesystem's mtime granularity, unseen: it is listed again next time.
+        seen = folder if time.time_ns() - folder > 2_000_000_000 else None
+        if seen != self._folder or fresh != known:
+            self._write_cache(seen, fresh)
+        self._memo, self._folder = fresh, seen
+        return fresh
+
+    def _read_cache(self) -> tuple[int | None, dict[str, tuple[list[int], list[Any]]]]:
+        try:
+            cached = json.loads((self.dir / self.CACHE).read_bytes())
+            records = {name: (key, row) for name, (key, row) in cached["records"].items()}
+            if not all(isinstance(row, list) and len(row) == 3 for _, row in records.values()):
+                return None, {}
+            folder = cached["folder"]
+            return (folder if isinstance(folder, int) else None), records
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None, {}  # none yet, or damaged: the records are read
+
+    def _write_cache(self, folder: int | None, records: dict[str, Any]) -> None:
+        data = json.dumps({"folder": folder, "records": records}, separators=(",", ":"))
+        path = self.dir / self.CACHE
+        with contextlib.suppress(OSError):  # a cache: the records stand without it
+            path.parent.mkdir(exist_ok=True)
+            self._write(path, data.encode(), sync=False)
+
+    def prune(self, keep: Keep, *, dry: bool = False) -> list[str]:
+        """Remove the records, logs and plot folders of ended runs beyond the
+        newest ``keep.runs`` or older than ``keep.days``; never of a run whose
+        process still runs (`holds`). Returns what was (``dry``: would be)
+        removed, relative to the project, oldest run first."""
+        if not self.dir.is_dir() or (keep.runs is None and keep.days is None):
+            return []
+        cutoff = time.time() - keep.days * 86400 if keep.days is not None else None
+        removed: list[str] = []
+        with self.lock():
+            doomed = []
+            for i, (name, (status, _, started)) in enumerate(self._summaries()):
+                beyond = keep.runs is not None and i >= keep.runs
+                if not (beyond or (cutoff is not None and started < cutoff)):
+                    continue
+                report = self._read(name) if status in ENDED else None
+                if report is None or not report.id or holds(report):
+                    continue  # a run that may still write it, or not a record of ours
+                ended = report.ended_at or report.started_at
+                if beyond or (cutoff is not None and ended < cutoff):
+                    doomed.append(report)
+            for report in reversed(doomed):
+                assert report.id
+                removed += self._remove(report.id, report.log, dry=dry)
+            if doomed and not dry:
+                self._scan()  # the cache, without them
+        return removed
+
+    def _remove(self, run_id: str, log: str | None, *, dry: bool) -> list[str]:
+        """A run's log, plot folder and record (last: a prune cut short is done again)."""
+        paths = [self.log_path(run_id), self.dir / "plots" / run_id, self.record_path(run_id)]
+        if log and Path(log).resolve().parent == self.dir.resolve():
+            paths[0] = Path(log)
+        gone = []
+        for path in paths:
+            if not os.path.lexists(path):
+                continue
+            if not dry:
+                try:
+                    if path.is_dir() and not path.is_symlink():
+                        shutil.rmtree(path)
+                    else:
+                        path.unlink()
+                except OSError:
+                    continue
+            gone.append(os.path.relpath(path, self.root))
+        return gone
 
     def latest(self, run_id: str | None = None) -> RunReport:
         if run_id:
             return self.load(run_id)
-        reports = self.all()
+        reports = self.newest(1)
         if not reports:
             raise DvcInvokeError("no runs yet in this project")
         return reports[0]
@@ -237,8 +407,8 @@ class Store:
         """Mark the runs whose process is gone as lost; return them (to be notified)."""
         found = []
         with self.lock():
-            for report in self.all():
-                if not report.ended and not alive(report):
+            for report in self.running():
+                if not alive(report):
                     mark_lost(report, self.root)
                     self.save(report)
                     found.append(report)
@@ -248,8 +418,8 @@ class Store:
         """Under the lock: refuse while a run is alive; mark dead ones lost and return them."""
         found = []
         logs, cancel = commands.command("repro.logs"), commands.command("repro.cancel")
-        for other in self.all():
-            if other.ended or _this_process(other):
+        for other in self.running():
+            if _this_process(other):
                 continue  # this very process: a run whose upstream runs first
             if not alive(other):  # one look: for a SLURM run, a question to SLURM
                 mark_lost(other, self.root)
@@ -409,8 +579,8 @@ def stop(store: Store, report: RunReport, *, timeout: float) -> tuple[RunReport,
                 else:
                     os.kill(pid, signal.SIGKILL)
     stop_leftovers(report)  # what it started in other process groups
-    for nested in store.all():  # upstream runs it ran in its own process
-        if not nested.ended and nested.pid == pid and nested.id != report.id:
+    for nested in store.running():  # upstream runs it ran in its own process
+        if nested.pid == pid and nested.id != report.id:
             stop_leftovers(nested)
     return _ended_or_cancelled(store, report)
 

@@ -66,6 +66,11 @@ DEFAULTS: dict[str, Any] = {
     "host_groups": {},
     # The SSH client, as a command line (options such as -F CONFIG go here).
     "ssh": "ssh",
+    # Run records, logs and plot folders under .dvc/tmp/dvc-invoke/ kept: the
+    # newest `runs`, and none older than `days`, pruned at the end of each run
+    # (`inv repro.prune` by hand); a run still running is never pruned. 0 or
+    # null: no limit.
+    "keep": {"runs": 200, "days": 30},
 }
 
 # invoke's prefix of the variables its config reads (`Config.env_prefix`, uppercased).
@@ -116,6 +121,14 @@ class Timeouts:
 
 
 @dataclass(frozen=True)
+class Keep:
+    """Which ended runs' records, logs and plots are kept; None: no limit."""
+
+    runs: int | None = 200
+    days: float | None = 30.0
+
+
+@dataclass(frozen=True)
 class Settings:
     """The ``dvc_invoke`` config, validated: one typed value per key."""
 
@@ -131,6 +144,7 @@ class Settings:
     hosts: dict[str, Host] = field(default_factory=dict)
     host_groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
     ssh: tuple[str, ...] = ("ssh",)
+    keep: Keep = field(default_factory=Keep)
 
     @classmethod
     def from_mapping(
@@ -173,6 +187,8 @@ class Settings:
         _unknown(slack, DEFAULTS["slack"], "dvc_invoke.slack")
         limits = _plain(merged["timeouts"], "dvc_invoke.timeouts")
         _unknown(limits, DEFAULTS["timeouts"], "dvc_invoke.timeouts")
+        keep = _plain(merged["keep"], "dvc_invoke.keep")
+        _unknown(keep, DEFAULTS["keep"], "dvc_invoke.keep")
         return cls(
             pipelines=_plain(merged["pipelines"], "dvc_invoke.pipelines"),
             dvc=_text(merged["dvc"], "dvc_invoke.dvc"),
@@ -190,6 +206,10 @@ class Settings:
             ),
             timeouts=Timeouts(
                 **{k: _limit(limits[k], f"dvc_invoke.timeouts.{k}") for k in DEFAULTS["timeouts"]}
+            ),
+            keep=Keep(
+                runs=_how_many(keep["runs"], "dvc_invoke.keep.runs"),
+                days=_limit(keep["days"], "dvc_invoke.keep.days", "a number of days"),
             ),
             **_hosts(merged),
         )
@@ -377,18 +397,29 @@ def _count(value: Any, key: str) -> int:
     return value
 
 
-def _seconds(value: Any, key: str, *, positive: bool = False) -> float:
+def _seconds(
+    value: Any, key: str, *, positive: bool = False, unit: str = "a number of seconds"
+) -> float:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     if not ok or not math.isfinite(value) or value < 0 or (positive and value == 0):
-        raise _bad(key, value, "a number of seconds" + (" above 0" if positive else ""))
+        raise _bad(key, value, unit + (" above 0" if positive else ""))
     return float(value)
 
 
-def _limit(value: Any, key: str) -> float | None:
-    """A time limit: seconds, or no limit (0 or null)."""
+def _limit(value: Any, key: str, unit: str = "a number of seconds") -> float | None:
+    """A limit: a number (seconds, days), or no limit (0 or null)."""
     if value is None:
         return None
-    return _seconds(value, key) or None
+    return _seconds(value, key, unit=unit) or None
+
+
+def _how_many(value: Any, key: str) -> int | None:
+    """A count of things kept: a whole number, or no limit (0 or null)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _bad(key, value, "a whole number (0 or null: no limit)")
+    return value or None
 
 
 def dvc_command(c: Any) -> str:

@@ -49,3 +49,20 @@ def test_the_scale_case_plans_every_stage_and_output_of_its_generated_projects(t
     assert found == [(20, 100), (100, 500), (5, 5), (5, 5)]
     assert "time growth / size growth" in cases[1]["extra"]
     assert "time growth / size growth" in cases[3]["extra"]
+
+
+def test_the_status_case_times_repro_status_over_many_records(tmp_path):
+    out = tmp_path / "results.json"
+    proc = subprocess.run(
+        [sys.executable, str(BENCH), "--quick", "--cases", "10", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (case,) = json.loads(out.read_text())["cases"]
+    assert case["name"] == "10. inv repro.status: 1,000 run records vs none"
+    assert case["extra"]["1,000 records (s)"] == round(case["medians"]["1,000 records"], 3)
+    assert {"records - none (s)", "CPU, records (s)", "CPU, none (s)", "pass"} <= set(case["extra"])
+    assert "1,000 records <= 0.5 s" in proc.stdout

@@ -523,3 +523,185 @@ def test_a_run_killed_between_its_commit_and_its_push_is_lost_committed_and_publ
     mate = project.clone("teammate")  # pulls the run's model, finds training up to date
     mate.sh("dvc pull -q training/dvc.yaml dataset/train.csv.dvc")
     assert "Data and pipelines are up to date" in mate.sh("dvc status training/dvc.yaml")
+
+
+# -- pruning ------------------------------------------------------------------------
+
+
+def _ended_run(store, n, *, status="succeeded", pid=None, started_at=None):
+    """An ended run of the store's own making: its record (`Store.save`), its log
+    and its plot folder, where the run would have left them."""
+    from dvc_invoke.report import RunReport
+
+    started_at = started_at if started_at is not None else 1_700_000_000.0 + n * 60
+    report = RunReport(pipeline="metrics", command="inv metrics", started_at=started_at)
+    report.id = f"run-{n:05d}"
+    report.log = str(store.log_path(report.id))
+    report.end(status, reason=None if status == "succeeded" else "a stage failed")
+    report.ended_at = started_at + 30
+    report.pid = pid
+    store.save(report)
+    Path(report.log).write_text(f"the log of run {n}\n")
+    plots = store.dir / "plots" / report.id
+    plots.mkdir(parents=True)
+    (plots / "loss.png").write_bytes(b"png")
+    return report
+
+
+def _a_running_run(store, started_at):
+    """A run this very process runs: started, its pid and the pid's start time recorded."""
+    from dvc_invoke import runs
+    from dvc_invoke.report import RunReport
+
+    report = RunReport(pipeline="training", command="inv training", started_at=started_at)
+    report.id, report.pid = "run-running", os.getpid()
+    report.process_started = runs.process_identity(os.getpid())
+    report.log = str(store.log_path(report.id))
+    store.save(report)
+    Path(report.log).write_text("still running\n")
+    return report
+
+
+def test_prune_keeps_the_newest_runs_and_never_a_running_one(tmp_path):
+    from dvc_invoke.runs import Store
+    from dvc_invoke.settings import Keep
+
+    store = Store(tmp_path)
+    made = [_ended_run(store, n) for n in range(6)]
+    # The oldest of all, and beyond any count: it runs, so it stays.
+    running = _a_running_run(store, started_at=1_600_000_000.0)
+    # Ended, but its process still runs (writing its end, its settle): it stays too.
+    finishing = _ended_run(store, 6, pid=os.getpid(), started_at=1_600_000_100.0)
+    finishing.process_started = running.process_started
+    store.save(finishing)
+
+    removed = store.prune(Keep(runs=2, days=None))
+
+    kept = {r.id for r in Store(tmp_path).all()}
+    assert kept == {made[5].id, made[4].id, running.id, finishing.id}
+    # Oldest first: each run's log, plot folder and record, as paths in the project.
+    assert removed[:3] == [
+        ".dvc/tmp/dvc-invoke/run-00000.log",
+        ".dvc/tmp/dvc-invoke/plots/run-00000",
+        ".dvc/tmp/dvc-invoke/run-00000.json",
+    ]
+    assert len(removed) == 4 * 3
+    for report in made[:4]:
+        assert not Path(report.log).exists()
+        assert not (store.dir / "plots" / report.id).exists()
+    assert Path(running.log).read_text() == "still running\n"
+    assert (store.dir / "plots" / made[5].id / "loss.png").exists()
+
+
+def test_prune_by_age_and_its_dry_run(tmp_path):
+    import time
+
+    from dvc_invoke.runs import Store
+    from dvc_invoke.settings import Keep
+
+    store = Store(tmp_path)
+    now = time.time()
+    old = _ended_run(store, 1, status="failed", started_at=now - 40 * 86400)
+    recent = _ended_run(store, 2, started_at=now - 2 * 86400)
+
+    listed = store.prune(Keep(runs=None, days=30), dry=True)
+    assert listed == [
+        f".dvc/tmp/dvc-invoke/{old.id}.log",
+        f".dvc/tmp/dvc-invoke/plots/{old.id}",
+        f".dvc/tmp/dvc-invoke/{old.id}.json",
+    ]
+    assert {r.id for r in store.all()} == {old.id, recent.id}  # a dry run removes nothing
+
+    assert store.prune(Keep(runs=None, days=30)) == listed
+    assert [r.id for r in Store(tmp_path).all()] == [recent.id]
+    assert store.prune(Keep(runs=None, days=None)) == []
+
+
+def test_the_store_reads_records_changed_since_its_cache(tmp_path):
+    from dvc_invoke.runs import Store
+
+    store = Store(tmp_path)
+    failed = _ended_run(store, 1, status="failed")
+    assert [r.status for r in Store(tmp_path).newest(1)] == ["failed"]  # now in the cache
+    assert (store.dir / Store.CACHE).is_file()
+
+    # Finished by hand (`inv publish`): the record is rewritten as it succeeded.
+    failed.status, failed.published_by = "succeeded", "inv publish"
+    Store(tmp_path).save(failed)
+    (store.dir / f"{failed.id}.json").touch()
+
+    again = Store(tmp_path)
+    assert [(r.status, r.published_by) for r in again.all()] == [("succeeded", "inv publish")]
+    assert [r.id for r in again.newest(5, "metrics")] == [failed.id]
+    assert again.newest(5, "training") == []
+    # A damaged cache is read past: the records stand without it.
+    (store.dir / Store.CACHE).write_text("{nope")
+    assert [r.id for r in Store(tmp_path).all()] == [failed.id]
+
+
+def test_a_run_prunes_old_runs_at_its_end(project):
+    first = project.inv("metrics")
+    assert first.returncode == 0, first.output
+    old = latest(project)
+    assert Path(old["log"]).exists()
+
+    again = project.inv("metrics", "--force", env={"INVOKE_DVC_INVOKE_KEEP_RUNS": "1"})
+
+    assert again.returncode == 0, again.output
+    assert [r["id"] for r in records(project)] == [latest(project)["id"]] != [old["id"]]
+    assert not Path(old["log"]).exists()
+
+
+def test_prune_by_hand_lists_what_it_removed_and_spares_a_running_run(project):
+    done = project.inv("metrics")
+    assert done.returncode == 0, done.output
+    old = latest(project)
+    running = start_slow(project)
+    # Older than the limit, both: the running one stays.
+    env = {"INVOKE_DVC_INVOKE_KEEP_DAYS": "0.000001"}
+
+    dry = project.inv("repro.prune", "--dry", env=env)
+    assert dry.returncode == 0, dry.output
+    assert f".dvc/tmp/dvc-invoke/{old['id']}.json" in dry.stdout
+    assert "would remove 1 old run(s)" in dry.stdout
+    assert {r["id"] for r in records(project)} == {old["id"], running["id"]}
+
+    pruned = project.inv("repro.prune", env=env)
+
+    assert pruned.returncode == 0, pruned.output
+    assert f".dvc/tmp/dvc-invoke/{old['id']}.log" in pruned.stdout
+    assert running["id"] not in pruned.stdout
+    assert (
+        "removed 1 old run(s); kept: the newest 200 runs, none older than 1e-06 days"
+        in pruned.stdout
+    )
+    assert [r["id"] for r in records(project)] == [running["id"]]
+    assert Path(running["log"]).exists()
+    assert not Path(old["log"]).exists()
+    cancel = project.inv("repro.cancel", "--run", running["id"])
+    assert cancel.returncode == 0, cancel.output
+
+
+def test_a_bad_keep_setting_is_one_line(project):
+    run = project.inv("repro.prune", env={"INVOKE_DVC_INVOKE_KEEP_RUNS": "all"})
+    assert_one_line_error(run, "INVOKE_DVC_INVOKE_KEEP_RUNS=all", "dvc_invoke.keep.runs")
+
+
+def test_a_settled_folder_is_read_from_the_cache_and_a_new_record_is_seen(tmp_path):
+    from dvc_invoke.runs import Store
+
+    store = Store(tmp_path)
+    first = _ended_run(store, 1)
+    past = 1_700_000_000
+    os.utime(store.dir, (past, past))  # settled: nothing written there for a while
+    assert [r.id for r in Store(tmp_path).all()] == [first.id]
+    # The folder as the cache saw it: the records are not listed again. (A record
+    # changed in place, which the store never does, shows it: its summary stands.)
+    record = store.record_path(first.id)
+    record.write_text(record.read_text().replace('"metrics"', '"elsewhere"'))
+    os.utime(store.dir, (past, past))
+    assert Store(tmp_path).newest(1, "metrics")[0].pipeline == "elsewhere"
+
+    # A run's record is written by a rename into the folder: it is seen at once.
+    second = _ended_run(store, 2)
+    assert [r.id for r in Store(tmp_path).all()] == [second.id, first.id]
