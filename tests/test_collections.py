@@ -17,7 +17,11 @@ from dvc_invoke import data, guards, notify, pipeline_task, publish, repro, sand
     [
         (guards, "check", {"check"}),
         (data, "pull", {"pull", "push"}),
-        (repro, "run", {"run", "stages", "status", "logs", "cancel", "discard", "pipelines"}),
+        (
+            repro,
+            "run",
+            {"run", "stages", "status", "logs", "cancel", "discard", "prune", "pipelines"},
+        ),
         (publish, "run", {"run"}),
         (notify, "send", {"send", "test"}),
     ],
