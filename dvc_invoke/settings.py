@@ -322,7 +322,13 @@ def from_environment(
             inner = where.get(part)
             where[part] = dict(inner) if isinstance(inner, Mapping) else {}
             where = where[part]
-        where[path[-1]] = _read(old, raw)
+        value = where[path[-1]] = _read(old, raw)
+        if isinstance(old, bool) and not isinstance(value, bool):
+            # Said here for every flag: a pipeline's or host's is checked elsewhere.
+            raise DvcInvokeError(
+                f"{variable}={raw} sets {key}, which must be true or false"
+                " (1 or 0, true or false, yes or no): fix or unset the variable"
+            )
     return merged, sources
 
 

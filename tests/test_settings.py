@@ -164,3 +164,22 @@ def test_a_bad_variable_refuses_the_run_before_anyone_is_told(project, slack):
     assert_one_line_error(run, "INVOKE_DVC_INVOKE_RETRIES=many", "a whole number from 0 to 100")
     assert slack.requests == []
     assert project.stages_run() == []
+
+
+def test_a_configured_pipeline_takes_variables_for_what_it_sets():
+    given = {"pipelines": {"train": {"dvcfile": "train/dvc.yaml", "force": False, "pull": ["a"]}}}
+    env = {
+        "INVOKE_DVC_INVOKE_PIPELINES_TRAIN_FORCE": "yes",
+        "INVOKE_DVC_INVOKE_PIPELINES_TRAIN_PULL": "data/a, data/b",  # a list: words
+    }
+    assert Settings.from_mapping(given, env).pipelines["train"] == {
+        "dvcfile": "train/dvc.yaml",
+        "force": True,
+        "pull": ["data/a", "data/b"],
+    }
+    with pytest.raises(DvcInvokeError) as caught:
+        Settings.from_mapping(given, {"INVOKE_DVC_INVOKE_PIPELINES_TRAIN_FORCE": "sometimes"})
+    assert caught.value.line().startswith(
+        "dvc-invoke: INVOKE_DVC_INVOKE_PIPELINES_TRAIN_FORCE=sometimes sets"
+        " dvc_invoke.pipelines.train.force, which must be true or false"
+    )
