@@ -416,7 +416,11 @@ def on_host(c: Any, host_name: str, task: str, args: list[str], *, tty: bool = F
     remote = Remote(c, conf.hosts[host_name])
     # The task as the project's tasks.py names it: the host has the same tasks.py.
     name = commands.command(task).split(" ", 1)[1]
-    res = remote.python(ws.git_prefix, "-m", "invoke", name, *args, capture=False, tty=tty)
+    # Its output comes here: coloured as this console is (ssh passes on no variable).
+    colour = "FORCE_COLOR=1" if console.colour() else "NO_COLOR=1"
+    inv = _python(conf.hosts[host_name], "-m", "invoke", name, *args)
+    line = _in_checkout(conf.hosts[host_name], ws.git_prefix, f"env {colour} {inv}")
+    res = remote.run(line, capture=False, tty=tty)
     if res.failed and not is_dry(c):
         raise Exit(code=res.exited or 1)  # the host's own line is above
 

@@ -417,3 +417,22 @@ def test_home_in_a_hosts_python_and_in_the_ssh_command_is_expanded(monkeypatch):
     assert s.ssh == ("ssh", "-F", "/home/me/.ssh/lab")  # the local user's home, here
     # The remote user's home, there: expanded by the host's shell.
     assert hosts._python(s.hosts["g"], "-V") == '"$HOME"/venv/bin/python -V'
+
+
+@pytest.mark.parametrize("colour", ["NO_COLOR", "FORCE_COLOR"])
+def test_a_hosts_status_is_coloured_as_the_laptops_console(project, sshd, colour):
+    with_hosts(project, sshd)
+    host = host_checkout(project, "gpu-1")
+    host.inv("metrics")  # a run of the host's (its commit fails there: no git identity)
+    assert records(host)
+    env = {"NO_COLOR": "", "FORCE_COLOR": "", colour: "1"}
+
+    status = project.inv("repro.status", "--host", "gpu-1", env=env)  # stdout: a pipe
+
+    assert status.returncode == 0, status.output
+    assert records(host)[0]["id"] in status.stdout
+    if colour == "NO_COLOR":
+        assert status.output.count("\x1b[") == 0, status.output
+    else:  # the host's own table, its header in bold (not only the ssh command's echo here)
+        header = [ln for ln in status.stdout.splitlines() if "PIPELINE" in ln]
+        assert header and "\x1b[1m" in header[0], status.stdout
