@@ -875,6 +875,8 @@ def remote_check(root: Path) -> RemoteCheck:
                 return RemoteCheck(
                     "no DVC remote is configured: add one with `dvc remote add -d NAME URL`"
                 )
+            except ImportError as exc:  # DVC's plugin for this kind of remote
+                return RemoteCheck(_missing_plugin(repo.config) or dvc_error_reason(exc))
             name, fs, path = remote.name, remote.fs, remote.path
             if fs.protocol == "local":
                 if not os.path.isdir(path):
@@ -889,6 +891,39 @@ def remote_check(root: Path) -> RemoteCheck:
     except DvcException as exc:
         return RemoteCheck(f"DVC cannot read its remote configuration: {dvc_error_reason(exc)}")
     return RemoteCheck(None, name)
+
+
+def missing_plugin(root: Path) -> str | None:
+    """What to install for the project's default DVC remote, when DVC's plugin
+    for its kind (``dvc-s3`` for ``s3://``, ``dvc-ssh``...) is not installed:
+    known from its configuration alone, before anything runs (else the first
+    pull or push fails halfway through the run)."""
+    from dvc.exceptions import DvcException
+
+    try:
+        with opened(root) as repo:
+            return _missing_plugin(repo.config)
+    except DvcException:
+        return None  # a configuration DVC cannot read: the remote check says so
+
+
+def _missing_plugin(config: Any) -> str | None:
+    import importlib.util
+
+    from dvc_objects.fs import known_implementations
+
+    name = config.get("core", {}).get("remote")
+    url = str(config.get("remote", {}).get(name, {}).get("url", "")) if name else ""
+    scheme = url.partition("://")[0] if "://" in url else ""
+    entry = known_implementations.get(scheme, {})
+    module = str(entry.get("class", "")).partition(".")[0]
+    if "err" not in entry or not module or importlib.util.find_spec(module) is not None:
+        return None
+    package = module.replace("_", "-")
+    return (
+        f"DVC remote '{name}' is a {scheme}:// remote, and DVC's {package} plugin for it"
+        f" is not installed here: `pip install {package}`"
+    )
 
 
 def by_stage(tracked: Tracked, paths: list[str]) -> list[str]:

@@ -90,6 +90,29 @@ def test_missing_dvc_executable(project):
     assert project.stages_run() == []
 
 
+@pytest.mark.parametrize("args", [(), ("--dry",)], ids=["run", "dry-run"])
+def test_a_remote_whose_dvc_plugin_is_missing_is_refused_naming_the_package(project, args):
+    # dvc-gs is not among what is installed here (dvc-s3 and dvc-ssh are): the same refusal
+    # as an s3:// remote gets without dvc-s3.
+    assert subprocess.run([sys.executable, "-c", "import dvc_gs"], capture_output=True).returncode
+    project.sh("dvc remote add --local -d cloud gs://team-bucket/dvc-store")
+
+    run = project.inv(*args, "metrics")
+
+    line = assert_one_line_error(run, "guards failed", "`pip install dvc-gs`", "inv metrics")
+    assert "DVC remote 'cloud' is a gs:// remote" in line
+    assert "dvc pull" not in run.stdout and project.stages_run() == []
+    assert latest(project) is None  # refused before a run was recorded
+
+
+def test_a_publish_to_a_remote_whose_plugin_is_missing_says_what_to_install(project):
+    project.sh("dvc remote add --local -d cloud gs://team-bucket/dvc-store")
+
+    run = project.inv("publish", "--pipeline", "metrics")
+
+    assert_one_line_error(run, "`pip install dvc-gs`")
+
+
 @pytest.mark.parametrize(
     "targets, error",
     [
