@@ -45,7 +45,7 @@ def _move_remote(project, url: str, shared: dict[str, str], secret: dict[str, st
         project.sh(f"dvc remote modify storage {key} '{value}'")
     for key, value in secret.items():
         project.sh(f"dvc remote modify --local storage {key} '{value}'")
-    project.sh("dvc push -q")
+    project.sh("dvc push")
     project.sh("git commit -q -m 'DVC remote moved' .dvc/config && git push -q")
 
 
@@ -269,3 +269,96 @@ def test_an_s3_bucket_that_is_not_there_is_not_tried_again(s3_project):
     assert "trying again" not in run.output
     assert_one_line_error(run, "dvc push failed", "NoSuchBucket", "inv publish --pipeline metrics")
     assert secret not in run.output
+
+
+# -- SSH: dvc-ssh against the suite's sshd -----------------------------------------
+
+
+@pytest.fixture
+def ssh_server(tmp_path, isolated_environment):
+    """A real sshd of this test's own (it goes down and comes back here)."""
+    from conftest import _needs
+    from sshd_server import Sshd, available
+
+    _needs("sshd", available())
+    server = Sshd(tmp_path / "sshd").start(aliases=("storage-host",))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def ssh_project(project, ssh_server, tmp_path):
+    """The sandbox's project with its DVC remote on the sshd, reached with a key
+    whose passphrase is in ``.dvc/config.local`` (a teammate's clone holds it there too)."""
+    passphrase = f"pa55-{uuid.uuid4().hex}"
+    key = tmp_path / "dvc_key"
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", passphrase, "-f", str(key)], check=True
+    )
+    with open(ssh_server.base / "authorized_keys", "a") as keys:
+        keys.write(Path(f"{key}.pub").read_text())
+    store = tmp_path / "ssh-store"
+    store.mkdir()
+    secret = {
+        "user": os.environ.get("USER") or "root",
+        "keyfile": str(key),
+        "passphrase": passphrase,
+    }
+    _move_remote(project, f"ssh://127.0.0.1:{ssh_server.port}{store}", shared={}, secret=secret)
+    project.ssh = (ssh_server, store, passphrase, secret)
+    return project
+
+
+def _store_holds(store: Path, md5s: list[str]) -> list[str]:
+    return [m for m in md5s if not (store / "files" / "md5" / m[:2] / m[2:]).is_file()]
+
+
+def _teammate_clone_problems(project, secret: dict[str, str], monkeypatch) -> list[str]:
+    """A fresh clone's problems, its ``.dvc/config.local`` given the same login."""
+    cloned = project.clone
+
+    def clone_with_login(name):
+        made = cloned(name)
+        for key, value in secret.items():
+            made.sh(f"dvc remote modify --local storage {key} '{value}'")
+        return made
+
+    monkeypatch.setattr(project, "clone", clone_with_login)
+    return project.fresh_clone_problems()
+
+
+def test_a_run_publishes_over_ssh_and_a_teammate_pulls_it(ssh_project, slack, monkeypatch):
+    server, store, passphrase, secret = ssh_project.ssh
+
+    run = ssh_project.inv("metrics", env=slack.web_api_env())
+
+    assert run.returncode == 0, run.output
+    assert "dvc push metrics" in run.stdout
+    assert "dvc status --cloud --json metrics" in run.stdout
+    assert ssh_project.origin_log()[0] == MESSAGE
+    md5s = _pushed_outputs(ssh_project)
+    assert md5s and _store_holds(store, md5s) == []
+    problems = _teammate_clone_problems(ssh_project, secret, monkeypatch)
+    assert problems == [], "\n".join(problems)
+    _assert_nowhere(passphrase, ssh_project, run.output, slack=slack)
+
+
+def test_an_ssh_outage_during_the_publish_is_tried_again_and_resumes(
+    ssh_project, slack, tmp_path, monkeypatch
+):
+    server, store, passphrase, secret = ssh_project.ssh
+    _quick(ssh_project)
+    outage = Outage(ssh_project, tmp_path, server.stop, server.resume)
+
+    code, output = outage.run(slack.web_api_env())
+
+    assert code == 0, output
+    assert "dvc push: " in output and "Connect call failed" in output
+    assert "trying again in 0.2s (1/5)" in output
+    assert "Traceback" not in output
+    assert ssh_project.origin_log()[0] == MESSAGE
+    assert _store_holds(store, _pushed_outputs(ssh_project)) == []
+    assert [r["status"] for r in records(ssh_project)] == ["succeeded"]
+    problems = _teammate_clone_problems(ssh_project, secret, monkeypatch)
+    assert problems == [], "\n".join(problems)
+    _assert_nowhere(passphrase, ssh_project, output, slack=slack)
