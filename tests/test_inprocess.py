@@ -4,6 +4,7 @@ c.run sends it, the streams put back after, and Ctrl-C stopping DVC."""
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import logging
@@ -135,6 +136,31 @@ def test_the_exceptions_behind_a_failure_are_kept_and_a_refusal_is_not_tried_aga
     assert failed.value.transient is False
     assert calls[1:] == [["push"]]  # once: no credentials is not a moment's failure
     assert "Traceback" not in (failed.value.log or "")
+
+
+def test_what_dvc_logs_of_each_file_it_could_not_transfer_is_kept_and_its_debug_unshown():
+    import dvc  # noqa: F401 - DVC's loggers and their handlers, as its import makes them
+
+    caught = inprocess._Caught()
+    per_file = logging.getLogger("dvc_data.index.push")
+    level = per_file.level
+    assert logging.getLogger("dvc_data").getEffectiveLevel() > logging.DEBUG
+    reset, refused = ConnectionResetError(errno.ECONNRESET, "reset"), PermissionError(13, "no")
+    shown_out: list[str] = []
+    shown_err: list[str] = []
+    out = inprocess._Output(None, shown_out, None, hidden=True)  # type: ignore[arg-type]
+    err = inprocess._Output(None, shown_err, None, hidden=True)  # type: ignore[arg-type]
+
+    with inprocess._dvc_output(out, err), inprocess._catching(caught):
+        # as DVC logs a file a push could not create on the remote, then the command's error
+        per_file.debug("failed to create '%s' from '%s'", "a", "b", exc_info=reset)
+        logging.getLogger("dvc.commands.data_sync").error("failed to push", exc_info=refused)
+
+    assert caught.exceptions == [reset, refused]
+    assert "failed to push" in "".join(shown_err)  # DVC's handlers at work
+    assert "failed to create" not in "".join(shown_out + shown_err)  # its debug line: unshown
+    assert per_file.level == level and not per_file.filters
+    assert caught not in logging.getLogger("dvc").handlers
 
 
 def test_a_dry_run_shows_the_command_and_runs_nothing(canonical, monkeypatch, calls, capsys):
