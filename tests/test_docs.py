@@ -235,3 +235,12 @@ def test_the_docs_build_fetches_nothing():
     config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
     assert config["theme"]["font"] is False  # no Google Fonts
     assert config.get("plugins", ["search"]) == ["search"]
+
+
+def test_a_marker_quoted_in_a_sentence_is_left_as_it_is(hook):
+    text = "The marker `<!-- reference:settings -->` writes the table:\n\n<!-- reference:settings -->\n"
+    rendered = hook.render(text, ROOT)
+    assert rendered.startswith(
+        "The marker `<!-- reference:settings -->` writes the table:\n\n| setting |"
+    )
+    assert rendered.count("| `dvc_invoke.echo` |") == 1

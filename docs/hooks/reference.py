@@ -416,11 +416,14 @@ MARKERS: dict[str, Callable[[Path], str]] = {
 
 
 def render(markdown: str, root: Path) -> str:
-    """``markdown`` with each marker replaced by what the code says today."""
-    for marker, make in MARKERS.items():
-        if marker in markdown:
-            markdown = markdown.replace(marker, make(root))
-    return markdown
+    """``markdown`` with each marker, on a line of its own, replaced by what the
+    code says today (a marker quoted in a sentence stays as it is)."""
+    lines = markdown.split("\n")
+    for index, line in enumerate(lines):
+        make = MARKERS.get(line.strip())
+        if make is not None:
+            lines[index] = make(root).rstrip("\n")
+    return "\n".join(lines)
 
 
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any, **kwargs: Any) -> str:
