@@ -120,7 +120,10 @@ def _run(
     adopted = os.environ.pop(runs.ENV_RUN, None)
     skip = tuple(skip or ())
     state = ws.git_state()  # not a git repository: say so before anything else
-    if not adopted:  # the fetch and push check reach the network: begun while DVC reads
+    # The fetch and push check reach the network: begun while DVC reads, when
+    # nothing git tracks changed (changes may be refused first, and then
+    # nothing should have been fetched or shown as fetched).
+    if not adopted and not state.changed:
         checks.start_git_checks(ws, p, state, skip=skip, resume=command)
     need_dvcfile(ws, p)
     run_plan = plan(ws, p, force=force, upstream=upstream)

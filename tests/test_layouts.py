@@ -31,6 +31,16 @@ def worse_model(project, bias="0.5"):
     project.git("commit", "-qam", "A worse model")
 
 
+def no_gates_published(project):
+    """Gates off for train, committed and pushed, so the team shares it (not about gates)."""
+    (project.path / "invoke.yaml").write_text(
+        "dvc_invoke:\n  pipelines:\n    train:\n      gates: {}\n"
+    )
+    project.git("add", "invoke.yaml")
+    project.git("commit", "-qm", "No gate on this host")
+    project.sh("git push -q")
+
+
 def test_a_fresh_clone_with_nothing_changed_runs_nothing_and_publishes_nothing(canonical_fresh):
     origin = canonical_fresh.origin_log()
 
@@ -483,12 +493,7 @@ def test_data_pull_of_a_pipeline_brings_what_makes_it_up_to_date(canonical_fresh
 def test_data_a_teammate_replaced_is_pulled_though_the_old_is_in_the_workspace(canonical):
     """The pull is left out only when DVC finds the inputs as recorded; a .dvc
     file that moved on (git pull) makes the old data in the workspace stale."""
-    (canonical.path / "invoke.yaml").write_text(
-        "dvc_invoke:\n  pipelines:\n    train:\n      gates: {}\n"
-    )
-    canonical.git("add", "invoke.yaml")
-    canonical.git("commit", "-qm", "No gate on this host")
-    canonical.sh("git push -q")
+    no_gates_published(canonical)
     teammate = canonical.clone("teammate")
     teammate.sh("dvc pull -q data/data.csv")
     data = teammate.path / "data" / "data.csv"
@@ -539,12 +544,7 @@ def test_a_teammates_published_run_pulled_with_git_is_restored_not_retrained(can
     """After `git pull` of a teammate's run, the workspace still holds this
     machine's older outputs. DVC put them in the cache, so nothing is lost by
     checking out the teammate's: the run restores them and trains nothing."""
-    (canonical.path / "invoke.yaml").write_text(
-        "dvc_invoke:\n  pipelines:\n    train:\n      gates: {}\n"
-    )
-    canonical.git("add", "invoke.yaml")
-    canonical.git("commit", "-qm", "No gate on this host")
-    canonical.sh("git push -q")
+    no_gates_published(canonical)
     teammate = canonical.clone("teammate")
     worse_model(teammate, bias="0.0001")
     teammate.sh("git push -q")
