@@ -244,3 +244,18 @@ def test_a_marker_quoted_in_a_sentence_is_left_as_it_is(hook):
         "The marker `<!-- reference:settings -->` writes the table:\n\n| setting |"
     )
     assert rendered.count("| `dvc_invoke.echo` |") == 1
+
+
+def test_the_changelog_page_is_the_changelog_when_there_is_one(hook, tmp_path):
+    marker = (DOCS / "changelog.md").read_text()
+    assert "No release yet" in hook.render(marker, tmp_path)
+    (tmp_path / "CHANGELOG.md").write_text("# Changelog\n\n## [0.1.0]\n\n- First release.\n")
+    assert hook.render(marker, tmp_path).startswith("# Changelog\n\n## [0.1.0]\n\n- First release.")
+
+
+def test_the_benchmark_page_shows_the_last_results_under_its_own_headings(hook):
+    text = hook.render((DOCS / "explanation" / "benchmark.md").read_text(), ROOT)
+    results = (ROOT / "bench" / "RESULTS.md").read_text()
+    first = results.splitlines()[0]
+    assert first.startswith("# ") and f"\n#{first}\n" in text  # one level down
+    assert results.splitlines()[-1] in text
