@@ -259,3 +259,13 @@ def test_the_benchmark_page_shows_the_last_results_under_its_own_headings(hook):
     first = results.splitlines()[0]
     assert first.startswith("# ") and f"\n#{first}\n" in text  # one level down
     assert results.splitlines()[-1] in text
+
+
+def section(text, heading):
+    return text.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
+
+
+@pytest.mark.parametrize("heading", ["Prerequisites", "Install"])
+def test_the_docs_home_says_what_the_readme_says_of_prerequisites_and_install(heading):
+    home = (DOCS / "index.md").read_text()
+    assert section(home, heading).strip() == section(readme(), heading).strip()
