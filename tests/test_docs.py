@@ -269,3 +269,13 @@ def section(text, heading):
 def test_the_docs_home_says_what_the_readme_says_of_prerequisites_and_install(heading):
     home = (DOCS / "index.md").read_text()
     assert section(home, heading).strip() == section(readme(), heading).strip()
+
+
+def test_every_option_of_a_gpu_host_is_in_the_reference(hook):
+    text = page(hook, "settings.md").split("## GPU host options", 1)[1]
+    assert settings_module.HOST_OPTIONS
+    for option in settings_module.HOST_OPTIONS:
+        meaning = row(text, option).rstrip(" |").rsplit(" | ", 1)[1]
+        assert meaning, f"host option {option} says nothing"
+    assert "| required |" in row(text, "ssh")
+    assert '`"python3"`' in row(text, "python")

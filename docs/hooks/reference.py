@@ -328,6 +328,42 @@ def settings_markdown() -> str:
     return "\n".join(rows) + "\n"
 
 
+# What each option of a GPU host means; one missing here is listed all the same.
+HOST_OPTIONS = {
+    "ssh": "how ssh reaches it: an alias of your `~/.ssh/config`, or `user@host:port`",
+    "path": "the project's checkout there: an absolute path, or one under `~/`",
+    "python": "the Python that has dvc-invoke installed there; its folder goes first on `PATH`",
+}
+
+
+def host_options() -> list[tuple[str, str, str, str]]:
+    """(option, kind, default, meaning) of each option of ``dvc_invoke.hosts.NAME``."""
+    from dvc_invoke import settings as module
+
+    host = getattr(module, "Host", None)
+    if host is None or not dataclasses.is_dataclass(host):
+        return []
+    fields = {f.name: f for f in dataclasses.fields(host)}
+    found = []
+    for option in getattr(module, "HOST_OPTIONS", tuple(fields)):
+        given = fields[option].default if option in fields else dataclasses.MISSING
+        default = "required" if given is dataclasses.MISSING else _yaml(given)
+        written, _ = _annotation(module, host.__name__, option)
+        named = {"str": "string", "int": "integer", "float": "number", "bool": "true or false"}
+        kind = (
+            named.get(written, written) if given is dataclasses.MISSING else _kind(given, written)
+        )
+        found.append((option, kind, default, HOST_OPTIONS.get(option, "")))
+    return found
+
+
+def host_options_markdown() -> str:
+    rows = ["| option | type | default | what it does |", "| --- | --- | --- | --- |"]
+    for option, kind, default, meaning in host_options():
+        rows.append(f"| `{option}` | {kind} | {default} | {_text(meaning)} |")
+    return "\n".join(rows) + "\n"
+
+
 def pipeline_options() -> list[tuple[str, str, str, str]]:
     """(option, type, default, meaning) of each option a pipeline takes."""
     from dvc_invoke import pipeline_task
@@ -409,6 +445,7 @@ MARKERS: dict[str, Callable[[Path], str]] = {
     "<!-- reference:tasks -->": lambda root: tasks_markdown(),
     "<!-- reference:settings -->": lambda root: settings_markdown(),
     "<!-- reference:pipeline-options -->": lambda root: pipeline_options_markdown(),
+    "<!-- reference:host-options -->": lambda root: host_options_markdown(),
     "<!-- reference:cli -->": lambda root: cli_markdown(),
     "<!-- reference:changelog -->": changelog_markdown,
     "<!-- reference:bench-results -->": bench_results_markdown,
