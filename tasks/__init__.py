@@ -64,15 +64,19 @@ def _version() -> str:
     return found.group(1)
 
 
-def _step(c, work, what, cmd, expect=None, **kwargs):
-    """Run one step of the release check; its failure ends the check with one line."""
+def _step(c, work, what, cmd, expect=None, exact=False, **kwargs):
+    """Run one step of the release check; its failure ends the check with one line.
+
+    ``expect``: what its output must hold (``exact``: all it must print).
+    """
     result = c.run(cmd, warn=True, pty=False, in_stream=False, **kwargs)
     if result is None or c.config.run.dry:
         return
     if result.failed:
         raise Exit(f"release: {what} failed (exit {result.exited}); its files: {work}", code=1)
-    if expect is not None and expect not in result.stdout:
-        raise Exit(f"release: {what}: expected {expect!r} in its output", code=1)
+    out = result.stdout.strip() if exact else result.stdout
+    if expect is not None and (out != expect if exact else expect not in out):
+        raise Exit(f"release: {what}: expected {expect!r}, got {out[-200:]!r}", code=1)
 
 
 @task(
@@ -104,7 +108,7 @@ def release(c, dir=None, tests=True):
     _step(c, work, "the new virtualenv", f"{PY} -m venv {q(str(venv))}")
     _step(c, work, "installing the wheel", f"{q(str(bin / 'pip'))} install -q {q(str(wheel))}")
     dvc_invoke = q(str(bin / "dvc-invoke"))
-    _step(c, work, "dvc-invoke --version", f"{dvc_invoke} --version", f"dvc-invoke {version}\n")
+    _step(c, work, "dvc-invoke --version", f"{dvc_invoke} --version", f"dvc-invoke {version}", True)
     _step(c, work, "the demo", f"{dvc_invoke} demo --dir {q(str(work / 'demo'))}")
     stage = "stages:\\n  train:\\n    cmd: echo trained\\n"
     _step(
