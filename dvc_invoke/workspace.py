@@ -179,7 +179,7 @@ def find_root(start: str | os.PathLike[str] | None = None) -> Path:
     for folder in (here, *here.parents):
         if (folder / ".dvc").is_dir():
             return folder
-    below = _dvc_projects_below(here)
+    below = dvc_projects_below(here)
     if below:
         where = ", ".join(f"{p}/" for p in below[:3])
         if len(below) > 3:
@@ -195,7 +195,7 @@ def find_root(start: str | os.PathLike[str] | None = None) -> Path:
     )
 
 
-def _dvc_projects_below(here: Path, depth: int = 2) -> list[str]:
+def dvc_projects_below(here: Path, depth: int = 2) -> list[str]:
     """The DVC projects (``dvc init --subdir``) in the folders below ``here``,
     ``depth`` levels down at most, hidden folders left out; relative paths."""
     found: list[str] = []
