@@ -14,10 +14,14 @@ Importing this package never imports dvc or slack_sdk: ``inv --list`` stays fast
 
 from typing import Any
 
-from . import data, guards, notify, publish, repro
-from .errors import Cancelled, DvcInvokeError
-from .pipeline_tasks import pipeline_task
-from .pipelines import Pipeline
+from . import posix
+
+posix.require()  # before any module that needs fcntl or setsid
+
+from . import data, guards, notify, publish, repro  # noqa: E402
+from .errors import Cancelled, DvcInvokeError  # noqa: E402
+from .pipeline_tasks import pipeline_task  # noqa: E402
+from .pipelines import Pipeline  # noqa: E402
 
 
 def __getattr__(name: str) -> Any:

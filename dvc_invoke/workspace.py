@@ -179,10 +179,43 @@ def find_root(start: str | os.PathLike[str] | None = None) -> Path:
     for folder in (here, *here.parents):
         if (folder / ".dvc").is_dir():
             return folder
+    below = dvc_projects_below(here)
+    if below:
+        where = ", ".join(f"{p}/" for p in below[:3])
+        if len(below) > 3:
+            where += f" (+{len(below) - 3} more)"
+        raise DvcInvokeError(
+            f"not a DVC repository: no .dvc folder in {here} or above; DVC projects below it:"
+            f" {where} (run inv there: cd {shlex.quote(below[0])})",
+            step="guards",
+        )
     raise DvcInvokeError(
         f"not a DVC repository: no .dvc folder in {here} or above (run `dvc init` first)",
         step="guards",
     )
+
+
+def dvc_projects_below(here: Path, depth: int = 2) -> list[str]:
+    """The DVC projects (``dvc init --subdir``) in the folders below ``here``,
+    ``depth`` levels down at most, hidden folders left out; relative paths."""
+    found: list[str] = []
+    level = [here]
+    for _ in range(depth):
+        deeper = []
+        for folder in level:
+            try:
+                entries = sorted(os.scandir(folder), key=lambda e: e.name)
+            except OSError:
+                continue
+            for entry in entries:
+                if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
+                    continue
+                if os.path.isdir(os.path.join(entry.path, ".dvc")):
+                    found.append(Path(entry.path).relative_to(here).as_posix())
+                else:
+                    deeper.append(Path(entry.path))
+        level = deeper
+    return found
 
 
 _TRANSIENT = re.compile(

@@ -38,6 +38,20 @@ def test_outside_a_dvc_repository(tmp_path):
     assert_one_line_error(run, "not a DVC repository", "dvc init")
 
 
+def test_above_a_subdir_dvc_project_the_line_names_the_project_below(tmp_path):
+    """A monorepo: `dvc init --subdir` in ml/, inv started at the git root."""
+    (tmp_path / "tasks.py").write_text(sandbox.TASKS_PY)
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    (tmp_path / "ml").mkdir()
+    subprocess.run(
+        [sys.executable, "-m", "dvc", "init", "-q", "--subdir"], cwd=tmp_path / "ml", check=True
+    )
+
+    run = inv(tmp_path, "guards")
+
+    assert_one_line_error(run, "not a DVC repository", "DVC projects below it: ml/", "cd ml")
+
+
 def test_outside_a_git_repository(tmp_path):
     (tmp_path / "tasks.py").write_text(sandbox.TASKS_PY)
     subprocess.run(
@@ -57,7 +71,9 @@ def test_malformed_dvc_yaml_is_one_line(project, dvcfile):
 
     run = project.inv("metrics")
 
-    assert_one_line_error(run, "DVC cannot read the project", dvcfile)
+    line = assert_one_line_error(run, "DVC cannot read the project", dvcfile)
+    # Where the parser stopped, as `dvc status` would show it.
+    assert "at line 3, column 1" in line, line
     assert project.stages_run() == []
 
 
