@@ -18,6 +18,10 @@ project that installs dvc-invoke, costs nothing until a test uses it.
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from . import posix
+
+posix.require()  # before any module that needs fcntl or setsid
+
 if TYPE_CHECKING:
     from . import data, guards, notify, publish, repro
     from .errors import Cancelled, DvcInvokeError

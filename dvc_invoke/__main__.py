@@ -7,6 +7,11 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .posix import MESSAGE, supported
+
+    if not supported():
+        print(MESSAGE, file=sys.stderr)
+        return 1
     args = sys.argv[1:] if argv is None else argv
     if args[:1] == ["demo"]:
         from .demo import main as demo

@@ -273,6 +273,10 @@ def preflight(
         state = started.result()
     else:
         state = _git_checks(ws, run_plan.pipeline, state, skip=skip, resume=resume)
+    if run_plan.pull or run_plan.push:  # DVC's plugin for the remote: dry runs and skips too
+        missing = graph.missing_plugin(ws.root)
+        if missing:
+            raise DvcInvokeError(missing, step="guards", resume=resume)
     if (run_plan.pull or run_plan.push) and "dvc-remote" not in skip and not ws.dry:
         run_plan.remote = graph.remote_check(ws.root)
         if run_plan.remote.problem:

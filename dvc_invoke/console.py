@@ -68,7 +68,7 @@ def terminal(name: str) -> Any:
 
 
 # The marks, and what stands for them where the console cannot write them.
-_ASCII = {"✔": "OK", "✘": "X", "»": ">>", "·": "-", "…": "..."}
+_ASCII = {"✔": "OK", "✘": "X", "»": ">>", "·": "-", "…": "...", "→": "->"}
 
 
 def _encodable(text: str, stream: Any) -> str:

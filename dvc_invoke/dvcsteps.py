@@ -23,7 +23,9 @@ def pull(ws: Workspace, plan: Plan, *, resume: str | None = None) -> list[str]:
     input it lacks stops the run. Inputs DVC finds in the workspace as
     recorded are not pulled: there is nothing to fetch or check out.
     """
-    fetch = [f for f in plan.graph.fetch if not overlaps(f, plan.pull)]
+    restore = [r for r in plan.graph.restore if not overlaps(r, plan.pull)]
+    # Metrics the pull checks out anyway are not fetched apart.
+    fetch = [f for f in plan.graph.fetch if not overlaps(f, plan.pull + restore)]
     if fetch:
         # Into the cache only: the workspace keeps what is there; the old
         # metrics are read from the cache when they are compared.
@@ -34,7 +36,6 @@ def pull(ws: Workspace, plan: Plan, *, resume: str | None = None) -> list[str]:
             raise
         except DvcInvokeError as exc:
             console.warn(f"the metrics as last published are not on the remote: {exc.reason}")
-    restore = [r for r in plan.graph.restore if not overlaps(r, plan.pull)]
     if not plan.pull and not restore:
         if not fetch:
             console.info("nothing to pull")

@@ -37,6 +37,9 @@ class DvcInvokeError(Exit):
         self.to_commit: list[str] = []
         # The branch the run's commit was kept on when the push was refused.
         self.kept: str | None = None
+        # What the types of the exceptions behind it say (`failures.classify`):
+        # True for a moment, False for good, None when only its text can tell.
+        self.transient: bool | None = None
 
     @property
     def message(self) -> str:
@@ -88,5 +91,23 @@ class Lost(Cancelled):
 
 def dvc_error_reason(exc: BaseException) -> str:
     """DVC's own message for ``exc``, folded to one line."""
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    where = _yaml_problem(exc)
+    return f"{text}: {where}" if where else text
+
+
+def _yaml_problem(exc: BaseException) -> str | None:
+    """What the YAML parser behind a DVC error found, and where: DVC's own
+    line says only that a file is corrupted (``dvc status`` prints the rest)."""
+    seen = 0
+    cause: BaseException | None = exc.__cause__ or exc.__context__
+    while cause is not None and seen < 5:
+        mark = getattr(cause, "problem_mark", None)
+        problem = getattr(cause, "problem", None)
+        if mark is not None and problem:
+            line, column = getattr(mark, "line", None), getattr(mark, "column", None)
+            if isinstance(line, int) and isinstance(column, int):
+                return f"{problem} at line {line + 1}, column {column + 1}"
+            return str(problem)
+        cause, seen = cause.__cause__ or cause.__context__, seen + 1
+    return None

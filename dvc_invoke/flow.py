@@ -121,7 +121,10 @@ def _run(
     adopted = os.environ.pop(runs.ENV_RUN, None)
     skip = tuple(skip or ())
     state = ws.git_state()  # not a git repository: say so before anything else
-    if not adopted:  # the fetch and push check reach the network: begun while DVC reads
+    # The fetch and push check reach the network: begun while DVC reads, when
+    # nothing git tracks changed (changes may be refused first, and then
+    # nothing should have been fetched or shown as fetched).
+    if not adopted and not state.changed:
         checks.start_git_checks(ws, p, state, skip=skip, resume=command)
     need_dvcfile(ws, p)
     run_plan = plan(ws, p, force=force, upstream=upstream)
@@ -335,14 +338,18 @@ def _execute(
         report.pushed, report.rewritten = list(done.pushed), list(done.rewritten)
         report.commit_after = done.commit
         if done.committed or not p.commit:  # else nothing changed that plots are drawn from
-            _plots(ws, run_plan, report, start)
+            # Pictures for whom posts them (Slack's Web API); the names for all.
+            draw = any(getattr(n, "posts_pictures", False) for n in chain)
+            _plots(ws, run_plan, report, start, draw=draw)
         report.end("succeeded")
         notifiers.deliver(chain, report)
         save(None)
     return report
 
 
-def _plots(ws: Workspace, run_plan: Plan, report: RunReport, start: GitState) -> None:
+def _plots(
+    ws: Workspace, run_plan: Plan, report: RunReport, start: GitState, *, draw: bool
+) -> None:
     """The plots the run changed, drawn for its notifications (never fails the run)."""
     from . import plots
     from .settings import settings
@@ -351,7 +358,7 @@ def _plots(ws: Workspace, run_plan: Plan, report: RunReport, start: GitState) ->
         return
     folder = runs.Store(ws.root).dir / "plots" / report.id
     try:
-        found = plots.changed(ws, run_plan.graph.plot_files, start.commit, folder)
+        found = plots.changed(ws, run_plan.graph.plot_files, start.commit, folder, draw=draw)
     except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - published already:
         # pictures are a bonus, never the run's end (a Ctrl-C here skips them alone)
         console.warn(f"could not compare the run's plots: {exc or 'interrupted'}")

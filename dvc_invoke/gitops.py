@@ -177,6 +177,10 @@ class Git:
     def branch(self, name: str, *, step: str) -> None:
         self.ws.act(f"git branch {shlex.quote(name)} HEAD", step=step)
 
+    def delete_merged_branch(self, name: str, *, step: str) -> None:
+        """The local branch ``name``, which HEAD holds (``-d``: git refuses otherwise)."""
+        self.ws.act(f"git branch -q -d {shlex.quote(name)}", step=step)
+
     def fast_forward(self, rev: str, *, step: str) -> None:
         """The branch forward to ``rev``, which must descend from HEAD."""
         self.ws.act(f"git merge -q --ff-only {shlex.quote(rev)}", step=step)

@@ -14,7 +14,7 @@ import contextlib
 import dataclasses
 import os
 import posixpath
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -296,7 +296,7 @@ def load(
             if dvcfile is not None:
                 g.top_metrics, g.top_plots = _top_level(repo, root, dvcfile, g)
                 if not force:
-                    g.restore = _missing_but_fresh(root, ordered)
+                    g.restore = _missing_but_fresh(repo, root, ordered, tracked)
                 g.stale_upstream = _stale_upstream(repo, root, g)
                 g.fetch = _metrics_not_cached(root, ordered, g)
                 # The metrics as they were before the run, to compare with: a
@@ -333,17 +333,7 @@ def _stale_upstream(repo: Any, root: Path, g: PipelineGraph) -> list[Upstream]:
     """
     import graphlib
 
-    collected: dict[str, dict[str, Any]] = {}
-
-    def stage_at(addr: str) -> Any:
-        file = _file_of(addr)
-        if file not in collected:
-            target = os.path.join(os.fspath(root), file)
-            collected[file] = {
-                address(file, getattr(st, "name", None)): st for st in repo.stage.collect(target)
-            }
-        return collected[file].get(addr)
-
+    stage_at = _stage_lookup(repo, root)
     stale: dict[str, list[str]] = {}
     never: dict[str, list[str]] = {}  # file -> its stages that never ran
     names: dict[str, list[str]] = {}  # file -> its stages the pipeline reads from
@@ -396,8 +386,30 @@ def _stale_upstream(repo: Any, root: Path, g: PipelineGraph) -> list[Upstream]:
 NEVER_RUN = "never run"
 
 
-def _stale_by_locks(root: Path, stage: Any, stage_at: Any, tracked: Tracked) -> str | None:
-    """Why an upstream ``stage`` must run again, judged by what git holds."""
+def _stage_lookup(repo: Any, root: Path) -> Callable[[str], Any]:
+    """The stage at an address (``dvc.yaml:train``, ``data.csv.dvc``), each
+    DVC file collected once; those the run read already are not read again."""
+    collected: dict[str, dict[str, Any]] = dict(_files_read(root))
+
+    def stage_at(addr: str) -> Any:
+        file = _file_of(addr)
+        if file not in collected:
+            target = os.path.join(os.fspath(root), file)
+            collected[file] = {
+                address(file, getattr(st, "name", None)): st for st in repo.stage.collect(target)
+            }
+        return collected[file].get(addr)
+
+    return stage_at
+
+
+def _stale_by_locks(
+    root: Path, stage: Any, stage_at: Any, tracked: Tracked, *, cannot_tell: str | None = None
+) -> str | None:
+    """Why ``stage`` must run again, judged by what git holds: its command
+    and the files git holds as they are, the data it reads as the locks and
+    ``.dvc`` files record it (never the workspace's copy, which a pull has yet
+    to bring). ``cannot_tell``: the answer when DVC cannot tell."""
     from dvc.exceptions import DvcException
 
     outs = list(getattr(stage, "outs", []))
@@ -428,7 +440,7 @@ def _stale_by_locks(root: Path, stage: Any, stage_at: Any, tracked: Tracked) -> 
                 elif dep.hash_info != recorded.hash_info:
                     return f"{path} changed"
     except DvcException:
-        return None  # what DVC cannot tell here, it decides when the stage runs
+        return cannot_tell  # by default DVC decides it when the stage runs
     return None
 
 
@@ -486,30 +498,28 @@ def _top_level(
     return metrics, [p for p in map(rel, plots) if p is not None and own(p)]
 
 
-def _missing_but_fresh(root: Path, ordered: list[Any]) -> list[str]:
+def _missing_but_fresh(repo: Any, root: Path, ordered: list[Any], tracked: Tracked) -> list[str]:
     """Outputs DVC would find up to date were they in the workspace.
 
-    A stage counts when its command and its deps are as its lock entry says
-    (deps missing from the workspace count as unchanged: an earlier stage's
-    outputs, restored first), no stage it depends on has to run, and the
-    lock records a hash for the output. Its outputs missing from the
-    workspace are then worth pulling: ``dvc repro`` would otherwise run the
-    stage again (a retrain on every new machine), where ``dvc repro --pull``
-    and ``dvc pull && dvc repro`` find it up to date.
+    A stage counts when its command and the files git holds are as its lock
+    entry says, the data it reads is recorded (by the lock or ``.dvc`` file
+    that makes it) as its lock says it read it, no stage it depends on has
+    to run, and the lock records a hash for the output. Its outputs missing
+    from the workspace, or holding data DVC saved before (`_replaceable`: a
+    run's or a checkout's, as after ``git pull`` of a teammate's run), are
+    then worth pulling: ``dvc repro`` would otherwise run the stage again (a
+    retrain on every new machine), where ``dvc repro --pull`` finds it up to
+    date. The workspace's copies of the data a stage reads are not asked:
+    the same pull brings them.
     """
-    from dvc.exceptions import DvcException
-
+    stage_at = _stage_lookup(repo, root)
     stale: set[str] = set()
     restore: list[str] = []
     for stage in ordered:
         deps = {_relative(root, d.fs_path) for d in stage.deps if getattr(d, "is_in_repo", False)}
-        upstream_stale = any(overlaps(d, stale) for d in deps)
-        try:
-            changed = (
-                upstream_stale or stage.changed_stage() or stage.changed_deps(allow_missing=True)
-            )
-        except DvcException:  # whatever DVC cannot tell here, it decides when it runs
-            changed = True
+        changed = any(overlaps(d, stale) for d in deps) or bool(
+            _stale_by_locks(root, stage, stage_at, tracked, cannot_tell="unknown")
+        )
         outs = [o for o in stage.outs if o.is_in_repo]
         if changed:
             stale |= {_relative(root, o.fs_path) for o in outs}
@@ -875,6 +885,8 @@ def remote_check(root: Path) -> RemoteCheck:
                 return RemoteCheck(
                     "no DVC remote is configured: add one with `dvc remote add -d NAME URL`"
                 )
+            except ImportError as exc:  # DVC's plugin for this kind of remote
+                return RemoteCheck(_missing_plugin(repo.config) or dvc_error_reason(exc))
             name, fs, path = remote.name, remote.fs, remote.path
             if fs.protocol == "local":
                 if not os.path.isdir(path):
@@ -889,6 +901,39 @@ def remote_check(root: Path) -> RemoteCheck:
     except DvcException as exc:
         return RemoteCheck(f"DVC cannot read its remote configuration: {dvc_error_reason(exc)}")
     return RemoteCheck(None, name)
+
+
+def missing_plugin(root: Path) -> str | None:
+    """What to install for the project's default DVC remote, when DVC's plugin
+    for its kind (``dvc-s3`` for ``s3://``, ``dvc-ssh``...) is not installed:
+    known from its configuration alone, before anything runs (else the first
+    pull or push fails halfway through the run)."""
+    from dvc.exceptions import DvcException
+
+    try:
+        with opened(root) as repo:
+            return _missing_plugin(repo.config)
+    except DvcException:
+        return None  # a configuration DVC cannot read: the remote check says so
+
+
+def _missing_plugin(config: Any) -> str | None:
+    import importlib.util
+
+    from dvc_objects.fs import known_implementations
+
+    name = config.get("core", {}).get("remote")
+    url = str(config.get("remote", {}).get(name, {}).get("url", "")) if name else ""
+    scheme = url.partition("://")[0] if "://" in url else ""
+    entry = known_implementations.get(scheme, {})
+    module = str(entry.get("class", "")).partition(".")[0]
+    if "err" not in entry or not module or importlib.util.find_spec(module) is not None:
+        return None
+    package = module.replace("_", "-")
+    return (
+        f"DVC remote '{name}' is a {scheme}:// remote, and DVC's {package} plugin for it"
+        f" is not installed here: `pip install {package}`"
+    )
 
 
 def by_stage(tracked: Tracked, paths: list[str]) -> list[str]:

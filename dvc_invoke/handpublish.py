@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import console, dvcfiles, graph, notifiers, runs
-from .errors import DvcInvokeError
+from .errors import Cancelled, DvcInvokeError
 from .gitops import Git
 from .paths import overlaps
 from .pipelines import Pipeline, resolve
@@ -181,6 +181,8 @@ def _finish(c: Any, ws: Workspace, name: str, accept: bool) -> Published:
     report.pushed, report.commit_after = list(done.pushed), done.commit
     report.rewritten = list(dict.fromkeys(report.rewritten + list(done.rewritten)))
     report.end("succeeded")
+    if aside is not None and done.git_pushed:
+        _forget_side_branch(ws, aside)
     notifiers.deliver(chain, report)
     if pending is not None:
         store.save(report)
@@ -188,6 +190,17 @@ def _finish(c: Any, ws: Workspace, name: str, accept: bool) -> Published:
             with open(report.log, "a") as log:
                 log.write(f"\n✔ {p.name} succeeded: published by hand with {command}\n")
     return done
+
+
+def _forget_side_branch(ws: Workspace, side: str) -> None:
+    """The local branch a refused run's commit was kept on, now that the
+    branch it was meant for holds it (origin's copy, if any, is the reviewers')."""
+    try:
+        Git(ws).delete_merged_branch(side, step="publish")
+    except Cancelled:
+        raise
+    except DvcInvokeError as exc:
+        console.warn(f"branch {side} is kept: {exc.reason}")
 
 
 def _kept_aside(ws: Workspace, store: runs.Store, p: Pipeline, state: GitState) -> RunReport | None:

@@ -14,6 +14,11 @@ stops DVC as it stops the ``dvc`` command: DVC catches the interrupt, cleans
 up and exits 252. A stage's own command still runs as a child process whose
 output goes straight to the terminal's file descriptors: ``dvc repro`` of
 stages that will run stays a subprocess (`dvcsteps.reproduce`).
+
+The exceptions behind a failure are kept (`DvcResult.exceptions`): DVC logs
+them as it fails (a command's error, and each file a push or pull could not
+transfer), and their types tell a network that failed for a moment from a
+refusal (`failures.classify`).
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ import shlex
 import sys
 from collections.abc import Iterator
 from typing import Any
+
+from invoke.runners import Result
 
 from .output import Streaming, Tail
 
@@ -76,6 +83,12 @@ class _Output(io.TextIOBase):
         return True
 
 
+class DvcResult(Result):
+    """invoke's `Result`, with the exceptions DVC logged as it failed."""
+
+    exceptions: tuple[BaseException, ...] = ()
+
+
 class DvcRunner(Streaming):
     """An invoke runner for ``dvc`` command lines: ``dvc.cli.main`` in this process."""
 
@@ -85,6 +98,12 @@ class DvcRunner(Streaming):
         self._exited: int | None = None
         self._out: list[str] = []
         self._err: list[str] = []
+        self._caught = _Caught()
+
+    def generate_result(self, **kwargs: Any) -> DvcResult:
+        result = DvcResult(**kwargs)
+        result.exceptions = tuple(self._caught.exceptions)
+        return result
 
     def start(self, command: str, shell: str, env: dict[str, Any]) -> None:
         global _running
@@ -99,7 +118,7 @@ class DvcRunner(Streaming):
         here = os.getcwd()
         # DVC's usage report forks a daemon: not from this process, which has threads.
         analytics = os.environ.get("DVC_NO_ANALYTICS")
-        with _dvc_output(out, err):
+        with _dvc_output(out, err), _catching(self._caught):
             _running = True
             try:
                 os.environ["DVC_NO_ANALYTICS"] = "1"
@@ -112,6 +131,7 @@ class DvcRunner(Streaming):
             except KeyboardInterrupt:  # an interrupt past DVC's own handling of one
                 self._exited = 252
             except Exception as exc:  # noqa: BLE001 - a failed command, as a dvc process fails
+                self._caught.exceptions.append(exc)
                 err.write(f"ERROR: unexpected error - {exc}\n")
                 self._exited = 255
             finally:
@@ -186,3 +206,60 @@ def _dvc_output(out: _Output, err: _Output) -> Iterator[None]:
             handler.setStream(stream)
             if colors is not None:
                 handler.formatter.log_colors = colors  # type: ignore[union-attr]
+
+
+# Where DVC says which file a push or pull could not transfer, and why: at
+# debug level (shown only with -v), before the error that counts them.
+_PER_FILE = ("dvc_data.index.push", "dvc_data.index.fetch", "dvc_data.hashfile.transfer")
+
+
+class _Caught(logging.Handler):
+    """The exceptions DVC logs while a command runs (each once), none of them shown."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.exceptions: list[BaseException] = []
+
+    def keep(self, record: logging.LogRecord) -> None:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and not any(exc is e for e in self.exceptions):
+            self.exceptions.append(exc)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.keep(record)
+
+
+class _PerFile(logging.Filter):
+    """On a logger of `_PER_FILE`: keeps the exception of every record, and lets
+    through only what DVC's own level would have (its debug lines stay unshown)."""
+
+    def __init__(self, caught: _Caught, parent: logging.Logger):
+        super().__init__()
+        self.caught, self.parent = caught, parent
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.caught.keep(record)
+        return record.levelno >= self.parent.getEffectiveLevel()
+
+
+@contextlib.contextmanager
+def _catching(caught: _Caught) -> Iterator[None]:
+    """Keep what DVC logs with an exception while it runs, in ``caught``."""
+    tops = [logging.getLogger(name) for name in ("dvc", "dvc_objects", "dvc_data")]
+    # Each logger of `_PER_FILE`, its level, and the filter that keeps its exceptions.
+    per_file = [
+        (lg, lg.level, _PerFile(caught, tops[2])) for lg in map(logging.getLogger, _PER_FILE)
+    ]
+    for lg in tops:
+        lg.addHandler(caught)
+    for lg, _, kept in per_file:
+        lg.setLevel(logging.DEBUG)  # its records made, so that their exceptions are seen
+        lg.addFilter(kept)
+    try:
+        yield
+    finally:
+        for lg in tops:
+            lg.removeHandler(caught)
+        for lg, level, kept in per_file:
+            lg.removeFilter(kept)
+            lg.setLevel(level)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import posixpath
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -228,7 +229,10 @@ def _lock_params(lock: str, text: str | None) -> dict[str, Any]:
         for file, values in ((stage or {}).get("params") or {}).items():
             # Relative to the stage's wdir, which the lock file does not say;
             # `wdir: ../..` stages name theirs from the root already.
-            name = f"{folder}/{file}" if folder and not file.startswith(folder + "/") else file
+            if folder and not file.startswith(folder + "/"):
+                name = posixpath.normpath(f"{folder}/{file}")  # train/../params.yaml: params.yaml
+            else:
+                name = file
             for key, value in _flat(values):
                 found[f"{name}:{key}"] = value
     return found

@@ -24,12 +24,15 @@ from .workspace import Workspace, quote_all
 WORKSPACE = "workspace"
 
 
-def changed(ws: Workspace, plot_files: list[str], base: str, folder: Path) -> dict[str, Any]:
+def changed(
+    ws: Workspace, plot_files: list[str], base: str, folder: Path, *, draw: bool = True
+) -> dict[str, Any]:
     """The plots that differ between ``base`` and the workspace, drawn into ``folder``.
 
     Returns ``{"plots": [{"id", "png"}], "html": path}`` (``png`` None where a
-    plot could not be drawn); empty when the pipeline has no plots or none
-    changed. ``dvc plots diff`` runs only for a pipeline with plots.
+    plot could not be drawn, or with ``draw`` False: nobody is shown pictures);
+    empty when the pipeline has no plots or none changed. ``dvc plots diff``
+    runs only for a pipeline with plots.
     """
     if not plot_files:
         return {}
@@ -49,9 +52,12 @@ def changed(ws: Workspace, plot_files: list[str], base: str, folder: Path) -> di
     if not found:
         return {}
     folder.mkdir(parents=True, exist_ok=True)
-    drawn = [{"id": plot_id, "png": _draw(plot_id, renders, folder)} for plot_id, renders in found]
+    drawn = [
+        {"id": plot_id, "png": _draw(plot_id, renders, folder) if draw else None}
+        for plot_id, renders in found
+    ]
     missing = [d["id"] for d in drawn if d["png"] is None]
-    if missing and not _can_draw():
+    if draw and missing and not _can_draw():
         console.warn(
             f"{len(missing)} changed plot(s) not drawn: install dvc-invoke[plots] (vl-convert)"
         )

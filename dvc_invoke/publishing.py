@@ -438,7 +438,7 @@ def _keep_aside(
             except Cancelled:
                 raise
             except DvcInvokeError as exc:
-                where += f" (not pushed: {exc.reason})"
+                where += f" (not pushed: {refused_by_server(exc.log) or exc.reason})"
     finally:
         # Whatever happened to the side branch, the run's commit leaves this one.
         if ours:
@@ -454,12 +454,16 @@ def _keep_aside(
             + default_command(p.name, force=plan.force, upstream=plan.upstream),
         )
     else:
-        review = "open a pull request from it" if pushed else f"push it where {remote} allows"
+        if pushed:
+            review, resume = "", f"open a pull request from {side}"
+        else:  # a command of its own: inv publish puts the commit back and pushes it
+            review, resume = f"; push it where reviews happen (`git push REMOTE {side}`)", None
         refused = DvcInvokeError(
             f"git push rejected for good: {why}; nothing was pushed to {state.branch};"
-            f" the run's commit (its data is on the DVC remote) is {where}",
+            f" the run's commit (its data is on the DVC remote) is {where}{review}",
             step="git push",
-            resume=f"{review}: {side}, or `{publish_command(p)}` once {remote} accepts it",
+            resume=(f"{resume}, or " if resume else "")
+            + f"{publish_command(p)} once {remote} accepts pushes to {state.branch}",
         )
     refused.kept = side
     raise refused

@@ -125,12 +125,9 @@ def init(root: Path, c: Any, out: Any = None) -> int:
 
     out = out or sys.stdout
     if not (root / ".dvc").is_dir():
-        print(
-            f"dvc-invoke: {root} is not a DVC project's root (no .dvc folder): run `dvc init`"
-            " there first, or give its root with --dir",
-            file=sys.stderr,
-        )
+        print(f"dvc-invoke: {_not_a_root(root)}", file=sys.stderr)
         return 1
+    here = _shown(root)
     found = discover(c, root)
     if not found:
         print(f"dvc-invoke: no dvc.yaml in {root}: nothing to make tasks of", file=sys.stderr)
@@ -144,7 +141,7 @@ def init(root: Path, c: Any, out: Any = None) -> int:
             print(text, file=out)
             continue
         path.write_text(text)
-        print(f"wrote {name}", file=out)
+        print(f"wrote {here}{name}", file=out)
     ignored = c.run(
         f"git -C {_q(root)} check-ignore -q .env", hide=True, warn=True, in_stream=False
     )
@@ -154,11 +151,50 @@ def init(root: Path, c: Any, out: Any = None) -> int:
         gitignore.write_text(
             before + ("" if before.endswith("\n") or not before else "\n") + ".env\n"
         )
-        print("added .env to .gitignore", file=out)
+        print(f"added .env to {here}.gitignore", file=out)
     # As `inv --list` shows them: invoke turns a task name's "_" into "-".
     names = ", ".join(Collection().transform(name) for name, _ in named(found))
     print(f"pipelines: {names}; `inv --list` shows the tasks, `inv NAME` runs one", file=out)
+    files = " ".join(f"{here}{f}" for f in ("tasks.py", ".env.example", ".gitignore"))
+    print(
+        f"next: commit them for the team (a run refuses uncommitted changes): git add {files}"
+        " && git commit -m 'Run the pipelines with dvc-invoke'",
+        file=out,
+    )
     return 0
+
+
+def _shown(root: Path) -> str:
+    """``root`` as a prefix of the paths init names: empty when it is the cwd."""
+    try:
+        rel = root.relative_to(Path.cwd().resolve())
+    except ValueError:
+        return f"{root}/"
+    return "" if rel == Path(".") else f"{rel.as_posix()}/"
+
+
+def _not_a_root(root: Path) -> str:
+    """Why init does nothing at ``root``, and where to run it instead."""
+    from .workspace import dvc_projects_below
+
+    above = next((f for f in root.parents if (f / ".dvc").is_dir()), None)
+    if above is not None:
+        return (
+            f"{root} is inside the DVC project at {above}, not at its root:"
+            f" run `dvc-invoke init --dir {_q(above)}`"
+        )
+    below = dvc_projects_below(root)
+    if below:
+        target = _shown(root / below[0]).rstrip("/")
+        return (
+            f"{root} is not a DVC project's root (no .dvc folder); DVC projects below it:"
+            f" {', '.join(p + '/' for p in below[:3])}: run `dvc-invoke init --dir {target}`"
+            " (tasks.py goes beside its .dvc folder, and inv runs from there)"
+        )
+    return (
+        f"{root} is not a DVC project's root (no .dvc folder): run `dvc init`"
+        " there first, or give its root with --dir"
+    )
 
 
 def _q(path: Path) -> str:

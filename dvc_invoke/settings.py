@@ -36,8 +36,9 @@ from .errors import DvcInvokeError
 DEFAULTS: dict[str, Any] = {
     # Named pipelines: {"NAME": {"dvcfile": ..., "force": ..., "pull": [...], ...}}
     "pipelines": {},
-    # The dvc executable; empty: `dvc` on PATH, else the one installed beside
-    # this Python (a virtualenv that is not activated).
+    # The dvc executable, run as a process; empty: `dvc` on PATH, else the one
+    # installed beside this Python (a virtualenv that is not activated), its
+    # commands run in dvc-invoke's own process when that is the DVC it imports.
     "dvc": "",
     # Echo each git/dvc command that does work (probes are never echoed).
     "echo": True,

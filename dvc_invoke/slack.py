@@ -460,6 +460,8 @@ class _SlackNotifier:
 
 
 class WebApiNotifier(_SlackNotifier):
+    posts_pictures = True  # the changed plots, as PNGs in the run's thread
+
     def __init__(
         self,
         settings: SlackSettings,

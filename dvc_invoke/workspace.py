@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from . import console, environment
+from . import console, environment, failures
 from .errors import Cancelled, DvcInvokeError, Lost, Requeued
 from .interrupts import Interrupts
 from .settings import dvc_command, is_dry, settings
@@ -179,10 +179,43 @@ def find_root(start: str | os.PathLike[str] | None = None) -> Path:
     for folder in (here, *here.parents):
         if (folder / ".dvc").is_dir():
             return folder
+    below = dvc_projects_below(here)
+    if below:
+        where = ", ".join(f"{p}/" for p in below[:3])
+        if len(below) > 3:
+            where += f" (+{len(below) - 3} more)"
+        raise DvcInvokeError(
+            f"not a DVC repository: no .dvc folder in {here} or above; DVC projects below it:"
+            f" {where} (run inv there: cd {shlex.quote(below[0])})",
+            step="guards",
+        )
     raise DvcInvokeError(
         f"not a DVC repository: no .dvc folder in {here} or above (run `dvc init` first)",
         step="guards",
     )
+
+
+def dvc_projects_below(here: Path, depth: int = 2) -> list[str]:
+    """The DVC projects (``dvc init --subdir``) in the folders below ``here``,
+    ``depth`` levels down at most, hidden folders left out; relative paths."""
+    found: list[str] = []
+    level = [here]
+    for _ in range(depth):
+        deeper = []
+        for folder in level:
+            try:
+                entries = sorted(os.scandir(folder), key=lambda e: e.name)
+            except OSError:
+                continue
+            for entry in entries:
+                if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
+                    continue
+                if os.path.isdir(os.path.join(entry.path, ".dvc")):
+                    found.append(Path(entry.path).relative_to(here).as_posix())
+                else:
+                    deeper.append(Path(entry.path))
+        level = deeper
+    return found
 
 
 _TRANSIENT = re.compile(
@@ -199,7 +232,9 @@ _PERMANENT = re.compile(
 
 
 def transient(output: str | None) -> bool:
-    """Whether a remote command's output says it failed for a moment, not for good."""
+    """Whether a remote command's output says it failed for a moment, not for good:
+    for git, a process, whose text is all there is (DVC's exceptions have types:
+    `failures`)."""
     text = output or ""
     return bool(_TRANSIENT.search(text)) and not _PERMANENT.search(text)
 
@@ -208,6 +243,12 @@ def push_rejected(output: str | None) -> bool:
     """Whether ``git push`` was rejected because the remote has commits this clone lacks."""
     text = output or ""
     return "[rejected]" in text or "non-fast-forward" in text or "fetch first" in text
+
+
+def _passing(exc: DvcInvokeError) -> bool:
+    """Whether a failure may pass if tried again: as the types of its exceptions
+    say (DVC in this process), else as its text says."""
+    return exc.transient if exc.transient is not None else transient(exc.log)
 
 
 _PREFIXES = ("ERROR: ", "fatal: ", "error: ")
@@ -429,7 +470,7 @@ class Workspace:
                     touches=touches,
                 )
             except DvcInvokeError as exc:
-                if attempt == attempts or isinstance(exc, Cancelled) or not transient(exc.log):
+                if attempt == attempts or isinstance(exc, Cancelled) or not _passing(exc):
                     raise
                 console.warn(
                     f"{step}: {exc.reason}; trying again in {delay:g}s ({attempt}/{attempts - 1})"
@@ -489,7 +530,9 @@ class Workspace:
             else:
                 reason = error_line(result.stderr) or f"`{cmd}` exited with {result.exited}"
             log = "\n".join(part for part in (result.stdout, result.stderr) if part)
-            raise DvcInvokeError(reason, step=step, resume=resume, log=log[-20000:])
+            failed = DvcInvokeError(reason, step=step, resume=resume, log=log[-20000:])
+            failed.transient = failures.classify(getattr(result, "exceptions", ()))
+            raise failed
         return result
 
     def _stop_if_interrupted(self, step: str, resume: str | None) -> None:

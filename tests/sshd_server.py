@@ -67,14 +67,10 @@ class Sshd:
             f"ListenAddress 127.0.0.1\nPort {self.port}\nHostKey {b / 'host_key'}\n"
             f"AuthorizedKeysFile {b / 'authorized_keys'}\nPidFile {b / 'sshd.pid'}\n"
             "PermitRootLogin prohibit-password\nPasswordAuthentication no\n"
-            "StrictModes no\nUsePAM no\nLogLevel ERROR\n"
+            "StrictModes no\nUsePAM no\nLogLevel ERROR\nSubsystem sftp internal-sftp\n"
             f"SetEnv {set_env}\n"
         )
-        self.proc = subprocess.Popen(
-            [SSHD, "-D", "-e", "-f", str(config)],
-            stdout=subprocess.DEVNULL,
-            stderr=open(b / "sshd.log", "wb"),  # noqa: SIM115 - open for sshd's life
-        )
+        self._launch()
         common = (
             f"  HostName 127.0.0.1\n  Port {self.port}\n  User {os.environ.get('USER') or 'root'}\n"
             f"  IdentityFile {self.client_key}\n  IdentitiesOnly yes\n"
@@ -82,6 +78,24 @@ class Sshd:
             "  BatchMode yes\n"
         )
         self.ssh_config.write_text("".join(f"Host {alias}\n{common}" for alias in aliases))
+        self.aliases = aliases
+        return self._answering()
+
+    def _launch(self) -> None:
+        self.proc = subprocess.Popen(
+            [SSHD, "-D", "-e", "-f", str(self.base / "sshd_config")],
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.base / "sshd.log", "ab"),  # noqa: SIM115 - open for sshd's life
+        )
+
+    def resume(self) -> Sshd:
+        """The same server again, after `stop` (an outage): same port, keys and hosts."""
+        self._launch()
+        return self._answering()
+
+    def _answering(self) -> Sshd:
+        b, aliases = self.base, self.aliases
+        assert self.proc is not None
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             res = subprocess.run(

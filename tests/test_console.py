@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import os
 import pty
+import re
 import signal
 import subprocess
 import sys
@@ -59,6 +60,7 @@ def test_a_terminal_that_cannot_write_the_marks_gets_ascii_ones_and_the_run_publ
     assert "Traceback" not in out + err
     assert_published(project, before, latest(project))
     assert "OK training succeeded" in out
+    assert re.search(r"branch main at [0-9a-f]+ -> [0-9a-f]+\n", out), out
     if encoding == "ascii":
         assert ">> training - pull" in out
     else:  # latin-1 has » and ·, not ✔
@@ -180,7 +182,7 @@ def test_a_console_that_cannot_encode_a_character_gets_a_stand_in():
     console.write(out, "branch main at 1a2b3c4 → 5d6e7f8 ✔\n")
     out.flush()
 
-    assert out.buffer.getvalue() == b"branch main at 1a2b3c4 ? 5d6e7f8 OK\n"
+    assert out.buffer.getvalue() == b"branch main at 1a2b3c4 -> 5d6e7f8 OK\n"
 
 
 def _run_to_a_pipe(project, **env):

@@ -403,7 +403,7 @@ def test_a_protected_branch_keeps_the_run_for_review_and_says_what_the_server_sa
 
     line = assert_one_line_error(run, "git push failed: git push rejected for good")
     assert "GH006: Protected branch update failed" in line and "hook declined" in line
-    assert "open a pull request from it: dvc-invoke/metrics/" in line
+    assert "then run: open a pull request from dvc-invoke/metrics/" in line
     assert project.origin_log()[0] != MESSAGE  # main never got it
     assert project.git("rev-parse", "HEAD") == start  # nor does the local main
     side = project.git("for-each-ref", "--format=%(refname:short)", "refs/heads/dvc-invoke/")
@@ -414,7 +414,7 @@ def test_a_protected_branch_keeps_the_run_for_review_and_says_what_the_server_sa
     project.sh(f"git clone -q -b {side} {origin} {check}")
     project.sh(f"cd {check} && dvc pull -q")
     assert "Data and pipelines are up to date" in project.sh(f"cd {check} && dvc status")
-    assert latest(project)["resume"].startswith("open a pull request from it")
+    assert latest(project)["resume"].startswith(f"open a pull request from {side}, or inv")
 
 
 def refuse_pushes(project, *, to: str = "refs/heads/") -> None:
@@ -433,7 +433,12 @@ def test_a_run_kept_aside_is_published_by_inv_publish_once_origin_accepts(projec
     refuse_pushes(project)  # main and the side branch alike
     start = project.git("rev-parse", "HEAD")
     refused = project.inv("metrics")
-    assert_one_line_error(refused, "git push rejected for good", "not pushed", "inv publish")
+    line = assert_one_line_error(refused, "git push rejected for good", "not pushed", "inv publish")
+    # The side branch's own refusal says what the server said, and the way out is a command.
+    assert "(not pushed: pushes are frozen" in line, line
+    assert line.endswith(
+        "then run: inv publish --pipeline metrics once origin accepts pushes to main"
+    )
     side = latest(project)["kept"]
     assert side.startswith("dvc-invoke/metrics/")
     assert project.git("rev-parse", "HEAD") == start
@@ -454,7 +459,9 @@ def test_a_run_kept_aside_is_published_by_inv_publish_once_origin_accepts(projec
 
     assert done.returncode == 0, done.output
     assert project.origin_log()[0] == MESSAGE
-    assert project.git("rev-parse", "origin/main") == project.git("rev-parse", side)
+    assert project.git("rev-parse", "origin/main") == project.git("rev-parse", "HEAD")
+    # Published where it was meant to go: the local side branch is gone.
+    assert project.git("for-each-ref", "refs/heads/dvc-invoke/") == ""
     record = latest(project)
     assert (record["status"], record["git_pushed"]) == ("succeeded", True)
     assert_fresh_clone_up_to_date(project)

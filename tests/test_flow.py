@@ -221,6 +221,7 @@ def test_dirty_workspace_is_refused_before_anything_runs(project, staged):
     assert project.stages_run() == []
     assert project.git("rev-parse", "HEAD") == head
     assert "started" not in run.stdout
+    assert "git fetch" not in run.output  # refused before anything reached the network
 
 
 def test_untracked_files_do_not_block_a_run_and_are_never_committed(project):

@@ -38,6 +38,20 @@ def test_outside_a_dvc_repository(tmp_path):
     assert_one_line_error(run, "not a DVC repository", "dvc init")
 
 
+def test_above_a_subdir_dvc_project_the_line_names_the_project_below(tmp_path):
+    """A monorepo: `dvc init --subdir` in ml/, inv started at the git root."""
+    (tmp_path / "tasks.py").write_text(sandbox.TASKS_PY)
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    (tmp_path / "ml").mkdir()
+    subprocess.run(
+        [sys.executable, "-m", "dvc", "init", "-q", "--subdir"], cwd=tmp_path / "ml", check=True
+    )
+
+    run = inv(tmp_path, "guards")
+
+    assert_one_line_error(run, "not a DVC repository", "DVC projects below it: ml/", "cd ml")
+
+
 def test_outside_a_git_repository(tmp_path):
     (tmp_path / "tasks.py").write_text(sandbox.TASKS_PY)
     subprocess.run(
@@ -57,7 +71,9 @@ def test_malformed_dvc_yaml_is_one_line(project, dvcfile):
 
     run = project.inv("metrics")
 
-    assert_one_line_error(run, "DVC cannot read the project", dvcfile)
+    line = assert_one_line_error(run, "DVC cannot read the project", dvcfile)
+    # Where the parser stopped, as `dvc status` would show it.
+    assert "at line 3, column 1" in line, line
     assert project.stages_run() == []
 
 
@@ -88,6 +104,29 @@ def test_missing_dvc_executable(project):
     run = project.inv("metrics")
     assert_one_line_error(run, "guards failed", "/nowhere/dvc: command not found")
     assert project.stages_run() == []
+
+
+@pytest.mark.parametrize("args", [(), ("--dry",)], ids=["run", "dry-run"])
+def test_a_remote_whose_dvc_plugin_is_missing_is_refused_naming_the_package(project, args):
+    # dvc-gs is not among what is installed here (dvc-s3 and dvc-ssh are): the same refusal
+    # as an s3:// remote gets without dvc-s3.
+    assert subprocess.run([sys.executable, "-c", "import dvc_gs"], capture_output=True).returncode
+    project.sh("dvc remote add --local -d cloud gs://team-bucket/dvc-store")
+
+    run = project.inv(*args, "metrics")
+
+    line = assert_one_line_error(run, "guards failed", "`pip install dvc-gs`", "inv metrics")
+    assert "DVC remote 'cloud' is a gs:// remote" in line
+    assert "dvc pull" not in run.stdout and project.stages_run() == []
+    assert latest(project) is None  # refused before a run was recorded
+
+
+def test_a_publish_to_a_remote_whose_plugin_is_missing_says_what_to_install(project):
+    project.sh("dvc remote add --local -d cloud gs://team-bucket/dvc-store")
+
+    run = project.inv("publish", "--pipeline", "metrics")
+
+    assert_one_line_error(run, "`pip install dvc-gs`")
 
 
 @pytest.mark.parametrize(

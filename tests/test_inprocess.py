@@ -4,6 +4,7 @@ c.run sends it, the streams put back after, and Ctrl-C stopping DVC."""
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import logging
@@ -18,6 +19,7 @@ import pytest
 from invoke import Config, Context
 
 from dvc_invoke import console, inprocess
+from dvc_invoke import workspace as workspace_module
 from dvc_invoke.errors import Cancelled, DvcInvokeError
 from dvc_invoke.interrupts import Interrupts
 from dvc_invoke.workspace import Workspace
@@ -77,6 +79,88 @@ def test_a_failing_dvc_command_is_a_failure_with_dvcs_own_reason(canonical, monk
     assert failed.value.step == "pull"
     assert "no/such/file" in failed.value.reason
     assert "ERROR" in (failed.value.log or "")
+
+
+def s3_remote_on_a_closed_port(project, monkeypatch):
+    """The project's default DVC remote: S3 at a port of 127.0.0.1 nothing listens on."""
+    from helpers import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"
+    project.sh(
+        f"dvc remote add -d -f gone s3://bucket/store && dvc remote modify gone endpointurl {url}"
+    )
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_MAX_ATTEMPTS": "1",  # botocore's own retries: one try, the flow's retries
+    }.items():
+        monkeypatch.setenv(key, value)
+
+
+def test_an_s3_endpoint_that_cannot_be_reached_is_tried_again_by_type(
+    canonical, monkeypatch, calls, capsys
+):
+    s3_remote_on_a_closed_port(canonical, monkeypatch)
+    ws = workspace(canonical, monkeypatch, retries=1, retry_delay=0.1)
+
+    with pytest.raises(DvcInvokeError) as failed:
+        ws.act(f"{ws.dvc} push", step="dvc push", network=True)
+
+    # botocore's words match none of the text a network failure is known by
+    assert "Could not connect to the endpoint URL" in failed.value.reason
+    assert not workspace_module.transient(failed.value.log)
+    assert failed.value.transient is True
+    assert calls == [["push"]] * 2
+    assert "trying again in 0.1s (1/1)" in capsys.readouterr().out
+
+
+def test_the_exceptions_behind_a_failure_are_kept_and_a_refusal_is_not_tried_again(
+    canonical, monkeypatch, calls, tmp_path
+):
+    import botocore.exceptions
+
+    s3_remote_on_a_closed_port(canonical, monkeypatch)
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no credentials from anywhere
+    (tmp_path / "aws").write_text("")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "aws"))
+    ws = workspace(canonical, monkeypatch, retries=2, retry_delay=0.1)
+
+    res = ws.probe(f"{ws.dvc} status --cloud")
+    assert res.failed
+    assert any(isinstance(e, botocore.exceptions.NoCredentialsError) for e in res.exceptions)
+    with pytest.raises(DvcInvokeError) as failed:
+        ws.act(f"{ws.dvc} push", step="dvc push", network=True)
+    assert failed.value.transient is False
+    assert calls[1:] == [["push"]]  # once: no credentials is not a moment's failure
+    assert "Traceback" not in (failed.value.log or "")
+
+
+def test_what_dvc_logs_of_each_file_it_could_not_transfer_is_kept_and_its_debug_unshown():
+    import dvc  # noqa: F401 - DVC's loggers and their handlers, as its import makes them
+
+    caught = inprocess._Caught()
+    per_file = logging.getLogger("dvc_data.index.push")
+    level = per_file.level
+    assert logging.getLogger("dvc_data").getEffectiveLevel() > logging.DEBUG
+    reset, refused = ConnectionResetError(errno.ECONNRESET, "reset"), PermissionError(13, "no")
+    shown_out: list[str] = []
+    shown_err: list[str] = []
+    out = inprocess._Output(None, shown_out, None, hidden=True)  # type: ignore[arg-type]
+    err = inprocess._Output(None, shown_err, None, hidden=True)  # type: ignore[arg-type]
+
+    with inprocess._dvc_output(out, err), inprocess._catching(caught):
+        # as DVC logs a file a push could not create on the remote, then the command's error
+        per_file.debug("failed to create '%s' from '%s'", "a", "b", exc_info=reset)
+        logging.getLogger("dvc.commands.data_sync").error("failed to push", exc_info=refused)
+
+    assert caught.exceptions == [reset, refused]
+    assert "failed to push" in "".join(shown_err)  # DVC's handlers at work
+    assert "failed to create" not in "".join(shown_out + shown_err)  # its debug line: unshown
+    assert per_file.level == level and not per_file.filters
+    assert caught not in logging.getLogger("dvc").handlers
 
 
 def test_a_dry_run_shows_the_command_and_runs_nothing(canonical, monkeypatch, calls, capsys):

@@ -31,6 +31,16 @@ def worse_model(project, bias="0.5"):
     project.git("commit", "-qam", "A worse model")
 
 
+def no_gates_published(project):
+    """Gates off for train, committed and pushed, so the team shares it (not about gates)."""
+    (project.path / "invoke.yaml").write_text(
+        "dvc_invoke:\n  pipelines:\n    train:\n      gates: {}\n"
+    )
+    project.git("add", "invoke.yaml")
+    project.git("commit", "-qm", "No gate on this host")
+    project.sh("git push -q")
+
+
 def test_a_fresh_clone_with_nothing_changed_runs_nothing_and_publishes_nothing(canonical_fresh):
     origin = canonical_fresh.origin_log()
 
@@ -483,12 +493,7 @@ def test_data_pull_of_a_pipeline_brings_what_makes_it_up_to_date(canonical_fresh
 def test_data_a_teammate_replaced_is_pulled_though_the_old_is_in_the_workspace(canonical):
     """The pull is left out only when DVC finds the inputs as recorded; a .dvc
     file that moved on (git pull) makes the old data in the workspace stale."""
-    (canonical.path / "invoke.yaml").write_text(
-        "dvc_invoke:\n  pipelines:\n    train:\n      gates: {}\n"
-    )
-    canonical.git("add", "invoke.yaml")
-    canonical.git("commit", "-qm", "No gate on this host")
-    canonical.sh("git push -q")
+    no_gates_published(canonical)
     teammate = canonical.clone("teammate")
     teammate.sh("dvc pull -q data/data.csv")
     data = teammate.path / "data" / "data.csv"
@@ -535,18 +540,37 @@ def test_a_dry_run_leaves_out_what_the_run_would_leave_out(canonical):
     assert canonical.stages_run() == []
 
 
-def test_a_teammates_published_run_pulled_with_git_is_restored_not_retrained(canonical):
-    """After `git pull` of a teammate's run, the workspace still holds this
-    machine's older outputs. DVC put them in the cache, so nothing is lost by
-    checking out the teammate's: the run restores them and trains nothing."""
-    (canonical.path / "invoke.yaml").write_text(
-        "dvc_invoke:\n  pipelines:\n    train:\n      gates: {}\n"
-    )
-    canonical.git("add", "invoke.yaml")
-    canonical.git("commit", "-qm", "No gate on this host")
-    canonical.sh("git push -q")
-    teammate = canonical.clone("teammate")
+def teammate_changes_the_bias(teammate):
     worse_model(teammate, bias="0.0001")
+
+
+def teammate_changes_the_split(teammate):
+    params = teammate.path / "params.yaml"
+    params.write_text(params.read_text().replace("split: 0.25", "split: 0.3"))
+    teammate.git("commit", "-qam", "Another split")
+
+
+def teammate_adds_data(teammate):
+    teammate.sh("dvc pull -q data/data.csv")
+    data = teammate.path / "data" / "data.csv"
+    data.write_text(data.read_text() + "41,82.1\n42,84.0\n")
+    teammate.sh("dvc add -q data/data.csv")
+    teammate.git("commit", "-qam", "More data")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [teammate_changes_the_bias, teammate_changes_the_split, teammate_adds_data],
+    ids=["train-param", "first-stage-param", "new-data"],
+)
+def test_a_teammates_published_run_pulled_with_git_is_restored_not_retrained(canonical, change):
+    """After `git pull` of a teammate's run, the workspace still holds this
+    machine's older outputs and inputs. DVC put them in the cache, so nothing
+    is lost by checking out the teammate's: the run restores every stage's
+    outputs, those below the first changed stage too, and trains nothing."""
+    no_gates_published(canonical)
+    teammate = canonical.clone("teammate")
+    change(teammate)
     teammate.sh("git push -q")
     assert teammate.inv("train").returncode == 0
     canonical.sh("git pull -q")
@@ -558,6 +582,7 @@ def test_a_teammates_published_run_pulled_with_git_is_restored_not_retrained(can
     assert run.returncode == 0, run.output
     assert canonical.stages_run() == []
     assert "dvc pull --allow-missing" in run.stdout and "dvc.yaml:train" in run.stdout
+    assert "up to date, as DVC checks" in run.stdout and "dvc repro" not in run.stdout
     assert canonical.origin_log() == origin
     assert "Data and pipelines are up to date" in canonical.sh("dvc status")
     assert_fresh_clone_up_to_date(canonical)

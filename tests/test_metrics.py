@@ -8,7 +8,7 @@ import pytest
 from helpers import assert_one_line_error, latest
 
 from dvc_invoke.errors import DvcInvokeError
-from dvc_invoke.metrics import Change, Gate, parse_gates, regressions
+from dvc_invoke.metrics import Change, Gate, param_changes, parse_gates, regressions
 
 MESSAGE = "[DVC] Update model metrics"
 
@@ -212,3 +212,12 @@ def test_float_noise_is_no_change_and_no_regression():
         "eval/metrics.json:acc: 0.3 → 0.2999 (-0.0001): worse,"
         " and the gate wants it higher (tolerance 0)"
     ]
+
+
+def test_params_a_stage_reads_from_a_folder_above_are_named_from_the_root():
+    lock = "stages:\n  train:\n    cmd: python train.py\n    params:\n      ../params.yaml:\n        train.lr: {}\n"
+    old, new = {"train/dvc.lock": lock.format(0.1)}, {"train/dvc.lock": lock.format(0.01)}
+
+    changes = param_changes(old, new)
+
+    assert [(c.name, c.old, c.new) for c in changes] == [("params.yaml:train.lr", 0.1, 0.01)]

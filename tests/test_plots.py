@@ -62,6 +62,9 @@ def test_a_webhook_gets_the_names_of_the_changed_plots_and_no_picture(canonical,
     (posted,) = slack.calls("webhook")
     assert "plots changed: eval/plots/errors.json" in posted.blocks_text
     assert "http" not in posted.blocks_text and "file:" not in posted.blocks_text
+    # Nobody is shown pictures: none drawn, and no advice to install the renderer.
+    assert latest(canonical)["plots"][0]["png"] is None
+    assert "not drawn" not in run.output
 
 
 def test_an_app_without_files_write_gets_one_warning_and_the_run_its_message(canonical, slack):

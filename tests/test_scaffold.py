@@ -91,6 +91,42 @@ def test_init_outside_a_dvc_project_is_one_line(tmp_path):
     assert run.stderr.count("\n") == 1 and list(tmp_path.iterdir()) == []
 
 
+def test_init_above_a_subdir_dvc_project_names_it_and_the_command(tmp_path):
+    """A monorepo: `dvc init --subdir` in ml/, init typed at the git root."""
+    sh(tmp_path, "git", "init", "-q")
+    (tmp_path / "ml").mkdir()
+    sh(tmp_path / "ml", sys.executable, "-m", "dvc", "init", "-q", "--subdir")
+
+    run = init(tmp_path)
+
+    assert run.returncode == 1 and run.stderr.count("\n") == 1, run.stderr
+    assert "DVC projects below it: ml/" in run.stderr
+    assert "run `dvc-invoke init --dir ml`" in run.stderr
+    assert not (tmp_path / "tasks.py").exists()
+
+
+def test_init_in_a_folder_of_a_dvc_project_names_its_root(nested):
+    run = init(nested / "pipelines")
+
+    assert run.returncode == 1 and run.stderr.count("\n") == 1, run.stderr
+    assert f"inside the DVC project at {nested}" in run.stderr and "--dir" in run.stderr
+
+
+def test_init_with_dir_names_what_it_wrote_there_and_how_to_commit_it(nested):
+    (nested / "tasks.py").unlink(missing_ok=True)
+    run = subprocess.run(
+        [DVC_INVOKE, "init", "--dir", nested.name],
+        cwd=nested.parent,
+        capture_output=True,
+        text=True,
+    )
+
+    assert run.returncode == 0, run.stderr
+    assert f"wrote {nested.name}/tasks.py" in run.stdout
+    assert f"added .env to {nested.name}/.gitignore" in run.stdout
+    assert f"git add {nested.name}/tasks.py {nested.name}/.env.example" in run.stdout
+
+
 def test_task_names_are_unique_and_never_those_of_the_collections():
     found = {".": "dvc.yaml", "data": "data/dvc.yaml", "a/repro": "a/repro/dvc.yaml"}
     found |= {"a/train": "a/train/dvc.yaml", "b/train": "b/train/dvc.yaml"}
