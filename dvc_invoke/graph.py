@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import os
 import posixpath
+import shlex
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -889,9 +890,14 @@ def remote_check(root: Path) -> RemoteCheck:
                 return RemoteCheck(_missing_plugin(repo.config) or dvc_error_reason(exc))
             name, fs, path = remote.name, remote.fs, remote.path
             if fs.protocol == "local":
+                if os.path.exists(path) and not os.path.isdir(path):
+                    return RemoteCheck(f"DVC remote '{name}' ({path}) is not a folder")
                 if not os.path.isdir(path):
-                    what = "is not a folder" if os.path.exists(path) else "does not exist"
-                    return RemoteCheck(f"DVC remote '{name}' ({path}) {what}")
+                    # Not made for it: an unmounted share must not quietly get the data.
+                    return RemoteCheck(
+                        f"DVC remote '{name}' ({path}) does not exist: mount it, or if the"
+                        f" path is right and new, create it (mkdir -p {shlex.quote(path)})"
+                    )
                 st = os.stat(path)
                 return RemoteCheck(None, name, path, (st.st_dev, st.st_ino))
             try:

@@ -148,8 +148,10 @@ def test_a_broken_dvc_remote_is_refused_before_the_run(project, broken):
 
     run = project.inv("metrics")
 
-    expected = "does not exist" if broken == "missing" else "is not a folder"
-    assert_one_line_error(run, "guards failed", "DVC remote 'storage'", expected)
+    expected = "does not exist: mount it" if broken == "missing" else "is not a folder"
+    line = assert_one_line_error(run, "guards failed", "DVC remote 'storage'", expected)
+    if broken == "missing":
+        assert f"create it (mkdir -p {remote})" in line
     assert project.stages_run() == []
 
 
