@@ -154,7 +154,8 @@ def init(root: Path, c: Any, out: Any = None) -> int:
         print(f"added .env to {here}.gitignore", file=out)
     # As `inv --list` shows them: invoke turns a task name's "_" into "-".
     names = ", ".join(Collection().transform(name) for name, _ in named(found))
-    print(f"pipelines: {names}; `inv --list` shows the tasks, `inv NAME` runs one", file=out)
+    there = f"from {here}: " if here else ""  # inv finds tasks.py from where it is typed
+    print(f"pipelines: {names}; {there}`inv --list` shows the tasks, `inv NAME` runs one", file=out)
     files = " ".join(f"{here}{f}" for f in ("tasks.py", ".env.example", ".gitignore"))
     print(
         f"next: commit them for the team (a run refuses uncommitted changes): git add {files}"

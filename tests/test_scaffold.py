@@ -125,6 +125,7 @@ def test_init_with_dir_names_what_it_wrote_there_and_how_to_commit_it(nested):
     assert f"wrote {nested.name}/tasks.py" in run.stdout
     assert f"added .env to {nested.name}/.gitignore" in run.stdout
     assert f"git add {nested.name}/tasks.py {nested.name}/.env.example" in run.stdout
+    assert f"from {nested.name}/: `inv --list` shows the tasks" in run.stdout
 
 
 def test_task_names_are_unique_and_never_those_of_the_collections():
