@@ -48,13 +48,13 @@ def pull(ws: Workspace, plan: Plan, *, resume: str | None = None) -> list[str]:
         inputs = []
     if inputs and not restore:
         cmd = f"{ws.dvc} pull {quote_all(graph.by_stage(tracked, inputs))}"
-        ws.act(cmd, step="pull", resume=resume, network=True)
+        _pull(ws, cmd, resume)
     elif restore:
         # One pull (one look at the remote): the outputs to restore may be
         # missing there, the inputs may not, which is checked after.
         targets = graph.by_stage(tracked, inputs + restore)
         cmd = f"{ws.dvc} pull --allow-missing {quote_all(targets)}"
-        ws.act(cmd, step="pull", resume=resume, network=True)
+        _pull(ws, cmd, resume)
         missing = graph.not_in_place(ws.root, tracked, inputs) if inputs else []
         if missing and not ws.dry:
             raise DvcInvokeError(
@@ -64,6 +64,42 @@ def pull(ws: Workspace, plan: Plan, *, resume: str | None = None) -> list[str]:
                 resume=resume,
             )
     return plan.pull + restore
+
+
+def _pull(ws: Workspace, cmd: str, resume: str | None) -> None:
+    """``dvc pull``; DVC's refusal to overwrite data changed here that it never
+    saved says which files, and the two ways on (running again would not)."""
+    try:
+        ws.act(cmd, step="pull", resume=resume, network=True)
+    except DvcInvokeError as exc:
+        if "without confirmation" not in exc.reason:
+            raise
+        changed = _unsaved(ws, exc.log or "")
+        if not changed:
+            raise
+        files = quote_all(changed)
+        exc.reason = (
+            f"data in the workspace was changed and never saved by DVC: {some(changed)};"
+            " the pull would overwrite it, so nothing was pulled"
+        )
+        exc.resume = (
+            f"keep it: dvc add {files} and commit the .dvc file; or drop it:"
+            f" dvc checkout --force {files}; then {resume}"
+        )
+        raise
+
+
+def _unsaved(ws: Workspace, log: str) -> list[str]:
+    """The files DVC lists after its "without confirmation" line, from the root."""
+    lines = log.splitlines()
+    at = next((i for i, ln in enumerate(lines) if "without confirmation" in ln), None)
+    found = []
+    for line in lines[at + 1 :] if at is not None else []:
+        path = line.strip()
+        if not path or not os.path.isabs(path):
+            break
+        found.append(os.path.relpath(path, ws.root))
+    return found
 
 
 def reproduce(ws: Workspace, plan: Plan, *, resume: str | None = None) -> bool:

@@ -599,3 +599,23 @@ def test_an_output_changed_by_hand_is_left_to_dvc_repro_not_restored_by_the_pull
     assert run.returncode == 0, run.output
     assert "nothing to pull" in run.stdout and "dvc pull" not in run.stdout
     assert "dvc repro --single-item dvc.yaml" in run.stdout
+
+
+def test_an_input_changed_by_hand_stops_the_pull_saying_both_ways_on(canonical):
+    """DVC will not overwrite data it never saved; running again would stop the
+    same way, so the line names the file and both ways on."""
+    data = canonical.path / "data" / "data.csv"
+    data.write_text(data.read_text() + "41,82.1\n")
+
+    run = canonical.inv("train")
+
+    line = assert_one_line_error(
+        run, "pull failed", "changed and never saved by DVC: data/data.csv"
+    )
+    assert "keep it: dvc add data/data.csv and commit the .dvc file" in line
+    assert "or drop it: dvc checkout --force data/data.csv; then inv train" in line
+    assert data.read_text().endswith("41,82.1\n")  # nothing lost
+    assert canonical.stages_run() == []
+
+    canonical.sh("dvc checkout -q --force data/data.csv")  # the advice, as printed
+    assert canonical.inv("train").returncode == 0
