@@ -187,7 +187,9 @@ def test_the_readme_quick_start_test_command_is_the_one_ci_runs():
         "python3 -m venv .venv && .venv/bin/pip install -q -e '.[dev]' && .venv/bin/pytest -n 2"
     )
     assert f"```sh\n{command}\n```" in readme()
-    assert f"\n{command}\n" in (ROOT / ".ci" / "run").read_text()
+    ci = ROOT / ".ci" / "run"
+    if ci.exists():  # a checkout's (the sdist carries no CI)
+        assert f"\n{command}\n" in ci.read_text()
     demo = "python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/inv demo"
     assert f"```sh\n{demo}\n```" in readme()
 
