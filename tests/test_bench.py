@@ -14,16 +14,22 @@ pytestmark = pytest.mark.e2e  # a whole sandbox, built and run
 BENCH = Path(__file__).parent.parent / "bench" / "bench.py"
 
 
-def test_the_benchmark_reports_each_case_with_its_ratio_and_target(tmp_path):
+def quick_bench(tmp_path, cases, *, timeout):
+    """``bench.py --quick --cases CASES``, which must succeed; its process and JSON file."""
     out = tmp_path / "results.json"
     proc = subprocess.run(
-        [sys.executable, str(BENCH), "--quick", "--cases", "2", "--json", str(out)],
+        [sys.executable, str(BENCH), "--quick", "--cases", cases, "--json", str(out)],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
     )
-
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc, out
+
+
+def test_the_benchmark_reports_each_case_with_its_ratio_and_target(tmp_path):
+    proc, out = quick_bench(tmp_path, "2", timeout=300)
+
     data = json.loads(out.read_text())
     (case,) = data["cases"]
     assert case["name"].startswith("2. inv --list")
@@ -33,15 +39,8 @@ def test_the_benchmark_reports_each_case_with_its_ratio_and_target(tmp_path):
 
 
 def test_the_scale_case_plans_every_stage_and_output_of_its_generated_projects(tmp_path):
-    out = tmp_path / "results.json"
-    proc = subprocess.run(
-        [sys.executable, str(BENCH), "--quick", "--cases", "4", "--json", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc, out = quick_bench(tmp_path, "4", timeout=600)
 
-    assert proc.returncode == 0, proc.stdout + proc.stderr
     cases = json.loads(out.read_text())["cases"]
     # (pipelines, stages, outputs per stage) of the quick sizes: the plan of the
     # first pipeline finds all its stages and outputs, whatever else is there.
@@ -52,15 +51,8 @@ def test_the_scale_case_plans_every_stage_and_output_of_its_generated_projects(t
 
 
 def test_the_status_case_times_repro_status_over_many_records(tmp_path):
-    out = tmp_path / "results.json"
-    proc = subprocess.run(
-        [sys.executable, str(BENCH), "--quick", "--cases", "10", "--json", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc, out = quick_bench(tmp_path, "10", timeout=600)
 
-    assert proc.returncode == 0, proc.stdout + proc.stderr
     (case,) = json.loads(out.read_text())["cases"]
     assert case["name"] == "10. inv repro.status: 1,000 run records vs none"
     assert case["extra"]["1,000 records (s)"] == round(case["medians"]["1,000 records"], 3)
