@@ -390,16 +390,10 @@ NEVER_RUN = "never run"
 def _stage_lookup(repo: Any, root: Path) -> Callable[[str], Any]:
     """The stage at an address (``dvc.yaml:train``, ``data.csv.dvc``), each
     DVC file collected once; those the run read already are not read again."""
-    collected: dict[str, dict[str, Any]] = dict(_files_read(root))
+    by_file = _files_read(root)  # the session's (shared), else this lookup's own
 
     def stage_at(addr: str) -> Any:
-        file = _file_of(addr)
-        if file not in collected:
-            target = os.path.join(os.fspath(root), file)
-            collected[file] = {
-                address(file, getattr(st, "name", None)): st for st in repo.stage.collect(target)
-            }
-        return collected[file].get(addr)
+        return _collected(repo, root, [addr], by_file).get(addr)
 
     return stage_at
 
@@ -1012,10 +1006,13 @@ def any_changed(root: Path, addresses: list[str]) -> bool:
         return True
 
 
-def _collected(repo: Any, root: Path, addresses: list[str]) -> dict[str, Any]:
+def _collected(
+    repo: Any, root: Path, addresses: list[str], by_file: dict[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """The stages at ``addresses`` by address, collected one file at a time (a
-    file a read collected since the last command is not collected again)."""
-    by_file = _files_read(root)
+    file a read collected since the last command is not collected again),
+    kept in ``by_file`` (default: the session's)."""
+    by_file = _files_read(root) if by_file is None else by_file
     found = {}
     for addr in addresses:
         file = _file_of(addr)
