@@ -30,7 +30,7 @@ from pathlib import Path
 
 from invoke import Context
 
-from dvc_invoke import sandbox
+from dvc_invoke.cli import sandbox
 
 PY = sys.executable
 # Every contender runs as from a normal install: Python may cache bytecode
@@ -219,8 +219,8 @@ def case_scale(tmp: Path, runs: int, quick: bool) -> list[Case]:
         import resource, sys
         from invoke import Context
         from dvc_invoke import flow
-        from dvc_invoke.pipelines import Pipeline
-        from dvc_invoke.workspace import Workspace
+        from dvc_invoke.config.pipelines import Pipeline
+        from dvc_invoke.adapters.shell import Workspace
         ws = Workspace(Context())
         plan = flow.plan(ws, Pipeline("p", sys.argv[1]))
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -613,8 +613,8 @@ def case_wide(tmp: Path, runs: int, quick: bool) -> Case:
 
 def _many_records(root: Path, count: int) -> None:
     """``count`` ended runs' records and logs, as the run store writes them."""
-    from dvc_invoke.report import RunReport
-    from dvc_invoke.runs import Store
+    from dvc_invoke.runs.record import RunReport
+    from dvc_invoke.runs.store import Store
 
     store = Store(root)
     store.dir.mkdir(parents=True, exist_ok=True)

@@ -18,15 +18,16 @@ project that installs dvc-invoke, costs nothing until a test uses it.
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from . import posix
+from dvc_invoke import posix
 
 posix.require()  # before any module that needs fcntl or setsid
 
 if TYPE_CHECKING:
-    from . import data, guards, notify, publish, repro
-    from .errors import Cancelled, DvcInvokeError
-    from .pipeline_tasks import pipeline_task
-    from .pipelines import Pipeline
+    from dvc_invoke import data, guards, notify, publish, repro
+    from dvc_invoke.config.pipelines import Pipeline
+    from dvc_invoke.errors import Cancelled, DvcInvokeError
+    from dvc_invoke.flow import notifiers
+    from dvc_invoke.pipeline_tasks import pipeline_task
 
 # What the package exports, by the module that defines it (a collection: itself).
 _EXPORTS = {
@@ -38,11 +39,17 @@ _EXPORTS = {
     "Cancelled": "errors",
     "DvcInvokeError": "errors",
     "pipeline_task": "pipeline_tasks",
-    "Pipeline": "pipelines",
+    "Pipeline": "config.pipelines",
 }
+# Modules a project's tasks.py may use, by where they live.
+_MODULES = {"notifiers": "flow.notifiers"}
 
 
 def __getattr__(name: str) -> Any:
+    if name in _MODULES:
+        module = importlib.import_module(f"{__name__}.{_MODULES[name]}")
+        globals()[name] = module
+        return module
     if name in _EXPORTS:
         where = _EXPORTS[name]
         module = importlib.import_module(f"{__name__}.{where or name}")
@@ -66,6 +73,7 @@ __all__ = [
     "Pipeline",
     "data",
     "guards",
+    "notifiers",
     "notify",
     "pipeline_task",
     "publish",

@@ -7,26 +7,26 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .posix import MESSAGE, supported
+    from dvc_invoke.posix import MESSAGE, supported
 
     if not supported():
         print(MESSAGE, file=sys.stderr)
         return 1
     args = sys.argv[1:] if argv is None else argv
     if args[:1] == ["demo"]:
-        from .demo import main as demo
+        from dvc_invoke.cli.demo import main as demo
 
         return demo(args[1:])
     if args[:1] == ["init"]:
-        from .scaffold import main as init
+        from dvc_invoke.cli.scaffold import main as init
 
         return init(args[1:])
     if args[:1] == ["host"]:
-        from .hosts import host_main
+        from dvc_invoke.engines.ssh import host_main
 
         return host_main(args[1:])
     if args[:1] == ["settle"]:
-        from .runs import main as settle
+        from dvc_invoke.runs.store import main as settle
 
         return settle(args)
     if args[:1] in (["-V"], ["--version"]):

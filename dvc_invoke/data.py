@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING, Any
 from invoke.collection import Collection
 from invoke.tasks import task
 
-from .errors import DvcInvokeError
-from .flags import Task
+from dvc_invoke.errors import DvcInvokeError
+from dvc_invoke.flags import Task
 
 if TYPE_CHECKING:
     from invoke.context import Context
 
-    from .workspace import Workspace
+    from dvc_invoke.adapters.shell import Workspace
 
 _HELP = {
     "pipeline": "The pipeline whose {what} to {verb}: its name, its folder, its DVC file"
@@ -31,9 +31,10 @@ def _targets(
     c: Any, pipeline: str | None, target: list[str] | None, step: str
 ) -> tuple[Workspace, list[str]]:
     """The workspace, and what to transfer: ``target`` paths, else the pipeline's plan."""
-    from . import flow, graph
-    from .pipelines import resolve
-    from .workspace import Workspace
+    from dvc_invoke import flow
+    from dvc_invoke.adapters.dvc import graph
+    from dvc_invoke.adapters.shell import Workspace
+    from dvc_invoke.config.pipelines import resolve
 
     if pipeline is None and not target:
         raise DvcInvokeError(f"name a --pipeline or a --target to {step}", step=step)
@@ -46,8 +47,8 @@ def _targets(
 
 
 def _transfer(ws: Any, verb: str, targets: list[str]) -> None:
-    from . import console
-    from .workspace import quote_all
+    from dvc_invoke import console
+    from dvc_invoke.adapters.shell import quote_all
 
     if not targets:
         console.info(f"nothing to {verb}")
@@ -63,9 +64,9 @@ def pull(c: Context, pipeline: str | None = None, target: list[str] | None = Non
     that are missing here, as its run's pull step does, so that `dvc repro`
     and `dvc status` find it up to date afterwards.
     """
-    from . import flow
-    from .pipelines import resolve
-    from .workspace import Workspace
+    from dvc_invoke import flow
+    from dvc_invoke.adapters.shell import Workspace
+    from dvc_invoke.config.pipelines import resolve
 
     if pipeline is not None and not target:
         ws = Workspace(c)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from invoke.collection import Collection
 from invoke.tasks import task
 
-from .flags import Task
+from dvc_invoke.flags import Task
 
 if TYPE_CHECKING:
     from invoke.context import Context
@@ -25,9 +25,9 @@ if TYPE_CHECKING:
 )
 def check(c: Context, pipeline: str | None = None, skip: list[str] | None = None) -> None:
     """Check the workspace: a git and DVC repository, no uncommitted changes to tracked files."""
-    from . import console, flow
-    from .pipelines import resolve
-    from .workspace import Workspace
+    from dvc_invoke import console, flow
+    from dvc_invoke.adapters.shell import Workspace
+    from dvc_invoke.config.pipelines import resolve
 
     ws = Workspace(c)
     p = resolve(c, ws.root, pipeline) if pipeline is not None else None

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 from invoke.collection import Collection
 from invoke.tasks import task
 
-from .errors import DvcInvokeError
-from .flags import Task
+from dvc_invoke.errors import DvcInvokeError
+from dvc_invoke.flags import Task
 
 if TYPE_CHECKING:
     from invoke.context import Context
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 @task(klass=Task, default=True, help={"message": "The text to send to the team."})
 def send(c: Context, message: str) -> None:
     """Send a message to the team: on Slack when configured, and to the console."""
-    from .notifiers import notifiers
+    from dvc_invoke.flow.notifiers import notifiers
 
     if message in ("-h", "--help"):  # taken for the text by invoke's parser: never sent
         raise DvcInvokeError(
@@ -42,8 +42,8 @@ def send(c: Context, message: str) -> None:
 @task(klass=Task)
 def test(c: Context) -> None:
     """Check the Slack set-up: validate the token (auth.test) and post a test message."""
-    from . import console
-    from .notifiers import notifiers
+    from dvc_invoke import console
+    from dvc_invoke.flow.notifiers import notifiers
 
     chain = notifiers(c)
     slack = [n for n in chain if n.remote]

@@ -8,10 +8,10 @@ from typing import Any
 
 from invoke.tasks import Task, task
 
-from .errors import DvcInvokeError
-from .flags import Task as FlagTask
-from .helptext import HELP
-from .pipelines import PIPELINE_ATTR, make, valid_name
+from dvc_invoke.config.pipelines import PIPELINE_ATTR, make, valid_name
+from dvc_invoke.errors import DvcInvokeError
+from dvc_invoke.flags import Task as FlagTask
+from dvc_invoke.helptext import HELP
 
 
 def pipeline_task(
@@ -68,7 +68,10 @@ def pipeline_task(
     def body(  # type: ignore[no-untyped-def]
         c, force=spec.force, upstream=spec.upstream, detach=False, skip=None, slurm=False, host=None
     ):
-        from . import commands, flow  # on use: `inv --list` imports no more than the collections
+        from dvc_invoke import (
+            flow,  # on use: `inv --list` imports no more than the collections
+            tasknames,
+        )
 
         # A flag left at its default defers to the pipeline as configured now
         # (config may override pipeline_task); `--no-force` really says no.
@@ -76,7 +79,7 @@ def pipeline_task(
         ups = None if upstream == spec.upstream else upstream
         flags = {True: " --force", False: " --no-force", None: ""}[forced]
         flags += {True: " --upstream", False: " --no-upstream", None: ""}[ups]
-        command = commands.task_command(made, name) + flags
+        command = tasknames.task_command(made, name) + flags
         skip = tuple(skip or ())
         flow.run(
             c,

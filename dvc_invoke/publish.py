@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 from invoke.collection import Collection
 from invoke.tasks import task
 
-from .errors import DvcInvokeError
-from .flags import Task
+from dvc_invoke.errors import DvcInvokeError
+from dvc_invoke.flags import Task
 
 if TYPE_CHECKING:
     from invoke.context import Context
@@ -33,8 +33,8 @@ def run(
     finishes, and its Slack message, turn to succeeded.
     """
     if pipeline is None:  # an option, not a positional one: `-h` is help, never a name
-        from .pipelines import available
-        from .workspace import Workspace
+        from dvc_invoke.adapters.shell import Workspace
+        from dvc_invoke.config.pipelines import available
 
         ws = Workspace(c)
         raise DvcInvokeError(
@@ -43,11 +43,11 @@ def run(
             step="publish",
         )
     if host:
-        from .hosts import on_host
+        from dvc_invoke.engines.ssh import on_host
 
         on_host(c, host, "publish", ["--pipeline", pipeline] + (["--accept"] if accept else []))
         return
-    from . import flow
+    from dvc_invoke import flow
 
     flow.finish(c, pipeline, accept=accept)
 

@@ -10,22 +10,22 @@ from typing import TYPE_CHECKING
 from invoke.collection import Collection
 from invoke.tasks import task
 
-from . import commands
-from .errors import DvcInvokeError
-from .flags import Task
-from .helptext import HELP as _HELP
+from dvc_invoke import tasknames
+from dvc_invoke.errors import DvcInvokeError
+from dvc_invoke.flags import Task
+from dvc_invoke.helptext import HELP as _HELP
 
 if TYPE_CHECKING:
     from invoke.context import Context
 
-    from . import runs
-    from .pipelines import Pipeline
-    from .workspace import Workspace
+    from dvc_invoke.adapters.shell import Workspace
+    from dvc_invoke.config.pipelines import Pipeline
+    from dvc_invoke.runs.store import Store
 
 
 def _need(c: Context, pipeline: str | None) -> tuple[Workspace, Pipeline]:
-    from .pipelines import available, resolve
-    from .workspace import Workspace
+    from dvc_invoke.adapters.shell import Workspace
+    from dvc_invoke.config.pipelines import available, resolve
 
     ws = Workspace(c)
     if pipeline is None:
@@ -49,7 +49,7 @@ def run(
     host: str | None = None,
 ) -> None:
     """Run a pipeline's whole flow: guards, pull, repro, commit, dvc push, git push, notify."""
-    from . import flow
+    from dvc_invoke import flow
 
     _, p = _need(c, pipeline)
     # Without the flag, the pipeline's own setting (a pipeline may force itself).
@@ -73,7 +73,7 @@ def run(
 )
 def stages(c: Context, pipeline: str | None = None, force: bool = False) -> None:
     """Reproduce a pipeline's own stages only: no guards, pull or publishing."""
-    from . import console, flow
+    from dvc_invoke import console, flow
 
     ws, p = _need(c, pipeline)
     run_plan = flow.plan(ws, p, force=force or None)
@@ -85,17 +85,18 @@ def stages(c: Context, pipeline: str | None = None, force: bool = False) -> None
 
 
 def _on_host(c: Context, host: str, task_path: str, args: list[str], tty: bool = False) -> None:
-    from .hosts import on_host
+    from dvc_invoke.engines.ssh import on_host
 
     on_host(c, host, task_path, args, tty=tty and sys.stdin.isatty())
 
 
-def _store(c: Context) -> runs.Store:
-    from . import flow, runs
-    from .workspace import Workspace
+def _store(c: Context) -> Store:
+    from dvc_invoke import flow
+    from dvc_invoke.adapters.shell import Workspace
+    from dvc_invoke.runs.store import Store
 
     ws = Workspace(c)
-    store = runs.Store(ws.root)
+    store = Store(ws.root)
     flow.tell_lost(c, ws, store.lost())
     return store
 
@@ -116,9 +117,10 @@ def status(
     if host:
         args = (["--pipeline", pipeline] if pipeline else []) + ["--limit", str(int(limit))]
         return _on_host(c, host, "repro.status", args)
-    from . import console, runs
-    from .metrics import Change
-    from .report import format_duration, short
+    from dvc_invoke import console
+    from dvc_invoke.adapters.dvc.metrics import Change
+    from dvc_invoke.runs.record import format_duration, short
+    from dvc_invoke.runs.store import SLURM_UNANSWERED, slurm_state
 
     # The runs _store found, read anew: with thousands, only those shown are read.
     reports = _store(c).newest(max(int(limit), 0), pipeline, rescan=False)
@@ -142,8 +144,8 @@ def status(
         elif r.ended:
             detail = f"at {r.step}: {r.reason or ''}".strip()
         elif r.job:
-            job_state, why = runs.slurm_state(r.job)
-            if job_state == runs.SLURM_UNANSWERED:
+            job_state, why = slurm_state(r.job)
+            if job_state == SLURM_UNANSWERED:
                 detail = f"at {r.step}: SLURM job {r.job}, but SLURM does not answer: {why}"
             else:
                 waiting = f" ({why})" if job_state == "PENDING" and why and why != "None" else ""
@@ -172,8 +174,9 @@ def logs(c: Context, run: str | None = None, follow: bool = False, host: str | N
     if host:
         args = (["--run", run] if run else []) + (["--follow"] if follow else [])
         return _on_host(c, host, "repro.logs", args, tty=follow)
-    from . import flow, runs
-    from .workspace import Workspace
+    from dvc_invoke import flow
+    from dvc_invoke.adapters.shell import Workspace
+    from dvc_invoke.runs.store import alive
 
     store = _store(c)
     report = store.latest(run)
@@ -190,7 +193,7 @@ def logs(c: Context, run: str | None = None, follow: bool = False, host: str | N
             if not follow:
                 return
             report = store.load(report.id)
-            if report.ended or not runs.alive(report):
+            if report.ended or not alive(report):
                 out.write(handle.read())
                 out.flush()
                 if not report.ended:
@@ -223,8 +226,10 @@ def cancel(
     an interrupted repro. Only if that takes longer than --timeout is the run's
     whole process group killed.
     """
-    from . import console, notifiers, runs
-    from .workspace import find_root
+    from dvc_invoke import console
+    from dvc_invoke.adapters.shell import find_root
+    from dvc_invoke.flow import notifiers
+    from dvc_invoke.runs.store import HOST, elsewhere, mark_lost, settle_lost, stop
 
     if host:
         args = (["--run", run] if run else []) + ["--timeout", f"{float(timeout):g}"]
@@ -239,22 +244,22 @@ def cancel(
         report = active[0]
     if report.ended:
         raise DvcInvokeError(f"run {report.id} is not running: it {report.status}")
-    if runs.elsewhere(report) and not report.job:
+    if elsewhere(report) and not report.job:
         if not host_gone:
             raise DvcInvokeError(
                 f"run {report.id} runs on host {report.host}: cancel it there, or, if"
                 f" {report.host} is gone for good,"
-                f" `{commands.command('repro.cancel')} --run {report.id} --host-gone`",
+                f" `{tasknames.command('repro.cancel')} --run {report.id} --host-gone`",
             )
         with store.lock():
-            runs.mark_lost(report)
-            report.reason = f"its host {report.host} is gone (marked lost from {runs.HOST})"
+            mark_lost(report)
+            report.reason = f"its host {report.host} is gone (marked lost from {HOST})"
             store.save(report)
-        runs.settle_lost([report], notifiers.notifiers(c, find_root(), slack=report.slack))
+        settle_lost([report], notifiers.notifiers(c, find_root(), slack=report.slack))
         store.save(report)
         console.result(True, f"run {report.id} ({report.pipeline}) of {report.host} marked lost")
         return
-    report, recorded = runs.stop(store, report, timeout=float(timeout))
+    report, recorded = stop(store, report, timeout=float(timeout))
     if not recorded:  # killed: its end is written, and told, from here
         notifiers.deliver(notifiers.notifiers(c, find_root(), slack=report.slack), report)
         store.save(report)
@@ -276,7 +281,7 @@ def discard(c: Context, pipeline: str | None = None, host: str | None = None) ->
     that HEAD does not have is removed (a first lock file, its outputs, DVC's
     .gitignore lines for them), and each is listed; nothing else is touched.
     """
-    from . import console, flow
+    from dvc_invoke import console, flow
 
     if host:
         return _on_host(c, host, "repro.discard", ["--pipeline", pipeline] if pipeline else [])
@@ -298,13 +303,14 @@ def prune(c: Context, dry: bool = False) -> None:
     Kept: the newest dvc_invoke.keep.runs runs, none older than
     dvc_invoke.keep.days days; a run still running is never removed.
     """
-    from . import console, runs
-    from .settings import is_dry, settings
-    from .workspace import find_root
+    from dvc_invoke import console
+    from dvc_invoke.adapters.shell import find_root
+    from dvc_invoke.config.settings import is_dry, settings
+    from dvc_invoke.runs.store import Store
 
     keep = settings(c).keep
     dry = dry or is_dry(c)
-    removed = runs.Store(find_root()).prune(keep, dry=dry)
+    removed = Store(find_root()).prune(keep, dry=dry)
     for path in removed:
         console.info(path)
     rules = [f"the newest {keep.runs} runs" if keep.runs else "every run"]
@@ -317,9 +323,9 @@ def prune(c: Context, dry: bool = False) -> None:
 @task(klass=Task, name="pipelines")
 def pipelines_(c: Context) -> None:
     """List the pipelines there are, by the names --pipeline takes."""
-    from . import console
-    from .pipelines import available, resolve
-    from .workspace import Workspace
+    from dvc_invoke import console
+    from dvc_invoke.adapters.shell import Workspace
+    from dvc_invoke.config.pipelines import available, resolve
 
     ws = Workspace(c)
     rows = []

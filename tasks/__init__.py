@@ -9,7 +9,7 @@ from pathlib import Path
 
 from invoke import Collection, Exit, task
 
-from dvc_invoke import demo as _demo
+from dvc_invoke.cli import demo as _demo
 
 # The tools of the Python running inv: a virtualenv works without being activated.
 PY = shlex.quote(sys.executable)

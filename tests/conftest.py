@@ -19,7 +19,7 @@ import pytest
 from helpers import records
 from invoke import Context
 
-from dvc_invoke import sandbox
+from dvc_invoke.cli import sandbox
 from dvc_invoke.testing import Project as BaseProject
 from dvc_invoke.testing.plugin import isolated
 

@@ -9,9 +9,11 @@ import pytest
 from invoke import Config, MockContext, Result
 
 from dvc_invoke import flow
-from dvc_invoke.graph import Output, PipelineGraph, Tracked
-from dvc_invoke.pipelines import Pipeline
-from dvc_invoke.workspace import Workspace
+from dvc_invoke.adapters.dvc import graph as graph_module
+from dvc_invoke.adapters.dvc.graph import Output, PipelineGraph, Tracked
+from dvc_invoke.adapters.shell import Workspace
+from dvc_invoke.config.pipelines import Pipeline
+from dvc_invoke.errors import DvcInvokeError
 
 
 @pytest.fixture(autouse=True)
@@ -81,7 +83,7 @@ def test_upstream_never_widens_the_repro_to_other_pipelines(tmp_path):
 
 def test_a_failing_command_names_its_step_and_dvcs_reason(tmp_path):
     c = mock({re.compile(r"dvc pull .*"): Result(exited=1, stderr="ERROR: failed to pull data\n")})
-    with pytest.raises(flow.DvcInvokeError) as err:
+    with pytest.raises(DvcInvokeError) as err:
         flow.pull(Workspace(c, tmp_path), plan_for(Pipeline("p", "p/dvc.yaml")), resume="inv p")
     assert err.value.line() == "dvc-invoke: pull failed: failed to pull data; then run: inv p"
 
@@ -92,7 +94,7 @@ STATUS = "# branch.oid {oid}\0# branch.head main\0# branch.upstream origin/main\
 @pytest.fixture(autouse=True)
 def consistent(monkeypatch):
     """The DVC side of publishing, which needs a real project, is tested end to end."""
-    monkeypatch.setattr(flow.graph, "stale", lambda root, addresses: [])
+    monkeypatch.setattr(graph_module, "stale", lambda root, addresses: [])
 
 
 def test_publish_commits_only_what_changed_then_pushes_data_before_git(tmp_path):

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.e2e  # a whole sandbox, built and run
 
 def test_demo_runs_the_whole_flow_and_shows_what_landed(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "dvc_invoke.demo", "--dir", str(tmp_path)],
+        [sys.executable, "-m", "dvc_invoke.cli.demo", "--dir", str(tmp_path)],
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
@@ -42,7 +42,7 @@ def test_demo_runs_the_whole_flow_and_shows_what_landed(tmp_path):
 def test_the_demos_tasks_py_is_the_one_the_readme_shows():
     from pathlib import Path
 
-    from dvc_invoke.sandbox import TASKS_PY
+    from dvc_invoke.cli.sandbox import TASKS_PY
 
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     assert f"```python\n{TASKS_PY}```" in readme

@@ -18,8 +18,8 @@ from invoke import Collection, task
 import dvc_invoke
 from dvc_invoke import pipeline_task
 from dvc_invoke import repro as repro_module
-from dvc_invoke import settings as settings_module
-from dvc_invoke.pipelines import OPTIONS
+from dvc_invoke.config import settings as settings_module
+from dvc_invoke.config.pipelines import OPTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"

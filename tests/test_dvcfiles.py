@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dvc_invoke import dvcfiles
+from dvc_invoke.adapters.dvc import dvcfiles
 
 BLOCK = """\
 metrics:

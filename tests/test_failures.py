@@ -14,7 +14,7 @@ import botocore.exceptions as bc
 import pytest
 from dvc.exceptions import DvcException
 
-from dvc_invoke import failures
+from dvc_invoke.adapters.dvc import failures
 
 URL = "http://127.0.0.1:9/bucket/store"
 
@@ -111,7 +111,7 @@ def test_a_chain_that_loops_ends():
 def test_no_remote_library_is_imported_to_classify():
     code = (
         "import sys, errno\n"
-        "from dvc_invoke import failures\n"
+        "from dvc_invoke.adapters.dvc import failures\n"
         "assert failures.classify([OSError(errno.ECONNREFUSED, 'refused')]) is True\n"
         "assert failures.classify([ValueError()]) is None\n"
         "print(sorted(m for m in ('botocore', 'aiohttp', 'asyncssh') if m in sys.modules))\n"

@@ -7,9 +7,9 @@ import re
 import pytest
 from invoke import Config, MockContext, Result
 
+from dvc_invoke.adapters.git import Git, refused_by_server
+from dvc_invoke.adapters.shell import Workspace
 from dvc_invoke.errors import DvcInvokeError
-from dvc_invoke.gitops import Git, refused_by_server
-from dvc_invoke.workspace import Workspace
 
 
 @pytest.fixture(autouse=True)

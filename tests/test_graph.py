@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from dvc_invoke.adapters.dvc.graph import Output, PipelineGraph, Tracked, collapse
+from dvc_invoke.adapters.shell import GitState, error_line
+from dvc_invoke.config.paths import normalize
 from dvc_invoke.errors import DvcInvokeError
-from dvc_invoke.graph import Output, PipelineGraph, Tracked, collapse
-from dvc_invoke.paths import normalize
-from dvc_invoke.workspace import GitState, error_line
 
 OUTS = [
     Output("model/model.pkl", True, "training/dvc.yaml:train"),
@@ -120,7 +120,8 @@ def test_a_run_reads_dvc_through_one_repo(project, monkeypatch):
     from dvc.repo import Repo
     from invoke import Config, Context
 
-    from dvc_invoke import flow, inprocess
+    from dvc_invoke import flow
+    from dvc_invoke.adapters.dvc import inprocess
 
     opened, closed, commands = [], [], []
     init, close = Repo.__init__, Repo.close
@@ -147,7 +148,7 @@ def test_a_run_reads_dvc_through_one_repo(project, monkeypatch):
 
 
 def test_pull_targets_name_a_stage_only_when_all_its_cached_outputs_are_pulled():
-    from dvc_invoke.graph import by_stage
+    from dvc_invoke.adapters.dvc.graph import by_stage
 
     tracked = Tracked(
         [

@@ -8,7 +8,7 @@ import sys
 import pytest
 from helpers import Run, assert_one_line_error, latest
 
-from dvc_invoke import sandbox
+from dvc_invoke.cli import sandbox
 
 
 def inv(cwd, *args):

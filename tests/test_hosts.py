@@ -19,9 +19,9 @@ import pytest
 from helpers import assert_fresh_clone_up_to_date, assert_one_line_error, records, wait_for
 from invoke import Config, Context
 
-from dvc_invoke import hosts
+from dvc_invoke.config.settings import Settings
+from dvc_invoke.engines import ssh as hosts
 from dvc_invoke.errors import DvcInvokeError
-from dvc_invoke.settings import Settings
 
 RUN_ID = re.compile(r"as run (\S+)")
 

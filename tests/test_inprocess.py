@@ -18,11 +18,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from invoke import Config, Context
 
-from dvc_invoke import console, inprocess
-from dvc_invoke import workspace as workspace_module
+from dvc_invoke import console
+from dvc_invoke.adapters import shell as workspace_module
+from dvc_invoke.adapters.dvc import inprocess
+from dvc_invoke.adapters.interrupts import Interrupts
+from dvc_invoke.adapters.shell import Workspace
 from dvc_invoke.errors import Cancelled, DvcInvokeError
-from dvc_invoke.interrupts import Interrupts
-from dvc_invoke.workspace import Workspace
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import json
 import pytest
 from helpers import assert_one_line_error, latest
 
+from dvc_invoke.adapters.dvc.metrics import Change, Gate, param_changes, parse_gates, regressions
 from dvc_invoke.errors import DvcInvokeError
-from dvc_invoke.metrics import Change, Gate, param_changes, parse_gates, regressions
 
 MESSAGE = "[DVC] Update model metrics"
 

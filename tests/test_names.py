@@ -7,7 +7,7 @@ import sys
 from helpers import as_tasks_module, assert_one_line_error, wait_ended
 from invoke import Collection
 
-from dvc_invoke import commands, data, guards, notify, pipeline_task, publish, repro
+from dvc_invoke import data, guards, notify, pipeline_task, publish, repro, tasknames
 
 RENAMED_TASKS_PY = """\
 from invoke import Collection
@@ -27,10 +27,10 @@ def test_the_default_layout_keeps_the_default_names(monkeypatch):
     as_tasks_module(monkeypatch, Collection(metrics, guards, data, repro, publish, notify))
     monkeypatch.setattr(sys, "argv", ["inv"])
 
-    assert commands.command("repro") == "inv repro"
-    assert commands.command("repro.cancel") == "inv repro.cancel"
-    assert commands.command("publish") == "inv publish"
-    assert commands.task_command(metrics, "names-metrics") == "inv names-metrics"
+    assert tasknames.command("repro") == "inv repro"
+    assert tasknames.command("repro.cancel") == "inv repro.cancel"
+    assert tasknames.command("publish") == "inv publish"
+    assert tasknames.task_command(metrics, "names-metrics") == "inv names-metrics"
 
 
 def test_collections_mounted_under_other_names_are_named_so(monkeypatch):
@@ -44,17 +44,17 @@ def test_collections_mounted_under_other_names_are_named_so(monkeypatch):
     as_tasks_module(monkeypatch, ns)
     monkeypatch.setattr(sys, "argv", ["/usr/bin/invoke"])
 
-    assert commands.command("repro") == "invoke pipe"
-    assert commands.command("repro.logs") == "invoke pipe.logs"
-    assert commands.command("publish") == "invoke ml.ship"
-    assert commands.task_command(metrics, "names-other") == "invoke evaluate"
+    assert tasknames.command("repro") == "invoke pipe"
+    assert tasknames.command("repro.logs") == "invoke pipe.logs"
+    assert tasknames.command("publish") == "invoke ml.ship"
+    assert tasknames.task_command(metrics, "names-other") == "invoke evaluate"
 
 
 def test_without_a_tasks_module_the_default_names_stand(monkeypatch):
     monkeypatch.delitem(sys.modules, "tasks", raising=False)
     monkeypatch.setattr(sys, "argv", ["pytest"])
 
-    assert commands.command("repro.discard") == "inv repro.discard"
+    assert tasknames.command("repro.discard") == "inv repro.discard"
 
 
 def test_a_run_of_a_renamed_layout_says_the_commands_that_work_there(project):

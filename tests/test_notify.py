@@ -10,8 +10,14 @@ import signal
 import pytest
 from helpers import assert_one_line_error, latest, records, wait_for
 
-from dvc_invoke.report import RunReport
-from dvc_invoke.slack import SlackSettings, WebApiNotifier, WebhookNotifier, log_tail, message
+from dvc_invoke.adapters.slack import (
+    SlackSettings,
+    WebApiNotifier,
+    WebhookNotifier,
+    log_tail,
+    message,
+)
+from dvc_invoke.runs.record import RunReport
 from dvc_invoke.testing.slack import TOKEN, WEBHOOK_PATH
 
 SECRETS = (TOKEN, WEBHOOK_PATH.rsplit("/", 1)[-1])
@@ -617,7 +623,7 @@ def test_every_text_stays_within_slacks_limits_after_escaping():
 
 
 def test_a_log_that_starts_or_ends_with_a_backtick_cannot_break_the_fence():
-    from dvc_invoke.slack import fence
+    from dvc_invoke.adapters.slack import fence
 
     text = fence("`quoted`", 100)
     assert text.startswith("```") and text.endswith("```")
@@ -628,7 +634,7 @@ def test_a_log_that_starts_or_ends_with_a_backtick_cannot_break_the_fence():
     "url", ["https://u:pa/ss@proxy:8080/api/", "http://u:p?w#d@proxy/", "u:pw@proxy/api/"]
 )
 def test_a_password_with_url_characters_is_still_redacted(url):
-    from dvc_invoke.slack import SlackSettings, without_userinfo
+    from dvc_invoke.adapters.slack import SlackSettings, without_userinfo
 
     assert "pw" not in without_userinfo(url).replace("proxy", "") or "u:pw" not in without_userinfo(
         url

@@ -11,7 +11,7 @@ import sys
 from helpers import latest, wait_for
 from invoke import Context
 
-from dvc_invoke.output import TAIL, Tail, streaming
+from dvc_invoke.adapters.streams import TAIL, Tail, streaming
 
 LINE = 55  # bytes per line the sandbox's stage prints (SANDBOX_PRINT)
 

@@ -9,9 +9,10 @@ import pytest
 from helpers import as_tasks_module, assert_fresh_clone_up_to_date, assert_one_line_error
 from invoke import Collection, Config, Context
 
-from dvc_invoke import pipeline_task, pipelines
+from dvc_invoke import pipeline_task
+from dvc_invoke.config import pipelines
+from dvc_invoke.config.pipelines import available, resolve
 from dvc_invoke.errors import DvcInvokeError
-from dvc_invoke.pipelines import available, resolve
 
 
 def ctx(pipelines=None):
@@ -152,7 +153,7 @@ def test_stages_of_pipeline_task_and_the_address_in_dvcfile_say_the_same(monkeyp
 
 @pytest.mark.parametrize("name", ["dvc.yaml:evaluate", "pipelines/train", "train"])
 def test_run_ids_of_any_pipeline_name_are_one_word_for_files_and_branches(name):
-    from dvc_invoke.runs import new_id
+    from dvc_invoke.runs.store import new_id
 
     run_id = new_id(name)
     assert re.fullmatch(r"\d{8}-\d{6}-[A-Za-z0-9_.-]+-[0-9a-f]{4}", run_id), run_id
@@ -176,7 +177,7 @@ def test_a_path_that_a_pipeline_declares_means_that_pipeline_as_configured_now(n
 
 
 def test_an_upstream_that_never_ran_is_refused_before_the_pull_with_both_ways_out(tmp_path):
-    from dvc_invoke import sandbox
+    from dvc_invoke.cli import sandbox
     from dvc_invoke.testing import Project
 
     sb = sandbox.create(Context(), tmp_path / "untrained", trained=False)

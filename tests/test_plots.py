@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from helpers import assert_fresh_clone_up_to_date, latest
 
-from dvc_invoke import plots
+from dvc_invoke.adapters.dvc import plots
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

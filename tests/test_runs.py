@@ -404,20 +404,20 @@ def test_status_shows_the_gated_metrics_first(project):
 def test_stop_of_a_run_that_dies_without_a_word_ends_it_cancelled(tmp_path):
     import threading
 
-    from dvc_invoke import runs
-    from dvc_invoke.report import RunReport
+    from dvc_invoke.runs.record import RunReport
+    from dvc_invoke.runs.store import Store, process_identity, stop
 
     # SIGTERM before the run could handle signals: it dies without writing its end.
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     reaper = threading.Thread(target=proc.wait, daemon=True)
     reaper.start()  # reaped at once: its pid is gone, as a real run's would be
     try:
-        store = runs.Store(tmp_path)
+        store = Store(tmp_path)
         report = RunReport(pipeline="metrics", command="inv metrics", id="r1", pid=proc.pid)
-        report.process_started = runs.process_identity(proc.pid)
+        report.process_started = process_identity(proc.pid)
         store.save(report)
 
-        ended, recorded = runs.stop(store, report, timeout=1.0)
+        ended, recorded = stop(store, report, timeout=1.0)
 
         assert (ended.status, recorded) == ("cancelled", False)
         reaper.join(timeout=5)
@@ -531,7 +531,7 @@ def test_a_run_killed_between_its_commit_and_its_push_is_lost_committed_and_publ
 def _ended_run(store, n, *, status="succeeded", pid=None, started_at=None):
     """An ended run of the store's own making: its record (`Store.save`), its log
     and its plot folder, where the run would have left them."""
-    from dvc_invoke.report import RunReport
+    from dvc_invoke.runs.record import RunReport
 
     started_at = started_at if started_at is not None else 1_700_000_000.0 + n * 60
     report = RunReport(pipeline="metrics", command="inv metrics", started_at=started_at)
@@ -550,12 +550,12 @@ def _ended_run(store, n, *, status="succeeded", pid=None, started_at=None):
 
 def _a_running_run(store, started_at):
     """A run this very process runs: started, its pid and the pid's start time recorded."""
-    from dvc_invoke import runs
-    from dvc_invoke.report import RunReport
+    from dvc_invoke.runs.record import RunReport
+    from dvc_invoke.runs.store import process_identity
 
     report = RunReport(pipeline="training", command="inv training", started_at=started_at)
     report.id, report.pid = "run-running", os.getpid()
-    report.process_started = runs.process_identity(os.getpid())
+    report.process_started = process_identity(os.getpid())
     report.log = str(store.log_path(report.id))
     store.save(report)
     Path(report.log).write_text("still running\n")
@@ -563,8 +563,8 @@ def _a_running_run(store, started_at):
 
 
 def test_prune_keeps_the_newest_runs_and_never_a_running_one(tmp_path):
-    from dvc_invoke.runs import Store
-    from dvc_invoke.settings import Keep
+    from dvc_invoke.config.settings import Keep
+    from dvc_invoke.runs.store import Store
 
     store = Store(tmp_path)
     made = [_ended_run(store, n) for n in range(6)]
@@ -596,8 +596,8 @@ def test_prune_keeps_the_newest_runs_and_never_a_running_one(tmp_path):
 def test_prune_by_age_and_its_dry_run(tmp_path):
     import time
 
-    from dvc_invoke.runs import Store
-    from dvc_invoke.settings import Keep
+    from dvc_invoke.config.settings import Keep
+    from dvc_invoke.runs.store import Store
 
     store = Store(tmp_path)
     now = time.time()
@@ -618,7 +618,7 @@ def test_prune_by_age_and_its_dry_run(tmp_path):
 
 
 def test_the_store_reads_records_changed_since_its_cache(tmp_path):
-    from dvc_invoke.runs import Store
+    from dvc_invoke.runs.store import Store
 
     store = Store(tmp_path)
     failed = _ended_run(store, 1, status="failed")
@@ -688,7 +688,7 @@ def test_a_bad_keep_setting_is_one_line(project):
 
 
 def test_a_settled_folder_is_read_from_the_cache_and_a_new_record_is_seen(tmp_path):
-    from dvc_invoke.runs import Store
+    from dvc_invoke.runs.store import Store
 
     store = Store(tmp_path)
     first = _ended_run(store, 1)

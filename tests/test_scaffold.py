@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dvc_invoke import scaffold
+from dvc_invoke.cli import scaffold
 
 DVC_INVOKE = str(Path(sys.executable).parent / "dvc-invoke")
 

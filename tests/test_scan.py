@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from dvc_invoke import graph
+from dvc_invoke.adapters.dvc import graph
 
 FILES = {
     # the root pipeline: a folder output, a metric kept in git, a plot, a stage wdir

@@ -8,8 +8,8 @@ import pytest
 from helpers import assert_one_line_error, echoed
 from invoke import Config, Context
 
+from dvc_invoke.config.settings import Settings, SlackOptions, Timeouts, settings
 from dvc_invoke.errors import DvcInvokeError
-from dvc_invoke.settings import Settings, SlackOptions, Timeouts, settings
 
 
 def test_defaults_and_a_partial_slack_mapping_merge():

@@ -27,7 +27,7 @@ from typing import Any
 EXAMPLE_PIPELINE = "train"
 
 # The meaning of each pipeline option; an option missing here is still listed,
-# with the comment its field has in `dvc_invoke.pipelines.Pipeline`.
+# with the comment its field has in `dvc_invoke.config.pipelines.Pipeline`.
 PIPELINE_OPTIONS = {
     "dvcfile": (
         "`NAME/dvc.yaml`",
@@ -279,7 +279,7 @@ class Setting:
 
 def settings() -> list[Setting]:
     """Every setting of ``settings.DEFAULTS``, nested ones by their dotted key."""
-    from dvc_invoke import settings as module
+    from dvc_invoke.config import settings as module
 
     meanings = _defaults_comments(module, "DEFAULTS")
     # The validated object's class: its fields are typed as the settings are.
@@ -338,7 +338,7 @@ HOST_OPTIONS = {
 
 def host_options() -> list[tuple[str, str, str, str]]:
     """(option, kind, default, meaning) of each option of ``dvc_invoke.hosts.NAME``."""
-    from dvc_invoke import settings as module
+    from dvc_invoke.config import settings as module
 
     host = getattr(module, "Host", None)
     if host is None or not dataclasses.is_dataclass(host):
@@ -367,7 +367,7 @@ def host_options_markdown() -> str:
 def pipeline_options() -> list[tuple[str, str, str, str]]:
     """(option, type, default, meaning) of each option a pipeline takes."""
     from dvc_invoke import pipeline_task
-    from dvc_invoke import pipelines as module
+    from dvc_invoke.config import pipelines as module
 
     declared = {
         name: p.annotation if isinstance(p.annotation, str) else str(p.annotation)
@@ -407,7 +407,7 @@ def _printed(call: Callable[[], object]) -> str:
 
 def cli_markdown() -> str:
     from dvc_invoke.__main__ import main
-    from dvc_invoke.demo import main as demo
+    from dvc_invoke.cli.demo import main as demo
 
     parts = [
         ("dvc-invoke --help", lambda: main(["--help"])),

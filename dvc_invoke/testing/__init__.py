@@ -17,8 +17,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .project import Project, Run, build
-    from .slack import TOKEN, WEBHOOK_PATH, SlackServer
+    from dvc_invoke.testing.project import Project, Run, build
+    from dvc_invoke.testing.slack import TOKEN, WEBHOOK_PATH, SlackServer
 
 # Imported on first use: every pytest run loads the plugin beside them.
 _EXPORTS = {

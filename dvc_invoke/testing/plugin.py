@@ -73,7 +73,7 @@ def dvc_project(tmp_path: Path, dvc_isolation: Path) -> Callable[..., Any]:
     (a mapping of path to content, or a folder whose git-tracked files are
     copied), ``extra`` files over them, ``data`` ``dvc add``-ed; pushed to a
     bare origin and a local DVC remote (`dvc_invoke.testing.build`)."""
-    from .project import build
+    from dvc_invoke.testing.project import build
 
     made = 0
 
@@ -96,7 +96,7 @@ def dvc_project(tmp_path: Path, dvc_isolation: Path) -> Callable[..., Any]:
 @pytest.fixture
 def fake_slack() -> Iterator[Any]:
     """A stand-in Slack (Web API and webhook) on 127.0.0.1, recording what was posted."""
-    from .slack import SlackServer
+    from dvc_invoke.testing.slack import SlackServer
 
     with SlackServer() as server:
         yield server

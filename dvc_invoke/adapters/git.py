@@ -1,0 +1,232 @@
+"""Every git command a run issues, in one place, through the workspace's ``c.run``.
+
+Reads are probes (run for real under ``--dry``, never echoed); changes are
+actions (echoed, printed instead of run under ``--dry``, retried when they
+reach a remote and fail the way networks fail for a moment). What git's
+output means (a rejected push, a server that refuses for good) is decided
+here and in `workspace` (`push_rejected`, `transient`), nowhere else.
+Paths given and returned are relative to the DVC root, as everywhere else.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from typing import TYPE_CHECKING
+
+from dvc_invoke.adapters import timelimits
+from dvc_invoke.adapters.shell import quote_all
+from dvc_invoke.adapters.timelimits import TimedOut
+from dvc_invoke.errors import DvcInvokeError
+
+if TYPE_CHECKING:
+    from invoke.runners import Result
+
+    from dvc_invoke.adapters.shell import Workspace
+
+
+class Git:
+    def __init__(self, ws: Workspace):
+        self.ws = ws
+
+    # -- reads -------------------------------------------------------------------
+    def show(self, rev: str, path: str) -> str | None:
+        """``path`` as commit ``rev`` has it, or None when it has none."""
+        res = self.ws.probe(f"git show {shlex.quote(f'{rev}:{self.ws.git_prefix}{path}')}")
+        return res.stdout if res.ok else None
+
+    def tracked_at_head(self, paths: list[str]) -> set[str]:
+        """Which of ``paths`` (or files under them) HEAD holds."""
+        res = self.ws.probe("git ls-tree -r -z --name-only --full-name HEAD -- " + quote_all(paths))
+        return {self.ws.from_git_top(f) for f in res.stdout.split("\0") if f}
+
+    def is_ancestor(self, rev: str, of: str = "HEAD") -> bool:
+        res = self.ws.probe(f"git merge-base --is-ancestor {shlex.quote(rev)} {shlex.quote(of)}")
+        return bool(res.ok)
+
+    def commit_of(self, rev: str) -> str | None:
+        res = self.ws.probe(f"git rev-parse --verify -q {shlex.quote(rev + '^{commit}')}")
+        return res.stdout.strip() or None if res.ok else None
+
+    def parent_of(self, rev: str) -> str | None:
+        return self.commit_of(f"{rev}~1")
+
+    def changed_since(self, rev: str) -> list[str] | None:
+        """The files that differ between ``rev`` and HEAD, or None if git cannot say."""
+        res = self.ws.probe(f"git diff --name-only -z {shlex.quote(rev)} HEAD")
+        if not res.ok:
+            return None
+        return [self.ws.from_git_top(f) for f in res.stdout.split("\0") if f]
+
+    def changed_upstream(self) -> list[str]:
+        """The files the branch's upstream changed since the two parted."""
+        res = self.ws.probe("git diff --name-only -z HEAD...@{u}")
+        return [self.ws.from_git_top(f) for f in res.stdout.split("\0") if f]
+
+    def push_dry_run(self, remote: str, ref: str) -> Result:
+        """``git push --dry-run``: it runs the pre-push hook, under the push's time limit."""
+        with timelimits.limited(self.ws.c, "git_push", step="guards"):
+            res: Result = self.ws.probe(self._push(remote, ref, dry_run=True))
+        return res
+
+    def left_locks(self, branch: str | None) -> list[str]:
+        """The lock files a crashed git left that a commit would need: the index's,
+        HEAD's and the branch's (paths as git names them, from the DVC root)."""
+        wanted = ["index.lock", "HEAD.lock"] + ([f"refs/heads/{branch}.lock"] if branch else [])
+        paths = " ".join(f"--git-path {shlex.quote(w)}" for w in wanted)
+        res = self.ws.probe(f"git rev-parse {paths}")
+        if not res.ok:
+            return []
+        return [path for path in res.stdout.splitlines() if (self.ws.root / path).exists()]
+
+    def config(self, *keys: str) -> dict[str, str]:
+        """The values git's config sets for ``keys`` (lower case), the last one of each."""
+        pattern = "^(" + "|".join(re.escape(k.lower()) for k in keys) + ")$"
+        res = self.ws.probe(f"git config -z --get-regexp {shlex.quote(pattern)}")
+        found = {}
+        for entry in res.stdout.split("\0") if res.ok else []:
+            if entry:
+                key, _, value = entry.partition("\n")
+                found[key.lower()] = value if "\n" in entry else "true"  # `[commit] gpgsign`
+        return found
+
+    def hooks_folder(self) -> str:
+        """Where git looks for hooks (``core.hooksPath`` or the repository's), from the DVC root."""
+        res = self.ws.probe("git rev-parse --git-path hooks")
+        return res.stdout.strip() if res.ok else ".git/hooks"
+
+    def cannot_sign(self) -> str | None:
+        """Why git cannot sign a commit now, or None: an empty commit of HEAD's
+        tree is signed as ``git commit`` would sign it (``commit-tree -S``, the same
+        ``gpg.*`` settings), and written to no ref."""
+        if self.ws.head() is None:
+            return None  # nothing to sign a probe of; the first commit will say
+        try:
+            with timelimits.limited(self.ws.c, "commit", step="guards"):
+                res = self.ws.probe("git commit-tree -S -m 'signing probe' 'HEAD^{tree}'")
+        except TimedOut as exc:
+            return (
+                f"signing did not finish within {exc.limit:g} s (the signer waits for a"
+                " passphrase?): unlock the key, or raise dvc_invoke.timeouts.commit"
+            )
+        if res.ok:
+            return None
+        return failure_reason(res.stderr) or f"git commit-tree -S exited with {res.exited}"
+
+    # -- changes -----------------------------------------------------------------
+    def fetch(self, remote: str, *, step: str, resume: str | None = None) -> None:
+        cmd = f"git fetch -q {shlex.quote(remote)}"  # the remote's refs only: no file changes
+        self.ws.act(cmd, step=step, resume=resume, network=True, touches=False)
+
+    def show_push_dry_run(self, remote: str, ref: str, *, step: str) -> None:
+        """Under ``--dry``: the check reaches the remote, so it is shown, not run."""
+        self.ws.act(self._push(remote, ref, dry_run=True), step=step)
+
+    def push(
+        self, remote: str, ref: str, *, source: str = "HEAD", step: str, resume: str | None = None
+    ) -> None:
+        """``git push``, stopped at its time limit (``dvc_invoke.timeouts.git_push``)."""
+        with timelimits.limited(self.ws.c, "git_push", step=step, resume=resume):
+            self.ws.act(
+                self._push(remote, ref, source=source),
+                step=step,
+                resume=resume,
+                network=not self.ws.dry,
+            )
+
+    def commit(self, paths: list[str], message: str, *, resume: str | None = None) -> None:
+        """Commit exactly ``paths``, all or nothing: a failed commit (a hook that
+        refused it, a signer that failed) leaves nothing staged that would block
+        the next run. A hook that hangs is stopped at ``dvc_invoke.timeouts.commit``."""
+        files = quote_all(paths)
+        before = None if self.ws.dry else self.ws.head()
+        try:
+            with timelimits.limited(self.ws.c, "commit", step="commit", resume=resume):
+                # -f: a file git tracks under an ignored folder (`reports/` after
+                # `!reports/train`) is staged, yet `git add` exits 1 without it.
+                # Only paths the run owns, as git status listed them, are named.
+                self.ws.act(f"git add -f -- {files}", step="commit", resume=resume)
+                self.ws.act(
+                    f"git commit -q -m {shlex.quote(message)} -- {files}",
+                    step="commit",
+                    resume=resume,
+                )
+        except TimedOut as exc:
+            # A post-commit hook hangs after the commit is made: kept, to be pushed.
+            made = self.ws.head() != before
+            if not made:
+                self.ws.probe(f"git reset -q -- {files}")
+            kept = "the commit was made, nothing was pushed" if made else "nothing was committed"
+            raise TimedOut(exc.key, exc.limit, step="commit", resume=resume, kept=kept) from None
+        except DvcInvokeError as exc:
+            if not self.ws.dry:
+                self.ws.probe(f"git reset -q -- {files}")
+            exc.reason = failure_reason(exc.log) or exc.reason
+            raise
+
+    def replay_on_upstream(self) -> bool:
+        """Rebase the branch's own commits on its upstream; undone when it does not apply."""
+        from dvc_invoke.adapters.dvc import graph
+
+        graph.touched()  # teammates' commits may change the DVC files read since
+        if self.ws.probe("git rebase -q @{u}").ok:
+            return True
+        self.ws.probe("git rebase --abort")
+        return False
+
+    def branch(self, name: str, *, step: str) -> None:
+        self.ws.act(f"git branch {shlex.quote(name)} HEAD", step=step)
+
+    def delete_merged_branch(self, name: str, *, step: str) -> None:
+        """The local branch ``name``, which HEAD holds (``-d``: git refuses otherwise)."""
+        self.ws.act(f"git branch -q -d {shlex.quote(name)}", step=step)
+
+    def fast_forward(self, rev: str, *, step: str) -> None:
+        """The branch forward to ``rev``, which must descend from HEAD."""
+        self.ws.act(f"git merge -q --ff-only {shlex.quote(rev)}", step=step)
+
+    def drop_last_commit(self, *, step: str) -> None:
+        """The branch back one commit, keeping the workspace's changes."""
+        self.ws.act("git reset -q --keep HEAD~1", step=step)
+
+    def restore(self, paths: list[str], *, step: str) -> None:
+        """``paths`` back as HEAD has them, in the index and the workspace."""
+        self.ws.act(
+            f"git restore --source=HEAD --staged --worktree -- {quote_all(paths)}", step=step
+        )
+
+    @staticmethod
+    def _push(remote: str, ref: str, *, source: str = "HEAD", dry_run: bool = False) -> str:
+        flags = "--dry-run -q " if dry_run else ""
+        return f"git push {flags}{shlex.quote(remote)} {shlex.quote(f'{source}:{ref}')}"
+
+
+def failure_reason(output: str | None) -> str | None:
+    """Why git failed, from its output: its last error line, and when that is
+    only "failed to write commit object", the cause it gave before it (``gpg
+    failed to sign the data``)."""
+    said = [
+        line.split(": ", 1)[1].strip()
+        for line in (output or "").splitlines()
+        if line.startswith(("error: ", "fatal: ")) and line.split(": ", 1)[1].strip()
+    ]
+    if not said:
+        return None
+    if len(said) > 1 and said[-1] == "failed to write commit object":
+        return f"{'; '.join(said[-3:-1])} ({said[-1]})"
+    return said[-1]
+
+
+def refused_by_server(output: str | None) -> str | None:
+    """What the server said when it refused a push for good (a protected
+    branch, a pre-receive hook), or None for any other failure."""
+    text = output or ""
+    found = re.search(r"\[remote rejected\][^\n]*?\(([^)\n]*)\)", text)
+    if not found:
+        return None
+    said = [
+        line[len("remote:") :].strip()
+        for line in text.splitlines()
+        if line.startswith("remote:") and line[len("remote:") :].strip()
+    ]
+    return "; ".join([*said[-3:], found.group(1)])
