@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return host_main(args[1:])
     if args[:1] == ["settle"]:
-        from dvc_invoke.runs.store import main as settle
+        from dvc_invoke.flow.lost import main as settle
 
         return settle(args)
     if args[:1] in (["-V"], ["--version"]):

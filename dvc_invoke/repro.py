@@ -97,7 +97,7 @@ def _store(c: Context) -> Store:
 
     ws = Workspace(c)
     store = Store(ws.root)
-    flow.tell_lost(c, ws, store.lost())
+    flow.tell_lost(c, ws, flow.find_lost(store))
     return store
 
 
@@ -118,9 +118,9 @@ def status(
         args = (["--pipeline", pipeline] if pipeline else []) + ["--limit", str(int(limit))]
         return _on_host(c, host, "repro.status", args)
     from dvc_invoke import console
-    from dvc_invoke.adapters.dvc.metrics import Change
+    from dvc_invoke.engines.slurm import SLURM_UNANSWERED, slurm_state
+    from dvc_invoke.runs.metrics import Change
     from dvc_invoke.runs.record import format_duration, short
-    from dvc_invoke.runs.store import SLURM_UNANSWERED, slurm_state
 
     # The runs _store found, read anew: with thousands, only those shown are read.
     reports = _store(c).newest(max(int(limit), 0), pipeline, rescan=False)
@@ -176,7 +176,7 @@ def logs(c: Context, run: str | None = None, follow: bool = False, host: str | N
         return _on_host(c, host, "repro.logs", args, tty=follow)
     from dvc_invoke import flow
     from dvc_invoke.adapters.shell import Workspace
-    from dvc_invoke.runs.store import alive
+    from dvc_invoke.engines import alive
 
     store = _store(c)
     report = store.latest(run)
@@ -197,7 +197,7 @@ def logs(c: Context, run: str | None = None, follow: bool = False, host: str | N
                 out.write(handle.read())
                 out.flush()
                 if not report.ended:
-                    flow.tell_lost(c, Workspace(c), store.lost())
+                    flow.tell_lost(c, Workspace(c), flow.find_lost(store))
                 return
             time.sleep(0.2)
 
@@ -228,8 +228,10 @@ def cancel(
     """
     from dvc_invoke import console
     from dvc_invoke.adapters.shell import find_root
+    from dvc_invoke.engines import stop
     from dvc_invoke.flow import notifiers
-    from dvc_invoke.runs.store import HOST, elsewhere, mark_lost, settle_lost, stop
+    from dvc_invoke.flow.lost import mark_lost, settle_lost
+    from dvc_invoke.runs.store import HOST, elsewhere
 
     if host:
         args = (["--run", run] if run else []) + ["--timeout", f"{float(timeout):g}"]

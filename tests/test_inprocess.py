@@ -21,9 +21,9 @@ from invoke import Config, Context
 from dvc_invoke import console
 from dvc_invoke.adapters import shell as workspace_module
 from dvc_invoke.adapters.dvc import inprocess
-from dvc_invoke.adapters.interrupts import Interrupts
 from dvc_invoke.adapters.shell import Workspace
 from dvc_invoke.errors import Cancelled, DvcInvokeError
+from dvc_invoke.flow.interrupts import Interrupts
 
 
 @pytest.fixture
@@ -225,8 +225,7 @@ def test_ctrl_c_stops_dvc_running_here_and_cancels_the_step(canonical, monkeypat
     )
     started = time.monotonic()
     try:
-        with Interrupts() as interrupts:
-            ws.interrupts = interrupts
+        with Interrupts() as interrupts, ws.running(stops=interrupts):
             timer.start()
             with pytest.raises(Cancelled) as cancelled:
                 ws.act(f"{ws.dvc} status --cloud -r silent", step="pull")

@@ -7,8 +7,10 @@ import json
 import pytest
 from helpers import assert_one_line_error, latest
 
-from dvc_invoke.adapters.dvc.metrics import Change, Gate, param_changes, parse_gates, regressions
+from dvc_invoke.adapters.dvc.metrics import param_changes
+from dvc_invoke.config.gates import Gate, parse_gates
 from dvc_invoke.errors import DvcInvokeError
+from dvc_invoke.runs.metrics import Change, regressions
 
 MESSAGE = "[DVC] Update model metrics"
 

@@ -404,8 +404,9 @@ def test_status_shows_the_gated_metrics_first(project):
 def test_stop_of_a_run_that_dies_without_a_word_ends_it_cancelled(tmp_path):
     import threading
 
+    from dvc_invoke.engines import stop
     from dvc_invoke.runs.record import RunReport
-    from dvc_invoke.runs.store import Store, process_identity, stop
+    from dvc_invoke.runs.store import Store, process_identity
 
     # SIGTERM before the run could handle signals: it dies without writing its end.
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])

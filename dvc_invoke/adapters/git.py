@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import re
 import shlex
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from dvc_invoke.adapters import timelimits
 from dvc_invoke.adapters.shell import quote_all
@@ -230,3 +231,23 @@ def refused_by_server(output: str | None) -> str | None:
         if line.startswith("remote:") and line[len("remote:") :].strip()
     ]
     return "; ".join([*said[-3:], found.group(1)])
+
+
+def run_commit(root: Path, before: str, branch: str | None) -> tuple[str, bool] | None:
+    """What git holds in ``root`` of a run that started at commit ``before`` on
+    ``branch`` and stopped while publishing: the commit it made (the branch moved
+    on from ``before``) and whether the upstream holds it (as the last push or
+    fetch left it); None when the branch did not move on, or was rewritten."""
+    from invoke.context import Context
+
+    def git(args: str) -> Any:
+        cmd = f"git -C {shlex.quote(str(root))} {args}"
+        return Context().run(cmd, hide=True, warn=True, in_stream=False)
+
+    head = git("rev-parse -q --verify HEAD").stdout.strip()
+    on = git("symbolic-ref -q --short HEAD").stdout.strip()
+    if not before or not head or head == before or on != branch:
+        return None
+    if not git(f"merge-base --is-ancestor {shlex.quote(before)} {shlex.quote(head)}").ok:
+        return None  # not the run's commit: the branch was rewritten since
+    return head, bool(git(f"merge-base --is-ancestor {shlex.quote(head)} '@{{u}}'").ok)

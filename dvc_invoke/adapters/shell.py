@@ -8,6 +8,7 @@ only read) still run, so a dry run knows the workspace it describes.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
@@ -16,17 +17,16 @@ import shutil
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from dvc_invoke import console
 from dvc_invoke.adapters.dvc import failures
-from dvc_invoke.adapters.interrupts import Interrupts
 from dvc_invoke.config import project
 from dvc_invoke.config.settings import dvc_command, is_dry, settings
-from dvc_invoke.errors import Cancelled, DvcInvokeError, Lost, Requeued
+from dvc_invoke.errors import Cancelled, DvcInvokeError
 
 
 def quote_all(words: Iterable[str]) -> str:
@@ -341,6 +341,12 @@ class GitState:
         return state
 
 
+class Stops(Protocol):
+    """What stops a run between its commands: the signal it received, if any."""
+
+    def stopped(self, step: str, resume: str | None) -> Cancelled | None: ...
+
+
 # Projects whose .env was checked for being git-ignored, in this process.
 _ENV_CHECKED: set[Path] = set()
 
@@ -352,10 +358,10 @@ class Workspace:
         self.c = c
         self.root = Path(root) if root else find_root()
         self.dry = is_dry(c)
-        self.interrupts: Interrupts | None = None  # set while a run handles signals
-        self.log: IO[str] | None = None  # set while a foreground run keeps a log
-        self.started: Any = None  # checks begun early, in the background (`checks.Started`)
-        project.load(self.root)
+        self._stops: Stops | None = None  # while a run handles signals (`running`)
+        self._log: IO[str] | None = None  # while a foreground run keeps a log
+        project.load(self.root)  # before the settings: the environment may set them
+        self.settings = settings(c)  # validated once, here
         self._git_prefix: str | None = None
         self._warn_if_env_is_not_ignored()
 
@@ -415,7 +421,7 @@ class Workspace:
         when no ``dvc_invoke.dvc`` executable is configured, the ``dvc`` a shell
         would run is the DVC this Python imports, and ``c`` runs commands for
         real (not a ``MockContext``) with nothing a process alone could have."""
-        if settings(self.c).dvc or not cmd.startswith(self.dvc + " "):
+        if self.settings.dvc or not cmd.startswith(self.dvc + " "):
             return None
         from invoke.context import MockContext
 
@@ -457,7 +463,7 @@ class Workspace:
         Without ``touches`` (a ``git fetch``), what DVC read of the project
         still holds after it.
         """
-        conf = settings(self.c)
+        conf = self.settings
         attempts = 1 + (conf.retries if network else 0)
         delay = conf.retry_delay
         for attempt in range(1, attempts + 1):
@@ -497,14 +503,14 @@ class Workspace:
             from dvc_invoke.adapters.dvc import graph
 
             graph.touched()
-        echo = settings(self.c).echo or bool(self.c.config.run.echo)
+        echo = self.settings.echo or bool(self.c.config.run.echo)
         out: Any = console.terminal("stdout")
         err: Any = console.terminal("stderr")
-        if self.log is not None:
+        if self._log is not None:
             # A foreground run: what the terminal shows goes to the run's log too.
             if echo:
-                self.log.write(cmd + "\n")
-            out, err = Tee(out, self.log), Tee(err, self.log)
+                self._log.write(cmd + "\n")
+            out, err = Tee(out, self._log), Tee(err, self._log)
         if capture:
             out = None  # kept in the result for the caller (and in its log, if it fails)
         elif not hints:
@@ -538,28 +544,20 @@ class Workspace:
         return result
 
     def _stop_if_interrupted(self, step: str, resume: str | None) -> None:
-        stopped = self.interruption(step, resume)
+        stopped = self._stops.stopped(step, resume) if self._stops is not None else None
         if stopped is not None:
             raise stopped
 
-    def interruption(self, step: str, resume: str | None) -> Cancelled | None:
-        """How the run stops after the signal it received, if it received one.
-
-        SIGTERM to a SLURM job is SLURM's (`runs.slurm_interruption` asks it
-        why): a requeue is `Requeued`, a time limit or a node failure `Lost`,
-        anything else (``scancel``, a preemption) `Cancelled`.
-        """
-        if self.interrupts is None or not self.interrupts.received:
-            return None
-        signal_name = self.interrupts.received
-        job = os.environ.get("SLURM_JOB_ID")
-        if signal_name == "SIGTERM" and job:
-            from dvc_invoke.runs.store import slurm_interruption
-
-            how, reason = slurm_interruption(job)
-            kind = {"requeued": Requeued, "lost": Lost}.get(how, Cancelled)
-            return kind(reason, step=step, resume=resume)
-        return Cancelled(f"interrupted ({signal_name})", step=step, resume=resume)
+    @contextlib.contextmanager
+    def running(self, *, stops: Stops, log: IO[str] | None = None) -> Iterator[None]:
+        """While a run executes here: a signal it received stops it between
+        commands (``stops`` says how), and what the terminal shows goes to its
+        ``log`` too."""
+        self._stops, self._log = stops, log
+        try:
+            yield
+        finally:
+            self._stops, self._log = None, None
 
     @property
     def dvc(self) -> str:

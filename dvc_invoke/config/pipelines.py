@@ -27,7 +27,7 @@ from dvc_invoke.config.settings import settings
 from dvc_invoke.errors import DvcInvokeError
 
 if TYPE_CHECKING:
-    from dvc_invoke.adapters.dvc.metrics import Gate
+    from dvc_invoke.config.gates import Gate
 
 NAME_RE = re.compile(r"[A-Za-z0-9_.-]+")
 # What --pipeline also takes: project paths and DVC stage addresses.
@@ -141,9 +141,7 @@ def make(
         elif key == "slurm":
             value = _slurm_options(value, where=where)
         elif key == "gates" and value is not None:
-            from dvc_invoke.adapters.dvc.metrics import (
-                parse_gates,  # only for who has gates: `inv --list` stays light
-            )
+            from dvc_invoke.config.gates import parse_gates  # `inv --list` stays light
 
             value = parse_gates(value, where=where)
         elif key == "message":

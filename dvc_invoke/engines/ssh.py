@@ -463,7 +463,8 @@ def parse_gpus(gpus: str, apps: str) -> tuple[int, int]:
 
 
 def _probe_here(ws: Workspace) -> dict[str, Any]:
-    from dvc_invoke.runs.store import Store, alive
+    from dvc_invoke.engines import alive
+    from dvc_invoke.runs.store import Store
 
     held = None
     store = Store(ws.root)

@@ -9,9 +9,12 @@ itself (`launch`).
 
 from __future__ import annotations
 
+from dvc_invoke.engines.detached import launch
 from dvc_invoke.flow.checks import check, preflight
 from dvc_invoke.flow.handpublish import discard, finish, unpublished_run
+from dvc_invoke.flow.holding import find_lost
 from dvc_invoke.flow.launch import prune, run
+from dvc_invoke.flow.lost import tell_lost
 from dvc_invoke.flow.plan import (
     Plan,
     default_command,
@@ -23,7 +26,6 @@ from dvc_invoke.flow.plan import (
 from dvc_invoke.flow.publishing import Published, baseline, measure, publish
 from dvc_invoke.flow.steps import pull, reproduce
 from dvc_invoke.flow.upstream import rebuild_upstream, upstream_pipelines, warn_stale_upstream
-from dvc_invoke.runs.store import launch, tell_lost
 
 __all__ = [
     "Plan",
@@ -32,6 +34,7 @@ __all__ = [
     "check",
     "default_command",
     "discard",
+    "find_lost",
     "finish",
     "launch",
     "measure",

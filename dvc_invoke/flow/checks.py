@@ -4,13 +4,12 @@ the git and DVC remotes)."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import posixpath
 import shlex
 import shutil
-import threading
-from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from typing import TYPE_CHECKING
 
 from dvc_invoke import console, tasknames
 from dvc_invoke.adapters.dvc import dvcfiles, graph
@@ -19,10 +18,12 @@ from dvc_invoke.adapters.git import Git
 from dvc_invoke.adapters.shell import GitState, Workspace, error_line, push_rejected
 from dvc_invoke.config.paths import overlaps
 from dvc_invoke.config.pipelines import Pipeline
-from dvc_invoke.config.settings import settings
 from dvc_invoke.errors import DvcInvokeError
 from dvc_invoke.flow.plan import Plan, need_dvcfile
 from dvc_invoke.runs.record import RunReport, some
+
+if TYPE_CHECKING:
+    from dvc_invoke.flow.context import RunContext
 
 
 def check(
@@ -49,7 +50,7 @@ def check(
     read, if it did.
     """
     state = state or ws.git_state()
-    dvc = settings(ws.c).dvc
+    dvc = ws.settings.dvc
     if dvc and shutil.which(dvc) is None:  # a configured executable: found, or said now
         raise DvcInvokeError(
             f"{dvc}: command not found (config dvc_invoke.dvc)", step="guards", resume=resume
@@ -195,52 +196,15 @@ def _git_can_publish(ws: Workspace, state: GitState, *, pushes: bool, resume: st
 CHECKS = ("fetch", "git-push", "dvc-remote", "slack")
 
 
-class Started:
-    """A check begun in the background; `result` waits for it (and raises its error)."""
-
-    def __init__(self, check: Callable[[], GitState]):
-        self._found: GitState | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(check,), daemon=True)
-        self._thread.start()
-
-    def _run(self, check: Callable[[], GitState]) -> None:
-        try:
-            self._found = check()
-        except BaseException as exc:  # noqa: BLE001 - raised where the result is asked for
-            self._error = exc
-
-    def result(self) -> GitState:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        assert self._found is not None
-        return self._found
-
-    def settle(self) -> None:
-        """Wait for it, whatever it found: nothing of it prints after the run's end."""
-        self._thread.join()
-
-
 def start_git_checks(
-    ws: Workspace, p: Pipeline, state: GitState, *, skip: tuple[str, ...], resume: str | None
+    ctx: RunContext, p: Pipeline, state: GitState, *, skip: tuple[str, ...], resume: str | None
 ) -> None:
     """Begin the git half of `preflight` (a fetch, a push dry run: the network)
     in the background while DVC reads the pipeline; `preflight` takes its result."""
+    ws = ctx.ws
     if ws.dry or set(skip) - set(CHECKS):
         return  # shown in order; an unknown check is refused by `preflight`
-    ws.started = Started(lambda: _git_checks(ws, p, state, skip=skip, resume=resume))
-
-
-@contextlib.contextmanager
-def settling(ws: Workspace) -> Iterator[None]:
-    """Checks begun in the background are waited for before the run's end."""
-    try:
-        yield
-    finally:
-        if ws.started is not None:
-            ws.started.settle()
-            ws.started = None
+    ctx.begin(lambda: _git_checks(ws, p, state, skip=skip, resume=resume))
 
 
 def preflight(
@@ -250,6 +214,7 @@ def preflight(
     *,
     skip: tuple[str, ...] = (),
     resume: str | None = None,
+    begun: Future[GitState] | None = None,
 ) -> GitState:
     """The checks that need the network, so that a long run cannot end in a
     failure that was knowable at its start. ``skip`` names checks to leave out.
@@ -260,8 +225,8 @@ def preflight(
     - ``dvc-remote``: a DVC remote is configured and reachable.
 
     (``slack``: the run's first message is its check; see `run`.) The git
-    checks may have been begun already (`start_git_checks`): their result is
-    waited for here, and the run starts only after it.
+    checks may have been ``begun`` already (`start_git_checks`): their result
+    is waited for here, and the run starts only after it.
     """
     unknown = sorted(set(skip) - set(CHECKS))
     if unknown:
@@ -269,9 +234,8 @@ def preflight(
             f"unknown check {', '.join(unknown)} to skip (checks: {', '.join(CHECKS)})",
             step="guards",
         )
-    if ws.started is not None:
-        started, ws.started = ws.started, None
-        state = started.result()
+    if begun is not None:
+        state = begun.result()
     else:
         state = _git_checks(ws, run_plan.pipeline, state, skip=skip, resume=resume)
     if run_plan.pull or run_plan.push:  # DVC's plugin for the remote: dry runs and skips too

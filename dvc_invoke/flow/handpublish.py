@@ -16,10 +16,12 @@ from dvc_invoke.config.paths import overlaps
 from dvc_invoke.config.pipelines import Pipeline, resolve
 from dvc_invoke.errors import Cancelled, DvcInvokeError
 from dvc_invoke.flow import notifiers
+from dvc_invoke.flow.holding import free
+from dvc_invoke.flow.lost import tell_lost
 from dvc_invoke.flow.plan import Plan, plan, publish_command
 from dvc_invoke.flow.publishing import Published, publish
 from dvc_invoke.runs.record import RunReport, short
-from dvc_invoke.runs.store import Store, tell_lost
+from dvc_invoke.runs.store import Store
 
 
 def discard(ws: Workspace, p: Pipeline) -> list[str]:
@@ -34,7 +36,7 @@ def discard(ws: Workspace, p: Pipeline) -> list[str]:
     are put back: a line of someone else's stays. Returns what it restored and
     removed, one phrase each."""
     if not ws.dry:
-        Store(ws.root).free()  # never under a run that is still writing
+        free(Store(ws.root))  # never under a run that is still writing
     run_plan = plan(ws, p, force=True)  # forced: nothing to restore from the remote here
     g, git = run_plan.graph, Git(ws)
     own = g.git_paths()
@@ -139,7 +141,7 @@ def _finish(c: Any, ws: Workspace, name: str, accept: bool) -> Published:
     store = Store(ws.root)
     if not ws.dry:
         # Never commit under a run that is still writing to the workspace.
-        tell_lost(c, ws, store.free())
+        tell_lost(c, ws, free(store))
     before = ws.git_state(step="commit")
     if p.commit and p.git_push and before.branch is None:
         raise DvcInvokeError(

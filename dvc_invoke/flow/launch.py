@@ -16,12 +16,18 @@ from typing import Any
 
 from dvc_invoke import console, tasknames
 from dvc_invoke.adapters.dvc import graph
-from dvc_invoke.adapters.interrupts import Interrupts
 from dvc_invoke.adapters.shell import GitState, Workspace
 from dvc_invoke.config.pipelines import Pipeline, resolve
+from dvc_invoke.engines.detached import launch
+from dvc_invoke.engines.local import marked
+from dvc_invoke.engines.slurm import submit
 from dvc_invoke.errors import Cancelled, DvcInvokeError, Lost, Requeued
 from dvc_invoke.flow import checks, notifiers
 from dvc_invoke.flow.checks import check, preflight
+from dvc_invoke.flow.context import RunContext
+from dvc_invoke.flow.holding import claim
+from dvc_invoke.flow.interrupts import Interrupts
+from dvc_invoke.flow.lost import tell_lost
 from dvc_invoke.flow.plan import (
     Plan,
     default_command,
@@ -33,16 +39,7 @@ from dvc_invoke.flow.publishing import baseline, measure, publish
 from dvc_invoke.flow.steps import pull, reproduce
 from dvc_invoke.flow.upstream import rebuild_upstream, upstream_pipelines, warn_stale_upstream
 from dvc_invoke.runs.record import RunReport, some
-from dvc_invoke.runs.store import (
-    ENV_RUN,
-    Store,
-    launch,
-    marked,
-    process_identity,
-    read_tail,
-    submit,
-    tell_lost,
-)
+from dvc_invoke.runs.store import ENV_RUN, Store, process_identity, read_tail
 
 
 def run(
@@ -76,15 +73,12 @@ def run(
             task_args += ["--skip", left_out]
         ssh.start(c, name, host, task_args, slurm=slurm)
         return None
-    ws = Workspace(c)
-    # One DVC Repo for the run's reads; git's network checks begun early are waited for.
-    with graph.session(ws.root), checks.settling(ws):
-        return _run(c, ws, name, force, upstream, detach or slurm, command, tuple(skip), slurm)
+    with RunContext(c) as ctx:
+        return _run(ctx, name, force, upstream, detach or slurm, command, tuple(skip), slurm)
 
 
 def _run(
-    c: Any,
-    ws: Workspace,
+    ctx: RunContext,
     name: str,
     force: bool | None,
     upstream: bool | None,
@@ -93,6 +87,7 @@ def _run(
     skip: tuple[str, ...],
     slurm: bool,
 ) -> RunReport | None:
+    c, ws = ctx.c, ctx.ws
     p = resolve(c, ws.root, name)
     # Set in the process that --detach started: run in it, do not detach again.
     adopted = os.environ.pop(ENV_RUN, None)
@@ -102,7 +97,7 @@ def _run(
     # nothing git tracks changed (changes may be refused first, and then
     # nothing should have been fetched or shown as fetched).
     if not adopted and not state.changed:
-        checks.start_git_checks(ws, p, state, skip=skip, resume=command)
+        checks.start_git_checks(ctx, p, state, skip=skip, resume=command)
     need_dvcfile(ws, p)
     run_plan = plan(ws, p, force=force, upstream=upstream)
     state = check(
@@ -117,7 +112,7 @@ def _run(
     if not ws.dry:
         chain = notifiers.notifiers(c, ws.root, slack=p.slack, ends_with_reason=True)
     if not adopted:
-        state = preflight(ws, run_plan, state, skip=skip, resume=command)
+        state = preflight(ws, run_plan, state, skip=skip, resume=command, begun=ctx.begun())
     elif "dvc-remote" not in skip:
         run_plan.remote = graph.remote_check(ws.root)
     if ws.dry:
@@ -150,7 +145,7 @@ def _run(
             # shell's job); started by a script, the group is the script's.
             report.pgid = os.getpgrp() if os.getpgrp() == report.pid else None
             report.process_started = process_identity(report.pid)
-        lost = store.claim(report)
+        lost = claim(store, report)
         launched = announced_start = False
         try:
             tell_lost(c, ws, lost)
@@ -214,10 +209,9 @@ def _run(
 def prune(ws: Workspace, store: Store) -> None:
     """At the end of a run: the old runs' records, logs and plots beyond what
     ``dvc_invoke.keep`` keeps are removed (never the run's end)."""
-    from dvc_invoke.config.settings import settings
 
     try:
-        store.prune(settings(ws.c).keep)
+        store.prune(ws.settings.keep)
     except (DvcInvokeError, OSError) as exc:
         console.warn(f"old runs were not pruned: {getattr(exc, 'reason', exc)}")
 
@@ -251,38 +245,38 @@ def _execute(
         if log is not None:
             stack.enter_context(log)
             stack.enter_context(console.log_to(log))
-        ws.interrupts, ws.log = interrupts, log
         try:
-            if not announced and store is not None:
-                notifiers.deliver(chain, report)
-            if run_plan.upstream and run_plan.graph.stale_upstream:
-                save("upstream")
-                ups = ", ".join(u.dvcfile for u in run_plan.graph.stale_upstream)
-                console.step(p.name, "upstream", ups)
-                if rebuild_upstream(ws, run_plan, skip, run) and not ws.dry:
-                    remote = run_plan.remote
-                    run_plan = plan(ws, p, force=run_plan.force, upstream=True)
-                    run_plan.remote = remote
-                    start = ws.git_state(step="upstream")
-            save("pull")
-            console.step(p.name, "pull")
-            pull(ws, run_plan, resume=command)
-            save("repro")
-            detail = some(run_plan.graph.stages, 8) + (" (forced)" if run_plan.force else "")
-            console.step(p.name, "repro", detail)
-            ran = reproduce(ws, run_plan, resume=command)
-            changes = measure(ws, run_plan, baseline(ws, start))
-            report.metrics = [
-                {**c.to_dict(), **({"gated": True} if _gated(p, c.name) else {})}
-                for c in changes or []
-                if c.changed
-            ]
-            save("publish")
-            console.step(p.name, "publish")
-            done = publish(ws, run_plan, expect=start, changes=changes, rerun=command, ran=ran)
+            with ws.running(stops=interrupts, log=log):
+                if not announced and store is not None:
+                    notifiers.deliver(chain, report)
+                if run_plan.upstream and run_plan.graph.stale_upstream:
+                    save("upstream")
+                    ups = ", ".join(u.dvcfile for u in run_plan.graph.stale_upstream)
+                    console.step(p.name, "upstream", ups)
+                    if rebuild_upstream(ws, run_plan, skip, run) and not ws.dry:
+                        remote = run_plan.remote
+                        run_plan = plan(ws, p, force=run_plan.force, upstream=True)
+                        run_plan.remote = remote
+                        start = ws.git_state(step="upstream")
+                save("pull")
+                console.step(p.name, "pull")
+                pull(ws, run_plan, resume=command)
+                save("repro")
+                detail = some(run_plan.graph.stages, 8) + (" (forced)" if run_plan.force else "")
+                console.step(p.name, "repro", detail)
+                ran = reproduce(ws, run_plan, resume=command)
+                changes = measure(ws, run_plan, baseline(ws, start))
+                report.metrics = [
+                    {**c.to_dict(), **({"gated": True} if _gated(p, c.name) else {})}
+                    for c in changes or []
+                    if c.changed
+                ]
+                save("publish")
+                console.step(p.name, "publish")
+                done = publish(ws, run_plan, expect=start, changes=changes, rerun=command, ran=ran)
         except (DvcInvokeError, KeyboardInterrupt) as exc:
             if isinstance(exc, KeyboardInterrupt):  # between commands: SLURM's SIGTERM too
-                exc = ws.interruption(report.step or "pull", command) or Cancelled(
+                exc = interrupts.stopped(report.step or "pull", command) or Cancelled(
                     "interrupted (SIGINT)", step=report.step, resume=command
                 )
             resume = exc.resume or command
@@ -306,8 +300,6 @@ def _execute(
             if isinstance(exc, Cancelled):  # Lost stays Lost, for an upstream run's caller too
                 raise type(exc)(exc.reason, step=report.step, resume=resume) from None
             raise exc from None
-        finally:
-            ws.interrupts, ws.log = None, None
         if store is None:  # a dry run
             console.result(True, f"dry run of {p.name}: nothing was done")
             return report
@@ -329,9 +321,8 @@ def _plots(
 ) -> None:
     """The plots the run changed, drawn for its notifications (never fails the run)."""
     from dvc_invoke.adapters.dvc import plots
-    from dvc_invoke.config.settings import settings
 
-    if not settings(ws.c).plots or not start.commit or not report.id:
+    if not ws.settings.plots or not start.commit or not report.id:
         return
     folder = Store(ws.root).dir / "plots" / report.id
     try:

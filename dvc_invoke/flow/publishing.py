@@ -18,9 +18,9 @@ from dvc_invoke.adapters.git import Git, refused_by_server
 from dvc_invoke.adapters.shell import GitState, Workspace, push_rejected, quote_all
 from dvc_invoke.config.paths import overlaps
 from dvc_invoke.config.pipelines import slug
-from dvc_invoke.config.settings import settings
 from dvc_invoke.errors import Cancelled, DvcInvokeError
 from dvc_invoke.flow.plan import Plan, default_command, publish_command
+from dvc_invoke.runs.metrics import Change, regressions, unmatched
 from dvc_invoke.runs.record import short, some
 
 _NO_GIT = "nothing was pushed to git"
@@ -36,7 +36,7 @@ class Published:
     rewritten: tuple[str, ...] = ()
 
 
-def measure(ws: Workspace, plan: Plan, rev: str | None) -> list[metrics.Change] | None:
+def measure(ws: Workspace, plan: Plan, rev: str | None) -> list[Change] | None:
     """The pipeline's metrics (changed or not) and the params that changed, against ``rev``;
     none when nothing changed and the pipeline has no gate to read them.
 
@@ -84,7 +84,7 @@ def _gate(
     ws: Workspace,
     plan: Plan,
     state: GitState,
-    changes: list[metrics.Change] | None,
+    changes: list[Change] | None,
     resume: str,
 ) -> None:
     gates = plan.pipeline.gates
@@ -95,15 +95,15 @@ def _gate(
     if changes is None:
         problems = ["the metrics could not be compared with what the branch last published"]
     else:
-        problems = metrics.regressions(gates, changes)
-        unmatched = metrics.unmatched(gates, changes, plan.graph.metric_files)
-        if unmatched and not problems:  # nothing got worse: a gate to mend, not to accept
+        problems = regressions(gates, changes)
+        mismatched = unmatched(gates, changes, plan.graph.metric_files)
+        if mismatched and not problems:  # nothing got worse: a gate to mend, not to accept
             raise DvcInvokeError(
-                "; ".join(unmatched) + "; nothing was committed",
+                "; ".join(mismatched) + "; nothing was committed",
                 step="gate",
                 resume=f"mend the gate, then {resume}",
             )
-        problems += unmatched
+        problems += mismatched
     if problems:
         raise DvcInvokeError(
             "metrics got worse: " + "; ".join(problems) + "; nothing was committed",
@@ -118,7 +118,7 @@ def publish(
     *,
     always_push: bool = False,
     expect: GitState | None = None,
-    changes: list[metrics.Change] | None = None,
+    changes: list[Change] | None = None,
     accept: bool = False,
     rerun: str | None = None,
     aside: str | None = None,
@@ -432,7 +432,7 @@ def _keep_aside(
     where = f"kept on branch {side}"
     pushed = False
     try:
-        if settings(ws.c).push_side_branch or not stale:
+        if ws.settings.push_side_branch or not stale:
             try:
                 git.push(remote, f"refs/heads/{side}", source=side, step="git push")
                 where += f" (pushed to {remote})"

@@ -43,7 +43,7 @@ class RunReport:
     job: str | None = None  # its SLURM job, when submitted with --slurm
     restarts: int = 0  # SLURM's SLURM_RESTART_COUNT of the job running it now
     slack: dict[str, str] | None = None  # the pipeline's Slack overrides
-    # What the run changed in the pipeline's metrics and params (`metrics.Change`s).
+    # What the run changed in the pipeline's metrics and params (`dvc_invoke.runs.metrics.Change`s).
     metrics: list[dict[str, Any]] = field(default_factory=list)
     published_by: str | None = None  # the `inv publish` that finished it by hand
     # Files a refused publish asked to commit: a commit of them keeps the run finishable.
@@ -143,7 +143,7 @@ class RunReport:
         """The metrics and params that changed, one aligned row each."""
         if not self.metrics:
             return []
-        from dvc_invoke.adapters.dvc.metrics import Change, table
+        from dvc_invoke.runs.metrics import Change, table
 
         return table([Change.from_dict(m) for m in self.metrics])
 

@@ -18,10 +18,15 @@ and Slack messages go on. To stop it: Ctrl-C, or ``inv repro.cancel``.
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from types import FrameType
 from typing import Any
+
+from dvc_invoke.adapters.dvc import inprocess
+from dvc_invoke.engines.slurm import slurm_interruption
+from dvc_invoke.errors import Cancelled, Lost, Requeued
 
 
 class Interrupts:
@@ -47,12 +52,26 @@ class Interrupts:
         self.received = signal.Signals(signum).name
         if signum == signal.SIGTERM:
             _interrupt_children()
-        from dvc_invoke.adapters.dvc import inprocess
-
         if inprocess.running():
             # DVC runs in this process (`inprocess`): it stops as the dvc command
             # does on Ctrl-C, catching the interrupt, cleaning up, exiting 252.
             raise KeyboardInterrupt
+
+    def stopped(self, step: str, resume: str | None) -> Cancelled | None:
+        """How the run stops after the signal it received, if it received one.
+
+        SIGTERM to a SLURM job is SLURM's (`slurm_interruption` asks it why):
+        a requeue is `Requeued`, a time limit or a node failure `Lost`,
+        anything else (``scancel``, a preemption) `Cancelled`.
+        """
+        if not self.received:
+            return None
+        job = os.environ.get("SLURM_JOB_ID")
+        if self.received == "SIGTERM" and job:
+            how, reason = slurm_interruption(job)
+            kind = {"requeued": Requeued, "lost": Lost}.get(how, Cancelled)
+            return kind(reason, step=step, resume=resume)
+        return Cancelled(f"interrupted ({self.received})", step=step, resume=resume)
 
 
 def _interrupt_children() -> None:

@@ -1,0 +1,64 @@
+"""What one run shares from its start to its end: `RunContext`.
+
+The invoke context and the workspace's shell (with the settings, validated
+once), one DVC session for every read of the run, and the git checks begun
+early in the background while DVC reads the pipeline: a `Future` the
+preflight takes the result of, and that is waited for before the run ends,
+so nothing of it prints after.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from types import TracebackType
+from typing import Any
+
+from dvc_invoke.adapters.dvc import graph
+from dvc_invoke.adapters.shell import GitState, Workspace
+
+
+class RunContext:
+    """What one run shares; a context manager around the run."""
+
+    def __init__(self, c: Any, ws: Workspace | None = None):
+        self.c = c
+        self.ws = ws or Workspace(c)
+        self.settings = self.ws.settings
+        self._checks: Future[GitState] | None = None
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> RunContext:
+        # One DVC Repo for the run's reads; closed at the run's end.
+        self._stack.enter_context(graph.session(self.ws.root))
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            self.settle()
+        finally:
+            self._stack.close()
+
+    def begin(self, check: Callable[[], GitState]) -> None:
+        """Begin ``check`` in the background; `begun` hands its future over."""
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dvc-invoke-checks")
+        self._checks = pool.submit(check)
+        pool.shutdown(wait=False)
+
+    def begun(self) -> Future[GitState] | None:
+        """The check begun in the background, if any: the caller now waits for it."""
+        checks, self._checks = self._checks, None
+        return checks
+
+    def settle(self) -> None:
+        """Wait for a check begun in the background, whatever it found: nothing of
+        it prints after the run's end (its error was, or is, raised by the caller)."""
+        checks = self.begun()
+        if checks is not None:
+            checks.exception()  # waits; returns the error rather than raising it
