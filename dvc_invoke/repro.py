@@ -227,7 +227,7 @@ def cancel(
     whole process group killed.
     """
     from dvc_invoke import console
-    from dvc_invoke.adapters.shell import find_root
+    from dvc_invoke.config.project import find_root
     from dvc_invoke.engines import stop
     from dvc_invoke.flow import notifiers
     from dvc_invoke.flow.lost import mark_lost, settle_lost
@@ -306,7 +306,7 @@ def prune(c: Context, dry: bool = False) -> None:
     dvc_invoke.keep.days days; a run still running is never removed.
     """
     from dvc_invoke import console
-    from dvc_invoke.adapters.shell import find_root
+    from dvc_invoke.config.project import find_root
     from dvc_invoke.config.settings import is_dry, settings
     from dvc_invoke.runs.store import Store
 

@@ -7,7 +7,7 @@ import re
 import pytest
 from invoke import Config, MockContext, Result
 
-from dvc_invoke.adapters.git import Git, refused_by_server
+from dvc_invoke.adapters.git import refused_by_server
 from dvc_invoke.adapters.shell import Workspace
 from dvc_invoke.errors import DvcInvokeError
 
@@ -21,7 +21,7 @@ def git(tmp_path, run=None):
     cfg = Config(overrides={"run": {"in_stream": False}, "dvc_invoke": {"dvc": "dvc"}})
     c = MockContext(config=cfg, run=run or {}, repeat=True)
     ws = Workspace(c, tmp_path)
-    return c, Git(ws)
+    return c, ws.git
 
 
 def commands(c):
@@ -121,8 +121,8 @@ def test_reading_the_state_never_rewrites_the_index(tmp_path):
     before = index.stat().st_ino, index.stat().st_mtime_ns
 
     ws = Workspace(Context(Config(overrides={"run": {"echo": False}})), tmp_path)
-    assert ws.git_state().changed == []
-    assert ws.changed_paths(["a.txt"]) == []
+    assert ws.git.state().changed == []
+    assert ws.git.changed_paths(["a.txt"]) == []
     assert (index.stat().st_ino, index.stat().st_mtime_ns) == before
 
     sh("git", "status", "--porcelain")  # what a plain status does, for contrast

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from dvc_invoke.adapters.dvc.graph import Output, PipelineGraph, Tracked, collapse
-from dvc_invoke.adapters.shell import GitState, error_line
+from dvc_invoke.adapters.git import GitState
+from dvc_invoke.adapters.reasons import error_line
 from dvc_invoke.config.paths import normalize
 from dvc_invoke.errors import DvcInvokeError
 

@@ -8,7 +8,8 @@ import pytest
 import yaml
 from helpers import assert_one_line_error
 
-from dvc_invoke.adapters.shell import WithoutHints, error_line
+from dvc_invoke.adapters.dvc.hints import WithoutHints
+from dvc_invoke.adapters.reasons import error_line
 
 # `dvc repro` of a stage printing "1", a blank line and "2", as DVC 3 prints it.
 REPRO = (

@@ -1,10 +1,10 @@
-"""Every git command a run issues, in one place, through the workspace's ``c.run``.
+"""Every git command of the package, in one place, run through the workspace's shell.
 
 Reads are probes (run for real under ``--dry``, never echoed); changes are
 actions (echoed, printed instead of run under ``--dry``, retried when they
 reach a remote and fail the way networks fail for a moment). What git's
 output means (a rejected push, a server that refuses for good) is decided
-here and in `workspace` (`push_rejected`, `transient`), nowhere else.
+here (and, for what may pass if tried again, in `dvc_invoke.adapters.reasons`).
 Paths given and returned are relative to the DVC root, as everywhere else.
 """
 
@@ -12,34 +12,166 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from dvc_invoke.adapters import timelimits
-from dvc_invoke.adapters.shell import quote_all
 from dvc_invoke.adapters.timelimits import TimedOut
 from dvc_invoke.errors import DvcInvokeError
 
 if TYPE_CHECKING:
     from invoke.runners import Result
 
-    from dvc_invoke.adapters.shell import Workspace
+
+class Shell(Protocol):
+    """What git's commands run through: the workspace's shell."""
+
+    root: Path
+    dry: bool
+    c: Any
+
+    def probe(self, cmd: str) -> Any: ...
+
+    def act(
+        self,
+        cmd: str,
+        *,
+        step: str,
+        resume: str | None = None,
+        network: bool = False,
+        touches: bool = True,
+    ) -> Any: ...
+
+
+# git for reads: takes no optional lock (no index.lock for a status).
+_GIT_READ = "git --no-optional-locks"
+
+
+@dataclass
+class GitState:
+    """What ``git status --porcelain=v2 --branch`` says of the workspace."""
+
+    commit: str | None = None  # None: no commit yet (or a dry run)
+    branch: str | None = None  # None: detached HEAD (or a dry run)
+    upstream: str | None = None  # e.g. "origin/main"
+    ahead: int = 0
+    behind: int = 0
+    changed: list[str] = field(default_factory=list)  # relative to the git top
+
+    @classmethod
+    def parse(cls, out: str) -> GitState:
+        state = cls()
+        records = iter(out.split("\0"))
+        for rec in records:
+            if rec.startswith("# branch.oid "):
+                oid = rec.split(" ", 2)[2]
+                state.commit = None if oid == "(initial)" else oid
+            elif rec.startswith("# branch.head "):
+                head = rec.split(" ", 2)[2]
+                state.branch = None if head == "(detached)" else head
+            elif rec.startswith("# branch.upstream "):
+                state.upstream = rec.split(" ", 2)[2]
+            elif rec.startswith("# branch.ab "):
+                _, _, ahead, behind = rec.split(" ")
+                state.ahead, state.behind = int(ahead), -int(behind)
+            elif rec[:2] == "1 ":
+                state.changed.append(rec.split(" ", 8)[8])
+            elif rec[:2] == "2 ":
+                state.changed.append(rec.split(" ", 9)[9])
+                next(records, None)  # the rename's original path
+            elif rec[:2] == "u ":
+                state.changed.append(rec.split(" ", 10)[10])
+        return state
 
 
 class Git:
-    def __init__(self, ws: Workspace):
+    """The git commands of one workspace, run through its shell."""
+
+    def __init__(self, ws: Shell):
         self.ws = ws
+        self._prefix: str | None = None
+
+    # -- the workspace's state ---------------------------------------------------
+    def state(self, *, step: str = "guards") -> GitState:
+        # A read takes no index.lock (git status refreshes the index when it can):
+        # a host's probe must not fail a checkout another start is making there.
+        res = self.ws.probe(f"{_GIT_READ} status --porcelain=v2 --branch -z --untracked-files=no")
+        if res.failed:
+            err = res.stderr.strip().splitlines()
+            reason = err[-1] if err else f"git exited with {res.exited}"
+            if "not a git repository" in reason:
+                reason = f"{self.ws.root} is not in a git repository"
+            raise DvcInvokeError(reason, step=step)
+        return GitState.parse(res.stdout)
+
+    @property
+    def prefix(self) -> str:
+        """The DVC root relative to the git top (``""`` unless ``dvc init --subdir``)."""
+        if self._prefix is None:
+            res = self.ws.probe("git rev-parse --show-prefix")
+            self._prefix = res.stdout.strip() if res.ok else ""
+        return self._prefix
+
+    def from_top(self, path: str) -> str:
+        prefix = self.prefix
+        return path[len(prefix) :] if prefix and path.startswith(prefix) else path
+
+    def changed_paths(self, pathspecs: Iterable[str], *, unknown: bool = False) -> list[str]:
+        """Which of ``pathspecs`` (files or folders) differ from HEAD, untracked included;
+        with ``unknown``, all of them when git cannot tell."""
+        specs = sorted(set(pathspecs))
+        if not specs:
+            return []
+        res = self.ws.probe(
+            f"{_GIT_READ} status --porcelain -z --untracked-files=all -- " + shlex.join(specs)
+        )
+        if res.failed and unknown:
+            return specs
+        paths: list[str] = []
+        records = iter(res.stdout.split("\0"))
+        for rec in records:
+            if len(rec) < 4:
+                continue
+            paths.append(self.from_top(rec[3:]))
+            if rec[0] in "RC":
+                next(records, None)
+        return paths
+
+    def head(self) -> str | None:
+        res = self.ws.probe("git rev-parse --verify -q HEAD")
+        if not res.ok:
+            return None  # no commit yet
+        return res.stdout.strip() or None
+
+    def upstream_target(self, branch: str) -> tuple[str, str] | None:
+        """The remote and remote ref that ``branch`` pushes to, if it has an upstream."""
+        ref = shlex.quote(f"refs/heads/{branch}")
+        res = self.ws.probe(
+            f"git for-each-ref --format='%(upstream:remotename) %(upstream:remoteref)' {ref}"
+        )
+        words = res.stdout.split()
+        if res.ok and len(words) == 2:
+            return words[0], words[1]
+        return None
+
+    def ignores(self, path: str) -> bool | None:
+        """Whether git ignores ``path``; None when it cannot say (not a repository)."""
+        res = self.ws.probe(f"git check-ignore -q {shlex.quote(path)}")
+        return {0: True, 1: False}.get(res.exited)
 
     # -- reads -------------------------------------------------------------------
     def show(self, rev: str, path: str) -> str | None:
         """``path`` as commit ``rev`` has it, or None when it has none."""
-        res = self.ws.probe(f"git show {shlex.quote(f'{rev}:{self.ws.git_prefix}{path}')}")
+        res = self.ws.probe(f"git show {shlex.quote(f'{rev}:{self.prefix}{path}')}")
         return res.stdout if res.ok else None
 
     def tracked_at_head(self, paths: list[str]) -> set[str]:
         """Which of ``paths`` (or files under them) HEAD holds."""
-        res = self.ws.probe("git ls-tree -r -z --name-only --full-name HEAD -- " + quote_all(paths))
-        return {self.ws.from_git_top(f) for f in res.stdout.split("\0") if f}
+        listed = shlex.join(paths)
+        res = self.ws.probe(f"git ls-tree -r -z --name-only --full-name HEAD -- {listed}")
+        return {self.from_top(f) for f in res.stdout.split("\0") if f}
 
     def is_ancestor(self, rev: str, of: str = "HEAD") -> bool:
         res = self.ws.probe(f"git merge-base --is-ancestor {shlex.quote(rev)} {shlex.quote(of)}")
@@ -57,12 +189,12 @@ class Git:
         res = self.ws.probe(f"git diff --name-only -z {shlex.quote(rev)} HEAD")
         if not res.ok:
             return None
-        return [self.ws.from_git_top(f) for f in res.stdout.split("\0") if f]
+        return [self.from_top(f) for f in res.stdout.split("\0") if f]
 
     def changed_upstream(self) -> list[str]:
         """The files the branch's upstream changed since the two parted."""
         res = self.ws.probe("git diff --name-only -z HEAD...@{u}")
-        return [self.ws.from_git_top(f) for f in res.stdout.split("\0") if f]
+        return [self.from_top(f) for f in res.stdout.split("\0") if f]
 
     def push_dry_run(self, remote: str, ref: str) -> Result:
         """``git push --dry-run``: it runs the pre-push hook, under the push's time limit."""
@@ -100,7 +232,7 @@ class Git:
         """Why git cannot sign a commit now, or None: an empty commit of HEAD's
         tree is signed as ``git commit`` would sign it (``commit-tree -S``, the same
         ``gpg.*`` settings), and written to no ref."""
-        if self.ws.head() is None:
+        if self.head() is None:
             return None  # nothing to sign a probe of; the first commit will say
         try:
             with timelimits.limited(self.ws.c, "commit", step="guards"):
@@ -139,8 +271,8 @@ class Git:
         """Commit exactly ``paths``, all or nothing: a failed commit (a hook that
         refused it, a signer that failed) leaves nothing staged that would block
         the next run. A hook that hangs is stopped at ``dvc_invoke.timeouts.commit``."""
-        files = quote_all(paths)
-        before = None if self.ws.dry else self.ws.head()
+        files = shlex.join(paths)
+        before = None if self.ws.dry else self.head()
         try:
             with timelimits.limited(self.ws.c, "commit", step="commit", resume=resume):
                 # -f: a file git tracks under an ignored folder (`reports/` after
@@ -154,7 +286,7 @@ class Git:
                 )
         except TimedOut as exc:
             # A post-commit hook hangs after the commit is made: kept, to be pushed.
-            made = self.ws.head() != before
+            made = self.head() != before
             if not made:
                 self.ws.probe(f"git reset -q -- {files}")
             kept = "the commit was made, nothing was pushed" if made else "nothing was committed"
@@ -193,13 +325,19 @@ class Git:
     def restore(self, paths: list[str], *, step: str) -> None:
         """``paths`` back as HEAD has them, in the index and the workspace."""
         self.ws.act(
-            f"git restore --source=HEAD --staged --worktree -- {quote_all(paths)}", step=step
+            f"git restore --source=HEAD --staged --worktree -- {shlex.join(paths)}", step=step
         )
 
     @staticmethod
     def _push(remote: str, ref: str, *, source: str = "HEAD", dry_run: bool = False) -> str:
         flags = "--dry-run -q " if dry_run else ""
         return f"git push {flags}{shlex.quote(remote)} {shlex.quote(f'{source}:{ref}')}"
+
+
+def push_rejected(output: str | None) -> bool:
+    """Whether ``git push`` was rejected because the remote has commits this clone lacks."""
+    text = output or ""
+    return "[rejected]" in text or "non-fast-forward" in text or "fetch first" in text
 
 
 def failure_reason(output: str | None) -> str | None:

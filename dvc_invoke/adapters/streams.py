@@ -124,3 +124,21 @@ def streaming(base: type[Runner] = Local) -> type[Runner]:
     if issubclass(base, Streaming):
         return base
     return type(f"Streaming{base.__name__}", (Streaming, base), {})
+
+
+class Tee:
+    """A stream that writes to the terminal and to a run's log: a terminal that
+    went away, or whose encoding cannot take a character, leaves the log whole
+    (`console.write`)."""
+
+    def __init__(self, *streams: IO[str]):
+        self.streams = streams
+
+    def write(self, data: str) -> int:
+        for stream in self.streams:
+            console.write(stream, data)
+        return len(data)
+
+    def flush(self) -> None:
+        for stream in self.streams:
+            console.flush(stream)

@@ -176,7 +176,7 @@ def _shown(root: Path) -> str:
 
 def _not_a_root(root: Path) -> str:
     """Why init does nothing at ``root``, and where to run it instead."""
-    from dvc_invoke.adapters.shell import dvc_projects_below
+    from dvc_invoke.config.project import dvc_projects_below
 
     above = next((f for f in root.parents if (f / ".dvc").is_dir()), None)
     if above is not None:

@@ -242,7 +242,7 @@ def start(c: Any, name: str, host_name: str, task_args: list[str], *, slurm: boo
     hosts = choose(c, host_name)
     branch, commit, url = _pushed(ws)
     while True:
-        chosen = _pick(c, hosts, host_name, ws.git_prefix, name)
+        chosen = _pick(c, hosts, host_name, ws.git.prefix, name)
         host = chosen.host
         if chosen.gpus is not None and chosen.busy_gpus >= chosen.gpus:
             console.warn(f"all {chosen.gpus} GPUs of {host.name} are in use; starting anyway")
@@ -251,8 +251,8 @@ def start(c: Any, name: str, host_name: str, task_args: list[str], *, slurm: boo
         folder = _remote_path(host.path)
         res = Remote(c, host).run(
             f"{{ [ -d {folder}/.git ] || {_clone(url, host.path)}; }}"
-            f" && {_in_checkout(host, ws.git_prefix, checkout)}"
-            f" && {_in_checkout(host, ws.git_prefix, run)}"
+            f" && {_in_checkout(host, ws.git.prefix, checkout)}"
+            f" && {_in_checkout(host, ws.git.prefix, run)}"
         )
         if is_dry(c):  # shown, not run
             return
@@ -266,7 +266,7 @@ def start(c: Any, name: str, host_name: str, task_args: list[str], *, slurm: boo
         if res.exited != HOST_TAKEN:
             # A run refused before it claimed the checkout leaves it reserved: freed now.
             release = _in_checkout(
-                host, ws.git_prefix, _python(host, "-m", "dvc_invoke", "host", "release")
+                host, ws.git.prefix, _python(host, "-m", "dvc_invoke", "host", "release")
             )
             with contextlib.suppress(DvcInvokeError):
                 Remote(c, host).run(f"[ ! -d {folder} ] || {{ {release}; }}", echo=False)
@@ -291,7 +291,7 @@ def start(c: Any, name: str, host_name: str, task_args: list[str], *, slurm: boo
 def _pushed(ws: Workspace) -> tuple[str, str, str]:
     """The branch, the commit and the URL a host fetches them from: the laptop's
     workspace clean, on a branch, neither ahead of its upstream nor behind it."""
-    state = ws.git_state()
+    state = ws.git.state()
     if state.changed:
         raise DvcInvokeError(
             f"the workspace has changes the host would not run ({', '.join(state.changed[:5])}):"
@@ -302,7 +302,7 @@ def _pushed(ws: Workspace) -> tuple[str, str, str]:
         raise DvcInvokeError(
             "a host runs a branch: check out the branch to run (HEAD is detached)", step="guards"
         )
-    target = ws.upstream_target(state.branch)
+    target = ws.git.upstream_target(state.branch)
     if target is None or not state.upstream:
         raise DvcInvokeError(
             f"branch {state.branch} has no upstream for the host to fetch it from:"
@@ -312,7 +312,7 @@ def _pushed(ws: Workspace) -> tuple[str, str, str]:
     remote_name, _ = target
     if not ws.dry:
         ws.act(f"git fetch -q {shlex.quote(remote_name)}", step="guards", network=True)
-        state = ws.git_state()
+        state = ws.git.state()
     branch, commit = state.branch or "", state.commit or ""
     if state.behind:
         raise DvcInvokeError(
@@ -419,7 +419,7 @@ def on_host(c: Any, host_name: str, task: str, args: list[str], *, tty: bool = F
     # Its output comes here: coloured as this console is (ssh passes on no variable).
     colour = "FORCE_COLOR=1" if console.colour() else "NO_COLOR=1"
     inv = _python(conf.hosts[host_name], "-m", "invoke", name, *args)
-    line = _in_checkout(conf.hosts[host_name], ws.git_prefix, f"env {colour} {inv}")
+    line = _in_checkout(conf.hosts[host_name], ws.git.prefix, f"env {colour} {inv}")
     res = remote.run(line, capture=False, tty=tty)
     if res.failed and not is_dry(c):
         raise Exit(code=res.exited or 1)  # the host's own line is above
@@ -473,7 +473,7 @@ def _probe_here(ws: Workspace) -> dict[str, Any]:
             held = {"id": report.id or "", "pipeline": report.pipeline}
             break
     gpus, busy = _gpus()
-    changed = ws.git_state(step="host").changed
+    changed = ws.git.state(step="host").changed
     found: dict[str, Any] = {
         "held": held,
         "changed": changed or None,
@@ -514,10 +514,10 @@ def _checkout_here(ws: Workspace, branch: str, commit: str) -> None:
 
 
 def _move_to(ws: Workspace, branch: str, commit: str) -> None:
-    state = ws.git_state(step="host")
+    state = ws.git.state(step="host")
     remote = "origin"
     if state.branch:
-        target = ws.upstream_target(state.branch)
+        target = ws.git.upstream_target(state.branch)
         remote = target[0] if target else remote
     ws.act(f"git fetch -q {shlex.quote(remote)}", step="host", network=True)
     if ws.probe(f"git rev-parse -q --verify {shlex.quote(commit + '^{commit}')}").failed:
@@ -529,7 +529,7 @@ def _move_to(ws: Workspace, branch: str, commit: str) -> None:
         upstream = f"{remote}/{branch}"
         ws.probe(f"git branch -q --set-upstream-to={shlex.quote(upstream)}")
     res = ws.probe(f"git merge -q --ff-only {shlex.quote(commit)}")
-    head = ws.head()
+    head = ws.git.head()
     if res.failed or head != commit:
         raise DvcInvokeError(
             f"its {branch} is at {(head or '?')[:7]}, which {commit[:7]} does not fast-forward"

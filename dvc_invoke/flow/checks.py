@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING
 from dvc_invoke import console, tasknames
 from dvc_invoke.adapters.dvc import dvcfiles, graph
 from dvc_invoke.adapters.dvc.graph import PipelineGraph
-from dvc_invoke.adapters.git import Git
-from dvc_invoke.adapters.shell import GitState, Workspace, error_line, push_rejected
+from dvc_invoke.adapters.git import GitState, push_rejected
+from dvc_invoke.adapters.reasons import error_line
+from dvc_invoke.adapters.shell import Workspace
 from dvc_invoke.config.paths import overlaps
 from dvc_invoke.config.pipelines import Pipeline
 from dvc_invoke.errors import DvcInvokeError
@@ -49,7 +50,7 @@ def check(
     outputs is someone's edit, refused. ``state``: the git state the caller just
     read, if it did.
     """
-    state = state or ws.git_state()
+    state = state or ws.git.state()
     dvc = ws.settings.dvc
     if dvc and shutil.which(dvc) is None:  # a configured executable: found, or said now
         raise DvcInvokeError(
@@ -57,7 +58,7 @@ def check(
         )
     if p is not None:
         need_dvcfile(ws, p)
-    _refuse_changes(ws, [ws.from_git_top(f) for f in state.changed], own or [], graph_, resume)
+    _refuse_changes(ws, [ws.git.from_top(f) for f in state.changed], own or [], graph_, resume)
     if p is not None and p.commit and p.git_push:
         if state.branch is None:
             raise DvcInvokeError(
@@ -153,7 +154,7 @@ def _git_can_publish(ws: Workspace, state: GitState, *, pushes: bool, resume: st
     """What would stop the commit (or the push) after the run, found before it:
     a lock file a crashed git left, a signer that cannot sign, hooks that are
     not where git is told to look (a hook git would skip is a warning)."""
-    git = Git(ws)
+    git = ws.git
     locks = git.left_locks(state.branch)
     if locks:
         lock = locks[0]
@@ -255,18 +256,18 @@ def _git_checks(
     """The branch is not behind its upstream (after a fetch), and the upstream
     takes a push: the git state after the fetch."""
     publishing = p.commit and p.git_push
-    target = ws.upstream_target(state.branch) if publishing and state.branch else None
+    target = ws.git.upstream_target(state.branch) if publishing and state.branch else None
     if target is not None and "fetch" not in skip:
         remote, ref = target
         try:
-            Git(ws).fetch(remote, step="guards")
+            ws.git.fetch(remote, step="guards")
         except DvcInvokeError as exc:
             raise DvcInvokeError(
                 f"cannot fetch from git remote '{remote}': {exc.reason}",
                 step="guards",
                 resume=resume,
             ) from None
-        state = ws.git_state()
+        state = ws.git.state()
         if state.behind:
             raise DvcInvokeError(
                 f"branch '{state.branch}' is {state.behind} commit"
@@ -278,9 +279,9 @@ def _git_checks(
     if target is not None and "git-push" not in skip:
         remote, ref = target
         if ws.dry:  # reaches the remote: shown, not run
-            Git(ws).show_push_dry_run(remote, ref, step="guards")
+            ws.git.show_push_dry_run(remote, ref, step="guards")
             return state
-        res = Git(ws).push_dry_run(remote, ref)
+        res = ws.git.push_dry_run(remote, ref)
         if res.failed and push_rejected(res.stderr):
             raise DvcInvokeError(
                 f"branch '{state.branch}' is behind {remote}: it has commits this clone lacks;"

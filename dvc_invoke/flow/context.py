@@ -16,7 +16,8 @@ from types import TracebackType
 from typing import Any
 
 from dvc_invoke.adapters.dvc import graph
-from dvc_invoke.adapters.shell import GitState, Workspace
+from dvc_invoke.adapters.git import GitState
+from dvc_invoke.adapters.shell import Workspace
 
 
 class RunContext:

@@ -10,8 +10,8 @@ from typing import Any
 
 from dvc_invoke import console
 from dvc_invoke.adapters.dvc import dvcfiles, graph
-from dvc_invoke.adapters.git import Git
-from dvc_invoke.adapters.shell import GitState, Workspace, quote_all
+from dvc_invoke.adapters.git import GitState
+from dvc_invoke.adapters.shell import Workspace, quote_all
 from dvc_invoke.config.paths import overlaps
 from dvc_invoke.config.pipelines import Pipeline, resolve
 from dvc_invoke.errors import Cancelled, DvcInvokeError
@@ -38,12 +38,12 @@ def discard(ws: Workspace, p: Pipeline) -> list[str]:
     if not ws.dry:
         free(Store(ws.root))  # never under a run that is still writing
     run_plan = plan(ws, p, force=True)  # forced: nothing to restore from the remote here
-    g, git = run_plan.graph, Git(ws)
+    g, git = run_plan.graph, ws.git
     own = g.git_paths()
     known = git.tracked_at_head(own)
-    changed = ws.changed_paths(own)
-    state = ws.git_state(step="discard")
-    found = dvcfiles.survey(ws, g, [ws.from_git_top(f) for f in state.changed])
+    changed = ws.git.changed_paths(own)
+    state = ws.git.state(step="discard")
+    found = dvcfiles.survey(ws, g, [ws.git.from_top(f) for f in state.changed])
     restore = [f for f in changed if f in known and f not in found.foreign]
     restore += [f for f in found.restore + found.own if dvcfiles.is_dvcfile(f)]
     done = [f"restored {f}" for f in restore]
@@ -76,7 +76,7 @@ def _recorded_at_head(ws: Workspace, lockfiles: list[str]) -> set[str]:
 
     found: set[str] = set()
     for lock in lockfiles:
-        text = Git(ws).show("HEAD", lock)
+        text = ws.git.show("HEAD", lock)
         try:
             data = yaml.safe_load(text) if text else None
         except yaml.YAMLError:
@@ -97,7 +97,7 @@ def _restore_dvc_lines(
     as it is; ``drop``: outputs HEAD does not record, whose lines go."""
     import posixpath
 
-    head = Git(ws).show("HEAD", path) or ""
+    head = ws.git.show("HEAD", path) or ""
     file = ws.root / path
     now = file.read_text() if file.is_file() else ""
     cached = [o.path for o in g.tracked.by_path.values() if o.cached]
@@ -142,7 +142,7 @@ def _finish(c: Any, ws: Workspace, name: str, accept: bool) -> Published:
     if not ws.dry:
         # Never commit under a run that is still writing to the workspace.
         tell_lost(c, ws, free(store))
-    before = ws.git_state(step="commit")
+    before = ws.git.state(step="commit")
     if p.commit and p.git_push and before.branch is None:
         raise DvcInvokeError(
             "HEAD is detached: a commit here would be lost on the next checkout;"
@@ -200,7 +200,7 @@ def _forget_side_branch(ws: Workspace, side: str) -> None:
     """The local branch a refused run's commit was kept on, now that the
     branch it was meant for holds it (origin's copy, if any, is the reviewers')."""
     try:
-        Git(ws).delete_merged_branch(side, step="publish")
+        ws.git.delete_merged_branch(side, step="publish")
     except Cancelled:
         raise
     except DvcInvokeError as exc:
@@ -215,9 +215,9 @@ def _kept_aside(ws: Workspace, store: Store, p: Pipeline, state: GitState) -> Ru
     latest = next(iter(store.newest(1, p.name)), None)
     if latest is None or not latest.kept or latest.status == "succeeded":
         return None
-    git, side = Git(ws), latest.kept
+    git, side = ws.git, latest.kept
     commit = git.commit_of(f"refs/heads/{side}")
-    target = ws.upstream_target(state.branch) if state.branch else None
+    target = ws.git.upstream_target(state.branch) if state.branch else None
     review = f"git push {shlex.quote(target[0] if target else 'origin')} {shlex.quote(side)}"
     if commit is None:
         raise DvcInvokeError(
@@ -275,13 +275,13 @@ def _only_unrelated_since(
     (as the run used them: the workspace has no other copy of them now)."""
     if ws is None or run_plan is None or not rev:
         return False
-    git = Git(ws)
+    git = ws.git
     if not git.is_ancestor(rev):
         return False
     changed = git.changed_since(rev)
     if changed is None:
         return False
-    if asked and ws.changed_paths(asked):
+    if asked and ws.git.changed_paths(asked):
         return False  # not committed as the run used them
     changed = [f for f in changed if f not in set(asked or ())]
     return not any(overlaps(f, run_plan.graph.depends_on) for f in changed)

@@ -16,7 +16,8 @@ from typing import Any
 
 from dvc_invoke import console, tasknames
 from dvc_invoke.adapters.dvc import graph
-from dvc_invoke.adapters.shell import GitState, Workspace
+from dvc_invoke.adapters.git import GitState
+from dvc_invoke.adapters.shell import Workspace
 from dvc_invoke.config.pipelines import Pipeline, resolve
 from dvc_invoke.engines.detached import launch
 from dvc_invoke.engines.local import marked
@@ -92,7 +93,7 @@ def _run(
     # Set in the process that --detach started: run in it, do not detach again.
     adopted = os.environ.pop(ENV_RUN, None)
     skip = tuple(skip or ())
-    state = ws.git_state()  # not a git repository: say so before anything else
+    state = ws.git.state()  # not a git repository: say so before anything else
     # The fetch and push check reach the network: begun while DVC reads, when
     # nothing git tracks changed (changes may be refused first, and then
     # nothing should have been fetched or shown as fetched).
@@ -257,7 +258,7 @@ def _execute(
                         remote = run_plan.remote
                         run_plan = plan(ws, p, force=run_plan.force, upstream=True)
                         run_plan.remote = remote
-                        start = ws.git_state(step="upstream")
+                        start = ws.git.state(step="upstream")
                 save("pull")
                 console.step(p.name, "pull")
                 pull(ws, run_plan, resume=command)
@@ -284,7 +285,7 @@ def _execute(
                 resume = publish_command(p)
             elif isinstance(exc, Cancelled) and report.step == "repro" and not ws.dry:
                 resume = _after_interrupted_repro(ws, run_plan, command)
-            report.commit_after = ws.head()
+            report.commit_after = ws.git.head()
             if log is not None:
                 log.flush()
             tail = read_tail(report.log) or exc.log
@@ -342,7 +343,7 @@ def _after_interrupted_repro(ws: Workspace, plan: Plan, rerun: str) -> str:
     """What to run after an interrupt during repro: when DVC finished the
     stages anyway (the interrupt reached the run alone), publishing them, not
     running them again."""
-    if not ws.changed_paths(plan.graph.lockfiles):
+    if not ws.git.changed_paths(plan.graph.lockfiles):
         return rerun  # no stage got as far as its lock
     try:
         unfinished = graph.stale(ws.root, plan.graph.stages, outputs_here=True)

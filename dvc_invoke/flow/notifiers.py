@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from dvc_invoke import console
-from dvc_invoke.adapters.shell import find_root
 from dvc_invoke.config import project
+from dvc_invoke.config.project import find_root
 from dvc_invoke.config.settings import settings
 from dvc_invoke.errors import DvcInvokeError
 from dvc_invoke.runs.record import RunReport

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from dvc_invoke import console, tasknames
 from dvc_invoke.adapters import timelimits
 from dvc_invoke.adapters.dvc import dvcfiles, graph, metrics
-from dvc_invoke.adapters.git import Git, refused_by_server
-from dvc_invoke.adapters.shell import GitState, Workspace, push_rejected, quote_all
+from dvc_invoke.adapters.git import GitState, push_rejected, refused_by_server
+from dvc_invoke.adapters.shell import Workspace, quote_all
 from dvc_invoke.config.paths import overlaps
 from dvc_invoke.config.pipelines import slug
 from dvc_invoke.errors import Cancelled, DvcInvokeError
@@ -49,7 +49,7 @@ def measure(ws: Workspace, plan: Plan, rev: str | None) -> list[Change] | None:
 
     # Nothing git tracks changed since ``rev`` (the lock files included, so no
     # cached output either): the metrics are those of ``rev``, read once.
-    unchanged = ws.head() == rev and not ws.changed_paths(
+    unchanged = ws.git.head() == rev and not ws.git.changed_paths(
         plan.graph.lockfiles + plan.graph.declared + plan.graph.metric_files, unknown=True
     )
     if unchanged and not plan.pipeline.gates:
@@ -63,7 +63,7 @@ def measure(ws: Workspace, plan: Plan, rev: str | None) -> list[Change] | None:
         return changes
     old, new = {}, {}
     for lock in plan.graph.lockfiles:
-        old[lock] = Git(ws).show(rev, lock)
+        old[lock] = ws.git.show(rev, lock)
         path = ws.root / lock
         new[lock] = path.read_text() if path.is_file() else None
     return changes + metrics.param_changes(old, new)
@@ -139,7 +139,7 @@ def publish(
     p, done = plan.pipeline, Published()
     resume = publish_command(p) + (" --accept" if accept else "")
     unknown = ws.dry and ran  # what the stages will change is not known yet
-    state = ws.git_state(step="commit")
+    state = ws.git.state(step="commit")
     found = dvcfiles.Survey() if ws.dry else _settle_rewrites(ws, plan, state, resume)
     done.rewritten = tuple(f for f in found.own if dvcfiles.is_dvcfile(f))
     if expect is not None and not ws.dry:
@@ -148,11 +148,11 @@ def publish(
         _gate(ws, plan, state, changes, resume)
     if p.commit:
         paths = plan.graph.git_paths() + list(done.rewritten)
-        changed = paths if unknown else ws.changed_paths(paths)
+        changed = paths if unknown else ws.git.changed_paths(paths)
         if changed:
             if not ws.dry:
                 _refuse_inconsistent(ws, plan, rerun, done.rewritten)
-            Git(ws).commit(changed, p.commit_message, resume=resume)
+            ws.git.commit(changed, p.commit_message, resume=resume)
             done.committed = True
             state.ahead += 1
         else:
@@ -178,7 +178,7 @@ def publish(
             done.git_pushed = True
         else:
             console.info(f"{state.branch or 'HEAD'} is up to date with its upstream: no git push")
-    done.commit = ws.head()
+    done.commit = ws.git.head()
     return done
 
 
@@ -187,7 +187,7 @@ def _settle_rewrites(ws: Workspace, plan: Plan, state: GitState, resume: str) ->
     a ``dvc.yaml`` rewritten with nothing DVC reads changed gets its committed
     text back; dvclive's entries for the run's outputs are the run's to commit;
     a line of someone else's in DVC's ``.gitignore`` refuses the commit."""
-    changed = [ws.from_git_top(f) for f in state.changed]
+    changed = [ws.git.from_top(f) for f in state.changed]
     found = dvcfiles.survey(
         ws, plan.graph, [f for f in changed if dvcfiles.is_dvcfile(f) or dvcfiles.is_gitignore(f)]
     )
@@ -201,7 +201,7 @@ def _settle_rewrites(ws: Workspace, plan: Plan, state: GitState, resume: str) ->
             resume=resume,
         )
     if found.restore:
-        Git(ws).restore(found.restore, step="commit")
+        ws.git.restore(found.restore, step="commit")
         console.info(
             f"{some(found.restore)}: rewritten by a stage (dvclive) with nothing DVC reads"
             " changed; the committed text is kept"
@@ -228,7 +228,7 @@ def _refuse_inconsistent(
     g, p = plan.graph, plan.pipeline
     rerun = rerun or default_command(p.name, force=plan.force, upstream=plan.upstream)
     own = g.git_paths() + list(rewritten)
-    used = [f for f in ws.changed_paths(g.depends_on) if not overlaps(f, own)]
+    used = [f for f in ws.git.changed_paths(g.depends_on) if not overlaps(f, own)]
     if used:
         refused = DvcInvokeError(
             f"the run used files git does not hold as they are: {some(used)};"
@@ -314,7 +314,7 @@ def _refuse_moved_workspace(
         moved.append(f"HEAD moved to {short(state.commit)} (was {short(expect.commit)})")
     found = found or dvcfiles.Survey()
     own = plan.graph.git_paths() + found.own + found.restore
-    others = [f for f in map(ws.from_git_top, state.changed) if not overlaps(f, own)]
+    others = [f for f in map(ws.git.from_top, state.changed) if not overlaps(f, own)]
     if moved:
         if others:
             moved.append("changed during the run: " + some(others))
@@ -349,7 +349,7 @@ def _refuse_moved_workspace(
 def _upstream(ws: Workspace, state: GitState, resume: str) -> tuple[str, str]:
     if state.branch is None:
         raise DvcInvokeError("HEAD is detached: nothing to push to", step="git push", resume=resume)
-    target = ws.upstream_target(state.branch)
+    target = ws.git.upstream_target(state.branch)
     if target is None:
         raise DvcInvokeError(
             f"branch '{state.branch}' has no upstream: run `git push -u origin {state.branch}`",
@@ -372,7 +372,7 @@ def _push_branch(
     the run started, so that no later `git push` publishes it by accident.
     """
     remote, ref = _upstream(ws, state, resume)
-    git = Git(ws)
+    git = ws.git
     if ws.dry:
         git.push(remote, ref, step="git push", resume=resume)
         return
@@ -425,7 +425,7 @@ def _keep_aside(
     request would want it. The branch goes back to where the run started.
     """
     p = plan.pipeline
-    git = Git(ws)
+    git = ws.git
     if side is None:  # else the run's commit is on that branch already
         side = f"dvc-invoke/{slug(p.name)}/{time.strftime('%Y%m%d-%H%M%S')}"
         git.branch(side, step="git push")

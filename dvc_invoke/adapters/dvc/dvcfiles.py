@@ -182,10 +182,9 @@ def survey(ws: Workspace, g: PipelineGraph, changed: Iterable[str]) -> Survey:
     """Judge the changed tracked files (relative to the DVC root) that DVC or
     dvclive may have written for the run of ``g``: its DVC files anywhere in the
     project, and the ``.gitignore`` files beside its cached outputs."""
-    from dvc_invoke.adapters.git import Git
 
     found = Survey()
-    git = Git(ws)
+    git = ws.git
     outputs = [o.path for o in g.outputs]
     ignores = {f for f in g.git_paths() if is_gitignore(f)}
     cached = [o.path for o in g.tracked.by_path.values() if o.cached]
