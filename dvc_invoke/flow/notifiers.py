@@ -120,7 +120,8 @@ def notifiers(
     the command's last line.
     """
     project.load(root if root is not None else _root())
-    from dvc_invoke.adapters.slack import SlackSettings, WebApiNotifier, WebhookNotifier
+    from dvc_invoke.adapters.slack.notifiers import WebApiNotifier, WebhookNotifier
+    from dvc_invoke.adapters.slack.settings import SlackSettings
 
     s = SlackSettings.from_env(options=settings(c).slack)
     overrides = dict(slack or {})  # the pipeline's channel and texts
