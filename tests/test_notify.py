@@ -10,14 +10,8 @@ import signal
 import pytest
 from helpers import assert_one_line_error, latest, records, wait_for
 
-from dvc_invoke.adapters.slack import (
-    SlackSettings,
-    WebApiNotifier,
-    WebhookNotifier,
-    log_tail,
-    message,
-)
-from dvc_invoke.runs.record import RunReport
+from dvc_invoke.adapters.slack.notifiers import WebApiNotifier, WebhookNotifier
+from dvc_invoke.adapters.slack.settings import SlackSettings
 from dvc_invoke.testing.slack import TOKEN, WEBHOOK_PATH
 
 SECRETS = (TOKEN, WEBHOOK_PATH.rsplit("/", 1)[-1])
@@ -301,7 +295,7 @@ def test_webhook_errors_are_read_from_status_and_body(project, slack):
     assert_one_line_error(run, "webhook refused the test message: no_service")
 
 
-# -- in-process: what slack_sdk logs, and the messages themselves ----------------
+# -- in-process: what slack_sdk logs, and its retries ----------------------------
 
 
 def test_slack_sdk_retry_logs_never_carry_the_webhook_url(slack, caplog):
@@ -344,57 +338,6 @@ def test_a_retry_after_longer_than_a_run_should_wait_is_not_waited_for(slack):
     assert WebApiNotifier(settings, warnings.append).send("hello") is False
     assert len(slack.calls("chat.postMessage")) == 1
     assert "ratelimited" in warnings[0]
-
-
-def report(status="failed", **kw):
-    r = RunReport(
-        pipeline="metrics",
-        command="inv metrics",
-        host="gpu-1",
-        branch="main",
-        commit_before="a" * 40,
-        step="dvc push",
-        **kw,
-    )
-    if status != "started":
-        r.end(status, reason="remote <gone> & lost", resume="inv publish --pipeline metrics")
-        r.commit_after = "b" * 40
-    return r
-
-
-@pytest.mark.parametrize("status", ["started", "succeeded", "failed", "cancelled"])
-def test_every_message_text_names_the_pipeline_and_its_status(status):
-    text, blocks = message(report(status))
-    assert text.startswith(f"metrics {status}")
-    assert len(blocks) <= 50
-    for block in blocks:
-        block.validate_json()
-
-
-def test_failure_message_escapes_what_is_not_ours():
-    _, blocks = message(report("failed"))
-    dumped = json.dumps([b.to_dict() for b in blocks])
-    assert "remote &lt;gone&gt; &amp; lost" in dumped
-    assert "*Failed at:* dvc push" in dumped
-
-
-def test_a_resume_hint_holding_backticks_is_not_wrapped_in_more():
-    r = report("failed")
-    r.resume = "review `git status` and `git log`, then inv publish --pipeline metrics"
-    _, blocks = message(r)
-    dumped = json.dumps([b.to_dict() for b in blocks])
-    assert "*Resume with:* review `git status` and `git log`, then inv publish" in dumped
-    plain = report("failed")
-    assert "*Resume with:* `inv publish --pipeline metrics`" in json.dumps(
-        [b.to_dict() for b in message(plain)[1]]
-    )
-
-
-def test_log_tail_keeps_whole_last_lines_within_the_limit():
-    log = "\n".join(f"line {i:04d}" for i in range(5000))
-    tail = log_tail(log, limit=2500)
-    assert len(tail) <= 2500
-    assert tail.endswith("line 4999") and tail.startswith("line ")
 
 
 def break_remote(project):
@@ -605,43 +548,6 @@ def test_a_proxy_password_in_slack_api_url_is_never_printed(project, api_url):
     assert run.returncode != 0
     assert "[redacted]@" in run.output
     assert "pr0xyPassw0rd" not in run.output and "proxyuser" not in run.output
-
-
-def test_every_text_stays_within_slacks_limits_after_escaping():
-    r = report("failed")
-    r.reason = "<&>" * 3000
-    r.command = "inv " + "&" * 5000
-    r.log_tail = "<" * 10000
-    r.metrics = [{"name": f"m.json:k{i}<&>", "old": i, "new": i + 1} for i in range(400)]
-    text, blocks = message(r)
-    assert len(text) <= 3000
-    for block in blocks:
-        block.validate_json()  # slack_sdk's own limits
-    for field_text in json.loads(json.dumps([b.to_dict() for b in blocks])):
-        for t in [field_text.get("text") or {}] + field_text.get("fields", []):
-            assert "&am…" not in t.get("text", "") and "&a…" not in t.get("text", "")
-
-
-def test_a_log_that_starts_or_ends_with_a_backtick_cannot_break_the_fence():
-    from dvc_invoke.adapters.slack import fence
-
-    text = fence("`quoted`", 100)
-    assert text.startswith("```") and text.endswith("```")
-    assert "````" not in text
-
-
-@pytest.mark.parametrize(
-    "url", ["https://u:pa/ss@proxy:8080/api/", "http://u:p?w#d@proxy/", "u:pw@proxy/api/"]
-)
-def test_a_password_with_url_characters_is_still_redacted(url):
-    from dvc_invoke.adapters.slack import SlackSettings, without_userinfo
-
-    assert "pw" not in without_userinfo(url).replace("proxy", "") or "u:pw" not in without_userinfo(
-        url
-    )
-    assert "[redacted]@" in without_userinfo(url)
-    assert not any(part in without_userinfo(url) for part in ("pa/ss", "p?w#d", "u:pw"))
-    assert SlackSettings(api_url=url).secrets  # kept out of slack_sdk's logs too
 
 
 OWN_NOTIFIER = """

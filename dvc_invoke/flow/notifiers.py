@@ -1,6 +1,8 @@
-"""The notifier chain of a run: the console, then Slack as configured.
+"""Who hears of a run: the `Notifier` protocol, the console's notifier, and the chain.
 
-The ``notify`` collection and the flow both build it with `notifiers`.
+A run's chain is the console, then Slack as the environment configures it,
+then the notifiers a project adds with `register`; `announce` tells it a run
+starts, `deliver` how it ended.
 """
 
 from __future__ import annotations
@@ -120,7 +122,8 @@ def notifiers(
     the command's last line.
     """
     project.load(root if root is not None else _root())
-    from dvc_invoke.adapters.slack import SlackSettings, WebApiNotifier, WebhookNotifier
+    from dvc_invoke.adapters.slack.notifiers import WebApiNotifier, WebhookNotifier
+    from dvc_invoke.adapters.slack.settings import SlackSettings
 
     s = SlackSettings.from_env(options=settings(c).slack)
     overrides = dict(slack or {})  # the pipeline's channel and texts
