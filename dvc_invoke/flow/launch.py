@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shlex
+from dataclasses import dataclass
 from typing import Any
 
 from dvc_invoke import console, tasknames
@@ -22,25 +23,22 @@ from dvc_invoke.config.pipelines import Pipeline, resolve
 from dvc_invoke.engines.detached import launch
 from dvc_invoke.engines.local import marked
 from dvc_invoke.engines.slurm import submit
-from dvc_invoke.errors import Cancelled, DvcInvokeError, Lost, Requeued
+from dvc_invoke.errors import DvcInvokeError
 from dvc_invoke.flow import checks, notifiers
 from dvc_invoke.flow.checks import check, preflight
 from dvc_invoke.flow.context import RunContext
+from dvc_invoke.flow.execute import Execution, execute
 from dvc_invoke.flow.holding import claim
-from dvc_invoke.flow.interrupts import Interrupts
 from dvc_invoke.flow.lost import tell_lost
 from dvc_invoke.flow.plan import (
     Plan,
     default_command,
     need_dvcfile,
     plan,
-    publish_command,
 )
-from dvc_invoke.flow.publishing import baseline, measure, publish
-from dvc_invoke.flow.steps import pull, reproduce
-from dvc_invoke.flow.upstream import rebuild_upstream, upstream_pipelines, warn_stale_upstream
-from dvc_invoke.runs.record import RunReport, some
-from dvc_invoke.runs.store import ENV_RUN, Store, process_identity, read_tail
+from dvc_invoke.flow.upstream import upstream_pipelines, warn_stale_upstream
+from dvc_invoke.runs.record import RunReport
+from dvc_invoke.runs.store import ENV_RUN, Store, process_identity
 
 
 def run(
@@ -74,25 +72,66 @@ def run(
             task_args += ["--skip", left_out]
         ssh.start(c, name, host, task_args, slurm=slurm)
         return None
+    request = Request(name, force, upstream, detach or slurm, command, tuple(skip), slurm)
     with RunContext(c) as ctx:
-        return _run(ctx, name, force, upstream, detach or slurm, command, tuple(skip), slurm)
+        return _run(ctx, request)
 
 
-def _run(
-    ctx: RunContext,
-    name: str,
-    force: bool | None,
-    upstream: bool | None,
-    detach: bool,
-    command: str,
-    skip: tuple[str, ...],
-    slurm: bool,
-) -> RunReport | None:
-    c, ws = ctx.c, ctx.ws
-    p = resolve(c, ws.root, name)
+@dataclass(frozen=True)
+class Request:
+    """What was asked for: the pipeline, its options, and the command that resumes it."""
+
+    name: str
+    force: bool | None
+    upstream: bool | None
+    detach: bool
+    command: str
+    skip: tuple[str, ...]
+    slurm: bool
+
+
+@dataclass
+class Prepared:
+    """A run that passed its checks: its plan, the git state it starts from, who is
+    told, and the run id of the record prepared for it when this process adopts it."""
+
+    plan: Plan
+    state: GitState
+    chain: list[notifiers.Notifier]
+    adopted: str | None
+
+
+def _run(ctx: RunContext, request: Request) -> RunReport | None:
+    ws = ctx.ws
+    ready = _prepare(ctx, request)
+    if ws.dry:
+        return _dry(ctx, request, ready)
+    store, p = Store(ws.root), ready.plan.pipeline
+    if ready.adopted:
+        report = store.adopt(ready.adopted, p.name)
+    else:
+        report = _started(ctx, request, ready, store)
+        if request.detach:
+            _tell_detached(p, report, slurm=request.slurm)
+            return report
+    with marked(report):
+        here = Execution(ws, ready.plan, report, ready.chain, ready.state, store, run, request.skip)
+        try:
+            report = execute(here, announced=not ready.adopted and "slack" not in request.skip)
+        except DvcInvokeError:
+            prune(ws, store)
+            raise
+        prune(ws, store)
+        return report
+
+
+def _prepare(ctx: RunContext, request: Request) -> Prepared:
+    """The pipeline, the guards, its plan, who is told, and the preflight: all
+    that can fail fast, in the foreground."""
+    c, ws, command, skip = ctx.c, ctx.ws, request.command, request.skip
+    p = resolve(c, ws.root, request.name)
     # Set in the process that --detach started: run in it, do not detach again.
     adopted = os.environ.pop(ENV_RUN, None)
-    skip = tuple(skip or ())
     state = ws.git.state()  # not a git repository: say so before anything else
     # The fetch and push check reach the network: begun while DVC reads, when
     # nothing git tracks changed (changes may be refused first, and then
@@ -100,7 +139,7 @@ def _run(
     if not adopted and not state.changed:
         checks.start_git_checks(ctx, p, state, skip=skip, resume=command)
     need_dvcfile(ws, p)
-    run_plan = plan(ws, p, force=force, upstream=upstream)
+    run_plan = plan(ws, p, force=request.force, upstream=request.upstream)
     state = check(
         ws, p, resume=command, own=run_plan.graph.git_paths(), state=state, graph_=run_plan.graph
     )
@@ -116,95 +155,96 @@ def _run(
         state = preflight(ws, run_plan, state, skip=skip, resume=command, begun=ctx.begun())
     elif "dvc-remote" not in skip:
         run_plan.remote = graph.remote_check(ws.root)
-    if ws.dry:
-        report = RunReport(pipeline=p.name, command=command, step="pull")
-        report.branch, report.commit_before = state.branch, state.commit
-        if detach and not adopted:
-            report.id, report.log = "RUN-ID", str(Store(ws.root).log_path("RUN-ID"))
-            if slurm:
-                submit(ws, report, dict(p.slurm or {}))
-            else:
-                launch(ws, report)
-            console.result(True, "dry run: nothing was started")
-            return None
-        return _execute(ws, run_plan, report, chain, state, None, skip=skip)
-    store = Store(ws.root)
-    if adopted:
-        report = store.adopt(adopted, p.name)
-    else:
-        report = RunReport(
-            pipeline=p.name,
-            command=command,
-            step="pull",
-            detached=detach,
-            slack=dict(p.slack) if p.slack else None,
+    return Prepared(run_plan, state, chain, adopted)
+
+
+def _dry(ctx: RunContext, request: Request, ready: Prepared) -> RunReport | None:
+    """Under ``inv --dry``: what the run would do, shown; nothing started or recorded."""
+    ws, p = ctx.ws, ready.plan.pipeline
+    report = RunReport(pipeline=p.name, command=request.command, step="pull")
+    report.branch, report.commit_before = ready.state.branch, ready.state.commit
+    if request.detach and not ready.adopted:
+        report.id, report.log = "RUN-ID", str(Store(ws.root).log_path("RUN-ID"))
+        if request.slurm:
+            submit(ws, report, dict(p.slurm or {}))
+        else:
+            launch(ws, report)
+        console.result(True, "dry run: nothing was started")
+        return None
+    here = Execution(ws, ready.plan, report, ready.chain, ready.state, None, run, request.skip)
+    return execute(here)
+
+
+def _started(ctx: RunContext, request: Request, ready: Prepared, store: Store) -> RunReport:
+    """The run's record, claiming the workspace; its start announced (a refused first
+    message refuses the run); launched on its engine when it runs elsewhere."""
+    ws, p, command = ctx.ws, ready.plan.pipeline, request.command
+    report = RunReport(
+        pipeline=p.name,
+        command=command,
+        step="pull",
+        detached=request.detach,
+        slack=dict(p.slack) if p.slack else None,
+    )
+    report.branch, report.commit_before = ready.state.branch, ready.state.commit
+    if not request.detach:
+        report.pid = os.getpid()
+        # The process group is the run's to kill only when it leads it (a
+        # shell's job); started by a script, the group is the script's.
+        report.pgid = os.getpgrp() if os.getpgrp() == report.pid else None
+        report.process_started = process_identity(report.pid)
+    lost = claim(store, report)
+    launched = announced = False
+    try:
+        tell_lost(ctx.c, ws, lost)
+        if "slack" not in request.skip:
+            _announce(ready.chain, report)
+            store.save(report)
+            announced = True
+        if request.slurm:
+            job = submit(ws, report, dict(p.slurm or {}))
+            launched = True
+            report = store.set_job(report, job)
+        elif request.detach:
+            launch(ws, report)
+            launched = True
+    except BaseException as exc:
+        # Refused, interrupted or cut off (a closed pipe) before the run
+        # started: no record may claim the workspace for a run that never was.
+        if not launched:
+            store.forget(report)
+            if isinstance(exc, DvcInvokeError) and announced:
+                report.end("failed", reason=exc.reason, resume=command)
+                report.step = exc.step
+                notifiers.deliver(ready.chain, report)  # its start was announced
+        raise
+    return report
+
+
+def _announce(chain: list[notifiers.Notifier], report: RunReport) -> None:
+    """The run's start, told: the first message is Slack's check."""
+    refusals = notifiers.announce(chain, report)
+    if refusals:
+        raise DvcInvokeError(
+            f"the run's first message was refused ({'; '.join(refusals)}):"
+            " fix the set-up (SLACK_BOT_TOKEN / SLACK_CHANNEL for Slack),"
+            " or run with --skip slack",
+            step="guards",
         )
-        report.branch, report.commit_before = state.branch, state.commit
-        if not detach:
-            report.pid = os.getpid()
-            # The process group is the run's to kill only when it leads it (a
-            # shell's job); started by a script, the group is the script's.
-            report.pgid = os.getpgrp() if os.getpgrp() == report.pid else None
-            report.process_started = process_identity(report.pid)
-        lost = claim(store, report)
-        launched = announced_start = False
-        try:
-            tell_lost(c, ws, lost)
-            if "slack" not in skip:
-                refusals = notifiers.announce(chain, report)
-                if refusals:
-                    raise DvcInvokeError(
-                        f"the run's first message was refused ({'; '.join(refusals)}):"
-                        " fix the set-up (SLACK_BOT_TOKEN / SLACK_CHANNEL for Slack),"
-                        " or run with --skip slack",
-                        step="guards",
-                    )
-                store.save(report)
-                announced_start = True
-            if slurm:
-                job = submit(ws, report, dict(p.slurm or {}))
-                launched = True
-                report = store.set_job(report, job)
-            elif detach:
-                launch(ws, report)
-                launched = True
-        except BaseException as exc:
-            # Refused, interrupted or cut off (a closed pipe) before the run
-            # started: no record may claim the workspace for a run that never was.
-            if not launched:
-                store.forget(report)
-                if isinstance(exc, DvcInvokeError) and announced_start:
-                    report.end("failed", reason=exc.reason, resume=command)
-                    report.step = exc.step
-                    notifiers.deliver(chain, report)  # its start was announced
-            raise
-        if detach:
-            with contextlib.suppress(BrokenPipeError):
-                if slurm:
-                    console.result(
-                        True, f"{p.name} is submitted to SLURM as job {report.job}, run {report.id}"
-                    )
-                else:
-                    console.result(
-                        True, f"{p.name} is running in the background as run {report.id}"
-                    )
-                console.info(f"log:     {report.log}")
-                console.info(
-                    f"follow:  {tasknames.command('repro.logs')} --run {report.id} --follow"
-                )
-                console.info(f"cancel:  {tasknames.command('repro.cancel')} --run {report.id}")
-            return report
-    announced = not adopted and "slack" not in skip
-    with marked(report):
-        try:
-            report = _execute(
-                ws, run_plan, report, chain, state, store, announced=announced, skip=skip
+
+
+def _tell_detached(p: Pipeline, report: RunReport, *, slurm: bool) -> None:
+    """Where a detached run is, and how to follow or cancel it."""
+    with contextlib.suppress(BrokenPipeError):
+        if slurm:
+            console.result(
+                True, f"{p.name} is submitted to SLURM as job {report.job}, run {report.id}"
             )
-        except DvcInvokeError:
-            prune(ws, store)
-            raise
-        prune(ws, store)
-        return report
+        else:
+            console.result(True, f"{p.name} is running in the background as run {report.id}")
+        console.info(f"log:     {report.log}")
+        console.info(f"follow:  {tasknames.command('repro.logs')} --run {report.id} --follow")
+        console.info(f"cancel:  {tasknames.command('repro.cancel')} --run {report.id}")
 
 
 def prune(ws: Workspace, store: Store) -> None:
@@ -215,138 +255,3 @@ def prune(ws: Workspace, store: Store) -> None:
         store.prune(ws.settings.keep)
     except (DvcInvokeError, OSError) as exc:
         console.warn(f"old runs were not pruned: {getattr(exc, 'reason', exc)}")
-
-
-def _execute(
-    ws: Workspace,
-    run_plan: Plan,
-    report: RunReport,
-    chain: list[notifiers.Notifier],
-    start: GitState,
-    store: Store | None,
-    *,
-    announced: bool = False,
-    skip: tuple[str, ...] = (),
-) -> RunReport:
-    """Pull, repro, publish and notify, keeping the run's record and log.
-
-    With ``upstream``, the stale upstream pipelines run first, each a run
-    of its own; the pipeline is then read again, from the commit they left.
-    """
-
-    def save(step: str | None = None) -> None:
-        report.step = step if step is not None else report.step
-        if store is not None:
-            store.keep(report)  # its failure never hides the run's own
-
-    p, command = run_plan.pipeline, report.command
-    keep_log = store is not None and report.log is not None and not report.detached
-    log = open(report.log, "a") if keep_log and report.log else None  # noqa: SIM115
-    with contextlib.ExitStack() as stack, Interrupts() as interrupts:
-        if log is not None:
-            stack.enter_context(log)
-            stack.enter_context(console.log_to(log))
-        try:
-            with ws.running(stops=interrupts, log=log):
-                if not announced and store is not None:
-                    notifiers.deliver(chain, report)
-                if run_plan.upstream and run_plan.graph.stale_upstream:
-                    save("upstream")
-                    ups = ", ".join(u.dvcfile for u in run_plan.graph.stale_upstream)
-                    console.step(p.name, "upstream", ups)
-                    if rebuild_upstream(ws, run_plan, skip, run) and not ws.dry:
-                        remote = run_plan.remote
-                        run_plan = plan(ws, p, force=run_plan.force, upstream=True)
-                        run_plan.remote = remote
-                        start = ws.git.state(step="upstream")
-                save("pull")
-                console.step(p.name, "pull")
-                pull(ws, run_plan, resume=command)
-                save("repro")
-                detail = some(run_plan.graph.stages, 8) + (" (forced)" if run_plan.force else "")
-                console.step(p.name, "repro", detail)
-                ran = reproduce(ws, run_plan, resume=command)
-                changes = measure(ws, run_plan, baseline(ws, start))
-                report.metrics = [
-                    {**c.to_dict(), **({"gated": True} if _gated(p, c.name) else {})}
-                    for c in changes or []
-                    if c.changed
-                ]
-                save("publish")
-                console.step(p.name, "publish")
-                done = publish(ws, run_plan, expect=start, changes=changes, rerun=command, ran=ran)
-        except (DvcInvokeError, KeyboardInterrupt) as exc:
-            if isinstance(exc, KeyboardInterrupt):  # between commands: SLURM's SIGTERM too
-                exc = interrupts.stopped(report.step or "pull", command) or Cancelled(
-                    "interrupted (SIGINT)", step=report.step, resume=command
-                )
-            resume = exc.resume or command
-            if isinstance(exc, Cancelled) and report.step == "publish":
-                resume = publish_command(p)
-            elif isinstance(exc, Cancelled) and report.step == "repro" and not ws.dry:
-                resume = _after_interrupted_repro(ws, run_plan, command)
-            report.commit_after = ws.git.head()
-            if log is not None:
-                log.flush()
-            tail = read_tail(report.log) or exc.log
-            status = "cancelled" if isinstance(exc, Cancelled) else "failed"
-            status = "lost" if isinstance(exc, Lost) else status
-            # The SLURM job's own run starts again with the job; a run inside it does not.
-            status = "requeued" if isinstance(exc, Requeued) and report.job else status
-            report.step = exc.step or report.step
-            report.to_commit, report.kept = exc.to_commit, exc.kept
-            report.end(status, reason=exc.reason, resume=resume, log_tail=tail)
-            notifiers.deliver(chain, report)
-            save()
-            if isinstance(exc, Cancelled):  # Lost stays Lost, for an upstream run's caller too
-                raise type(exc)(exc.reason, step=report.step, resume=resume) from None
-            raise exc from None
-        if store is None:  # a dry run
-            console.result(True, f"dry run of {p.name}: nothing was done")
-            return report
-        report.committed, report.git_pushed = done.committed, done.git_pushed
-        report.pushed, report.rewritten = list(done.pushed), list(done.rewritten)
-        report.commit_after = done.commit
-        if done.committed or not p.commit:  # else nothing changed that plots are drawn from
-            # Pictures for whom posts them (Slack's Web API); the names for all.
-            draw = any(getattr(n, "posts_pictures", False) for n in chain)
-            _plots(ws, run_plan, report, start, draw=draw)
-        report.end("succeeded")
-        notifiers.deliver(chain, report)
-        save(None)
-    return report
-
-
-def _plots(
-    ws: Workspace, run_plan: Plan, report: RunReport, start: GitState, *, draw: bool
-) -> None:
-    """The plots the run changed, drawn for its notifications (never fails the run)."""
-    from dvc_invoke.adapters.dvc import plots
-
-    if not ws.settings.plots or not start.commit or not report.id:
-        return
-    folder = Store(ws.root).dir / "plots" / report.id
-    try:
-        found = plots.changed(ws, run_plan.graph.plot_files, start.commit, folder, draw=draw)
-    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - published already:
-        # pictures are a bonus, never the run's end (a Ctrl-C here skips them alone)
-        console.warn(f"could not compare the run's plots: {exc or 'interrupted'}")
-        return
-    report.plots, report.plots_html = found.get("plots", []), found.get("html")
-
-
-def _gated(p: Pipeline, name: str) -> bool:
-    return any(g.matches(name) for g in p.gates or ())
-
-
-def _after_interrupted_repro(ws: Workspace, plan: Plan, rerun: str) -> str:
-    """What to run after an interrupt during repro: when DVC finished the
-    stages anyway (the interrupt reached the run alone), publishing them, not
-    running them again."""
-    if not ws.git.changed_paths(plan.graph.lockfiles):
-        return rerun  # no stage got as far as its lock
-    try:
-        unfinished = graph.stale(ws.root, plan.graph.stages, outputs_here=True)
-    except DvcInvokeError:
-        return rerun
-    return rerun if unfinished else publish_command(plan.pipeline)
