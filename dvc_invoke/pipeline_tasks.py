@@ -8,7 +8,7 @@ from typing import Any
 
 from invoke.tasks import Task, task
 
-from dvc_invoke.config.pipelines import PIPELINE_ATTR, make, valid_name
+from dvc_invoke.config.pipelines import PIPELINE_ATTR, Pipeline, make, valid_name
 from dvc_invoke.errors import DvcInvokeError
 from dvc_invoke.flags import Task as FlagTask
 from dvc_invoke.helptext import HELP
@@ -42,28 +42,48 @@ def pipeline_task(
     them) or ``[]`` for none. ``force`` forces the pipeline's own stages only;
     ``upstream=True`` also reproduces the pipelines it reads from.
     """
+    spec = _spec(
+        name,
+        dvcfile=dvcfile,
+        stages=stages,
+        force=force,
+        upstream=upstream,
+        pull=pull,
+        push=push,
+        commit=commit,
+        git_push=git_push,
+        message=message,
+        slack=slack,
+        slurm=slurm,
+        gates=gates,
+    )
+
+    return _task(name, spec, help)
+
+
+def _spec(name: str, **options: Any) -> Pipeline:
+    """The pipeline ``pipeline_task`` was given, checked as config is: a mistake is a
+    ``ValueError`` when ``tasks.py`` loads, naming the task."""
     if not valid_name(name):
         raise ValueError(
             f"pipeline_task: invalid name {name!r}: use letters, digits, '_', '.', '-'"
         )
+    stages, pull, push = options["stages"], options["pull"], options["push"]
     values: dict[str, Any] = {
-        "dvcfile": dvcfile or f"{name}/dvc.yaml",
+        **options,
+        "dvcfile": options["dvcfile"] or f"{name}/dvc.yaml",
         "stages": stages if stages is None or isinstance(stages, str) else list(stages),
-        "force": force,
-        "upstream": upstream,
         "pull": pull if pull is None else list(pull),
         "push": push if push is None else list(push),
-        "commit": commit,
-        "git_push": git_push,
-        "message": message,
-        "slack": slack,
-        "slurm": slurm,
-        "gates": gates,
     }
     try:
-        spec = make(name, values, where=f"pipeline_task({name!r})")
+        return make(name, values, where=f"pipeline_task({name!r})")
     except DvcInvokeError as exc:
         raise ValueError(exc.reason) from None
+
+
+def _task(name: str, spec: Pipeline, help: str | None) -> Task[Any]:
+    """The invoke task of pipeline ``spec``, named ``name``, with the run options."""
 
     def body(  # type: ignore[no-untyped-def]
         c, force=spec.force, upstream=spec.upstream, detach=False, skip=None, slurm=False, host=None
