@@ -147,29 +147,16 @@ def publish(
     if not accept:
         _gate(ws, plan, state, changes, resume)
     if p.commit:
-        paths = plan.graph.git_paths() + list(done.rewritten)
-        changed = paths if unknown else ws.git.changed_paths(paths)
-        if changed:
-            if not ws.dry:
-                _refuse_inconsistent(ws, plan, rerun, done.rewritten)
-            ws.git.commit(changed, p.commit_message, resume=resume)
-            done.committed = True
-            state.ahead += 1
-        else:
-            if aside and not ws.dry:
-                _refuse_inconsistent(ws, plan, rerun)
-            console.info("nothing changed that git tracks: no commit")
+        done.committed = _commit(
+            ws, plan, done.rewritten, resume, rerun, unknown=unknown, aside=aside
+        )
+        state.ahead += int(done.committed)
     missed = [o for o in plan.graph.push_targets if not overlaps(o, plan.push)]
     if missed:
         console.warn("outputs left out of push=[...] stay local only: " + ", ".join(missed))
     unpublished = done.committed or state.ahead > 0 or not p.commit or unknown
     if plan.push and (unpublished or always_push):
-        _refuse_moved_remote(plan, resume)
-        push = f"{ws.dvc} push {quote_all(plan.push)}"
-        # A limit runs dvc as a process (only a process can be stopped).
-        with timelimits.limited(ws.c, "dvc_push", step="dvc push", resume=resume, kept=_NO_GIT):
-            ws.act(push, step="dvc push", resume=resume, network=True)
-        _verify_remote(ws, plan, resume)
+        _push_data(ws, plan, resume)
         # Reported: the run's own data (its inputs were only made sure of).
         done.pushed = tuple(t for t in plan.push if t not in plan.graph.push_inputs)
     if p.commit and p.git_push:
@@ -180,6 +167,41 @@ def publish(
             console.info(f"{state.branch or 'HEAD'} is up to date with its upstream: no git push")
     done.commit = ws.git.head()
     return done
+
+
+def _commit(
+    ws: Workspace,
+    plan: Plan,
+    rewritten: tuple[str, ...],
+    resume: str,
+    rerun: str | None,
+    *,
+    unknown: bool,
+    aside: str | None,
+) -> bool:
+    """Commit the run's own files that changed (all of them when a dry run cannot
+    know yet), after the consistency check; whether a commit was made."""
+    paths = plan.graph.git_paths() + list(rewritten)
+    changed = paths if unknown else ws.git.changed_paths(paths)
+    if not changed:
+        if aside and not ws.dry:
+            _refuse_inconsistent(ws, plan, rerun)
+        console.info("nothing changed that git tracks: no commit")
+        return False
+    if not ws.dry:
+        _refuse_inconsistent(ws, plan, rerun, rewritten)
+    ws.git.commit(changed, plan.pipeline.commit_message, resume=resume)
+    return True
+
+
+def _push_data(ws: Workspace, plan: Plan, resume: str) -> None:
+    """``dvc push`` of the run's data, stopped at its time limit, then verified on the remote."""
+    _refuse_moved_remote(plan, resume)
+    push = f"{ws.dvc} push {quote_all(plan.push)}"
+    # A limit runs dvc as a process (only a process can be stopped).
+    with timelimits.limited(ws.c, "dvc_push", step="dvc push", resume=resume, kept=_NO_GIT):
+        ws.act(push, step="dvc push", resume=resume, network=True)
+    _verify_remote(ws, plan, resume)
 
 
 def _settle_rewrites(ws: Workspace, plan: Plan, state: GitState, resume: str) -> dvcfiles.Survey:
