@@ -44,5 +44,5 @@ def test_the_demos_tasks_py_is_the_one_the_readme_shows():
 
     from dvc_invoke.cli.sandbox import TASKS_PY
 
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
     assert f"```python\n{TASKS_PY}```" in readme
