@@ -15,7 +15,9 @@ import shlex
 from typing import Any
 
 from dvc_invoke import console, tasknames
-from dvc_invoke.adapters.dvc import graph
+from dvc_invoke.adapters.dvc import staleness
+from dvc_invoke.adapters.dvc.remote import remote_check
+from dvc_invoke.adapters.dvc.session import session
 from dvc_invoke.adapters.interrupts import Interrupts
 from dvc_invoke.adapters.shell import GitState, Workspace
 from dvc_invoke.config.pipelines import Pipeline, resolve
@@ -78,7 +80,7 @@ def run(
         return None
     ws = Workspace(c)
     # One DVC Repo for the run's reads; git's network checks begun early are waited for.
-    with graph.session(ws.root), checks.settling(ws):
+    with session(ws.root), checks.settling(ws):
         return _run(c, ws, name, force, upstream, detach or slurm, command, tuple(skip), slurm)
 
 
@@ -119,7 +121,7 @@ def _run(
     if not adopted:
         state = preflight(ws, run_plan, state, skip=skip, resume=command)
     elif "dvc-remote" not in skip:
-        run_plan.remote = graph.remote_check(ws.root)
+        run_plan.remote = remote_check(ws.root)
     if ws.dry:
         report = RunReport(pipeline=p.name, command=command, step="pull")
         report.branch, report.commit_before = state.branch, state.commit
@@ -354,7 +356,7 @@ def _after_interrupted_repro(ws: Workspace, plan: Plan, rerun: str) -> str:
     if not ws.changed_paths(plan.graph.lockfiles):
         return rerun  # no stage got as far as its lock
     try:
-        unfinished = graph.stale(ws.root, plan.graph.stages, outputs_here=True)
+        unfinished = staleness.stale(ws.root, plan.graph.stages, outputs_here=True)
     except DvcInvokeError:
         return rerun
     return rerun if unfinished else publish_command(plan.pipeline)
