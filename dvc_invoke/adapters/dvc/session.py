@@ -1,10 +1,12 @@
 """The one fence around DVC's private API: the ``Repo`` a run reads through,
-and the stages of a DVC file.
+the stages of a DVC file, and DVC's command line run in this process.
 
 What dvc-invoke relies on of DVC's internals is used here alone: ``Repo._reset``
-(drop what a ``Repo`` read), ``Repo._lock_depth`` (within DVC's lock already)
-and ``repo.stage.collect`` (a DVC file's stages, as ``dvc repro`` loads them).
-``dvc`` is imported on first use only.
+(drop what a ``Repo`` read), ``Repo._lock_depth`` (within DVC's lock already),
+``repo.stage.collect`` (a DVC file's stages, as ``dvc repro`` loads them) and
+``dvc.cli.main`` (a ``dvc`` command, without a process of its own). The
+module's tests pin each of them against the installed DVC. ``dvc`` is imported
+on first use only.
 """
 
 from __future__ import annotations
@@ -163,3 +165,11 @@ def stage_lookup(repo: Any, root: Path) -> Callable[[str], Any]:
 
     return stage_at
 
+
+def run_cli(args: list[str]) -> int:
+    """``dvc ARGS`` by DVC's own command line, in this process: the code a
+    ``dvc`` process would exit with."""
+    from dvc.cli import main
+
+    code: int = main(args)
+    return code
