@@ -9,8 +9,8 @@ import pytest
 from invoke import Config, MockContext, Result
 
 from dvc_invoke import flow
-from dvc_invoke.adapters.dvc import graph as graph_module
-from dvc_invoke.adapters.dvc.graph import Output, PipelineGraph, Tracked
+from dvc_invoke.adapters.dvc import staleness
+from dvc_invoke.adapters.dvc.model import Output, PipelineGraph, Tracked
 from dvc_invoke.adapters.shell import Workspace
 from dvc_invoke.config.pipelines import Pipeline
 from dvc_invoke.errors import DvcInvokeError
@@ -94,7 +94,7 @@ STATUS = "# branch.oid {oid}\0# branch.head main\0# branch.upstream origin/main\
 @pytest.fixture(autouse=True)
 def consistent(monkeypatch):
     """The DVC side of publishing, which needs a real project, is tested end to end."""
-    monkeypatch.setattr(graph_module, "stale", lambda root, addresses: [])
+    monkeypatch.setattr(staleness, "stale", lambda root, addresses: [])
 
 
 def test_publish_commits_only_what_changed_then_pushes_data_before_git(tmp_path):

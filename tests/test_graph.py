@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dvc_invoke.adapters.dvc.graph import Output, PipelineGraph, Tracked, collapse
+from dvc_invoke.adapters.dvc.model import Output, PipelineGraph, Tracked, collapse
 from dvc_invoke.adapters.git import GitState
 from dvc_invoke.adapters.reasons import error_line
 from dvc_invoke.config.paths import normalize
@@ -149,7 +149,7 @@ def test_a_run_reads_dvc_through_one_repo(project, monkeypatch):
 
 
 def test_pull_targets_name_a_stage_only_when_all_its_cached_outputs_are_pulled():
-    from dvc_invoke.adapters.dvc.graph import by_stage
+    from dvc_invoke.adapters.dvc.model import by_stage
 
     tracked = Tracked(
         [

@@ -19,7 +19,7 @@ import pytest
 from invoke import Config, Context
 
 from dvc_invoke import console
-from dvc_invoke.adapters import shell as workspace_module
+from dvc_invoke.adapters import reasons
 from dvc_invoke.adapters.dvc import inprocess
 from dvc_invoke.adapters.shell import Workspace
 from dvc_invoke.errors import Cancelled, DvcInvokeError
@@ -110,7 +110,7 @@ def test_an_s3_endpoint_that_cannot_be_reached_is_tried_again_by_type(
 
     # botocore's words match none of the text a network failure is known by
     assert "Could not connect to the endpoint URL" in failed.value.reason
-    assert not workspace_module.transient(failed.value.log)
+    assert not reasons.transient(failed.value.log)
     assert failed.value.transient is True
     assert calls == [["push"]] * 2
     assert "trying again in 0.1s (1/1)" in capsys.readouterr().out

@@ -1,6 +1,6 @@
 """Reading a project's outputs without DVC's whole index must agree with it.
 
-`graph.scan` reads plain DVC files with a C YAML parser and hands the rest to
+`scan` reads plain DVC files with a C YAML parser and hands the rest to
 DVC. Each test builds a real git + DVC project and compares what `scan` found
 with what DVC's own index declares, output by output.
 """
@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from dvc_invoke.adapters.dvc import graph
+from dvc_invoke.adapters.dvc.model import Output
+from dvc_invoke.adapters.dvc.scan import _outputs_of, scan
 
 FILES = {
     # the root pipeline: a folder output, a metric kept in git, a plot, a stage wdir
@@ -125,21 +127,21 @@ def add(repo, rel: str, text: str) -> None:
     path.write_text(text)
 
 
-def dvc_outputs(repo) -> dict[str, graph.Output]:
+def dvc_outputs(repo) -> dict[str, Output]:
     found = {}
     for stage in repo.index.stages:
-        for out in graph._outputs_of(repo.root_dir, stage):
+        for out in _outputs_of(repo.root_dir, stage):
             found[out.path] = out
     return found
 
 
 def test_scan_finds_exactly_the_outputs_dvcs_index_declares(repo):
     expected = dvc_outputs(repo)
-    tracked, own = graph.scan(repo, None)
+    tracked, own = scan(repo, None)
     assert own == []
     assert tracked.by_path == expected
     # the cases this project is made of, so that it cannot pass by being empty
-    assert expected["reports/m.json"] == graph.Output("reports/m.json", False, "prep", True)
+    assert expected["reports/m.json"] == Output("reports/m.json", False, "prep", True)
     assert expected["sub/with space.bin"].stage == "elsewhere"
     assert expected["outside.bin"].cached
     assert {"tmpl/out_x.txt", "tmpl/out_y.txt", "tmpl/grid_1.txt"} <= set(expected)
@@ -150,7 +152,7 @@ def test_scan_finds_exactly_the_outputs_dvcs_index_declares(repo):
 
 
 def test_the_pipelines_own_stages_come_from_dvc(repo):
-    tracked, own = graph.scan(repo, "tmpl/dvc.yaml")
+    tracked, own = scan(repo, "tmpl/dvc.yaml")
     assert sorted(s.addressing for s in own) == sorted(
         s.addressing for s in repo.index.stages if s.path.endswith(os.path.join("tmpl", "dvc.yaml"))
     )
@@ -169,7 +171,7 @@ def test_plain_files_are_read_without_dvc_and_unusual_ones_by_dvc(repo, monkeypa
         return load_file(r, path, **kwargs)
 
     monkeypatch.setattr(dvcfile, "load_file", spy)
-    graph.scan(repo, "dvc.yaml")
+    scan(repo, "dvc.yaml")
     # its own file, the templated one, and the one YAML 1.1 would misread
     assert sorted(read_by_dvc) == ["dvc.yaml", "odd/dvc.yaml", "tmpl/dvc.yaml", "vars/dvc.yaml"]
 
@@ -179,7 +181,7 @@ def test_a_malformed_file_elsewhere_is_dvcs_error(repo):
 
     add(repo, "broken/dvc.yaml", "stages:\n  s:\n    cmd: [\n")
     with pytest.raises(DvcException):
-        graph.scan(repo, None)
+        scan(repo, None)
 
 
 def test_stages_in_a_cycle_are_one_clear_error(repo):

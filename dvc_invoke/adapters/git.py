@@ -299,9 +299,9 @@ class Git:
 
     def replay_on_upstream(self) -> bool:
         """Rebase the branch's own commits on its upstream; undone when it does not apply."""
-        from dvc_invoke.adapters.dvc import graph
+        from dvc_invoke.adapters.dvc.session import touched
 
-        graph.touched()  # teammates' commits may change the DVC files read since
+        touched()  # teammates' commits may change the DVC files read since
         if self.ws.probe("git rebase -q @{u}").ok:
             return True
         self.ws.probe("git rebase --abort")

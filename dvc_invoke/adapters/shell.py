@@ -205,9 +205,9 @@ class Workspace:
     ) -> Any:
         self._stop_if_interrupted(step, resume)
         if touches:  # what DVC read of the project may not hold after this
-            from dvc_invoke.adapters.dvc import graph
+            from dvc_invoke.adapters.dvc.session import touched
 
-            graph.touched()
+            touched()
         echo = self.settings.echo or bool(self.c.config.run.echo)
         out: Any = console.terminal("stdout")
         err: Any = console.terminal("stderr")

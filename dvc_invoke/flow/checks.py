@@ -12,8 +12,9 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
 from dvc_invoke import console, tasknames
-from dvc_invoke.adapters.dvc import dvcfiles, graph
-from dvc_invoke.adapters.dvc.graph import PipelineGraph
+from dvc_invoke.adapters.dvc import dvcfiles
+from dvc_invoke.adapters.dvc.model import PipelineGraph
+from dvc_invoke.adapters.dvc.remote import missing_plugin, remote_check
 from dvc_invoke.adapters.git import GitState, push_rejected
 from dvc_invoke.adapters.reasons import error_line
 from dvc_invoke.adapters.shell import Workspace
@@ -240,11 +241,11 @@ def preflight(
     else:
         state = _git_checks(ws, run_plan.pipeline, state, skip=skip, resume=resume)
     if run_plan.pull or run_plan.push:  # DVC's plugin for the remote: dry runs and skips too
-        missing = graph.missing_plugin(ws.root)
+        missing = missing_plugin(ws.root)
         if missing:
             raise DvcInvokeError(missing, step="guards", resume=resume)
     if (run_plan.pull or run_plan.push) and "dvc-remote" not in skip and not ws.dry:
-        run_plan.remote = graph.remote_check(ws.root)
+        run_plan.remote = remote_check(ws.root)
         if run_plan.remote.problem:
             raise DvcInvokeError(run_plan.remote.problem, step="guards", resume=resume)
     return state

@@ -15,7 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import Any
 
-from dvc_invoke.adapters.dvc import graph
+from dvc_invoke.adapters.dvc.session import session
 from dvc_invoke.adapters.git import GitState
 from dvc_invoke.adapters.shell import Workspace
 
@@ -32,7 +32,7 @@ class RunContext:
 
     def __enter__(self) -> RunContext:
         # One DVC Repo for the run's reads; closed at the run's end.
-        self._stack.enter_context(graph.session(self.ws.root))
+        self._stack.enter_context(session(self.ws.root))
         return self
 
     def __exit__(

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import IO, Any, NoReturn
 
 from dvc_invoke import console
-from dvc_invoke.adapters.dvc import graph
+from dvc_invoke.adapters.dvc import staleness
 from dvc_invoke.adapters.git import GitState
 from dvc_invoke.adapters.shell import Workspace
 from dvc_invoke.config.pipelines import Pipeline
@@ -187,7 +187,7 @@ def _after_interrupted_repro(ws: Workspace, plan: Plan, rerun: str) -> str:
     if not ws.git.changed_paths(plan.graph.lockfiles):
         return rerun  # no stage got as far as its lock
     try:
-        unfinished = graph.stale(ws.root, plan.graph.stages, outputs_here=True)
+        unfinished = staleness.stale(ws.root, plan.graph.stages, outputs_here=True)
     except DvcInvokeError:
         return rerun
     return rerun if unfinished else publish_command(plan.pipeline)

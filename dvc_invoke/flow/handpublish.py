@@ -9,7 +9,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from dvc_invoke import console
-from dvc_invoke.adapters.dvc import dvcfiles, graph
+from dvc_invoke.adapters.dvc import dvcfiles
+from dvc_invoke.adapters.dvc.model import PipelineGraph
+from dvc_invoke.adapters.dvc.remote import remote_check
+from dvc_invoke.adapters.dvc.session import session
 from dvc_invoke.adapters.git import GitState
 from dvc_invoke.adapters.shell import Workspace, quote_all
 from dvc_invoke.config.paths import overlaps
@@ -91,7 +94,7 @@ def _recorded_at_head(ws: Workspace, lockfiles: list[str]) -> set[str]:
 
 
 def _restore_dvc_lines(
-    ws: Workspace, g: graph.PipelineGraph, path: str, drop: Sequence[str] = ()
+    ws: Workspace, g: PipelineGraph, path: str, drop: Sequence[str] = ()
 ) -> None:
     """``path`` (a .gitignore) with DVC's lines as HEAD has them, every other line
     as it is; ``drop``: outputs HEAD does not record, whose lines go."""
@@ -132,7 +135,7 @@ def finish(c: Any, name: str, *, accept: bool = False) -> Published:
     A publish that fails again tells only the console: the team already knows.
     """
     ws = Workspace(c)
-    with graph.session(ws.root):
+    with session(ws.root):
         return _finish(c, ws, name, accept)
 
 
@@ -154,7 +157,7 @@ def _finish(c: Any, ws: Workspace, name: str, accept: bool) -> Published:
     kept = None if ws.dry else _kept_aside(ws, store, p, before)
     pending = kept or (None if ws.dry else unpublished_run(store, p, before, ws, run_plan))
     if run_plan.push and not ws.dry:
-        run_plan.remote = graph.remote_check(ws.root)
+        run_plan.remote = remote_check(ws.root)
         if run_plan.remote.problem:
             raise DvcInvokeError(
                 run_plan.remote.problem, step="dvc push", resume=publish_command(p)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dvc_invoke import console, tasknames
-from dvc_invoke.adapters.dvc import graph
+from dvc_invoke.adapters.dvc.remote import remote_check
 from dvc_invoke.adapters.git import GitState
 from dvc_invoke.adapters.shell import Workspace
 from dvc_invoke.config.pipelines import Pipeline, resolve
@@ -154,7 +154,7 @@ def _prepare(ctx: RunContext, request: Request) -> Prepared:
     if not adopted:
         state = preflight(ws, run_plan, state, skip=skip, resume=command, begun=ctx.begun())
     elif "dvc-remote" not in skip:
-        run_plan.remote = graph.remote_check(ws.root)
+        run_plan.remote = remote_check(ws.root)
     return Prepared(run_plan, state, chain, adopted)
 
 

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from dvc_invoke import tasknames
 from dvc_invoke.adapters.dvc import graph
-from dvc_invoke.adapters.dvc.graph import PipelineGraph, RemoteCheck
+from dvc_invoke.adapters.dvc.model import PipelineGraph, address, collapse
+from dvc_invoke.adapters.dvc.remote import RemoteCheck
 from dvc_invoke.adapters.shell import Workspace
 from dvc_invoke.config.pipelines import Pipeline
 from dvc_invoke.errors import DvcInvokeError
@@ -45,7 +46,7 @@ def plan(
     pull_targets = g.inputs if p.pull is None else g.resolve(list(p.pull), step="pull")
     push_targets = g.push_targets if p.push is None else g.resolve(list(p.push), step="dvc push")
     if p.push != ():  # push=[] pushes nothing
-        push_targets = graph.collapse(push_targets + g.push_inputs)
+        push_targets = collapse(push_targets + g.push_inputs)
     return Plan(p, g, pull_targets, push_targets, force, upstream)
 
 
@@ -67,7 +68,7 @@ def repro_targets(plan: Plan) -> list[str]:
     pipeline's own stages in dependency order, the file says the same.
     """
     g, dvcfile = plan.graph, plan.pipeline.dvcfile
-    if dvcfile and g.file_stages and g.stages == [graph.address(dvcfile, n) for n in g.file_stages]:
+    if dvcfile and g.file_stages and g.stages == [address(dvcfile, n) for n in g.file_stages]:
         return [dvcfile]
     return list(g.stages)
 

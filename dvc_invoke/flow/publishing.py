@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from dvc_invoke import console, tasknames
 from dvc_invoke.adapters import timelimits
-from dvc_invoke.adapters.dvc import dvcfiles, graph, metrics
+from dvc_invoke.adapters.dvc import dvcfiles, metrics, staleness
+from dvc_invoke.adapters.dvc.model import address
 from dvc_invoke.adapters.git import GitState, push_rejected, refused_by_server
 from dvc_invoke.adapters.shell import Workspace, quote_all
 from dvc_invoke.config.paths import overlaps
@@ -262,8 +263,8 @@ def _refuse_inconsistent(
         )
         refused.to_commit = used
         raise refused
-    siblings = [graph.address(p.dvcfile, n) for n in g.file_stages]
-    stale = graph.stale(ws.root, list(dict.fromkeys(g.stages + siblings)))
+    siblings = [address(p.dvcfile, n) for n in g.file_stages]
+    stale = staleness.stale(ws.root, list(dict.fromkeys(g.stages + siblings)))
     if stale:
         discard = tasknames.command("repro.discard")
         raise DvcInvokeError(

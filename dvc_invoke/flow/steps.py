@@ -6,7 +6,8 @@ import errno
 import os
 
 from dvc_invoke import console
-from dvc_invoke.adapters.dvc import graph
+from dvc_invoke.adapters.dvc.model import by_stage
+from dvc_invoke.adapters.dvc.staleness import any_changed, not_in_place
 from dvc_invoke.adapters.shell import Workspace, quote_all
 from dvc_invoke.config.paths import overlaps
 from dvc_invoke.errors import Cancelled, DvcInvokeError
@@ -42,21 +43,21 @@ def pull(ws: Workspace, plan: Plan, *, resume: str | None = None) -> list[str]:
             console.info("nothing to pull")
         return []
     inputs, tracked = plan.pull, plan.graph.tracked
-    if inputs and not graph.not_in_place(ws.root, tracked, inputs):
+    if inputs and not not_in_place(ws.root, tracked, inputs):
         # What `dvc pull` would find: nothing to fetch, nothing to check out.
         more = "" if restore else "; nothing to pull"
         console.info(f"inputs in the workspace as recorded: {some(inputs)}{more}")
         inputs = []
     if inputs and not restore:
-        cmd = f"{ws.dvc} pull {quote_all(graph.by_stage(tracked, inputs))}"
+        cmd = f"{ws.dvc} pull {quote_all(by_stage(tracked, inputs))}"
         _pull(ws, cmd, resume)
     elif restore:
         # One pull (one look at the remote): the outputs to restore may be
         # missing there, the inputs may not, which is checked after.
-        targets = graph.by_stage(tracked, inputs + restore)
+        targets = by_stage(tracked, inputs + restore)
         cmd = f"{ws.dvc} pull --allow-missing {quote_all(targets)}"
         _pull(ws, cmd, resume)
-        missing = graph.not_in_place(ws.root, tracked, inputs) if inputs else []
+        missing = not_in_place(ws.root, tracked, inputs) if inputs else []
         if missing and not ws.dry:
             raise DvcInvokeError(
                 f"the run's inputs are neither on the DVC remote nor in the cache: {some(missing)}"
@@ -119,7 +120,7 @@ def reproduce(ws: Workspace, plan: Plan, *, resume: str | None = None) -> bool:
     """
     if not plan.force:  # a read: a dry run shows what the run would do
         try:
-            changed = graph.any_changed(ws.root, plan.graph.stages)
+            changed = any_changed(ws.root, plan.graph.stages)
         except DvcInvokeError:
             changed = True
         if not changed:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from dvc_invoke import console
-from dvc_invoke.adapters.dvc.graph import Upstream
+from dvc_invoke.adapters.dvc.model import Upstream
 from dvc_invoke.adapters.shell import Workspace
 from dvc_invoke.config.pipelines import Pipeline, resolve, upstream_pipeline
 from dvc_invoke.errors import Cancelled, DvcInvokeError

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from dvc_invoke.adapters.dvc.graph import PipelineGraph
+    from dvc_invoke.adapters.dvc.model import PipelineGraph
     from dvc_invoke.adapters.shell import Workspace
 
 # The top-level dvc.yaml entries dvclive writes (DVC reads them as declarations,

@@ -5,7 +5,8 @@ before it does anything, and a run has already imported DVC to read its
 pipeline. `DvcRunner` is an invoke runner like ``Local``: ``c.run``'s echo,
 ``--dry``, ``hide``, ``warn``, the output streams (the run's log, the filter
 of DVC's hints) and its `Result` are invoke's own; only the command is not a
-child process but ``dvc.cli.main(argv)``, as DVC's own test suite calls it.
+child process but a call of DVC's command line entry point with its words,
+as DVC's own test suite calls it.
 What DVC prints is written as it comes, through the same streams.
 
 It takes ``dvc ...`` command lines, the words quoted as the flow quotes them:
@@ -34,6 +35,7 @@ from typing import Any
 
 from invoke.runners import Result
 
+from dvc_invoke.adapters.dvc.session import run_cli
 from dvc_invoke.adapters.streams import Streaming, Tail
 
 # Set while DVC runs here: an interrupt is raised into it (`interrupts`).
@@ -90,7 +92,7 @@ class DvcResult(Result):
 
 
 class DvcRunner(Streaming):
-    """An invoke runner for ``dvc`` command lines: ``dvc.cli.main`` in this process."""
+    """An invoke runner for ``dvc`` command lines: DVC's entry point in this process."""
 
     def __init__(self, context: Any, args: list[str], cwd: str | None = None):
         super().__init__(context)
@@ -113,8 +115,6 @@ class DvcRunner(Streaming):
         self._err = self._err if "stderr" in hide else Tail()
         out = _Output(self, self._out, self.streams["out"], "stdout" in hide)
         err = _Output(self, self._err, self.streams["err"], "stderr" in hide)
-        from dvc.cli import main
-
         here = os.getcwd()
         # DVC's usage report forks a daemon: not from this process, which has threads.
         analytics = os.environ.get("DVC_NO_ANALYTICS")
@@ -124,7 +124,7 @@ class DvcRunner(Streaming):
                 os.environ["DVC_NO_ANALYTICS"] = "1"
                 if self.cwd:
                     os.chdir(self.cwd)
-                self._exited = main(self.args)
+                self._exited = run_cli(self.args)
             except SystemExit as exc:  # argparse, for a command line DVC does not take
                 code = exc.code
                 self._exited = code if isinstance(code, int) else (0 if code is None else 255)

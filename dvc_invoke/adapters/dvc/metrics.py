@@ -30,7 +30,7 @@ def compare(
     """
     if not rev or not metric_files:
         return []
-    from dvc_invoke.adapters.dvc.graph import opened
+    from dvc_invoke.adapters.dvc.session import opened
 
     with opened(root) as repo:
         targets = [os.fspath(Path(root) / path) for path in metric_files]
