@@ -20,6 +20,7 @@ from helpers import assert_fresh_clone_up_to_date, assert_one_line_error, record
 
 from dvc_invoke.adapters.ssh import in_checkout
 from dvc_invoke.config.settings import Settings
+from dvc_invoke.engines.ssh_agent import STARTED
 from dvc_invoke.errors import DvcInvokeError
 
 RUN_ID = re.compile(r"as run (\S+)")
@@ -83,6 +84,7 @@ def test_a_run_on_a_host_clones_runs_publishes_and_is_watched_from_the_laptop(pr
     assert run.returncode == 0, run.output
     run_id = RUN_ID.search(run.stdout).group(1)
     assert f"follow:  inv repro.logs --run {run_id} --follow --host gpu-1" in run.stdout
+    assert STARTED not in run.output  # the host's line for the laptop is read, not shown
     # Followed from the laptop as it is written, until the run ends there.
     followed = project.inv("repro.logs", "--run", run_id, "--follow", "--host", "gpu-1")
     assert followed.returncode == 0, followed.output

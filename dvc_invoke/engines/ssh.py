@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import shlex
 import sys
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from dvc_invoke.adapters.git import Git, clone_line, without_credentials
 from dvc_invoke.adapters.shell import Workspace, quote_all
 from dvc_invoke.adapters.ssh import Remote, in_checkout, missing_module, python_line, remote_path
 from dvc_invoke.config.settings import Host, is_dry, settings
-from dvc_invoke.engines.ssh_agent import HOST_TAKEN
+from dvc_invoke.engines.ssh_agent import ENV_TELL, HOST_TAKEN, started
 from dvc_invoke.errors import DvcInvokeError, what_failed
 
 
@@ -159,14 +158,14 @@ def _start_line(
     slurm: bool,
 ) -> str:
     """The host's shell line: a clone if it has none, its checkout at ``commit``, the
-    run started detached (or submitted)."""
+    run started detached (or submitted), telling its id in one line (`ENV_TELL`)."""
     checkout = python_line(host, "-m", "dvc_invoke", "host", "checkout", branch, commit)
     run = python_line(host, "-m", "invoke", *task_args) + (" --slurm" if slurm else " --detach")
     folder = remote_path(host.path)
     return (
         f"{{ [ -d {folder}/.git ] || {_clone(url, host.path)}; }}"
         f" && {in_checkout(host, prefix, checkout)}"
-        f" && {in_checkout(host, prefix, run)}"
+        f" && {in_checkout(host, prefix, f'env {ENV_TELL}=1 {run}')}"
     )
 
 
@@ -183,12 +182,13 @@ def _tell_started(name: str, host: Host, out: str, *, slurm: bool) -> None:
     for line in out.splitlines():  # the host's warnings (a stale upstream, say)
         if line.startswith("! "):
             console.warn(f"{host.name}: {line[2:]}")
-    run_id = _run_id(out)
+    said = started(out)
     where = f"{host.name} ({host.path})"
-    if run_id is None:
+    if said is None:
         console.result(True, f"{name} started on {where}")
         sys.stdout.write(out)
         return
+    run_id = said["run"]
     how = "submitted to SLURM from" if slurm else "running on"
     console.result(True, f"{name} is {how} {where} as run {run_id}")
     logs, cancel = tasknames.command("repro.logs"), tasknames.command("repro.cancel")
@@ -287,11 +287,6 @@ def _said(res: Any) -> str:
         if lines:
             return what_failed(lines[-1]) or lines[-1]
     return f"exited with {res.exited}"
-
-
-def _run_id(out: str) -> str | None:
-    found = re.findall(r"\brun (\d{8}-\d{6}-[A-Za-z0-9_.-]+-[0-9a-f]{4})\b", out)
-    return found[-1] if found else None
 
 
 def on_host(c: Any, host_name: str, task: str, args: list[str], *, tty: bool = False) -> None:

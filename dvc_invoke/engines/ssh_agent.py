@@ -3,12 +3,15 @@
 Run in the host's checkout, these answer the laptop: what holds the checkout
 and how many GPUs are in use (one JSON line), move the checkout to the
 laptop's commit and reserve it for the run started next, or free it again.
+A run started for the laptop tells its id in one machine-readable line
+(`tell_started`, read back by `started`).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -21,12 +24,41 @@ from dvc_invoke.errors import DvcInvokeError
 # `host checkout`'s exit code when a run holds the checkout or another start
 # reserved it (EX_TEMPFAIL): nothing of ours to release; a group tries the next.
 HOST_TAKEN = 75
+# Set by the laptop on the command that starts a run on the host: the run then
+# tells its id in one line, `STARTED` followed by a JSON object.
+ENV_TELL = "DVC_INVOKE_TELL_STARTED"
+STARTED = "dvc-invoke-started: "
 
 
 class Taken(DvcInvokeError):
     """The host's checkout is a run's, or about to be: `HOST_TAKEN`."""
 
     exit_code = HOST_TAKEN
+
+
+def started_line(run_id: str, job: str | None = None) -> str:
+    """The line that tells the laptop which run started (and, under SLURM, its job)."""
+    return STARTED + json.dumps({"run": run_id, "job": job}, sort_keys=True)
+
+
+def tell_started(run_id: str, job: str | None = None) -> None:
+    """Print `started_line` when the laptop asked for it (`ENV_TELL`); nothing otherwise."""
+    if os.environ.get(ENV_TELL):
+        print(started_line(run_id, job), flush=True)
+
+
+def started(out: str) -> dict[str, Any] | None:
+    """What the last `started_line` in ``out`` says (``run``, ``job``), or None."""
+    for line in reversed(out.splitlines()):
+        if line.startswith(STARTED):
+            try:
+                said = json.loads(line[len(STARTED) :])
+            except ValueError:
+                return None
+            if isinstance(said, dict) and isinstance(said.get("run"), str) and said["run"]:
+                return said
+            return None
+    return None
 
 
 def _gpus() -> tuple[int | None, int]:

@@ -19,6 +19,7 @@ from dvc_invoke.adapters.dvc import graph
 from dvc_invoke.adapters.interrupts import Interrupts
 from dvc_invoke.adapters.shell import GitState, Workspace
 from dvc_invoke.config.pipelines import Pipeline, resolve
+from dvc_invoke.engines.ssh_agent import tell_started
 from dvc_invoke.errors import Cancelled, DvcInvokeError, Lost, Requeued
 from dvc_invoke.flow import checks, notifiers
 from dvc_invoke.flow.checks import check, preflight
@@ -197,6 +198,7 @@ def _run(
                     f"follow:  {tasknames.command('repro.logs')} --run {report.id} --follow"
                 )
                 console.info(f"cancel:  {tasknames.command('repro.cancel')} --run {report.id}")
+                tell_started(report.id or "", report.job)
             return report
     announced = not adopted and "slack" not in skip
     with marked(report):

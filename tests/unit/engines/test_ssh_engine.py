@@ -7,6 +7,7 @@ from invoke import Config, Context, Result
 
 from dvc_invoke.config.settings import Settings
 from dvc_invoke.engines import ssh
+from dvc_invoke.engines.ssh_agent import ENV_TELL, started_line
 from dvc_invoke.errors import DvcInvokeError
 
 
@@ -36,6 +37,41 @@ def test_a_free_host_is_one_nothing_holds_with_a_gpu_left():
     assert not full.free and full.why_not() == "all 2 GPUs are in use"
     held = ssh.Probe(host, held={"id": "r1", "pipeline": "train"})
     assert not held.free and held.why_not() == "run r1 (train) holds its checkout"
+
+
+def test_the_start_line_asks_the_run_for_its_id_in_one_line():
+    host = Settings.from_mapping(
+        {"hosts": {"g": {"ssh": "g", "path": "~/p", "python": "/v/bin/python"}}}
+    ).hosts["g"]
+    line = ssh._start_line(host, "", "https://git.example/p.git", "main", "abc", ["metrics"], False)
+    assert line.startswith('{ [ -d "$HOME"/p/.git ] || git clone -q https://git.example/p.git ')
+    assert "/v/bin/python -m dvc_invoke host checkout main abc &&" in line
+    assert line.endswith(f"env {ENV_TELL}=1 /v/bin/python -m invoke metrics --detach")
+    slurm = ssh._start_line(host, "", "u", "main", "abc", ["metrics"], True)
+    assert slurm.endswith("-m invoke metrics --slurm")
+
+
+def test_the_run_id_is_read_from_the_hosts_line_not_its_text(capsys):
+    host = Settings.from_mapping({"hosts": {"g": {"ssh": "g", "path": "/p"}}}).hosts["g"]
+    out = (
+        "! the upstream moved\n"
+        "metrics is running in the background as run 19990101-000000-decoy-0000\n"
+        + started_line("20260101-120000-metrics-ab12")
+        + "\n"
+    )
+    ssh._tell_started("metrics", host, out, slurm=False)
+    said = capsys.readouterr()
+    assert "as run 20260101-120000-metrics-ab12" in said.out
+    assert "--run 20260101-120000-metrics-ab12 --follow --host g" in said.out
+    assert "decoy" not in said.out
+    assert "the upstream moved" in said.err + said.out
+
+
+def test_without_the_hosts_line_what_it_printed_is_shown(capsys):
+    host = Settings.from_mapping({"hosts": {"g": {"ssh": "g", "path": "/p"}}}).hosts["g"]
+    ssh._tell_started("metrics", host, "started somehow\n", slurm=False)
+    said = capsys.readouterr().out
+    assert "metrics started on g (/p)" in said and "started somehow" in said
 
 
 def test_a_hosts_failure_is_its_last_line_without_its_own_resume():
