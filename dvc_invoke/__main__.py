@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return init(args[1:])
     if args[:1] == ["host"]:
-        from dvc_invoke.engines.ssh import host_main
+        from dvc_invoke.engines.ssh_agent import host_main
 
         return host_main(args[1:])
     if args[:1] == ["settle"]:

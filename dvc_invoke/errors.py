@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from invoke.exceptions import Exit
 
+# The form of the one line a `DvcInvokeError` prints: PREFIX, what failed, THEN and the resume.
+PREFIX = "dvc-invoke: "
+THEN = "; then run: "
+
 
 class DvcInvokeError(Exit):
     """A failure the user can act on: one line, the step, how to resume.
@@ -60,8 +64,16 @@ class DvcInvokeError(Exit):
     def line(self) -> str:
         text = self.what()
         if self.resume:
-            text = f"{text}; then run: {self.resume}"
-        return f"dvc-invoke: {text}"
+            text = f"{text}{THEN}{self.resume}"
+        return f"{PREFIX}{text}"
+
+
+def what_failed(line: str) -> str | None:
+    """What failed, as a `DvcInvokeError`'s printed ``line`` says it, without the
+    command that resumes; None when ``line`` is not such a line."""
+    if not line.startswith(PREFIX):
+        return None
+    return line[len(PREFIX) :].split(THEN, 1)[0]
 
 
 class Cancelled(DvcInvokeError):

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 from helpers import assert_fresh_clone_up_to_date, assert_one_line_error, records, wait_for
-from invoke import Config, Context
 
+from dvc_invoke.adapters.ssh import in_checkout
 from dvc_invoke.config.settings import Settings
-from dvc_invoke.engines import ssh as hosts
+from dvc_invoke.engines.ssh_agent import STARTED
 from dvc_invoke.errors import DvcInvokeError
 
 RUN_ID = re.compile(r"as run (\S+)")
@@ -84,6 +84,7 @@ def test_a_run_on_a_host_clones_runs_publishes_and_is_watched_from_the_laptop(pr
     assert run.returncode == 0, run.output
     run_id = RUN_ID.search(run.stdout).group(1)
     assert f"follow:  inv repro.logs --run {run_id} --follow --host gpu-1" in run.stdout
+    assert STARTED not in run.output  # the host's line for the laptop is read, not shown
     # Followed from the laptop as it is written, until the run ends there.
     followed = project.inv("repro.logs", "--run", run_id, "--follow", "--host", "gpu-1")
     assert followed.returncode == 0, followed.output
@@ -317,7 +318,7 @@ def test_a_hosts_commands_use_its_python_whatever_its_bashrc_says(sshd, tmp_path
         {"hosts": {"h": {"ssh": "gpu-1", "path": str(tmp_path), "python": sys.executable}}}
     ).hosts["h"]
     probe = "import invoke; invoke.Context().run('command -v python', hide=False)"
-    line = hosts._in_checkout(host, "", f"{sys.executable} -c {shlex.quote(probe)}")
+    line = in_checkout(host, "", f"{sys.executable} -c {shlex.quote(probe)}")
 
     res = subprocess.run(
         ["ssh", "-F", str(sshd.ssh_config), "gpu-1", line], capture_output=True, text=True
@@ -338,11 +339,7 @@ def test_dry_shows_the_remote_commands_and_starts_nothing(project, sshd):
     assert not on(project, "gpu-1").path.exists()
 
 
-# -- settings and command construction -------------------------------------------------
-
-
-def ctx(**dvc_invoke):
-    return Context(Config(overrides={"dvc_invoke": dvc_invoke, "run": {"in_stream": False}}))
+# -- settings ---------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -367,56 +364,6 @@ def test_a_group_names_only_hosts():
         Settings.from_mapping(
             {"hosts": {"gpu-1": {"ssh": "gpu-1", "path": "/p"}}, "host_groups": {"g": ["gpu-9"]}}
         )
-
-
-def test_an_unknown_host_lists_the_known_ones():
-    c = ctx(hosts={"gpu-1": {"ssh": "gpu-1", "path": "/p"}}, host_groups={"gpus": ["gpu-1"]})
-    with pytest.raises(DvcInvokeError, match=r"unknown host 'gpu-7'.*known: gpu-1, gpus"):
-        hosts.choose(c, "gpu-7")
-    assert [h.name for h in hosts.choose(c, "gpus")] == ["gpu-1"]
-
-
-def test_remote_paths_are_quoted_and_home_is_the_remote_users():
-    assert hosts._remote_path("~/ml/my project") == "\"$HOME\"/'ml/my project'"
-    assert hosts._remote_path("/srv/$(id)") == "'/srv/$(id)'"
-    host = Settings.from_mapping(
-        {"hosts": {"g": {"ssh": "me@g:2222", "path": "~/p", "python": "/opt/venv/bin/python"}}}
-    ).hosts["g"]
-    assert (host.target, host.port) == ("me@g", "2222")
-    line = hosts._in_checkout(host, "sub/", "python -V")
-    assert line == (
-        'cd "$HOME"/p/sub && unset SSH_CLIENT SSH2_CLIENT && PATH=/opt/venv/bin:"$PATH" python -V'
-    )
-
-
-def test_gpus_in_use_are_counted_from_nvidia_smi_csv():
-    # nvidia-smi --query-gpu=uuid: one line per GPU; --query-compute-apps=gpu_uuid,pid,
-    # used_memory: one line per process, nothing (exit 0) when none runs.
-    gpus = "GPU-de99aa\nGPU-77bb01\n"
-    assert hosts.parse_gpus(gpus, "") == (2, 0)
-    assert hosts.parse_gpus(gpus, "GPU-de99aa, 4242, 30000\nGPU-de99aa, 4243, 100\n") == (2, 1)
-
-
-def test_a_token_in_the_upstream_url_never_reaches_the_host():
-    assert (
-        hosts.without_credentials("https://oauth2:glpat-SECRET@gitlab.example/ml/p.git")
-        == "https://gitlab.example/ml/p.git"
-    )
-    assert hosts.without_credentials("git@github.com:ml/p.git") == "git@github.com:ml/p.git"
-    assert hosts.without_credentials("ssh://me@host:22/p.git") == "ssh://me@host:22/p.git"
-
-
-def test_home_in_a_hosts_python_and_in_the_ssh_command_is_expanded(monkeypatch):
-    monkeypatch.setenv("HOME", "/home/me")
-    s = Settings.from_mapping(
-        {
-            "ssh": "ssh -F ~/.ssh/lab",
-            "hosts": {"g": {"ssh": "g", "path": "/p", "python": "~/venv/bin/python"}},
-        }
-    )
-    assert s.ssh == ("ssh", "-F", "/home/me/.ssh/lab")  # the local user's home, here
-    # The remote user's home, there: expanded by the host's shell.
-    assert hosts._python(s.hosts["g"], "-V") == '"$HOME"/venv/bin/python -V'
 
 
 @pytest.mark.parametrize("colour", ["NO_COLOR", "FORCE_COLOR"])

@@ -181,6 +181,15 @@ class Git:
         res = self.ws.probe(f"git rev-parse --verify -q {shlex.quote(rev + '^{commit}')}")
         return res.stdout.strip() or None if res.ok else None
 
+    def has_branch(self, name: str) -> bool:
+        """Whether the local branch ``name`` exists."""
+        res = self.ws.probe(f"git rev-parse -q --verify {shlex.quote('refs/heads/' + name)}")
+        return bool(res.ok)
+
+    def remote_url(self, remote: str) -> str:
+        """The URL git fetches ``remote`` from (empty when it has none)."""
+        return str(self.ws.probe(f"git remote get-url {shlex.quote(remote)}").stdout.strip())
+
     def parent_of(self, rev: str) -> str | None:
         return self.commit_of(f"{rev}~1")
 
@@ -318,6 +327,20 @@ class Git:
         """The branch forward to ``rev``, which must descend from HEAD."""
         self.ws.act(f"git merge -q --ff-only {shlex.quote(rev)}", step=step)
 
+    def try_fast_forward(self, rev: str) -> bool:
+        """The branch forward to ``rev`` if it descends from HEAD; if not, False, nothing moved."""
+        return bool(self.ws.probe(f"git merge -q --ff-only {shlex.quote(rev)}").ok)
+
+    def checkout(self, branch: str, *, step: str) -> None:
+        """Switch to the local branch ``branch``."""
+        self.ws.act(f"git checkout -q {shlex.quote(branch)}", step=step)
+
+    def checkout_new(self, branch: str, commit: str, *, upstream: str, step: str) -> None:
+        """A new local branch ``branch`` at ``commit``, switched to, following ``upstream``
+        (``REMOTE/BRANCH``; left unset when the remote has no such branch)."""
+        self.ws.act(f"git checkout -q -b {shlex.quote(branch)} {shlex.quote(commit)}", step=step)
+        self.ws.probe(f"git branch -q --set-upstream-to={shlex.quote(upstream)}")
+
     def drop_last_commit(self, *, step: str) -> None:
         """The branch back one commit, keeping the workspace's changes."""
         self.ws.act("git reset -q --keep HEAD~1", step=step)
@@ -338,6 +361,24 @@ def push_rejected(output: str | None) -> bool:
     """Whether ``git push`` was rejected because the remote has commits this clone lacks."""
     text = output or ""
     return "[rejected]" in text or "non-fast-forward" in text or "fetch first" in text
+
+
+def clone_line(url: str, into: str) -> str:
+    """The shell line that clones ``url`` quietly into ``into``, a shell word as the
+    caller's shell must read it (quoted, or ``"$HOME"/...`` on another host)."""
+    return f"git clone -q {shlex.quote(url)} {into}"
+
+
+def without_credentials(url: str) -> str:
+    """``url`` without the user and password an http(s) URL may carry (a token,
+    often): a clone elsewhere uses credentials of its own, and nothing secret is
+    echoed, shown by ``--dry`` or copied to another host."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
 def failure_reason(output: str | None) -> str | None:

@@ -1,52 +1,35 @@
-"""GPU hosts over SSH: start a pipeline's run on a host, watch, follow and cancel it there.
+"""GPU hosts over SSH, the laptop's side: start a run on a host, watch, follow, cancel it.
 
 The laptop runs the local guards (a clean workspace, its commit on the
-upstream, where the host fetches it), then, through the system OpenSSH
-client (``~/.ssh/config``, ProxyJump and the agent work as the user set them
-up), asks the host: clone the project to the host's path if absent, refuse a
-checkout with changes or one a run holds, fetch and check out the laptop's
-exact commit, and start the run detached there (``--detach``, or ``--slurm``
-on a login node). The host runs with its own ``.env`` and DVC credentials;
-nothing secret leaves the laptop. ``repro.status/logs/cancel --host`` run on
-the host's records.
+upstream, where the host fetches it), chooses the host (one, or a group's
+first free one), then asks it: clone the project to the host's path if
+absent, refuse a checkout with changes or one a run holds, fetch and check
+out the laptop's exact commit, and start the run detached there
+(``--detach``, or ``--slurm`` on a login node). The host runs with its own
+``.env`` and DVC credentials; nothing secret leaves the laptop.
+``repro.status/logs/cancel --host`` run on the host's records.
 
-Every remote command line is built here from validated names and quoted
-values, and runs through ``c.run``: ``inv --dry`` prints them all.
-On the host, ``python -m dvc_invoke host probe|checkout`` (`host_main`) answer.
+Every remote command runs through ``c.run``: ``inv --dry`` prints them all.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
-import re
 import shlex
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from invoke.exceptions import Exit
 
 from dvc_invoke import console, tasknames
+from dvc_invoke.adapters.git import clone_line, without_credentials
 from dvc_invoke.adapters.shell import Workspace, quote_all
+from dvc_invoke.adapters.ssh import Remote, in_checkout, missing_module, python_line, remote_path
 from dvc_invoke.config.settings import Host, is_dry, settings
-from dvc_invoke.errors import DvcInvokeError
-
-# What ssh says when it never reached the host's shell: its own exit code.
-SSH_FAILED = 255
-# `host checkout`'s exit code when a run holds the checkout or another start
-# reserved it (EX_TEMPFAIL): nothing of ours to release; a group tries the next.
-HOST_TAKEN = 75
-# A host whose Python lacks dvc-invoke (or invoke): the line to look for.
-_NO_MODULE = re.compile(r"No module named '?(dvc_invoke|invoke|dvc)\b")
-
-
-class Taken(DvcInvokeError):
-    """The host's checkout is a run's, or about to be: `HOST_TAKEN`."""
-
-    exit_code = HOST_TAKEN
+from dvc_invoke.engines.ssh_agent import ENV_TELL, HOST_TAKEN, started
+from dvc_invoke.errors import DvcInvokeError, what_failed
 
 
 @dataclass
@@ -94,143 +77,43 @@ def choose(c: Any, name: str) -> list[Host]:
     )
 
 
-def _remote_path(path: str) -> str:
-    """``path`` as a shell word on the host: ``~/x`` is the remote user's home."""
-    if path == "~" or path.startswith("~/"):
-        rest = path[2:]
-        return '"$HOME"' + (f"/{shlex.quote(rest)}" if rest else "")
-    return shlex.quote(path)
+def probe(c: Any, host: Host, prefix: str) -> Probe:
+    """Ask the host about its checkout; an unreachable host is a probe with a problem."""
+    py = python_line(host)
+    inside = in_checkout(host, prefix, python_line(host, "-m", "dvc_invoke", "host", "probe"))
+    folder = remote_path(host.path)
+    line = (
+        f"if [ -d {folder}/.git ]; then {inside};"
+        f" else {py} -c 'import dvc_invoke' && echo '{{\"absent\": true}}'; fi"
+    )
+    try:
+        res = Remote(c, host).run(line, echo=False, read_only=True)
+    except DvcInvokeError as exc:
+        return Probe(host, problem=exc.reason)
+    try:
+        said = json.loads(res.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        last = (res.stderr or res.stdout or "").strip().splitlines()
+        reason = last[-1] if last else f"exited with {res.exited}"
+        return Probe(host, problem=f"host {host.name}: {reason}")
+    if said.get("missing"):
+        return Probe(host, problem=missing_module(host, said["missing"]))
+    return Probe(
+        host,
+        absent=bool(said.get("absent")),
+        held=said.get("held"),
+        changed=said.get("changed"),
+        gpus=said.get("gpus"),
+        busy_gpus=int(said.get("busy_gpus") or 0),
+        reserved=said.get("reserved"),
+    )
 
 
 def _clone(url: str, path: str) -> str:
     """Clone into a folder of its own, then rename it into place: two starts that
     both found no checkout never clone into one folder; the second's is dropped."""
-    folder, part = _remote_path(path), _remote_path(path + ".part") + '-"$$"'
-    return (
-        f"git clone -q {shlex.quote(url)} {part}"
-        f" && {{ mv -T {part} {folder} 2>/dev/null || rm -rf {part}; }}"
-    )
-
-
-def _python(host: Host, *args: str) -> str:
-    """The host's Python with ``args``, as a shell line (``~/`` is the remote user's home)."""
-    py = _remote_path(host.python) if "/" in host.python else shlex.quote(host.python)
-    return " ".join([py, quote_all(list(args))]) if args else py
-
-
-def _in_checkout(host: Host, prefix: str, line: str) -> str:
-    """``line`` run in the host's project folder, its Python's folder first on PATH
-    (a virtualenv's ``dvc`` and ``python``, for the stages too).
-
-    bash reads ``~/.bashrc`` when it thinks sshd started it (``SSH_CLIENT`` is
-    set and it is a top-level shell): every ``bash -c`` of the run would, and
-    a ``pyenv init`` or ``conda init`` there puts its own ``python`` first
-    again. The run's commands are not ssh's: the variables go."""
-    where = _remote_path(host.path + ("/" + prefix.rstrip("/") if prefix else ""))
-    path = ""
-    if "/" in host.python:
-        folder = host.python.rsplit("/", 1)[0] or "/"
-        path = f'PATH={_remote_path(folder)}:"$PATH" '
-    return f"cd {where} && unset SSH_CLIENT SSH2_CLIENT && {path}{line}"
-
-
-class Remote:
-    """One host, through the ssh client the project configured."""
-
-    def __init__(self, c: Any, host: Host):
-        self.c = c
-        self.host = host
-
-    def _ssh(self, *, tty: bool = False) -> str:
-        words = list(settings(self.c).ssh) + ["-o", "BatchMode=yes"]
-        words += ["-t"] if tty else []
-        words += ["-p", self.host.port] if self.host.port else []
-        return quote_all(words + ["--", self.host.target])
-
-    def run(
-        self,
-        line: str,
-        *,
-        capture: bool = True,
-        tty: bool = False,
-        echo: bool = True,
-        read_only: bool = False,
-    ) -> Any:
-        """Run ``line`` (a shell line) on the host; ssh's own failure is one line.
-        A ``read_only`` line runs under ``inv --dry`` too, as local probes do."""
-        cmd = f"{self._ssh(tty=tty)} {shlex.quote(line)}"
-        options: dict[str, Any] = {"dry": False} if read_only else {}
-        res = self.c.run(
-            cmd,
-            warn=True,
-            hide="both" if capture else None,  # "both", not True, which turns echo off
-            echo=echo and settings(self.c).echo,
-            echo_format=console.echo_format(self.c.config.run.echo_format),
-            in_stream=False if not tty else None,
-            **options,
-        )
-        if res.exited == SSH_FAILED:
-            said = [ln for ln in (res.stderr or "").splitlines() if ln.strip()]
-            if not said:  # ssh says why it failed; silent, it was interrupted (Ctrl-C)
-                raise Exit(code=130)
-            port = f"-p {self.host.port} " if self.host.port else ""
-            raise DvcInvokeError(
-                f"cannot reach host {self.host.name} ({self.host.ssh}) over ssh:"
-                f" {said[-1]}; check that `ssh {port}{self.host.target} true` works from"
-                f" here (keys, ~/.ssh/config)",
-                step="host",
-            )
-        missing = _NO_MODULE.search(res.stderr or "")
-        if res.failed and missing:
-            raise DvcInvokeError(self._missing(missing.group(1)), step="host")
-        return res
-
-    def _missing(self, module: str) -> str:
-        return (
-            f"host {self.host.name}: {self.host.python} has no {module}:"
-            f" install dvc-invoke there (pip install from a clone of it, or its wheel), or set"
-            f" dvc_invoke.hosts.{self.host.name}.python to the Python that has it"
-        )
-
-    def python(self, prefix: str, *args: str, capture: bool = True, tty: bool = False) -> Any:
-        line = _in_checkout(self.host, prefix, _python(self.host, *args))
-        return self.run(line, capture=capture, tty=tty)
-
-    def probe(self, prefix: str) -> Probe:
-        """Ask the host about its checkout; an unreachable host is a probe with a problem."""
-        py = _python(self.host)
-        inside = _in_checkout(
-            self.host, prefix, _python(self.host, "-m", "dvc_invoke", "host", "probe")
-        )
-        folder = _remote_path(self.host.path)
-        line = (
-            f"if [ -d {folder}/.git ]; then {inside};"
-            f" else {py} -c 'import dvc_invoke' && echo '{{\"absent\": true}}'; fi"
-        )
-        try:
-            res = self.run(line, echo=False, read_only=True)
-        except DvcInvokeError as exc:
-            return Probe(self.host, problem=exc.reason)
-        try:
-            said = json.loads(res.stdout.strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            last = (res.stderr or res.stdout or "").strip().splitlines()
-            reason = last[-1] if last else f"exited with {res.exited}"
-            return Probe(self.host, problem=f"host {self.host.name}: {reason}")
-        if said.get("missing"):
-            return Probe(self.host, problem=self._missing(said["missing"]))
-        return Probe(
-            self.host,
-            absent=bool(said.get("absent")),
-            held=said.get("held"),
-            changed=said.get("changed"),
-            gpus=said.get("gpus"),
-            busy_gpus=int(said.get("busy_gpus") or 0),
-            reserved=said.get("reserved"),
-        )
-
-
-# -- the laptop's side ------------------------------------------------------------
+    folder, part = remote_path(path), remote_path(path + ".part") + '-"$$"'
+    return f"{clone_line(url, part)} && {{ mv -T {part} {folder} 2>/dev/null || rm -rf {part}; }}"
 
 
 def start(c: Any, name: str, host_name: str, task_args: list[str], *, slurm: bool) -> None:
@@ -246,13 +129,8 @@ def start(c: Any, name: str, host_name: str, task_args: list[str], *, slurm: boo
         host = chosen.host
         if chosen.gpus is not None and chosen.busy_gpus >= chosen.gpus:
             console.warn(f"all {chosen.gpus} GPUs of {host.name} are in use; starting anyway")
-        checkout = _python(host, "-m", "dvc_invoke", "host", "checkout", branch, commit)
-        run = _python(host, "-m", "invoke", *task_args) + (" --slurm" if slurm else " --detach")
-        folder = _remote_path(host.path)
         res = Remote(c, host).run(
-            f"{{ [ -d {folder}/.git ] || {_clone(url, host.path)}; }}"
-            f" && {_in_checkout(host, ws.git.prefix, checkout)}"
-            f" && {_in_checkout(host, ws.git.prefix, run)}"
+            _start_line(host, ws.git.prefix, url, branch, commit, task_args, slurm)
         )
         if is_dry(c):  # shown, not run
             return
@@ -264,23 +142,53 @@ def start(c: Any, name: str, host_name: str, task_args: list[str], *, slurm: boo
         break
     if res.failed:
         if res.exited != HOST_TAKEN:
-            # A run refused before it claimed the checkout leaves it reserved: freed now.
-            release = _in_checkout(
-                host, ws.git.prefix, _python(host, "-m", "dvc_invoke", "host", "release")
-            )
-            with contextlib.suppress(DvcInvokeError):
-                Remote(c, host).run(f"[ ! -d {folder} ] || {{ {release}; }}", echo=False)
+            _release(c, host, ws.git.prefix)
         resume = f"{tasknames.program()} {quote_all(task_args)} --host {shlex.quote(host_name)}"
         raise DvcInvokeError(f"host {host.name}: {_said(res)}", step="host", resume=resume)
-    for line in res.stdout.splitlines():  # the host's warnings (a stale upstream, say)
+    _tell_started(name, host, res.stdout, slurm=slurm)
+
+
+def _start_line(
+    host: Host,
+    prefix: str,
+    url: str,
+    branch: str,
+    commit: str,
+    task_args: list[str],
+    slurm: bool,
+) -> str:
+    """The host's shell line: a clone if it has none, its checkout at ``commit``, the
+    run started detached (or submitted), telling its id in one line (`ENV_TELL`)."""
+    checkout = python_line(host, "-m", "dvc_invoke", "host", "checkout", branch, commit)
+    run = python_line(host, "-m", "invoke", *task_args) + (" --slurm" if slurm else " --detach")
+    folder = remote_path(host.path)
+    return (
+        f"{{ [ -d {folder}/.git ] || {_clone(url, host.path)}; }}"
+        f" && {in_checkout(host, prefix, checkout)}"
+        f" && {in_checkout(host, prefix, f'env {ENV_TELL}=1 {run}')}"
+    )
+
+
+def _release(c: Any, host: Host, prefix: str) -> None:
+    """A run refused before it claimed the checkout leaves it reserved: freed now."""
+    release = in_checkout(host, prefix, python_line(host, "-m", "dvc_invoke", "host", "release"))
+    folder = remote_path(host.path)
+    with contextlib.suppress(DvcInvokeError):
+        Remote(c, host).run(f"[ ! -d {folder} ] || {{ {release}; }}", echo=False)
+
+
+def _tell_started(name: str, host: Host, out: str, *, slurm: bool) -> None:
+    """What the host said of the run it started: its warnings, the run's id, how to follow it."""
+    for line in out.splitlines():  # the host's warnings (a stale upstream, say)
         if line.startswith("! "):
             console.warn(f"{host.name}: {line[2:]}")
-    run_id = _run_id(res.stdout)
+    said = started(out)
     where = f"{host.name} ({host.path})"
-    if run_id is None:
+    if said is None:
         console.result(True, f"{name} started on {where}")
-        sys.stdout.write(res.stdout)
+        sys.stdout.write(out)
         return
+    run_id = said["run"]
     how = "submitted to SLURM from" if slurm else "running on"
     console.result(True, f"{name} is {how} {where} as run {run_id}")
     logs, cancel = tasknames.command("repro.logs"), tasknames.command("repro.cancel")
@@ -291,6 +199,7 @@ def start(c: Any, name: str, host_name: str, task_args: list[str], *, slurm: boo
 def _pushed(ws: Workspace) -> tuple[str, str, str]:
     """The branch, the commit and the URL a host fetches them from: the laptop's
     workspace clean, on a branch, neither ahead of its upstream nor behind it."""
+    git = ws.git
     state = ws.git.state()
     if state.changed:
         raise DvcInvokeError(
@@ -311,7 +220,7 @@ def _pushed(ws: Workspace) -> tuple[str, str, str]:
         )
     remote_name, _ = target
     if not ws.dry:
-        ws.act(f"git fetch -q {shlex.quote(remote_name)}", step="guards", network=True)
+        git.fetch(remote_name, step="guards")
         state = ws.git.state()
     branch, commit = state.branch or "", state.commit or ""
     if state.behind:
@@ -326,35 +235,22 @@ def _pushed(ws: Workspace) -> tuple[str, str, str]:
             f" it: git push first",
             step="guards",
         )
-    url = ws.probe(f"git remote get-url {shlex.quote(remote_name)}").stdout.strip()
-    return branch, commit, without_credentials(url)
-
-
-def without_credentials(url: str) -> str:
-    """``url`` without the user and password an http(s) URL may carry (a token,
-    often): the host clones with credentials of its own, and nothing secret is
-    echoed, shown by ``--dry`` or copied to the host."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+    return branch, commit, without_credentials(git.remote_url(remote_name))
 
 
 def _pick(c: Any, hosts: list[Host], asked: str, prefix: str, pipeline: str) -> Probe:
     """The first host that is free; a single host's refusal is its own line."""
     probes = []
     for host in hosts:
-        probe = Remote(c, host).probe(prefix)
-        if len(hosts) == 1 and (probe.problem or probe.held or probe.reserved or probe.changed):
-            raise DvcInvokeError(_refusal(probe, pipeline), step="host")
-        if len(hosts) == 1 or probe.free:
-            return probe
-        console.info(f"{host.name}: {probe.why_not()}; trying the next host")
-        probes.append(probe)
-    said = "; ".join(f"{p.host.name}: {p.why_not()}" for p in probes)
-    raise DvcInvokeError(f"no free host in {asked}: {said}", step="host")
+        said = probe(c, host, prefix)
+        if len(hosts) == 1 and (said.problem or said.held or said.reserved or said.changed):
+            raise DvcInvokeError(_refusal(said, pipeline), step="host")
+        if len(hosts) == 1 or said.free:
+            return said
+        console.info(f"{host.name}: {said.why_not()}; trying the next host")
+        probes.append(said)
+    refused = "; ".join(f"{p.host.name}: {p.why_not()}" for p in probes)
+    raise DvcInvokeError(f"no free host in {asked}: {refused}", step="host")
 
 
 def _refusal(probe: Probe, pipeline: str) -> str:
@@ -389,16 +285,8 @@ def _said(res: Any) -> str:
     for text in (res.stderr, res.stdout):
         lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
         if lines:
-            line = lines[-1]
-            if line.startswith("dvc-invoke: "):
-                line = line[len("dvc-invoke: ") :].split("; then run: ", 1)[0]
-            return line
+            return what_failed(lines[-1]) or lines[-1]
     return f"exited with {res.exited}"
-
-
-def _run_id(out: str) -> str | None:
-    found = re.findall(r"\brun (\d{8}-\d{6}-[A-Za-z0-9_.-]+-[0-9a-f]{4})\b", out)
-    return found[-1] if found else None
 
 
 def on_host(c: Any, host_name: str, task: str, args: list[str], *, tty: bool = False) -> None:
@@ -413,153 +301,13 @@ def on_host(c: Any, host_name: str, task: str, args: list[str], *, tty: bool = F
             step="host",
         )
     ws = Workspace(c)
-    remote = Remote(c, conf.hosts[host_name])
+    host = conf.hosts[host_name]
     # The task as the project's tasks.py names it: the host has the same tasks.py.
     name = tasknames.command(task).split(" ", 1)[1]
     # Its output comes here: coloured as this console is (ssh passes on no variable).
     colour = "FORCE_COLOR=1" if console.colour() else "NO_COLOR=1"
-    inv = _python(conf.hosts[host_name], "-m", "invoke", name, *args)
-    line = _in_checkout(conf.hosts[host_name], ws.git.prefix, f"env {colour} {inv}")
-    res = remote.run(line, capture=False, tty=tty)
+    inv = python_line(host, "-m", "invoke", name, *args)
+    line = in_checkout(host, ws.git.prefix, f"env {colour} {inv}")
+    res = Remote(c, host).run(line, capture=False, tty=tty)
     if res.failed and not is_dry(c):
         raise Exit(code=res.exited or 1)  # the host's own line is above
-
-
-# -- the host's side: python -m dvc_invoke host probe|checkout ------------------
-
-
-def _gpus() -> tuple[int | None, int]:
-    """How many GPUs this host has (None: no nvidia-smi) and how many a process uses."""
-    import shutil
-
-    from invoke.context import Context
-
-    smi = shutil.which("nvidia-smi") or (
-        "/usr/local/nvidia/bin/nvidia-smi"
-        if Path("/usr/local/nvidia/bin/nvidia-smi").exists()
-        else None
-    )
-    if smi is None:
-        return None, 0
-    c = Context()
-    gpus = c.run(
-        f"{shlex.quote(smi)} --query-gpu=uuid --format=csv,noheader,nounits", hide=True, warn=True
-    )
-    apps = c.run(
-        f"{shlex.quote(smi)} --query-compute-apps=gpu_uuid --format=csv,noheader,nounits",
-        hide=True,
-        warn=True,
-    )
-    if gpus is None or apps is None or gpus.failed or apps.failed:
-        return None, 0
-    return parse_gpus(gpus.stdout, apps.stdout)
-
-
-def parse_gpus(gpus: str, apps: str) -> tuple[int, int]:
-    """nvidia-smi's GPUs and compute processes (CSV): GPUs in all, GPUs in use."""
-    uuids = {line.split(",")[0].strip() for line in gpus.splitlines() if line.strip()}
-    used = {line.split(",")[0].strip() for line in apps.splitlines() if line.strip()}
-    return len(uuids), len(uuids & used)
-
-
-def _probe_here(ws: Workspace) -> dict[str, Any]:
-    from dvc_invoke.engines import alive
-    from dvc_invoke.runs.store import Store
-
-    held = None
-    store = Store(ws.root)
-    for report in store.running():
-        if alive(report):
-            held = {"id": report.id or "", "pipeline": report.pipeline}
-            break
-    gpus, busy = _gpus()
-    changed = ws.git.state(step="host").changed
-    found: dict[str, Any] = {
-        "held": held,
-        "changed": changed or None,
-        "gpus": gpus,
-        "busy_gpus": busy,
-        "reserved": store.reserved(),
-    }
-    if importlib.util.find_spec("dvc") is None:  # the run would die in the background
-        found["missing"] = "dvc"
-    return found
-
-
-def _checkout_here(ws: Workspace, branch: str, commit: str) -> None:
-    """Fetch, then put ``branch`` at ``commit`` (a fast-forward), refusing what would
-    lose work. The checkout is reserved for the run started next, until it claims
-    it: a second start meanwhile goes elsewhere."""
-    from dvc_invoke.runs.store import Store
-
-    store = Store(ws.root)
-    with store.lock():
-        said = _probe_here(ws)
-        if said["held"] or said["reserved"] is not None:
-            reason = (
-                f"run {said['held']['id']} ({said['held']['pipeline']}) holds the checkout"
-                if said["held"]
-                else "a run is being started there"
-            )
-            raise Taken(reason, step="host")
-        if said["changed"]:
-            reason = f"the checkout has changes ({', '.join(said['changed'][:5])})"
-            raise DvcInvokeError(reason, step="host")
-        store.reserve()
-    try:
-        _move_to(ws, branch, commit)
-    except BaseException:
-        store.unreserve()
-        raise
-
-
-def _move_to(ws: Workspace, branch: str, commit: str) -> None:
-    state = ws.git.state(step="host")
-    remote = "origin"
-    if state.branch:
-        target = ws.git.upstream_target(state.branch)
-        remote = target[0] if target else remote
-    ws.act(f"git fetch -q {shlex.quote(remote)}", step="host", network=True)
-    if ws.probe(f"git rev-parse -q --verify {shlex.quote(commit + '^{commit}')}").failed:
-        raise DvcInvokeError(f"commit {commit[:7]} is not on {remote}", step="host")
-    if ws.probe(f"git rev-parse -q --verify {shlex.quote('refs/heads/' + branch)}").ok:
-        ws.act(f"git checkout -q {shlex.quote(branch)}", step="host")
-    else:
-        ws.act(f"git checkout -q -b {shlex.quote(branch)} {shlex.quote(commit)}", step="host")
-        upstream = f"{remote}/{branch}"
-        ws.probe(f"git branch -q --set-upstream-to={shlex.quote(upstream)}")
-    res = ws.probe(f"git merge -q --ff-only {shlex.quote(commit)}")
-    head = ws.git.head()
-    if res.failed or head != commit:
-        raise DvcInvokeError(
-            f"its {branch} is at {(head or '?')[:7]}, which {commit[:7]} does not fast-forward"
-            f" (commits of its own, or yours are behind): bring the two in line first",
-            step="host",
-        )
-
-
-def host_main(args: list[str]) -> int:
-    """``python -m dvc_invoke host probe`` / ``host checkout BRANCH COMMIT``, in the checkout."""
-    from invoke.context import Context
-
-    try:
-        ws = Workspace(Context())
-        if args[:1] == ["probe"] and len(args) == 1:
-            print(json.dumps(_probe_here(ws)))
-            return 0
-        if args[:1] == ["checkout"] and len(args) == 3:
-            _checkout_here(ws, args[1], args[2])
-            return 0
-        if args[:1] == ["release"] and len(args) == 1:
-            from dvc_invoke.runs.store import Store
-
-            Store(ws.root).unreserve()
-            return 0
-    except DvcInvokeError as exc:
-        print(exc.reason, file=sys.stderr)
-        return HOST_TAKEN if isinstance(exc, Taken) else 1
-    print(
-        "usage: python -m dvc_invoke host probe | host checkout BRANCH COMMIT | host release",
-        file=sys.stderr,
-    )
-    return 2

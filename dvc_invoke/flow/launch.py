@@ -23,6 +23,7 @@ from dvc_invoke.config.pipelines import Pipeline, resolve
 from dvc_invoke.engines.detached import launch
 from dvc_invoke.engines.local import marked
 from dvc_invoke.engines.slurm import submit
+from dvc_invoke.engines.ssh_agent import tell_started
 from dvc_invoke.errors import DvcInvokeError
 from dvc_invoke.flow import checks, notifiers
 from dvc_invoke.flow.checks import check, preflight
@@ -245,6 +246,7 @@ def _tell_detached(p: Pipeline, report: RunReport, *, slurm: bool) -> None:
         console.info(f"log:     {report.log}")
         console.info(f"follow:  {tasknames.command('repro.logs')} --run {report.id} --follow")
         console.info(f"cancel:  {tasknames.command('repro.cancel')} --run {report.id}")
+        tell_started(report.id or "", report.job)
 
 
 def prune(ws: Workspace, store: Store) -> None:
