@@ -5,8 +5,6 @@ from __future__ import annotations
 import io
 
 import pytest
-import yaml
-from helpers import assert_one_line_error
 
 from dvc_invoke.adapters.dvc.hints import WithoutHints
 from dvc_invoke.adapters.reasons import error_line
@@ -30,6 +28,8 @@ REPRO = (
     "\tdvc config core.autostage true\n"
     "Use `dvc push` to send your updates to remote storage.\n"
 )
+
+
 EXPECTED = REPRO.split("\nTo track")[0].removesuffix("\n") + "\n"
 
 
@@ -40,6 +40,19 @@ def through(chunks: list[str]) -> str:
         stream.write(chunk)
     stream.finish()
     return out.getvalue()
+
+
+# What `dvc pull` said (DVC 3.67) when an object of a target was in neither the
+# cache nor the remote (the e2e test below makes it for real).
+CHECKOUT_FAILED = (
+    "WARNING: Some of the cache files do not exist neither locally nor on remote."
+    " Missing cache files:\n"
+    "md5: ed147af02242eef4d019432956ac3ebb\n"
+    "ERROR: failed to pull data from the cloud - Checkout failed for following targets:\n"
+    "model/model.json\n"
+    "Is your cache up to date?\n"
+    "<\x1b[36mhttps://error.dvc.org/missing-files\x1b[39m>\n"
+)
 
 
 def test_dvcs_hints_and_their_blank_lines_are_left_out():
@@ -67,19 +80,6 @@ def test_a_progress_bar_is_written_at_once_and_a_hint_mid_line_is_kept():
 
 def test_what_is_held_is_written_when_the_command_ends():
     assert through(["done\n", "\n", "Use `dvc"]) == "done\n\nUse `dvc"
-
-
-# What `dvc pull` said (DVC 3.67) when an object of a target was in neither the
-# cache nor the remote (the e2e test below makes it for real).
-CHECKOUT_FAILED = (
-    "WARNING: Some of the cache files do not exist neither locally nor on remote."
-    " Missing cache files:\n"
-    "md5: ed147af02242eef4d019432956ac3ebb\n"
-    "ERROR: failed to pull data from the cloud - Checkout failed for following targets:\n"
-    "model/model.json\n"
-    "Is your cache up to date?\n"
-    "<\x1b[36mhttps://error.dvc.org/missing-files\x1b[39m>\n"
-)
 
 
 def test_an_error_listing_targets_on_the_next_lines_keeps_them_and_dvcs_question():
@@ -119,24 +119,3 @@ def test_gits_list_of_files_is_kept_without_its_advice():
     assert error_line(said) == (
         "Your local changes to the following files would be overwritten by checkout: params.yaml"
     )
-
-
-def test_a_pull_of_an_object_nobody_has_names_its_target_in_one_line(project):
-    # The model's object is gone from the DVC remote and the cache, and from
-    # the workspace: what an interrupted pull's rerun, or an upstream that
-    # never ran, meets.
-    lock = yaml.safe_load((project.path / "training" / "dvc.lock").read_text())
-    (out,) = [o for o in lock["stages"]["train"]["outs"] if o["path"].endswith("model.json")]
-    md5 = out["md5"]
-    for store in (
-        project.remote / "files" / "md5",
-        project.path / ".dvc" / "cache" / "files" / "md5",
-    ):
-        (store / md5[:2] / md5[2:]).unlink()
-    (project.path / "model" / "model.json").unlink()
-
-    run = project.inv("metrics")
-
-    line = assert_one_line_error(run, "pull failed", "then run: inv metrics")
-    assert "Checkout failed for following targets: model/model.json" in line
-    assert "(Is your cache up to date?)" in line

@@ -12,6 +12,7 @@ from dvc_invoke.cli import scaffold
 
 DVC_INVOKE = str(Path(sys.executable).parent / "dvc-invoke")
 
+
 STAGE = "stages:\n  {name}:\n    cmd: echo {name}\n"
 
 
@@ -143,18 +144,6 @@ def test_task_names_are_unique_and_never_those_of_the_collections():
     exec(scaffold.tasks_py(Path("/nonexistent"), found), scope)
     assert {"pipeline", "a-repro", "train", "b-train", "data-pipeline"} <= set(scope["ns"].tasks)
     assert set(scope["ns"].collections) == {"data", "guards", "notify", "publish", "repro"}
-
-
-def test_a_run_whose_env_git_does_not_ignore_warns_once(project):
-    (project.path / ".gitignore").write_text("__pycache__/\n")
-    project.git("commit", "-qam", "Forget to ignore .env")
-    (project.path / ".env").write_text("SOMETHING=1\n")  # untracked: the run goes on
-
-    run = project.inv("metrics")
-
-    assert run.returncode == 0, run.output
-    warnings = [ln for ln in run.stdout.splitlines() if ".env is not ignored by git" in ln]
-    assert len(warnings) == 1, run.stdout
 
 
 def test_the_console_script_says_what_it_does(capsys):

@@ -131,22 +131,6 @@ def test_status_shows_how_the_numbers_moved_across_runs(baseline):
     assert "test.mae: 0.3 → 0.28 (-0.02)" in lines[1]
 
 
-def test_a_pipeline_without_metrics_says_nothing_about_them(project):
-    (project.path / "dataset" / "train.csv").write_text("x,y\n1,3\n2,6\n")
-    project.sh("dvc add -q dataset/train.csv && git commit -qam 'More data'")
-
-    run = project.inv("repro", "--pipeline", "training")
-
-    assert run.returncode == 0, run.output
-    assert latest(project)["metrics"] == []
-    assert "→" not in "".join(
-        ln for ln in run.stdout.splitlines() if "training/" in ln and ":" in ln
-    )
-
-
-# -- gates on plain data -------------------------------------------------------------
-
-
 def test_gate_names_match_a_metric_by_key_or_by_the_end_of_its_path():
     gate = Gate("scores.json:acc", "max")
     assert gate.matches("eval/scores.json:acc")
@@ -174,33 +158,6 @@ def test_regressions_respect_direction_and_tolerance():
 def test_malformed_gates_are_one_clear_error(spec, error):
     with pytest.raises(DvcInvokeError, match=error):
         parse_gates(spec, where="pipeline")
-
-
-def test_changed_params_are_reported_with_the_metrics(project):
-    dvc_yaml = project.path / "metrics" / "dvc.yaml"
-    dvc_yaml.write_text(
-        dvc_yaml.read_text().replace(
-            "    - predictions.csv\n    metrics:",
-            "    - predictions.csv\n    params:\n    - threshold\n    metrics:",
-        )
-    )
-    (project.path / "metrics" / "params.yaml").write_text("threshold: 0.5\n")
-    project.git("add", "metrics")
-    project.git("commit", "-qm", "Evaluation threshold")
-    assert project.inv("metrics").returncode == 0
-    (project.path / "metrics" / "params.yaml").write_text("threshold: 0.7\n")
-    project.git("commit", "-qam", "A stricter threshold")
-
-    run = project.inv("metrics")
-
-    assert run.returncode == 0, run.output
-    assert "metrics/params.yaml:threshold: 0.5 → 0.7 (+0.2)" in run.stdout
-    assert {
-        "name": "metrics/params.yaml:threshold",
-        "old": 0.5,
-        "new": 0.7,
-        "kind": "param",
-    } in latest(project)["metrics"]
 
 
 def test_float_noise_is_no_change_and_no_regression():

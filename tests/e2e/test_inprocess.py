@@ -4,8 +4,6 @@ c.run sends it, the streams put back after, and Ctrl-C stopping DVC."""
 
 from __future__ import annotations
 
-import errno
-import io
 import json
 import logging
 import os
@@ -18,7 +16,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from invoke import Config, Context
 
-from dvc_invoke import console
 from dvc_invoke.adapters import reasons
 from dvc_invoke.adapters.dvc import inprocess
 from dvc_invoke.adapters.shell import Workspace
@@ -52,6 +49,22 @@ def handler_streams():
     return [(h, h.stream) for n in ("dvc", "dvc_data") for h in logging.getLogger(n).handlers]
 
 
+def s3_remote_on_a_closed_port(project, monkeypatch):
+    """The project's default DVC remote: S3 at a port of 127.0.0.1 nothing listens on."""
+    from helpers import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"
+    project.sh(
+        f"dvc remote add -d -f gone s3://bucket/store && dvc remote modify gone endpointurl {url}"
+    )
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_MAX_ATTEMPTS": "1",  # botocore's own retries: one try, the flow's retries
+    }.items():
+        monkeypatch.setenv(key, value)
+
+
 def test_a_dvc_command_runs_here_with_invokes_echo_and_result(
     canonical, monkeypatch, calls, capsys
 ):
@@ -81,22 +94,6 @@ def test_a_failing_dvc_command_is_a_failure_with_dvcs_own_reason(canonical, monk
     assert failed.value.step == "pull"
     assert "no/such/file" in failed.value.reason
     assert "ERROR" in (failed.value.log or "")
-
-
-def s3_remote_on_a_closed_port(project, monkeypatch):
-    """The project's default DVC remote: S3 at a port of 127.0.0.1 nothing listens on."""
-    from helpers import free_port
-
-    url = f"http://127.0.0.1:{free_port()}"
-    project.sh(
-        f"dvc remote add -d -f gone s3://bucket/store && dvc remote modify gone endpointurl {url}"
-    )
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_MAX_ATTEMPTS": "1",  # botocore's own retries: one try, the flow's retries
-    }.items():
-        monkeypatch.setenv(key, value)
 
 
 def test_an_s3_endpoint_that_cannot_be_reached_is_tried_again_by_type(
@@ -140,31 +137,6 @@ def test_the_exceptions_behind_a_failure_are_kept_and_a_refusal_is_not_tried_aga
     assert "Traceback" not in (failed.value.log or "")
 
 
-def test_what_dvc_logs_of_each_file_it_could_not_transfer_is_kept_and_its_debug_unshown():
-    import dvc  # noqa: F401 - DVC's loggers and their handlers, as its import makes them
-
-    caught = inprocess._Caught()
-    per_file = logging.getLogger("dvc_data.index.push")
-    level = per_file.level
-    assert logging.getLogger("dvc_data").getEffectiveLevel() > logging.DEBUG
-    reset, refused = ConnectionResetError(errno.ECONNRESET, "reset"), PermissionError(13, "no")
-    shown_out: list[str] = []
-    shown_err: list[str] = []
-    out = inprocess._Output(None, shown_out, None, hidden=True)  # type: ignore[arg-type]
-    err = inprocess._Output(None, shown_err, None, hidden=True)  # type: ignore[arg-type]
-
-    with inprocess._dvc_output(out, err), inprocess._catching(caught):
-        # as DVC logs a file a push could not create on the remote, then the command's error
-        per_file.debug("failed to create '%s' from '%s'", "a", "b", exc_info=reset)
-        logging.getLogger("dvc.commands.data_sync").error("failed to push", exc_info=refused)
-
-    assert caught.exceptions == [reset, refused]
-    assert "failed to push" in "".join(shown_err)  # DVC's handlers at work
-    assert "failed to create" not in "".join(shown_out + shown_err)  # its debug line: unshown
-    assert per_file.level == level and not per_file.filters
-    assert caught not in logging.getLogger("dvc").handlers
-
-
 def test_a_dry_run_shows_the_command_and_runs_nothing(canonical, monkeypatch, calls, capsys):
     ws = workspace(canonical, monkeypatch, run={"dry": True})
 
@@ -179,25 +151,6 @@ def test_a_configured_dvc_executable_runs_as_a_process(canonical, monkeypatch, c
 
     assert ws.probe(f"{ws.dvc} status --json").ok
     assert calls == []
-
-
-@pytest.mark.parametrize(
-    "cmd",
-    [
-        "dvc status; touch x",
-        "dvc status | cat",
-        "dvc status && rm -rf x",
-        "dvc 'unclosed",
-        "dvc pull $HOME/data",
-        "dvc pull data/*.csv",
-        "dvc status 2>&1",
-        "dvc pull `id`",
-    ],
-)
-def test_only_plain_dvc_command_lines_run_here(cmd):
-    assert inprocess.argv(cmd, "dvc") is None
-    assert inprocess.argv("dvc pull 'a b' c", "dvc") == ["pull", "a b", "c"]
-    assert inprocess.argv("dvc pull 'data/$x;*'", "dvc") == ["pull", "data/$x;*"]  # quoted
 
 
 def test_ctrl_c_stops_dvc_running_here_and_cancels_the_step(canonical, monkeypatch, calls):
@@ -260,27 +213,3 @@ def test_an_environment_for_commands_runs_dvc_as_a_process(canonical, monkeypatc
 
     assert ws.probe(f"{ws.dvc} status --json").ok
     assert calls == []
-
-
-def test_a_closed_terminal_loses_dvcs_output_not_the_result(monkeypatch):
-    # stdout is a pipe whose reader is gone (`inv ... | head -1`, `less` quit).
-    read, write = os.pipe()
-    os.close(read)
-    closed = os.fdopen(write, "w")
-    monkeypatch.setattr(sys, "stdout", closed)
-    log = io.StringIO()
-
-    kept: list[str] = []
-    with console.log_to(log):
-        runner = inprocess.DvcRunner(Context(), ["status"])
-        out = inprocess._Output(runner, kept, console.terminal("stdout"), hidden=False)
-        out.write("12 files fetched\n")
-        out.write("and 9 files added\n")
-
-    assert kept == ["12 files fetched\n", "and 9 files added\n"]
-    # The pipe's descriptor now writes nowhere; the log says the console went away.
-    closed.write("more\n")
-    closed.flush()
-    assert log.getvalue() == (
-        "! the console's stdout went away (Broken pipe): the run goes on, written here\n"
-    )
