@@ -25,13 +25,13 @@ def demo(c, dir=None):
     help={
         "k": "Only tests matching this expression.",
         "jobs": "Parallel workers.",
-        "quick": "Leave out the end-to-end scenarios (real projects): seconds, not minutes.",
+        "quick": "The unit tests only (tests/unit), not the end-to-end scenarios: a minute.",
     }
 )
 def test(c, k=None, jobs=2, quick=False):
     """Run the test suite (real git, real DVC, in temporary folders)."""
     select = f" -k {shlex.quote(k)}" if k else ""
-    select += " -m 'not e2e'" if quick else ""
+    select += " tests/unit" if quick else ""
     c.run(f"{PY} -m pytest -n {int(jobs)}{select}", pty=False)
 
 
@@ -82,7 +82,7 @@ def _step(c, work, what, cmd, expect=None, exact=False, **kwargs):
 @task(
     help={
         "dir": "Build and try here (default: a new temporary folder, removed when all passed).",
-        "tests": "Also run the quick tests (-m 'not e2e') from the unpacked sdist.",
+        "tests": "Also run the unit tests (tests/unit) from the unpacked sdist.",
     }
 )
 def release(c, dir=None, tests=True):
@@ -140,8 +140,8 @@ def release(c, dir=None, tests=True):
         _step(
             c,
             work,
-            "the sdist's quick tests",
-            f"cd {q(str(unpacked))} && {q(str(bin / 'pytest'))} -m 'not e2e' -q -n 2"
+            "the sdist's unit tests",
+            f"cd {q(str(unpacked))} && {q(str(bin / 'pytest'))} tests/unit -q -n 2"
             " -p no:cacheprovider",
         )
     if not dir:

@@ -176,7 +176,7 @@ def slack(fake_slack):
 
 
 # Tests that build a real project (git, dvc, an origin, a DVC remote) and run
-# `inv` in it: the end-to-end scenarios. `pytest -m "not e2e"` is the inner loop.
+# `inv` in it: the end-to-end scenarios, in tests/e2e. `pytest tests/unit` is the inner loop.
 E2E_FIXTURES = {
     "template",
     "project",
@@ -190,7 +190,7 @@ E2E_FIXTURES = {
 
 def pytest_collection_modifyitems(items):
     for item in items:
-        if E2E_FIXTURES & set(getattr(item, "fixturenames", ())):
+        if "e2e" in item.path.parts or E2E_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.e2e)
 
 
