@@ -251,7 +251,7 @@ def cancel(
             raise DvcInvokeError(
                 f"run {report.id} runs on host {report.host}: cancel it there, or, if"
                 f" {report.host} is gone for good,"
-                f" `{tasknames.command('repro.cancel')} --run {report.id} --host-gone`",
+                f" `{tasknames.cancel(report.id or '', gone=True)}`",
             )
         with store.lock():
             mark_lost(report)

@@ -106,3 +106,15 @@ def command(path: str) -> str:
 def task_command(task: Any, default: str) -> str:
     """The command line that runs ``task`` (a pipeline task), ``default`` if not found."""
     return f"{program()} {name_of(task, default)}"
+
+
+def follow(run_id: str, *, host: str | None = None) -> str:
+    """The command that follows run ``run_id``'s log (on GPU host ``host``)."""
+    return f"{command('repro.logs')} --run {run_id} --follow" + (f" --host {host}" if host else "")
+
+
+def cancel(run_id: str, *, host: str | None = None, gone: bool = False) -> str:
+    """The command that stops run ``run_id`` (on GPU host ``host``; marks it lost
+    from here when its host is ``gone``)."""
+    where = f" --host {host}" if host else ""
+    return f"{command('repro.cancel')} --run {run_id}{where}" + (" --host-gone" if gone else "")

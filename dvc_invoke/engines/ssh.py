@@ -191,9 +191,8 @@ def _tell_started(name: str, host: Host, out: str, *, slurm: bool) -> None:
     run_id = said["run"]
     how = "submitted to SLURM from" if slurm else "running on"
     console.result(True, f"{name} is {how} {where} as run {run_id}")
-    logs, cancel = tasknames.command("repro.logs"), tasknames.command("repro.cancel")
-    console.info(f"follow:  {logs} --run {run_id} --follow --host {host.name}")
-    console.info(f"cancel:  {cancel} --run {run_id} --host {host.name}")
+    console.info(f"follow:  {tasknames.follow(run_id, host=host.name)}")
+    console.info(f"cancel:  {tasknames.cancel(run_id, host=host.name)}")
 
 
 def _pushed(ws: Workspace) -> tuple[str, str, str]:
@@ -264,11 +263,10 @@ def _refusal(probe: Probe, pipeline: str) -> str:
         )
     if probe.held:
         run_id = probe.held["id"]
-        logs, cancel = tasknames.command("repro.logs"), tasknames.command("repro.cancel")
         return (
             f"host {name}: run {run_id} ({probe.held['pipeline']}) holds {probe.host.path}:"
-            f" follow it with `{logs} --run {run_id} --follow --host {name}`, or stop it with"
-            f" `{cancel} --run {run_id} --host {name}`"
+            f" follow it with `{tasknames.follow(run_id, host=name)}`, or stop it with"
+            f" `{tasknames.cancel(run_id, host=name)}`"
         )
     discard = tasknames.command("repro.discard")
     return (

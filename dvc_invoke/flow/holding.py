@@ -63,22 +63,20 @@ def _refuse_if_held(store: Store) -> list[RunReport]:
 
 
 def _held_by(other: RunReport) -> str:
-    logs, cancel = tasknames.command("repro.logs"), tasknames.command("repro.cancel")
+    run_id = other.id or ""
+    follow, cancel = tasknames.follow(run_id), tasknames.cancel(run_id)
     if other.job:
         return (
-            f"run {other.id} ({other.pipeline}) holds this workspace as SLURM job"
-            f" {other.job}: follow it with `{logs} --run {other.id} --follow`,"
-            f" or stop it with `{cancel} --run {other.id}`"
+            f"run {run_id} ({other.pipeline}) holds this workspace as SLURM job"
+            f" {other.job}: follow it with `{follow}`, or stop it with `{cancel}`"
         )
     if elsewhere(other):
         return (
-            f"run {other.id} ({other.pipeline}) of host {other.host} holds this"
-            f" workspace: follow or cancel it there (`{cancel} --run {other.id}`),"
-            f" or, if {other.host} is gone for good,"
-            f" `{cancel} --run {other.id} --host-gone`"
+            f"run {run_id} ({other.pipeline}) of host {other.host} holds this"
+            f" workspace: follow or cancel it there (`{cancel}`),"
+            f" or, if {other.host} is gone for good, `{tasknames.cancel(run_id, gone=True)}`"
         )
     return (
-        f"run {other.id} ({other.pipeline}) is still running in this workspace:"
-        f" follow it with `{logs} --run {other.id} --follow`,"
-        f" or stop it with `{cancel} --run {other.id}`"
+        f"run {run_id} ({other.pipeline}) is still running in this workspace:"
+        f" follow it with `{follow}`, or stop it with `{cancel}`"
     )

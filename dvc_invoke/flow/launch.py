@@ -244,8 +244,8 @@ def _tell_detached(p: Pipeline, report: RunReport, *, slurm: bool) -> None:
         else:
             console.result(True, f"{p.name} is running in the background as run {report.id}")
         console.info(f"log:     {report.log}")
-        console.info(f"follow:  {tasknames.command('repro.logs')} --run {report.id} --follow")
-        console.info(f"cancel:  {tasknames.command('repro.cancel')} --run {report.id}")
+        console.info(f"follow:  {tasknames.follow(report.id or '')}")
+        console.info(f"cancel:  {tasknames.cancel(report.id or '')}")
         tell_started(report.id or "", report.job)
 
 
