@@ -103,7 +103,7 @@ class Workspace:
 
     def _run(self, cmd: str, *, in_process: bool = True, **kwargs: Any) -> Any:
         """``c.run`` of ``cmd``; a ``dvc`` command line by DVC's CLI entry point in
-        this process (`inprocess.DvcRunner`: the same echo, ``--dry`` and result)."""
+        this process (`dvc_invoke.adapters.dvc.inprocess.DvcRunner`: the same echo, ``--dry`` and result)."""
         args = self._dvc_args(cmd) if in_process else None
         if args is None:
             from invoke.context import MockContext
@@ -111,7 +111,7 @@ class Workspace:
             if isinstance(self.c, MockContext):
                 return self.c.run(self._cmd(cmd), **kwargs)
             # invoke's configured runner, passing on what it prints as it comes
-            # and keeping its end (`output.Streaming`); invoke's own injection
+            # and keeping its end (`dvc_invoke.adapters.streams.Streaming`); invoke's own injection
             # point for a runner (`Context._run`, as Fabric uses it).
             from dvc_invoke.adapters.streams import streaming
 

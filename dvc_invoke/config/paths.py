@@ -1,7 +1,7 @@
 """Paths as the project names them: relative to its root, with forward slashes.
 
-Kept apart from `graph` so that defining pipeline tasks (which checks their
-``dvcfile``) imports nothing more.
+Plain string work, nothing imported: defining pipeline tasks (which checks
+their ``dvcfile``) costs nothing more.
 """
 
 from __future__ import annotations

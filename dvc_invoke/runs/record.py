@@ -109,7 +109,7 @@ class RunReport:
         return text
 
     # One account of a run, rendered by the console (`details`) and by Slack
-    # (`slack.message`): what each says is said here once.
+    # (Slack's message): what each says is said here once.
 
     def commits(self) -> str | None:
         """``main at 1a2b3c4 → 5d6e7f8``: the branch and what the run moved it to."""

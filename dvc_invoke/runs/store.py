@@ -368,7 +368,7 @@ class Store:
         self.save(report)
         self.unreserve()
 
-    # A host's checkout, moved for a run that has yet to claim it (`hosts`):
+    # A host's checkout, moved for a run that has yet to claim it (a start on a GPU host):
     # another start is refused there meanwhile, for at most this long.
     RESERVED_FOR = 120.0
 
