@@ -41,8 +41,9 @@ class DvcInvokeError(Exit):
         self.to_commit: list[str] = []
         # The branch the run's commit was kept on when the push was refused.
         self.kept: str | None = None
-        # What the types of the exceptions behind it say (`dvc_invoke.adapters.dvc.failures.classify`):
-        # True for a moment, False for good, None when only its text can tell.
+        # What the types of the exceptions behind it say (DVC's, read by
+        # `dvc_invoke.adapters.dvc.failures.classify`): True for a moment, False
+        # for good, None when only its text can tell.
         self.transient: bool | None = None
 
     @property

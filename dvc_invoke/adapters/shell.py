@@ -103,7 +103,8 @@ class Workspace:
 
     def _run(self, cmd: str, *, in_process: bool = True, **kwargs: Any) -> Any:
         """``c.run`` of ``cmd``; a ``dvc`` command line by DVC's CLI entry point in
-        this process (`dvc_invoke.adapters.dvc.inprocess.DvcRunner`: the same echo, ``--dry`` and result)."""
+        this process (`dvc_invoke.adapters.dvc.inprocess.DvcRunner`: the same echo,
+        ``--dry`` and result)."""
         args = self._dvc_args(cmd) if in_process else None
         if args is None:
             from invoke.context import MockContext
