@@ -190,6 +190,11 @@ class Git:
         """The URL git fetches ``remote`` from (empty when it has none)."""
         return str(self.ws.probe(f"git remote get-url {shlex.quote(remote)}").stdout.strip())
 
+    def short_name(self, rev: str) -> str | None:
+        """``rev``'s shortest unambiguous name, or None when git cannot say."""
+        res = self.ws.probe(f"git rev-parse --short {shlex.quote(rev)}")
+        return res.stdout.strip() or None if res.ok else None
+
     def parent_of(self, rev: str) -> str | None:
         return self.commit_of(f"{rev}~1")
 

@@ -36,6 +36,16 @@ def alive(report: RunReport) -> bool:
     return report.process_started is None or abs(started - report.process_started) < 1.0
 
 
+def own_group(*, detached: bool) -> int | None:
+    """The process group that is this run's to kill, if any. A foreground run's
+    own when it leads it (a shell's job; started by a script, the group is the
+    script's); a detached run's, when `setsid` made it a session of its own
+    (without setsid, the group is the launcher's)."""
+    group = os.getpgrp()
+    leads = os.getsid(0) == group if detached else group == os.getpid()
+    return group if leads else None
+
+
 def this_process(report: RunReport) -> bool:
     """Whether ``report`` is a run of this very process (not one whose pid it reuses)."""
     if report.pid != os.getpid() or elsewhere(report):

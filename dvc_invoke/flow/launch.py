@@ -21,7 +21,7 @@ from dvc_invoke.adapters.git import GitState
 from dvc_invoke.adapters.shell import Workspace
 from dvc_invoke.config.pipelines import Pipeline, resolve
 from dvc_invoke.engines.detached import launch
-from dvc_invoke.engines.local import marked
+from dvc_invoke.engines.local import marked, own_group
 from dvc_invoke.engines.slurm import submit
 from dvc_invoke.engines.ssh_agent import tell_started
 from dvc_invoke.errors import DvcInvokeError
@@ -109,7 +109,7 @@ def _run(ctx: RunContext, request: Request) -> RunReport | None:
         return _dry(ctx, request, ready)
     store, p = Store(ws.root), ready.plan.pipeline
     if ready.adopted:
-        report = store.adopt(ready.adopted, p.name)
+        report = store.adopt(ready.adopted, p.name, pgid=own_group(detached=True))
     else:
         report = _started(ctx, request, ready, store)
         if request.detach:
@@ -189,10 +189,7 @@ def _started(ctx: RunContext, request: Request, ready: Prepared, store: Store) -
     )
     report.branch, report.commit_before = ready.state.branch, ready.state.commit
     if not request.detach:
-        report.pid = os.getpid()
-        # The process group is the run's to kill only when it leads it (a
-        # shell's job); started by a script, the group is the script's.
-        report.pgid = os.getpgrp() if os.getpgrp() == report.pid else None
+        report.pid, report.pgid = os.getpid(), own_group(detached=False)
         report.process_started = process_identity(report.pid)
     lost = claim(store, report)
     launched = announced = False

@@ -75,9 +75,7 @@ def baseline(ws: Workspace, state: GitState) -> str | None:
     published, as fetched (the commit a teammate's fresh clone gets), whatever
     local commits lie between it and HEAD; HEAD's without an upstream."""
     if state.branch and state.upstream:
-        res = ws.probe("git rev-parse --verify -q '@{upstream}^{commit}'")
-        if res.ok and res.stdout.strip():
-            return str(res.stdout.strip())
+        return ws.git.commit_of("@{upstream}") or state.commit
     return state.commit
 
 

@@ -402,8 +402,9 @@ class Store:
         if report.id:
             self.record_path(report.id).unlink(missing_ok=True)
 
-    def adopt(self, run_id: str, pipeline: str) -> RunReport:
-        """Take over a record prepared by ``--detach``, in the detached process."""
+    def adopt(self, run_id: str, pipeline: str, *, pgid: int | None) -> RunReport:
+        """Take over a record prepared by ``--detach``, in the detached process
+        (``pgid``: the process group that is the run's to kill, if any)."""
         with self.lock():
             report = self.load(run_id)
             if report.pipeline != pipeline or report.ended:
@@ -418,10 +419,7 @@ class Store:
                     report.reason = report.resume = None
                 if report.restarts:
                     _drop_torn_rwlock(self.root)
-            report.pid = os.getpid()
-            # The group is the run's to kill when `setsid` made it a session
-            # of its own; without setsid it is the launcher's.
-            report.pgid = os.getpgrp() if os.getsid(0) == os.getpgrp() else None
+            report.pid, report.pgid = os.getpid(), pgid
             report.process_started = process_identity(report.pid)
             report.host = HOST  # a SLURM job runs on a node of the cluster
             self.save(report)

@@ -37,8 +37,7 @@ def changed(
     if not plot_files:
         return {}
     # Its shortest unambiguous name: the label of its side in the pictures.
-    named = ws.probe(f"git rev-parse --short {quote_all([base])}")
-    rev = named.stdout.strip() if named.ok and named.stdout.strip() else base
+    rev = ws.git.short_name(base) or base
     res = ws.probe(f"{ws.dvc} plots diff {quote_all([rev])} --json -o {quote_all([str(folder)])}")
     try:
         data = json.loads(res.stdout)["data"] if res.ok else None
