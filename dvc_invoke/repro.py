@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import sys
-import time
 from typing import TYPE_CHECKING
 
 from invoke.collection import Collection
 from invoke.tasks import task
 
-from dvc_invoke import tasknames
 from dvc_invoke.errors import DvcInvokeError
 from dvc_invoke.flags import Task
 from dvc_invoke.helptext import HELP as _HELP
@@ -20,7 +17,6 @@ if TYPE_CHECKING:
 
     from dvc_invoke.adapters.shell import Workspace
     from dvc_invoke.config.pipelines import Pipeline
-    from dvc_invoke.runs.store import Store
 
 
 def _need(c: Context, pipeline: str | None) -> tuple[Workspace, Pipeline]:
@@ -90,17 +86,6 @@ def _on_host(c: Context, host: str, task_path: str, args: list[str], tty: bool =
     on_host(c, host, task_path, args, tty=tty and sys.stdin.isatty())
 
 
-def _store(c: Context) -> Store:
-    from dvc_invoke import flow
-    from dvc_invoke.adapters.shell import Workspace
-    from dvc_invoke.runs.store import Store
-
-    ws = Workspace(c)
-    store = Store(ws.root)
-    flow.tell_lost(c, ws, flow.find_lost(store))
-    return store
-
-
 @task(
     klass=Task,
     name="status",
@@ -118,47 +103,14 @@ def status(
         args = (["--pipeline", pipeline] if pipeline else []) + ["--limit", str(int(limit))]
         return _on_host(c, host, "repro.status", args)
     from dvc_invoke import console
-    from dvc_invoke.engines.slurm import SLURM_UNANSWERED, slurm_state
-    from dvc_invoke.runs.metrics import Change
-    from dvc_invoke.runs.record import format_duration, short
+    from dvc_invoke.flow.watch import STATUS_COLUMNS, status_row, store_of
 
-    # The runs _store found, read anew: with thousands, only those shown are read.
-    reports = _store(c).newest(max(int(limit), 0), pipeline, rescan=False)
+    # The runs the store found, read anew: with thousands, only those shown are read.
+    reports = store_of(c).newest(max(int(limit), 0), pipeline, rescan=False)
     if not reports:
         console.info("no runs yet" + (f" of {pipeline}" if pipeline else ""))
         return
-    rows = []
-    for r in reports:
-        state = "requeued" if r.status == "requeued" else "running" if not r.ended else r.status
-        if r.status == "succeeded":
-            detail = f"{short(r.commit_before)} → {short(r.commit_after)}"
-            detail += " (published by hand)" if r.published_by else ""
-            # The gated metrics first: the numbers the pipeline is judged by.
-            numbers = sorted(
-                (m for m in r.metrics if m.get("kind") == "metric"),
-                key=lambda m: not m.get("gated"),
-            )
-            if numbers:
-                detail += "  " + "; ".join(Change.from_dict(m).text() for m in numbers[:3])
-                detail += f"; {len(numbers) - 3} more" if len(numbers) > 3 else ""
-        elif r.ended:
-            detail = f"at {r.step}: {r.reason or ''}".strip()
-        elif r.job:
-            job_state, why = slurm_state(r.job)
-            if job_state == SLURM_UNANSWERED:
-                detail = f"at {r.step}: SLURM job {r.job}, but SLURM does not answer: {why}"
-            else:
-                waiting = f" ({why})" if job_state == "PENDING" and why and why != "None" else ""
-                again = " requeued," if r.status == "requeued" else ""
-                said = (job_state or "gone").lower()
-                detail = f"at {r.step}: SLURM job {r.job}{again} {said}{waiting}"
-        else:
-            detail = f"at {r.step}" + (" (detached)" if r.detached else "")
-        if r.restarts:
-            detail += f" (restart {r.restarts})"
-        started = time.strftime("%m-%d %H:%M", time.localtime(r.started_at))
-        rows.append([r.id or "", r.pipeline, state, started, format_duration(r.duration), detail])
-    console.table(["run", "pipeline", "status", "started", "duration", "detail"], rows)
+    console.table(STATUS_COLUMNS, [status_row(r) for r in reports])
 
 
 @task(
@@ -174,32 +126,9 @@ def logs(c: Context, run: str | None = None, follow: bool = False, host: str | N
     if host:
         args = (["--run", run] if run else []) + (["--follow"] if follow else [])
         return _on_host(c, host, "repro.logs", args, tty=follow)
-    from dvc_invoke import flow
-    from dvc_invoke.adapters.shell import Workspace
-    from dvc_invoke.engines import alive
+    from dvc_invoke.flow.watch import print_log, store_of
 
-    store = _store(c)
-    report = store.latest(run)
-    if not report.log or not os.path.isfile(report.log):
-        raise DvcInvokeError(f"run {report.id} has no log")
-    out = sys.stdout.buffer
-    with open(report.log, "rb") as handle:
-        while True:
-            data = handle.read()
-            if data:
-                out.write(data)
-                out.flush()
-                continue
-            if not follow:
-                return
-            report = store.load(report.id)
-            if report.ended or not alive(report):
-                out.write(handle.read())
-                out.flush()
-                if not report.ended:
-                    flow.tell_lost(c, Workspace(c), flow.find_lost(store))
-                return
-            time.sleep(0.2)
+    print_log(c, store_of(c), run, follow=follow)
 
 
 @task(
@@ -226,46 +155,14 @@ def cancel(
     an interrupted repro. Only if that takes longer than --timeout is the run's
     whole process group killed.
     """
-    from dvc_invoke import console
-    from dvc_invoke.config.project import find_root
-    from dvc_invoke.engines import stop
-    from dvc_invoke.flow import notifiers
-    from dvc_invoke.flow.lost import mark_lost, settle_lost
-    from dvc_invoke.runs.store import HOST, elsewhere
-
     if host:
         args = (["--run", run] if run else []) + ["--timeout", f"{float(timeout):g}"]
         return _on_host(c, host, "repro.cancel", args + (["--host-gone"] if host_gone else []))
-    store = _store(c)
-    if run:
-        report = store.load(run)
-    else:
-        active = store.running()
-        if not active:
-            raise DvcInvokeError("no run is running in this workspace")
-        report = active[0]
-    if report.ended:
-        raise DvcInvokeError(f"run {report.id} is not running: it {report.status}")
-    if elsewhere(report) and not report.job:
-        if not host_gone:
-            raise DvcInvokeError(
-                f"run {report.id} runs on host {report.host}: cancel it there, or, if"
-                f" {report.host} is gone for good,"
-                f" `{tasknames.cancel(report.id or '', gone=True)}`",
-            )
-        with store.lock():
-            mark_lost(report)
-            report.reason = f"its host {report.host} is gone (marked lost from {HOST})"
-            store.save(report)
-        settle_lost([report], notifiers.notifiers(c, find_root(), slack=report.slack))
-        store.save(report)
-        console.result(True, f"run {report.id} ({report.pipeline}) of {report.host} marked lost")
-        return
-    report, recorded = stop(store, report, timeout=float(timeout))
-    if not recorded:  # killed: its end is written, and told, from here
-        notifiers.deliver(notifiers.notifiers(c, find_root(), slack=report.slack), report)
-        store.save(report)
-    console.result(True, f"run {report.id} ({report.pipeline}) {report.status}")
+    from dvc_invoke import console
+    from dvc_invoke.flow import watch
+
+    said = watch.cancel(c, watch.store_of(c), run, timeout=float(timeout), host_gone=host_gone)
+    console.result(True, said)
 
 
 @task(
