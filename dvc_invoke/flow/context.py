@@ -27,7 +27,8 @@ class RunContext:
         self.c = c
         self.ws = ws or Workspace(c)
         self.settings = self.ws.settings
-        self._checks: Future[GitState] | None = None
+        # The git checks begun early: the preflight takes their result.
+        self.checks: Future[GitState] | None = None
         self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> RunContext:
@@ -47,19 +48,14 @@ class RunContext:
             self._stack.close()
 
     def begin(self, check: Callable[[], GitState]) -> None:
-        """Begin ``check`` in the background; `begun` hands its future over."""
+        """Begin ``check`` in the background, as `checks`."""
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dvc-invoke-checks")
-        self._checks = pool.submit(check)
+        self.checks = pool.submit(check)
         pool.shutdown(wait=False)
 
-    def begun(self) -> Future[GitState] | None:
-        """The check begun in the background, if any: the caller now waits for it."""
-        checks, self._checks = self._checks, None
-        return checks
-
     def settle(self) -> None:
-        """Wait for a check begun in the background, whatever it found: nothing of
-        it prints after the run's end (its error was, or is, raised by the caller)."""
-        checks = self.begun()
-        if checks is not None:
-            checks.exception()  # waits; returns the error rather than raising it
+        """Wait for the checks begun in the background, whatever they found: nothing
+        of them prints after the run's end (their error is raised by whoever took
+        their result)."""
+        if self.checks is not None:
+            self.checks.exception()  # waits; returns the error rather than raising it

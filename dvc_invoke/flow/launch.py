@@ -153,7 +153,7 @@ def _prepare(ctx: RunContext, request: Request) -> Prepared:
     if not ws.dry:
         chain = notifiers.notifiers(c, ws.root, slack=p.slack, ends_with_reason=True)
     if not adopted:
-        state = preflight(ws, run_plan, state, skip=skip, resume=command, begun=ctx.begun())
+        state = preflight(ws, run_plan, state, skip=skip, resume=command, begun=ctx.checks)
     elif "dvc-remote" not in skip:
         run_plan.remote = remote_check(ws.root)
     return Prepared(run_plan, state, chain, adopted)

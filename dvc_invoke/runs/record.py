@@ -33,7 +33,7 @@ class RunReport:
     ended_at: float | None = None
     log_tail: str | None = None  # the end of the log, for a failure's notification
     messages: dict[str, dict[str, str]] = field(default_factory=dict)  # per notifier
-    # The run's record (`dvc_invoke.runs`): who runs it, where its log is.
+    # The run's record (`dvc_invoke.runs.store`): who runs it, where its log is.
     id: str | None = None
     pid: int | None = None
     pgid: int | None = None
@@ -48,7 +48,7 @@ class RunReport:
     published_by: str | None = None  # the `inv publish` that finished it by hand
     # Files a refused publish asked to commit: a commit of them keeps the run finishable.
     to_commit: list[str] = field(default_factory=list)
-    # The plots the run changed (`plots.changed`): [{"id", "png"}], and DVC's HTML report.
+    # The plots the run changed: [{"id", "png"}], and DVC's HTML report.
     plots: list[dict[str, Any]] = field(default_factory=list)
     plots_html: str | None = None
     # The local branch its commit was kept on when origin refused the push.

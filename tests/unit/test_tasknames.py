@@ -1,4 +1,4 @@
-"""Hints name the tasks as the project's tasks.py mounts them (dvc_invoke.commands)."""
+"""Hints name the tasks as the project's tasks.py mounts them (dvc_invoke.tasknames)."""
 
 from __future__ import annotations
 
@@ -43,3 +43,16 @@ def test_without_a_tasks_module_the_default_names_stand(monkeypatch):
     monkeypatch.setattr(sys, "argv", ["pytest"])
 
     assert tasknames.command("repro.discard") == "inv repro.discard"
+
+
+def test_follow_and_cancel_hints_name_the_run_and_its_host(monkeypatch):
+    ns = Collection(guards)
+    ns.add_collection(Collection.from_module(repro), name="pipe")
+    as_tasks_module(monkeypatch, ns)
+    monkeypatch.setattr(sys, "argv", ["inv"])
+
+    assert tasknames.follow("r1") == "inv pipe.logs --run r1 --follow"
+    assert tasknames.follow("r1", host="gpu-1") == "inv pipe.logs --run r1 --follow --host gpu-1"
+    assert tasknames.cancel("r1") == "inv pipe.cancel --run r1"
+    assert tasknames.cancel("r1", host="gpu-1") == "inv pipe.cancel --run r1 --host gpu-1"
+    assert tasknames.cancel("r1", gone=True) == "inv pipe.cancel --run r1 --host-gone"
