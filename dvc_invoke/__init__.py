@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from dvc_invoke import data, guards, notify, publish, repro
     from dvc_invoke.config.pipelines import Pipeline
     from dvc_invoke.errors import Cancelled, DvcInvokeError
-    from dvc_invoke.flow import notifiers
     from dvc_invoke.pipeline_tasks import pipeline_task
 
 # What the package exports, by the module that defines it (a collection: itself).
@@ -41,15 +40,9 @@ _EXPORTS = {
     "pipeline_task": "pipeline_tasks",
     "Pipeline": "config.pipelines",
 }
-# Modules a project's tasks.py may use, by where they live.
-_MODULES = {"notifiers": "flow.notifiers"}
 
 
 def __getattr__(name: str) -> Any:
-    if name in _MODULES:
-        module = importlib.import_module(f"{__name__}.{_MODULES[name]}")
-        globals()[name] = module
-        return module
     if name in _EXPORTS:
         where = _EXPORTS[name]
         module = importlib.import_module(f"{__name__}.{where or name}")
@@ -73,7 +66,6 @@ __all__ = [
     "Pipeline",
     "data",
     "guards",
-    "notifiers",
     "notify",
     "pipeline_task",
     "publish",

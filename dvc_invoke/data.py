@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import TYPE_CHECKING, Any
 
 from invoke.collection import Collection
@@ -64,13 +65,14 @@ def pull(c: Context, pipeline: str | None = None, target: list[str] | None = Non
     that are missing here, as its run's pull step does, so that `dvc repro`
     and `dvc status` find it up to date afterwards.
     """
-    from dvc_invoke import flow
+    from dvc_invoke import flow, tasknames
     from dvc_invoke.adapters.shell import Workspace
     from dvc_invoke.config.pipelines import resolve
 
     if pipeline is not None and not target:
         ws = Workspace(c)
-        flow.pull(ws, flow.plan(ws, resolve(c, ws.root, pipeline)))
+        again = f"{tasknames.command('data.pull')} --pipeline {shlex.quote(pipeline)}"
+        flow.pull(ws, flow.plan(ws, resolve(c, ws.root, pipeline)), resume=again)
         return
     ws, targets = _targets(c, pipeline, target, "pull")
     _transfer(ws, "pull", targets)

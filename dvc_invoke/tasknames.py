@@ -26,6 +26,7 @@ _OURS = {
     "repro.cancel": ("repro", "cancel"),
     "repro.discard": ("repro", "discard"),
     "publish": ("publish", "run"),
+    "data.pull": ("data", "pull"),
 }
 
 

@@ -86,7 +86,7 @@ def _pull(ws: Workspace, cmd: str, resume: str | None) -> None:
         )
         exc.resume = (
             f"keep it: dvc add {files} and commit the .dvc file; or drop it:"
-            f" dvc checkout --force {files}; then {resume}"
+            f" dvc checkout --force {files}" + (f"; then {resume}" if resume else "")
         )
         raise
 

@@ -619,3 +619,14 @@ def test_an_input_changed_by_hand_stops_the_pull_saying_both_ways_on(canonical):
 
     canonical.sh("dvc checkout -q --force data/data.csv")  # the advice, as printed
     assert canonical.inv("train").returncode == 0
+
+
+def test_a_data_pull_stopped_by_an_input_changed_by_hand_says_to_pull_again(canonical):
+    data = canonical.path / "data" / "data.csv"
+    data.write_text(data.read_text() + "41,82.1\n")
+
+    run = canonical.inv("data.pull", "--pipeline", "train")
+
+    line = assert_one_line_error(run, "changed and never saved by DVC: data/data.csv")
+    assert line.endswith("dvc checkout --force data/data.csv; then inv data --pipeline train"), line
+    assert "None" not in line

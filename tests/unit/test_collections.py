@@ -101,3 +101,16 @@ def test_listing_tasks_imports_no_run_machinery(tmp_path):
     # adapters (git, DVC, Slack), the run records, the console.
     machinery = ("dvc_invoke.flow", "dvc_invoke.engines", "dvc_invoke.adapters", "dvc_invoke.runs")
     assert {m for m in loaded if m.startswith(machinery) or m == "dvc_invoke.console"} == set()
+
+
+def test_a_tasks_py_imports_the_notifier_interface_as_the_docs_show():
+    # The documented ways, in a fresh interpreter: the module path of the protocol,
+    # and the module as an attribute of the package.
+    code = (
+        "from dvc_invoke.notifiers import ConsoleNotifier, Notifier, register\n"
+        "from dvc_invoke import notifiers\n"
+        "import dvc_invoke.notifiers\n"
+        "assert notifiers.register is register is dvc_invoke.notifiers.register\n"
+        "assert ConsoleNotifier().name and Notifier.__name__ == 'Notifier'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
