@@ -12,6 +12,7 @@ import contextlib
 import os
 import re
 import shlex
+import shutil
 import time
 
 from dvc_invoke import console, tasknames
@@ -199,8 +200,6 @@ def lost_reason(job: str) -> str:
 
 def alive(report: RunReport) -> bool:
     """Whether ``report``'s job still runs, or will, as SLURM says from any host."""
-    import shutil
-
     if not shutil.which("scontrol"):
         return True  # no SLURM here to ask: only a host of the cluster can tell
     state = slurm_state(report.job or "")[0]

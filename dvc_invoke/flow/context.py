@@ -18,18 +18,23 @@ from typing import Any
 from dvc_invoke.adapters.dvc.session import session
 from dvc_invoke.adapters.git import GitState
 from dvc_invoke.adapters.shell import Workspace
+from dvc_invoke.config.settings import Settings
 
 
 class RunContext:
     """What one run shares; a context manager around the run."""
 
-    def __init__(self, c: Any, ws: Workspace | None = None):
+    def __init__(self, c: Any):
         self.c = c
-        self.ws = ws or Workspace(c)
-        self.settings = self.ws.settings
+        self.ws = Workspace(c)
         # The git checks begun early: the preflight takes their result.
         self.checks: Future[GitState] | None = None
         self._stack = contextlib.ExitStack()
+
+    @property
+    def settings(self) -> Settings:
+        """The ``dvc_invoke`` settings, as the workspace validated them once."""
+        return self.ws.settings
 
     def __enter__(self) -> RunContext:
         # One DVC Repo for the run's reads; closed at the run's end.
