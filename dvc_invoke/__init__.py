@@ -23,7 +23,7 @@ from dvc_invoke import posix
 posix.require()  # before any module that needs fcntl or setsid
 
 if TYPE_CHECKING:
-    from dvc_invoke import data, guards, notify, publish, repro
+    from dvc_invoke import data, exp, guards, notify, publish, repro
     from dvc_invoke.config.pipelines import Pipeline
     from dvc_invoke.errors import Cancelled, DvcInvokeError
     from dvc_invoke.pipeline_tasks import pipeline_task
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 # What the package exports, by the module that defines it (a collection: itself).
 _EXPORTS = {
     "data": None,
+    "exp": None,
     "guards": None,
     "notify": None,
     "publish": None,
@@ -65,6 +66,7 @@ __all__ = [
     "DvcInvokeError",
     "Pipeline",
     "data",
+    "exp",
     "guards",
     "notify",
     "pipeline_task",

@@ -22,6 +22,7 @@ SHORT = {
     "run": "r",
     "follow": "f",
     "target": "t",
+    "set_": "S",  # --set, DVC's own -S (dvc exp run -S)
 }
 
 

@@ -27,6 +27,9 @@ _OURS = {
     "repro.discard": ("repro", "discard"),
     "publish": ("publish", "run"),
     "data.pull": ("data", "pull"),
+    "exp.run": ("exp", "run"),
+    "exp.show": ("exp", "show"),
+    "exp.publish": ("exp", "publish"),
 }
 
 

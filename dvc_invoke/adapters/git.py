@@ -195,6 +195,21 @@ class Git:
         res = self.ws.probe(f"git rev-parse --short {shlex.quote(rev)}")
         return res.stdout.strip() or None if res.ok else None
 
+    def experiments(self, remote: str | None = None) -> list[tuple[str, str]]:
+        """DVC's experiments as git holds them (``refs/exps/<baseline>/<name>``):
+        ``(baseline commit, name)`` each; on ``remote``, as it holds them."""
+        if remote is None:
+            res = self.ws.probe("git for-each-ref --format='%(refname)' refs/exps/")
+        else:
+            res = self.ws.probe(f"git ls-remote --refs {shlex.quote(remote)} 'refs/exps/*'")
+        found = []
+        for line in (res.stdout or "").splitlines() if res.ok else ():
+            parts = line.split()[-1].split("/") if line.strip() else []
+            # refs exps <2 hex> <38 hex> <name>; DVC's own (celery, stash) are not experiments
+            if len(parts) == 5 and len(parts[2]) == 2 and len(parts[3]) == 38:
+                found.append((parts[2] + parts[3], parts[4]))
+        return found
+
     def parent_of(self, rev: str) -> str | None:
         return self.commit_of(f"{rev}~1")
 

@@ -89,6 +89,7 @@ class Request:
     command: str
     skip: tuple[str, ...]
     slurm: bool
+    sweep: dict[str, Any] | None = None  # a sweep of experiments (`dvc_invoke.flow.sweep`)
 
 
 @dataclass
@@ -186,6 +187,7 @@ def _started(ctx: RunContext, request: Request, ready: Prepared, store: Store) -
         step="pull",
         detached=request.detach,
         slack=dict(p.slack) if p.slack else None,
+        sweep=dict(request.sweep) if request.sweep is not None else None,
     )
     report.branch, report.commit_before = ready.state.branch, ready.state.commit
     if not request.detach:

@@ -122,6 +122,7 @@ def publish(
     rerun: str | None = None,
     aside: str | None = None,
     ran: bool = True,
+    also: tuple[str, ...] = (),
 ) -> Published:
     """Commit what the run changed, ``dvc push`` its data, then ``git push``.
 
@@ -133,7 +134,9 @@ def publish(
     run shows only the commit and pushes that what is there now calls for. Data reaches the
     DVC remote before the commit reaches git, so no teammate can fetch a
     lock file whose data is missing. Run again after a failure, it finishes
-    what is left: each part is skipped when there is nothing to do.
+    what is left: each part is skipped when there is nothing to do. ``also``:
+    files the pipeline reads, committed with the lock (an applied experiment's
+    params).
     """
     p, done = plan.pipeline, Published()
     resume = publish_command(p) + (" --accept" if accept else "")
@@ -147,7 +150,7 @@ def publish(
         _gate(ws, plan, state, changes, resume)
     if p.commit:
         done.committed = _commit(
-            ws, plan, done.rewritten, resume, rerun, unknown=unknown, aside=aside
+            ws, plan, done.rewritten + also, resume, rerun, unknown=unknown, aside=aside
         )
         state.ahead += int(done.committed)
     missed = [o for o in plan.graph.push_targets if not overlaps(o, plan.push)]

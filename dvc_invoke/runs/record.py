@@ -55,6 +55,11 @@ class RunReport:
     kept: str | None = None
     # DVC files a stage rewrote with entries of its own (dvclive), committed with the lock.
     rewritten: list[str] = field(default_factory=list)
+    # A sweep (`inv exp.run`): its experiments and itself (`dvc_invoke.runs.sweep`).
+    experiments: list[dict[str, Any]] = field(default_factory=list)
+    sweep: dict[str, Any] | None = None
+    # An experiment published (`inv exp.publish`): its name.
+    experiment: str | None = None
 
     @property
     def ended(self) -> bool:
@@ -91,6 +96,8 @@ class RunReport:
     def headline(self, *, reason: bool = True) -> str:
         """One plain line: the pipeline and what happened to its run (and why,
         unless ``reason`` is False)."""
+        if self.sweep is not None:
+            return self._sweep_headline(reason=reason)
         if self.status == "started":
             again = f" (restart {self.restarts})" if self.restarts else ""
             return f"{self.pipeline} started on {self.host}{again}"
@@ -102,11 +109,39 @@ class RunReport:
         text = f"{self.pipeline} {word} after {format_duration(self.duration)}"
         if self.status != "succeeded" and self.step:
             text += f" at {self.step}"
+        if self.status == "succeeded" and self.experiment:
+            text += f", experiment {self.experiment}"
         if self.status == "succeeded" and self.published_by:
             text += ", published by hand"
         if reason and self.reason and self.status != "succeeded":
             text += f": {self.reason}"
         return text
+
+    def _sweep_headline(self, *, reason: bool) -> str:
+        from dvc_invoke.runs.sweep import summary
+
+        sweep = self.sweep or {}
+        what = summary(self.experiments, sweep.get("best"))
+        if self.status == "started":
+            sets = " ".join(f"-S {s}" for s in sweep.get("sets") or ())
+            return f"{self.pipeline} sweep started on {self.host}: {what} ({sets})"
+        word = "failed" if self.status == "lost" else self.status
+        text = f"{self.pipeline} sweep {word} after {format_duration(self.duration)}: {what}"
+        if reason and self.reason and self.status != "succeeded":
+            text += f" ({self.reason})"
+        return text
+
+    def sweep_table(self) -> tuple[list[str], list[list[str]]] | None:
+        """The sweep's experiments ranked, its baseline first (`runs.sweep.table`)."""
+        if self.sweep is None or not self.experiments:
+            return None
+        from dvc_invoke.config.gates import parse_gates
+        from dvc_invoke.runs.sweep import table
+
+        sweep = self.sweep
+        gates = parse_gates(sweep.get("gates"), where="the sweep's record")
+        by = tuple(sweep["by"]) if sweep.get("by") else None
+        return table(self.experiments, sweep.get("baseline"), gates, by)
 
     # One account of a run, rendered by the console (`details`) and by Slack
     # (Slack's message): what each says is said here once.
@@ -121,8 +156,8 @@ class RunReport:
 
     def published(self) -> list[str]:
         """What a succeeded run published, one phrase each."""
-        if self.status != "succeeded":
-            return []
+        if self.status != "succeeded" or self.sweep is not None:
+            return []  # a sweep publishes nothing: its experiments are shared
         done = ["committed the lock file" if self.committed else "nothing new to commit"]
         done[0] += ", pushed to git" if self.git_pushed else ""
         if self.rewritten:
@@ -154,6 +189,8 @@ class RunReport:
         if self.restarts:
             lines.append(f"restart {self.restarts} of SLURM job {self.job}")
         lines += self.published() + self.metric_rows()
+        if self.sweep is not None and self.sweep.get("shared"):
+            lines.append(f"shared: {self.sweep['shared']}")
         if plots := self.plots_changed():
             lines.append(plots)
         if self.plots_html:

@@ -1,0 +1,467 @@
+"""A sweep of experiments (``inv exp.run``): a run of its own, on DVC's own queue.
+
+The same foreground checks as a run (clean workspace, HEAD pushed, the DVC
+remote, Slack), the inputs pulled, then the experiments queued by ``dvc exp
+run --queue -S ...`` (DVC's grammar, grids included) and run by DVC's workers
+(``dvc queue start -j N``). The sweep watches them through ``dvc exp show
+--json`` (DVC's state, the worker's pid, its log), records each experiment as
+it ends, marks lost an experiment whose process died while DVC still calls it
+running, and at the end ranks them, shares them (``dvc exp push``) and tells
+the team: one table on the console and on Slack. Cancelled (``repro.cancel``,
+Ctrl-C), the queued ones are removed and the running ones killed through DVC's
+queue.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shlex
+import time
+from typing import IO, Any
+
+from dvc_invoke import console, tasknames
+from dvc_invoke.adapters.dvc import experiments as dvcexp
+from dvc_invoke.adapters.shell import Workspace, quote_all
+from dvc_invoke.config.pipelines import Pipeline
+from dvc_invoke.engines.local import marked, own_group
+from dvc_invoke.errors import Cancelled, DvcInvokeError
+from dvc_invoke.flow import notifiers
+from dvc_invoke.flow.context import RunContext
+from dvc_invoke.flow.interrupts import Interrupts
+from dvc_invoke.flow.launch import Prepared, Request, _prepare, _started, _tell_detached, prune
+from dvc_invoke.flow.plan import repro_targets
+from dvc_invoke.flow.steps import pull
+from dvc_invoke.runs import sweep as sweeps
+from dvc_invoke.runs.record import RunReport
+from dvc_invoke.runs.store import Store, read_tail
+
+POLL = 0.2  # seconds between looks at DVC's queue folder (a stat or two)
+SHOW_EVERY = 10.0  # seconds between `dvc exp show` when nothing seemed to change
+# Seconds with experiments queued, none running and no worker: DVC's workers died.
+STALLED = 30.0
+FAILED_RE = re.compile(r"failed to reproduce '([^']+)'")
+ERROR_RE = re.compile(r"^ERROR: (.+)$", re.MULTILINE)
+
+
+def sweep_command(
+    name: str, sets: list[str], *, jobs: int, exp_name: str | None, share: bool
+) -> str:
+    """The ``inv exp.run`` line that runs this sweep again."""
+    words = [tasknames.command("exp.run"), "--pipeline", name]
+    for value in sets:
+        words += ["-S", value]
+    words += ["--jobs", str(jobs)] if jobs != 1 else []
+    words += ["--name", exp_name] if exp_name else []
+    words += [] if share else ["--no-share"]
+    return " ".join([words[0], *map(shlex.quote, words[1:])])
+
+
+def run(
+    c: Any,
+    name: str,
+    sets: list[str],
+    *,
+    jobs: int = 1,
+    exp_name: str | None = None,
+    detach: bool = False,
+    share: bool = True,
+    skip: tuple[str, ...] | list[str] = (),
+) -> RunReport | None:
+    """Sweep pipeline ``name`` over the ``-S`` values ``sets``; see the module."""
+    if not sets:
+        raise DvcInvokeError(
+            "say which params to sweep: -S 'train.lr=0.001,0.01' (DVC's grammar; a grid"
+            " of each -S with the others)",
+            step="guards",
+        )
+    if jobs < 1:
+        raise DvcInvokeError(f"--jobs {jobs}: at least 1 worker", step="guards")
+    if exp_name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", exp_name):
+        raise DvcInvokeError(
+            f"--name {exp_name!r}: letters, digits, '_', '.' and '-' only", step="guards"
+        )
+    dvcexp.set_keys(sets)  # each one readable as DVC reads it
+    command = sweep_command(name, sets, jobs=jobs, exp_name=exp_name, share=share)
+    described = {"sets": list(sets), "jobs": jobs, "name": exp_name, "share": share}
+    request = Request(name, None, None, detach, command, tuple(skip), False, sweep=described)
+    with RunContext(c) as ctx:
+        ready = _prepare(ctx, request)
+        _refuse_unread(ctx.ws, ready, sets)
+        ws, store = ctx.ws, Store(ctx.ws.root)
+        if ws.dry:
+            _dry(ws, ready, sets, jobs, exp_name)
+            return None
+        if ready.adopted:
+            report = store.adopt(ready.adopted, name, pgid=own_group(detached=True))
+        else:
+            report = _started(ctx, request, ready, store)
+            if detach:
+                _tell_detached(ready.plan.pipeline, report, slurm=False)
+                return report
+        with marked(report):  # DVC's workers carry the mark: a cancel finds them
+            try:
+                return Sweep(ws, ready, report, store).execute()
+            finally:
+                prune(ws, store)
+
+
+def _refuse_unread(ws: Workspace, ready: Prepared, sets: list[str]) -> None:
+    """A grid over a param no stage of the pipeline reads runs one experiment N times."""
+    read = dvcexp.params_read(ws.root, ready.plan.graph.stages)
+    unread = dvcexp.unread(sets, read)
+    if unread:
+        said = ", ".join(f"{f}:{', '.join(sorted(k))}" if k else f for f, k in read.items())
+        raise DvcInvokeError(
+            f"no stage of {ready.plan.pipeline.name} reads {', '.join(unread)}"
+            f" (it reads: {said or 'no params'}); nothing was queued",
+            step="guards",
+        )
+
+
+def _queue_line(ws: Workspace, ready: Prepared, sets: list[str], exp_name: str | None) -> str:
+    words = ["exp", "run", "--queue"]
+    for value in sets:
+        words += ["-S", value]
+    words += ["--name", exp_name] if exp_name else []
+    return f"{ws.dvc} {quote_all(words + repro_targets(ready.plan))}"
+
+
+def _dry(ws: Workspace, ready: Prepared, sets: list[str], jobs: int, exp_name: str | None) -> None:
+    pull(ws, ready.plan)
+    ws.act(_queue_line(ws, ready, sets, exp_name), step="queue")
+    ws.act(f"{ws.dvc} queue start -j {jobs}", step="queue")
+    console.result(True, "dry run: nothing was queued")
+
+
+class Sweep:
+    """One sweep as it executes here: queue, watch, rank, share, tell."""
+
+    def __init__(self, ws: Workspace, ready: Prepared, report: RunReport, store: Store):
+        self.ws, self.ready, self.report, self.store = ws, ready, report, store
+        self.p: Pipeline = ready.plan.pipeline
+        self.sweep: dict[str, Any] = report.sweep if report.sweep is not None else {}
+        self.commit = ready.state.commit
+        self.log: IO[str] | None = None
+        self.started_workers = time.time()
+
+    def save(self, step: str | None = None) -> None:
+        self.report.step = step if step is not None else self.report.step
+        self.store.keep(self.report)
+
+    def say(self, text: str) -> None:
+        console.info(text)
+
+    # -- the sweep ---------------------------------------------------------
+    def execute(self) -> RunReport:
+        report = self.report
+        keep_log = report.log is not None and not report.detached
+        self.log = open(report.log, "a") if keep_log and report.log else None  # noqa: SIM115
+        with contextlib.ExitStack() as stack, Interrupts() as interrupts:
+            if self.log is not None:
+                stack.enter_context(self.log)
+                stack.enter_context(console.log_to(self.log))
+            try:
+                with self.ws.running(stops=interrupts, log=self.log):
+                    self._steps(interrupts)
+            except (DvcInvokeError, KeyboardInterrupt) as exc:
+                self._failed(exc, interrupts)
+        return report
+
+    def _steps(self, interrupts: Interrupts) -> None:
+        ws, report, sets = self.ws, self.report, self.sweep.get("sets") or []
+        self.save("pull")
+        console.step(self.p.name, "pull")
+        pull(ws, self.ready.plan, resume=report.command)
+        self.save("queue")
+        console.step(self.p.name, "queue", " ".join(f"-S {s}" for s in sets))
+        result = ws.act(
+            _queue_line(ws, self.ready, sets, self.sweep.get("name")),
+            step="queue",
+            resume=report.command,
+            capture=True,
+        )
+        names = dvcexp.queued_names(result.stdout)
+        if not names:
+            raise DvcInvokeError("DVC queued no experiment", step="queue", resume=report.command)
+        report.experiments = [{"name": n, "state": dvcexp.QUEUED} for n in names]
+        self.sweep["queued"] = names
+        self.save("run")
+        jobs = int(self.sweep.get("jobs") or 1)
+        console.step(self.p.name, "run", f"{len(names)} experiments on {jobs} DVC workers")
+        # DVC forks its workers' daemons from the process that starts them: a process of its own.
+        ws.act(
+            f"{ws.dvc} queue start -j {jobs}", step="run", resume=report.command, in_process=False
+        )
+        self._watch(interrupts)
+        self._end()
+
+    def _watch(self, interrupts: Interrupts) -> None:
+        """Until every experiment ended: DVC's word on each, read when its queue
+        folder changed (or a worker's process is gone), at least every
+        `SHOW_EVERY` seconds."""
+        seen, shown_at, restarted = None, 0.0, False
+        while True:
+            if interrupts.received:
+                raise interrupts.stopped("run", self.report.command) or Cancelled(
+                    "interrupted", step="run"
+                )
+            now_seen = _queue_folder(self.ws)
+            dead = [e for e in self.report.experiments if _died(e)]
+            if now_seen != seen or dead or time.time() - shown_at > SHOW_EVERY:
+                seen, shown_at = now_seen, time.time()
+                found = self._read()
+                self._update(found, dead)
+                if all(e["state"] in dvcexp.DONE for e in self.report.experiments):
+                    return
+                if not restarted and self._stalled(found):
+                    # Every worker died with experiments still queued: one more start.
+                    restarted = True
+                    jobs = int(self.sweep.get("jobs") or 1)
+                    console.warn(
+                        "DVC's workers are gone with experiments queued: starting them again"
+                    )
+                    self.ws.act(
+                        f"{self.ws.dvc} queue start -j {jobs}", step="run", in_process=False
+                    )
+            time.sleep(POLL)
+
+    def _read(self) -> dict[str, dvcexp.Experiment]:
+        # A process of its own: DVC's queue (Celery) read in this process hung it.
+        out = self.ws.probe(f"{self.ws.dvc} exp show --json", in_process=False)
+        if out.failed:
+            return {}
+        for base in dvcexp.parse_show(out.stdout):
+            if base.rev == self.commit:
+                self.sweep["baseline"] = {
+                    "rev": base.rev,
+                    "params": _only(base.params, self._keys()),
+                    "metrics": base.metrics,
+                }
+                return {e.name: e for e in base.experiments}
+        return {}
+
+    def _keys(self) -> list[str]:
+        return [f"{f}:{k}" for f, k in dvcexp.set_keys(self.sweep.get("sets") or [])]
+
+    def _update(self, found: dict[str, dvcexp.Experiment], dead: list[dict[str, Any]]) -> None:
+        changed = False
+        for e in self.report.experiments:
+            exp = found.get(e["name"])
+            if exp is None or e["state"] in (dvcexp.SUCCESS, dvcexp.FAILED):
+                continue
+            state = exp.state
+            if state == dvcexp.RUNNING and (e in dead or _gone(exp.pid)) and exp.returncode is None:
+                state = dvcexp.LOST
+            if state == e["state"] and e.get("pid") == exp.pid:
+                continue
+            if e["state"] == dvcexp.LOST and state == dvcexp.RUNNING:
+                continue  # still DVC's stale word
+            changed = True
+            e.update(state=state, pid=exp.pid, log=exp.log, params=_only(exp.params, self._keys()))
+            if state == dvcexp.SUCCESS:
+                e["metrics"] = exp.metrics
+                self.say(f"{e['name']} succeeded" + _first_metric(exp.metrics))
+            elif state == dvcexp.FAILED:
+                self._failure(e, exp)
+                self.say(f"{e['name']} failed at {e['step']}: {e['reason']}")
+            elif state == dvcexp.LOST:
+                e.update(step="run", reason=f"its DVC worker (pid {exp.pid}) died while it ran")
+                e["log_tail"] = read_tail(exp.log, 4000)
+                self.say(f"{e['name']} lost: {e['reason']}")
+            elif state == dvcexp.RUNNING:
+                self.say(f"{e['name']} running")
+        if changed:
+            self.save()
+
+    def _failure(self, e: dict[str, Any], exp: dvcexp.Experiment) -> None:
+        tail = read_tail(exp.log, 4000) or ""
+        stage = FAILED_RE.findall(tail)
+        errors = ERROR_RE.findall(tail)
+        e["step"] = stage[-1] if stage else "run"
+        e["reason"] = errors[-1].strip() if errors else f"exited with {exp.returncode}"
+        e["log_tail"] = tail
+
+    def _stalled(self, found: dict[str, dvcexp.Experiment]) -> bool:
+        states = [e["state"] for e in self.report.experiments]
+        if dvcexp.RUNNING in states or dvcexp.QUEUED not in states:
+            self.started_workers = time.time()
+            return False
+        if time.time() - self.started_workers < STALLED:
+            return False  # workers take a while to start, and between two experiments
+        status = self.ws.probe(f"{self.ws.dvc} queue status", in_process=False)
+        m = re.search(r"Worker status: (\d+) active, (\d+) idle", status.stdout or "")
+        return m is not None and m.group(1) == m.group(2) == "0"
+
+    # -- its end -------------------------------------------------------------
+    def _end(self) -> None:
+        report, sweep = self.report, self.sweep
+        gates = self.p.gates or ()
+        sweep["gates"] = {
+            g.metric: {"direction": g.direction, "tolerance": g.tolerance} for g in gates
+        }
+        keys = [k for e in report.experiments for k in e.get("metrics") or {}]
+        by = sweeps.rank_by(gates, keys)
+        sweep["by"] = list(by) if by else None
+        top = sweeps.best(report.experiments, by)
+        sweep["best"] = top["name"] if top else None
+        done = [e["name"] for e in report.experiments if e["state"] == dvcexp.SUCCESS]
+        self.save("tell")
+        table = report.sweep_table()
+        if table:
+            console.table(*table)
+        if done:
+            report.end("succeeded")
+        else:
+            report.end(
+                "failed",
+                reason="no experiment succeeded",
+                resume=report.command,
+                log_tail=_tails(report.experiments),
+            )
+        report.step = None if done else "run"
+        notifiers.deliver(self.ready.chain, report)
+        self.save()
+        if done and sweep.get("share"):
+            self._share(done)
+        if not done:
+            raise DvcInvokeError("no experiment succeeded", step="run", resume=report.command)
+
+    def _share(self, names: list[str]) -> None:
+        """``dvc exp push`` of the experiments that succeeded, to the branch's
+        git remote (their data to the DVC remote); a failure is one line and the
+        command that shares them."""
+        remote = self._git_remote()
+        push = f"{self.ws.dvc} exp push {quote_all([remote, *names])}"
+        console.step(self.p.name, "share", f"{len(names)} experiments to {remote}")
+        self.ws.act(push, step="share", resume=push, network=True)
+        there = {n for base, n in self.ws.git.experiments(remote) if base == self.commit}
+        missing = [n for n in names if n not in there]
+        if missing:
+            raise DvcInvokeError(
+                f"{remote} does not hold the experiments {', '.join(missing)} after dvc exp push",
+                step="share",
+                resume=push,
+            )
+        self.sweep["shared"] = f"{len(names)} experiments pushed to {remote} (dvc exp push)"
+        self.save()
+        console.result(True, f"shared: {self.sweep['shared']}")
+
+    def _git_remote(self) -> str:
+        upstream = self.ready.state.upstream or ""
+        return upstream.split("/", 1)[0] if "/" in upstream else "origin"
+
+    def _failed(self, exc: DvcInvokeError | KeyboardInterrupt, interrupts: Interrupts) -> None:
+        report = self.report
+        if isinstance(exc, KeyboardInterrupt):
+            exc = interrupts.stopped(report.step or "run", report.command) or Cancelled(
+                "interrupted (SIGINT)", step=report.step, resume=report.command
+            )
+        if report.ended:  # the end was told; what failed after it is the share
+            report.reason, report.resume = exc.reason, exc.resume
+            self.save()
+            raise exc from None
+        if isinstance(exc, Cancelled):
+            self._stop_experiments()
+        if self.log is not None:
+            self.log.flush()
+        status = "cancelled" if isinstance(exc, Cancelled) else "failed"
+        report.step = exc.step or report.step
+        report.end(
+            status,
+            reason=exc.reason,
+            resume=exc.resume or report.command,
+            log_tail=read_tail(report.log) or exc.log,
+        )
+        notifiers.deliver(self.ready.chain, report)
+        self.save()
+        raise exc from None
+
+    def _stop_experiments(self) -> None:
+        """The sweep's queued experiments removed, its running ones killed, DVC's
+        workers stopped: nothing of it goes on."""
+        queued = [e["name"] for e in self.report.experiments if e["state"] == dvcexp.QUEUED]
+        running = [e for e in self.report.experiments if e["state"] == dvcexp.RUNNING]
+        dvc = self.ws.dvc
+        with Interrupts():  # a second signal does not cut the clean-up short
+            if queued:
+                self.ws.probe(f"{dvc} queue remove {quote_all(queued)}", in_process=False)
+            if running:
+                names = quote_all([e["name"] for e in running])
+                self.ws.probe(f"{dvc} queue kill --force {names}", in_process=False)
+            self.ws.probe(f"{dvc} queue stop --kill", in_process=False)
+            # What DVC's kill left: each experiment's own process, by the pid DVC recorded.
+            deadline = time.time() + 10
+            found = self._read()
+            pids = [found[e["name"]].pid for e in running if e["name"] in found]
+            for pid in [p for p in pids if p]:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, 9)
+            while time.time() < deadline and any(not _gone(p) for p in pids):
+                time.sleep(0.1)
+        for e in self.report.experiments:
+            if e["state"] in (dvcexp.QUEUED, dvcexp.RUNNING):
+                e["state"] = "cancelled"
+
+
+def _queue_folder(ws: Workspace) -> tuple[Any, ...]:
+    """What changes in DVC's queue folder when an experiment starts or ends (a
+    hint to read DVC's word again, never the word itself)."""
+    base = ws.root / ".dvc" / "tmp" / "exps"
+    seen = []
+    for sub in ("celery/result", "run"):
+        folder = base / sub
+        with contextlib.suppress(OSError):
+            seen.append((sub, folder.stat().st_mtime_ns))
+            for entry in os.scandir(folder):
+                with contextlib.suppress(OSError):
+                    seen.append((entry.name, entry.stat().st_mtime_ns))
+                    if entry.is_dir():
+                        for inner in os.scandir(entry.path):
+                            seen.append((inner.name, inner.stat().st_mtime_ns))
+    return tuple(sorted(seen))
+
+
+def _gone(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    try:  # a zombie is gone too
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[-1].split()[0] == "Z"
+    except OSError:
+        return False
+
+
+def _died(e: dict[str, Any]) -> bool:
+    return e.get("state") == dvcexp.RUNNING and _gone(e.get("pid"))
+
+
+def _only(values: dict[str, Any], keys: list[str]) -> dict[str, Any]:
+    """The values the sweep set: at or under its ``-S`` keys."""
+    return {k: v for k, v in values.items() if any(k == w or k.startswith(w + ".") for w in keys)}
+
+
+def _first_metric(metrics: dict[str, Any]) -> str:
+    if not metrics:
+        return ""
+    name, value = next(iter(metrics.items()))
+    return (
+        f" ({name.split(':', 1)[-1]} {value:.4g})"
+        if isinstance(value, float)
+        else f" ({name.split(':', 1)[-1]} {value})"
+    )
+
+
+def _tails(experiments: list[dict[str, Any]]) -> str:
+    return "\n".join(
+        f"== {e['name']} ==\n{(e.get('log_tail') or '')[-1500:]}"
+        for e in experiments
+        if e.get("log_tail")
+    )
