@@ -111,9 +111,8 @@ def show(
 
 @task(
     klass=Task,
-    positional=["name"],
     help={
-        "name": "The experiment to publish (or --best).",
+        "name": "The experiment to publish, by its name (or say --best).",
         "best": "The best of HEAD's experiments, by the first gate (or --sort).",
         "pipeline": _HELP["pipeline"],
         "accept": "Publish even if a gate's metric got worse.",

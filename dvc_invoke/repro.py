@@ -118,17 +118,25 @@ def status(
     help={
         "run": "The run's id (default: the latest run).",
         "follow": "Keep printing the log as it grows, until the run ends.",
+        "exp": "A sweep's experiment: its own log (DVC's).",
         "host": "A GPU host (dvc_invoke.hosts): act on its runs, over SSH.",
     },
 )
-def logs(c: Context, run: str | None = None, follow: bool = False, host: str | None = None) -> None:
-    """Print a run's log; with --follow, until the run ends."""
+def logs(
+    c: Context,
+    run: str | None = None,
+    follow: bool = False,
+    exp: str | None = None,
+    host: str | None = None,
+) -> None:
+    """Print a run's log (or a sweep's experiment's); with --follow, until it ends."""
     if host:
         args = (["--run", run] if run else []) + (["--follow"] if follow else [])
+        args += ["--exp", exp] if exp else []
         return _on_host(c, host, "repro.logs", args, tty=follow)
     from dvc_invoke.flow.watch import print_log, store_of
 
-    print_log(c, store_of(c), run, follow=follow)
+    print_log(c, store_of(c), run, follow=follow, experiment=exp)
 
 
 @task(

@@ -186,14 +186,14 @@ FILES = {
 # DVC's get-started layout (iterative/example-get-started), on small CSV data.
 CANONICAL_TASKS_PY = """\
 from invoke import Collection
-from dvc_invoke import data, guards, notify, pipeline_task, publish, repro
+from dvc_invoke import data, exp, guards, notify, pipeline_task, publish, repro
 
 # The whole root dvc.yaml; refuses a model whose accuracy got worse.
 train = pipeline_task("train", dvcfile="dvc.yaml", gates={"eval/metrics.json:acc": "max"})
 # Only its evaluate stage, forced: the metrics without retraining.
 metrics = pipeline_task("metrics", dvcfile="dvc.yaml", stages=["evaluate"], force=True)
 
-ns = Collection(train, metrics, guards, data, repro, publish, notify)
+ns = Collection(train, metrics, guards, data, repro, publish, notify, exp)
 """
 
 CANONICAL_FILES = {

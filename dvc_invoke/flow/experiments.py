@@ -114,13 +114,15 @@ def publish_experiment(
 ) -> RunReport | None:
     """``inv exp.publish``: experiment ``name`` (or the best of HEAD's) published as a run."""
     if bool(name) == best:
-        raise DvcInvokeError("name the experiment to publish, or say --best", step="guards")
+        raise DvcInvokeError(
+            "say which experiment to publish: --name NAME, or --best", step="guards"
+        )
     with RunContext(c) as ctx:
         return _publish(ctx, name, pipeline, best, accept, message, sort, direction)
 
 
 def _command(pipeline: str, name: str | None, accept: bool, sort: str | None) -> str:
-    words = [tasknames.command("exp.publish"), shlex.quote(name) if name else "--best"]
+    words = [tasknames.command("exp.publish"), f"--name {shlex.quote(name)}" if name else "--best"]
     words += ["--pipeline", shlex.quote(pipeline)]
     words += ["--sort", shlex.quote(sort)] if sort else []
     return " ".join(words + (["--accept"] if accept else []))
@@ -168,7 +170,8 @@ def _publish(
     report.pushed, report.commit_after = list(done.pushed), done.commit
     report.metrics = [ch.to_dict() for ch in changes if ch.changed]
     report.end("succeeded")
-    store.save(report)
+    with store.lock():
+        store.register(report)
     notifiers.deliver(chain, report)
     return report
 

@@ -314,12 +314,8 @@ class Sweep:
         if done:
             report.end("succeeded")
         else:
-            report.end(
-                "failed",
-                reason="no experiment succeeded",
-                resume=report.command,
-                log_tail=_tails(report.experiments),
-            )
+            # Each experiment's log is told on its own (Slack: one reply each).
+            report.end("failed", reason="no experiment succeeded", resume=report.command)
         report.step = None if done else "run"
         notifiers.deliver(self.ready.chain, report)
         self.save()
@@ -456,12 +452,4 @@ def _first_metric(metrics: dict[str, Any]) -> str:
         f" ({name.split(':', 1)[-1]} {value:.4g})"
         if isinstance(value, float)
         else f" ({name.split(':', 1)[-1]} {value})"
-    )
-
-
-def _tails(experiments: list[dict[str, Any]]) -> str:
-    return "\n".join(
-        f"== {e['name']} ==\n{(e.get('log_tail') or '')[-1500:]}"
-        for e in experiments
-        if e.get("log_tail")
     )

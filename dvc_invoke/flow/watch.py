@@ -42,6 +42,15 @@ def status_row(r: RunReport) -> list[str]:
 
 
 def _detail(r: RunReport) -> str:
+    if r.sweep is not None:
+        from dvc_invoke.runs.sweep import summary
+
+        what = "sweep: " + summary(r.experiments, r.sweep.get("best"))
+        if r.ended and r.status != "succeeded":
+            what += f" (at {r.step}: {r.reason or ''})"
+        return what if r.ended else f"{what}, at {r.step}"
+    if r.experiment:
+        return f"experiment {r.experiment}: {short(r.commit_before)} → {short(r.commit_after)}"
     if r.status == "succeeded":
         detail = f"{short(r.commit_before)} → {short(r.commit_after)}"
         detail += " (published by hand)" if r.published_by else ""
@@ -66,9 +75,14 @@ def _detail(r: RunReport) -> str:
     return f"at {r.step}" + (" (detached)" if r.detached else "")
 
 
-def print_log(c: Any, store: Store, run: str | None, *, follow: bool) -> None:
-    """Run ``run``'s log (the latest run's) to stdout; with ``follow``, until the run ends."""
+def print_log(
+    c: Any, store: Store, run: str | None, *, follow: bool, experiment: str | None = None
+) -> None:
+    """Run ``run``'s log (the latest run's) to stdout; with ``follow``, until the run
+    ends. With ``experiment``: that experiment's of a sweep (DVC's log of it)."""
     report = store.latest(run)
+    if experiment is not None:
+        report = _experiment_log(report, experiment)
     if not report.log or not os.path.isfile(report.log):
         raise DvcInvokeError(f"run {report.id} has no log")
     out = sys.stdout.buffer
@@ -82,6 +96,8 @@ def print_log(c: Any, store: Store, run: str | None, *, follow: bool) -> None:
             if not follow:
                 return
             report = store.load(report.id)
+            if experiment is not None:  # until the experiment ends
+                report = _experiment_log(report, experiment)
             if report.ended or not alive(report):
                 out.write(handle.read())
                 out.flush()
@@ -89,6 +105,25 @@ def print_log(c: Any, store: Store, run: str | None, *, follow: bool) -> None:
                     tell_lost(c, Workspace(c), find_lost(store))
                 return
             time.sleep(0.2)
+
+
+def _experiment_log(report: RunReport, name: str) -> RunReport:
+    """A stand-in record whose log is the sweep's experiment ``name``'s, and which
+    ends with it (`print_log` follows it as a run)."""
+    names = [e["name"] for e in report.experiments]
+    found = next((e for e in report.experiments if e["name"] == name), None)
+    if found is None:
+        said = ", ".join(names) if names else "it is not a sweep"
+        raise DvcInvokeError(f"run {report.id} has no experiment {name} ({said})")
+    if not found.get("log"):
+        raise DvcInvokeError(
+            f"experiment {name} has no log yet ({found.get('state')}): DVC writes it when it starts"
+        )
+    stand_in = RunReport.from_dict(report.to_dict())
+    stand_in.log = found["log"]
+    if found.get("state") in ("success", "failed", "lost", "cancelled"):
+        stand_in.status = "succeeded" if found["state"] == "success" else "failed"
+    return stand_in
 
 
 def cancel(c: Any, store: Store, run: str | None, *, timeout: float, host_gone: bool) -> str:

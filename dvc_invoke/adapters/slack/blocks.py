@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from dvc_invoke.runs.record import RunReport, format_duration
+from dvc_invoke.runs.sweep import text as text_table
 
 SECTION_LIMIT = 3000  # a section's text, after escaping
 TEXT_LIMIT = 3000  # the top-level text: the notification and the fallback
@@ -111,14 +112,32 @@ def message(report: RunReport, custom: str | None = None) -> tuple[str, list[Any
     if rows:
         header = "*Metrics and params* (against the run's first commit)\n"
         blocks.append(_section(header + fence("\n".join(rows), SECTION_LIMIT - len(header))))
+    swept = report.sweep_table()
+    if swept:
+        blocks.append(
+            _section(_sweep_header(report) + fence(text_table(*swept), SECTION_LIMIT - 300))
+        )
     outcome = _outcome(report)
     if outcome is not None:
         blocks.append(outcome)
     return text, blocks
 
 
+def _sweep_header(report: RunReport) -> str:
+    sweep = report.sweep or {}
+    by = sweep.get("by")
+    order = (
+        f"best first by {fit(by[0], 200)} ({'higher' if by[1] == 'max' else 'lower'})"
+        if by
+        else "unranked: no gate"
+    )
+    shared = f"; {fit(sweep['shared'], 200)}" if sweep.get("shared") else ""
+    return f"*Experiments* ({order}; baseline = what the branch published{shared})\n"
+
+
 def _title(report: RunReport) -> str:
     word = "failed" if report.status == "lost" else report.status
+    word = f"sweep {word}" if report.sweep is not None else word
     title = f"{EMOJI[report.status]} *{fit(report.pipeline, 200)}* {word}"
     if report.status != "started":
         title += f" after {format_duration(report.duration)}"
@@ -155,6 +174,19 @@ def _outcome(report: RunReport) -> Any | None:
         done = fit("; ".join(report.published() + ([plots] if plots else [])), 1900)
         return ContextBlock(elements=[MarkdownTextObject(text=done)])
     return None
+
+
+def experiment_tails(report: RunReport, limit: int = 10) -> list[tuple[str, list[Any]]]:
+    """A sweep's failed experiments, each its step, reason and the end of its log."""
+    found = []
+    for e in [e for e in report.experiments if e.get("state") in ("failed", "lost")][:limit]:
+        head = f"{report.pipeline}: experiment {e['name']} {e['state']} at {e.get('step') or 'run'}"
+        text = fit(f"{head}: {e.get('reason') or ''}", TEXT_LIMIT)
+        blocks = [_section(fit(text, SECTION_LIMIT))]
+        if e.get("log_tail"):
+            blocks.append(_section(fence(e["log_tail"], LOG_TAIL_LIMIT)))
+        found.append((text, blocks))
+    return found
 
 
 def tail_blocks(report: RunReport) -> tuple[str, list[Any]]:

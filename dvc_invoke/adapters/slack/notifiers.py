@@ -16,7 +16,7 @@ import socket
 from collections.abc import Mapping
 from typing import Any
 
-from dvc_invoke.adapters.slack.blocks import fit, message, tail_blocks
+from dvc_invoke.adapters.slack.blocks import experiment_tails, fit, message, tail_blocks
 from dvc_invoke.adapters.slack.client import web_client, webhook_client
 from dvc_invoke.adapters.slack.failures import WebhookError, blocks_refused, describe
 from dvc_invoke.adapters.slack.settings import SlackSettings
@@ -151,6 +151,15 @@ class WebApiNotifier(_SlackNotifier):
                     self.client.chat_postMessage, text, blocks, channel=self.channel
                 )
                 posted = report.messages[self.name] = {"channel": resp["channel"], "ts": resp["ts"]}
+            if report.ended:  # a sweep's failed experiments, one reply each
+                for tail_text, tail in experiment_tails(report):
+                    self._with_blocks(
+                        self.client.chat_postMessage,
+                        tail_text,
+                        tail,
+                        channel=posted["channel"],
+                        thread_ts=posted["ts"],
+                    )
             if report.status in ("failed", "cancelled", "lost") and report.log_tail:
                 tail_text, tail = tail_blocks(report)
                 self._with_blocks(

@@ -1,0 +1,252 @@
+"""Experiments: a sweep on DVC's real queue and workers, its table, sharing it, and
+publishing the best as a run; cancelled, lost, refused.
+
+End to end: DVC's get-started layout (train.bias swept, the gate on eval/metrics.json:acc),
+its origin and DVC remote, the stand-in Slack."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+import yaml
+from helpers import assert_fresh_clone_up_to_date, assert_one_line_error, records, wait_for
+
+DIVERGES = "if bias >= 9:\n    sys.exit(f'diverged: bias {bias}')\n"
+
+
+def _sweepable(project, bias=0.2):
+    """The project published at train.bias ``bias``, its training diverging at 9 or more."""
+    train = project.path / "src" / "train.py"
+    text = train.read_text().replace("import json\n", "import json\nimport sys\n", 1)
+    text = text.replace(
+        'reader = csv.DictReader(open("data/features/train.csv"))',
+        DIVERGES + 'reader = csv.DictReader(open("data/features/train.csv"))',
+    )
+    train.write_text(text)
+    params = project.path / "params.yaml"
+    params.write_text(params.read_text().replace("bias: 0.0", f"bias: {bias}"))
+    project.git("commit", "-qam", f"Training at bias {bias}, stopped when it diverges")
+    project.inv("train", "--skip", "slack")  # refused by its gate: worse on purpose
+    done = project.inv("publish", "--pipeline", "train", "--accept")
+    assert done.returncode == 0, done.output
+    return project
+
+
+def _sweep_record(project):
+    return next(r for r in records(project) if r.get("sweep") is not None)
+
+
+def _by_bias(record):
+    return {e["params"]["params.yaml:train.bias"]: e for e in record["experiments"]}
+
+
+def _queue_status(project):
+    return project.sh(f"{sys.executable} -m dvc queue status")
+
+
+def _exp_processes(root):
+    """DVC's queue workers and experiment runs of the project at ``root``."""
+    found = []
+    for proc in psutil.process_iter(["cmdline", "cwd"]):
+        try:
+            line = " ".join(proc.info["cmdline"] or ())
+            if ("queue-worker" in line or "exec-run" in line) and str(root) in (
+                line + (proc.info["cwd"] or "")
+            ):
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
+def test_a_sweep_is_ranked_told_shared_and_its_best_published(canonical, slack):
+    project = _sweepable(canonical)
+    env = slack.web_api_env()
+
+    run = project.inv(
+        "exp.run", "--pipeline", "train", "-S", "train.bias=0.0,0.1,0.4,9", "--jobs", "2", env=env
+    )
+
+    assert run.returncode == 0, run.output
+    record = _sweep_record(project)
+    assert record["status"] == "succeeded"
+    exps = _by_bias(record)
+    assert {b: e["state"] for b, e in exps.items()} == {
+        0.0: "success",
+        0.1: "success",
+        0.4: "success",
+        9: "failed",
+    }
+    assert exps[9]["step"] == "train" and "diverged: bias 9" in exps[9]["log_tail"]
+    assert (
+        exps[0.0]["metrics"]["eval/metrics.json:acc"]
+        > exps[0.4]["metrics"]["eval/metrics.json:acc"]
+    )
+    best = exps[0.0]["name"]
+    assert record["sweep"]["best"] == best
+    assert record["sweep"]["baseline"]["params"] == {"params.yaml:train.bias": 0.2}
+    # The console's table: the baseline, then the best first, the failed last.
+    table = [
+        ln for ln in run.stdout.splitlines() if ln.startswith(("baseline", best, exps[9]["name"]))
+    ]
+    assert table[0].startswith("baseline") and table[1].startswith(best), run.stdout
+    assert "failed at train" in table[-1]
+    assert f"best {best}" in run.stdout
+
+    # Slack: one message, started then updated to the ranked table; the failure in its thread.
+    posts = [p for p in slack.calls("chat.postMessage") if not p.body.get("thread_ts")]
+    assert len(posts) == 1 and "train sweep started" in posts[0].text
+    end = slack.calls("chat.update")[-1]
+    assert "train sweep succeeded" in end.text and f"best {best}" in end.text
+    shown = end.blocks_text
+    assert shown.index("baseline") < shown.index(best) < shown.index(exps[9]["name"])
+    assert "failed at train" in shown
+    thread = [p for p in slack.calls("chat.postMessage") if p.body.get("thread_ts")]
+    assert len(thread) == 1 and exps[9]["name"] in thread[0].text
+    assert "diverged: bias 9" in thread[0].blocks_text
+
+    # Watched as a run: its row, and each experiment's own log.
+    status = project.inv("repro.status")
+    assert "sweep: 4 experiments: 3 succeeded, 1 failed" in status.stdout, status.output
+    log = project.inv("repro.logs", "--run", record["id"], "--exp", exps[9]["name"])
+    assert log.returncode == 0 and "diverged: bias 9" in log.stdout, log.output
+
+    # Shared: the team sees the three that succeeded on origin.
+    teammate = project.clone("teammate")
+    listed = teammate.sh(f"{sys.executable} -m dvc exp list origin --name-only")
+    assert set(listed.split()) == {exps[b]["name"] for b in (0.0, 0.1, 0.4)}
+
+    # A worse one is refused before anything is applied.
+    head = project.git("rev-parse", "HEAD").strip()
+    worse = project.inv("exp.publish", "--name", exps[0.4]["name"], "--pipeline", "train")
+    assert_one_line_error(worse, "worse", "nothing was applied", "--accept")
+    assert project.git("rev-parse", "HEAD").strip() == head
+    assert project.git("status", "--porcelain") == ""
+
+    # The best, published as a run: its name in the commit, on Slack, and a fresh clone up to date.
+    published = project.inv("exp.publish", "--best", "--pipeline", "train", env=env)
+    assert published.returncode == 0, published.output
+    assert project.origin_log()[0] == f"[DVC] Publish experiment {best} (train)"
+    assert_fresh_clone_up_to_date(project)
+    clone_params = yaml.safe_load((project.path.parent / "check-clone" / "params.yaml").read_text())
+    assert clone_params["train"]["bias"] == 0.0
+    told = slack.calls("chat.postMessage")[-1]
+    assert f"train succeeded" in told.text and f"experiment {best}" in told.text
+    assert "train.bias" in told.blocks_text
+
+    # One made on the commit before is refused: never applied over newer code.
+    older = project.inv("exp.publish", "--name", exps[0.1]["name"], "--pipeline", "train")
+    line = assert_one_line_error(older, f"was made on {head[:7]}", "nothing was applied")
+    assert "exp.run" in line
+    assert project.git("status", "--porcelain") == ""
+
+
+def test_a_cancelled_sweep_leaves_no_experiment_queued_or_running(canonical):
+    project = _sweepable(canonical)
+    env = {"SANDBOX_SLOW": "train:60"}
+
+    started = project.inv(
+        "exp.run",
+        "--pipeline",
+        "train",
+        "-S",
+        "train.bias=0.0,0.1,0.3",
+        "--detach",
+        "--skip",
+        "slack",
+        env=env,
+    )
+    assert started.returncode == 0, started.output
+    record = wait_for(
+        lambda: (
+            (r := _sweep_record(project))
+            and any(e["state"] == "running" for e in r["experiments"])
+            and r
+        ),
+        timeout=120,
+        what="an experiment running",
+    )
+
+    cancel = project.inv("repro.cancel", "--run", record["id"])
+
+    assert cancel.returncode == 0, cancel.output
+    ended = wait_for(
+        lambda: (r := _sweep_record(project))["status"] != "started" and r, 60, "the sweep's end"
+    )
+    assert ended["status"] == "cancelled"
+    assert {e["state"] for e in ended["experiments"]} == {"cancelled"}
+    status = _queue_status(project)
+    assert "Queued" not in status and "Running" not in status, status
+    wait_for(lambda: not _exp_processes(project.path), 30, "DVC's workers and experiments to end")
+
+
+def test_an_experiment_whose_worker_died_is_lost(canonical):
+    project = _sweepable(canonical)
+
+    started = project.inv(
+        "exp.run",
+        "--pipeline",
+        "train",
+        "-S",
+        "train.bias=0.1",
+        "--detach",
+        "--skip",
+        "slack",
+        env={"SANDBOX_SLOW": "train:60"},
+    )
+    assert started.returncode == 0, started.output
+    running = wait_for(
+        lambda: (
+            (r := _sweep_record(project))
+            and r["experiments"]
+            and r["experiments"][0].get("pid")
+            and r
+        ),
+        timeout=120,
+        what="the experiment's process",
+    )
+    pid = running["experiments"][0]["pid"]
+    os.killpg(os.getpgid(pid), signal.SIGKILL)  # its DVC worker, and the experiment with it
+
+    ended = wait_for(
+        lambda: (r := _sweep_record(project))["status"] != "started" and r, 60, "the sweep's end"
+    )
+    (exp,) = ended["experiments"]
+    assert exp["state"] == "lost" and f"pid {pid}" in exp["reason"]
+    assert ended["status"] == "failed" and ended["reason"] == "no experiment succeeded"
+    project.sh(f"{sys.executable} -m dvc queue remove --all -q", check=False)
+
+
+def test_bad_sweeps_and_publishes_are_one_line_each(canonical):
+    project = canonical
+
+    unread = project.inv(
+        "exp.run", "--pipeline", "train", "-S", "prepare.seed=1,2", "--skip", "slack"
+    )
+    assert_one_line_error(
+        unread, "no stage of train reads params.yaml:prepare.seed", "nothing was queued"
+    )
+
+    unknown = project.inv("exp.run", "--pipeline", "train", "-S", "train.nope=1", "--skip", "slack")
+    assert_one_line_error(unknown, "train.nope")
+
+    nothing = project.inv("exp.run", "--pipeline", "train", "--skip", "slack")
+    assert_one_line_error(nothing, "-S")
+
+    missing = project.inv("exp.publish", "--name", "lucky-bear", "--pipeline", "train")
+    assert_one_line_error(missing, "no experiment lucky-bear", "dvc exp pull origin lucky-bear")
+
+    no_rank = project.inv("exp.publish", "--best", "--pipeline", "metrics")
+    assert_one_line_error(no_rank, "no succeeded experiment")
+
+    (project.path / "src" / "train.py").write_text("# edited\n")
+    dirty = project.inv("exp.run", "--pipeline", "train", "-S", "train.bias=1,2", "--skip", "slack")
+    assert_one_line_error(dirty, "src/train.py")
+    assert "Queued" not in _queue_status(project)
