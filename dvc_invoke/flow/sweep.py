@@ -39,6 +39,8 @@ from dvc_invoke.runs.store import Store, read_tail
 
 POLL = 0.2  # seconds between looks at DVC's queue folder (a stat or two)
 SHOW_EVERY = 10.0  # seconds between `dvc exp show` when nothing seemed to change
+# Seconds an experiment's process is gone while DVC still calls it running: lost.
+LOST_AFTER = 10.0
 # Seconds with experiments queued, none running and no worker: DVC's workers died.
 STALLED = 30.0
 FAILED_RE = re.compile(r"failed to reproduce '([^']+)'")
@@ -145,6 +147,7 @@ class Sweep:
         self.commit = ready.state.commit
         self.log: IO[str] | None = None
         self.started_workers = time.time()
+        self._gone_since: dict[str, float] = {}  # experiments whose process is gone, since
 
     def save(self, step: str | None = None) -> None:
         self.report.step = step if step is not None else self.report.step
@@ -189,11 +192,9 @@ class Sweep:
         self.sweep["queued"] = names
         self.save("run")
         jobs = int(self.sweep.get("jobs") or 1)
-        console.step(self.p.name, "run", f"{len(names)} experiments on {jobs} DVC workers")
-        # DVC forks its workers' daemons from the process that starts them: a process of its own.
-        ws.act(
-            f"{ws.dvc} queue start -j {jobs}", step="run", resume=report.command, in_process=False
-        )
+        workers = f"{jobs} DVC worker{'s' if jobs != 1 else ''}"
+        console.step(self.p.name, "run", f"{_count(len(names))} on {workers}")
+        self._start_workers(jobs)
         self._watch(interrupts)
         self._end()
 
@@ -209,7 +210,9 @@ class Sweep:
                 )
             now_seen = _queue_folder(self.ws)
             dead = [e for e in self.report.experiments if _died(e)]
-            if now_seen != seen or dead or time.time() - shown_at > SHOW_EVERY:
+            # A process gone: DVC's word on it, each second, until it records the end.
+            every = 1.0 if dead else SHOW_EVERY
+            if now_seen != seen or time.time() - shown_at > every:
                 seen, shown_at = now_seen, time.time()
                 found = self._read()
                 self._update(found, dead)
@@ -222,10 +225,27 @@ class Sweep:
                     console.warn(
                         "DVC's workers are gone with experiments queued: starting them again"
                     )
-                    self.ws.act(
-                        f"{self.ws.dvc} queue start -j {jobs}", step="run", in_process=False
-                    )
+                    self._start_workers(jobs)
             time.sleep(POLL)
+
+    def _start_workers(self, jobs: int) -> None:
+        """``dvc queue start -j N``, a process of its own (DVC forks its workers'
+        daemons from it), what it prints kept in a file: a worker keeps the
+        output it was started with open, and a pipe would never end."""
+        said = self.store.dir / f"{self.report.id}.workers.out"
+        start = f"{self.ws.dvc} queue start -j {jobs}"
+        try:
+            self.ws.act(
+                f"{start} > {shlex.quote(str(said))} 2>&1 < /dev/null"
+                f" || {{ cat {shlex.quote(str(said))} >&2; exit 1; }}",
+                step="run",
+                resume=self.report.command,
+                in_process=False,
+            )
+            with contextlib.suppress(OSError):
+                console.info(said.read_text().strip())
+        finally:
+            said.unlink(missing_ok=True)
 
     def _read(self) -> dict[str, dvcexp.Experiment]:
         # A process of its own: DVC's queue (Celery) read in this process hung it.
@@ -253,7 +273,11 @@ class Sweep:
                 continue
             state = exp.state
             if state == dvcexp.RUNNING and (e in dead or _gone(exp.pid)) and exp.returncode is None:
-                state = dvcexp.LOST
+                # DVC records the end a moment after the process ends: lost only
+                # when it still calls it running well after.
+                since = self._gone_since.setdefault(e["name"], time.time())
+                if time.time() - since >= LOST_AFTER:
+                    state = dvcexp.LOST
             if state == e["state"] and e.get("pid") == exp.pid:
                 continue
             if e["state"] == dvcexp.LOST and state == dvcexp.RUNNING:
@@ -330,7 +354,7 @@ class Sweep:
         command that shares them."""
         remote = self._git_remote()
         push = f"{self.ws.dvc} exp push {quote_all([remote, *names])}"
-        console.step(self.p.name, "share", f"{len(names)} experiments to {remote}")
+        console.step(self.p.name, "share", f"{_count(len(names))} to {remote}")
         self.ws.act(push, step="share", resume=push, network=True)
         there = {n for base, n in self.ws.git.experiments(remote) if base == self.commit}
         missing = [n for n in names if n not in there]
@@ -340,7 +364,7 @@ class Sweep:
                 step="share",
                 resume=push,
             )
-        self.sweep["shared"] = f"{len(names)} experiments pushed to {remote} (dvc exp push)"
+        self.sweep["shared"] = f"{_count(len(names))} pushed to {remote} (dvc exp push)"
         self.save()
         console.result(True, f"shared: {self.sweep['shared']}")
 
@@ -453,3 +477,7 @@ def _first_metric(metrics: dict[str, Any]) -> str:
         if isinstance(value, float)
         else f" ({name.split(':', 1)[-1]} {value})"
     )
+
+
+def _count(n: int) -> str:
+    return f"{n} experiment{'s' if n != 1 else ''}"

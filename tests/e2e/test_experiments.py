@@ -6,15 +6,11 @@ its origin and DVC remote, the stand-in Slack."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
 import sys
-import time
 
 import psutil
-import pytest
 import yaml
 from helpers import assert_fresh_clone_up_to_date, assert_one_line_error, records, wait_for
 
@@ -138,7 +134,7 @@ def test_a_sweep_is_ranked_told_shared_and_its_best_published(canonical, slack):
     clone_params = yaml.safe_load((project.path.parent / "check-clone" / "params.yaml").read_text())
     assert clone_params["train"]["bias"] == 0.0
     told = slack.calls("chat.postMessage")[-1]
-    assert f"train succeeded" in told.text and f"experiment {best}" in told.text
+    assert "train succeeded" in told.text and f"experiment {best}" in told.text
     assert "train.bias" in told.blocks_text
 
     # One made on the commit before is refused: never applied over newer code.
