@@ -58,7 +58,7 @@ def _direction(direction: str | None) -> str | None:
         "jobs": "DVC queue workers, i.e. experiments at once (default 1).",
         "name": "Name the experiments NAME-1, NAME-2, ... (DVC's --name).",
         "detach": "Return at once; the sweep goes on in the background.",
-        "share": "dvc exp push the experiments to the git remote at the end (default).",
+        "no-share": "Keep the experiments here: no dvc exp push to the git remote at the end.",
         "skip": _HELP["skip"],
     },
 )
@@ -69,7 +69,7 @@ def run(
     jobs: int = 1,
     name: str | None = None,
     detach: bool = False,
-    share: bool = True,
+    no_share: bool = False,
     skip: list[str] | None = None,
 ) -> None:
     """Sweep a pipeline's params on DVC's queue; rank, share and announce the experiments."""
@@ -82,7 +82,7 @@ def run(
         jobs=int(jobs),
         exp_name=name,
         detach=detach,
-        share=share,
+        share=not no_share,
         skip=skip or (),
     )
 

@@ -15,6 +15,7 @@ queue.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shlex
@@ -148,6 +149,7 @@ class Sweep:
         self.log: IO[str] | None = None
         self.started_workers = time.time()
         self._gone_since: dict[str, float] = {}  # experiments whose process is gone, since
+        self._requeued: set[str] = set()  # queued again after DVC lost their result
 
     def save(self, step: str | None = None) -> None:
         self.report.step = step if step is not None else self.report.step
@@ -296,8 +298,70 @@ class Sweep:
                 self.say(f"{e['name']} lost: {e['reason']}")
             elif state == dvcexp.RUNNING:
                 self.say(f"{e['name']} running")
+        changed = self._missing(found) or changed
         if changed:
             self.save()
+
+    def _missing(self, found: dict[str, dvcexp.Experiment]) -> bool:
+        """Experiments DVC no longer shows, though they did not end as far as we saw
+        (DVC's queue finished one and kept no result of it): after `LOST_AFTER`
+        seconds, its queue's word on them; lost unless it says they failed."""
+        if not found:
+            return False  # `dvc exp show` said nothing this time: nothing to conclude
+        gone = [
+            e
+            for e in self.report.experiments
+            if e["name"] not in found and e["state"] not in dvcexp.DONE
+        ]
+        now = time.time()
+        late = [e for e in gone if now - self._gone_since.setdefault(e["name"], now) >= LOST_AFTER]
+        if not late:
+            return False
+        said = dvcexp.queue_states(
+            self.ws.probe(f"{self.ws.dvc} queue status", in_process=False).stdout
+        )
+        for e in late:
+            word = said.get(e["name"], "not in its queue")
+            self._gone_since.pop(e["name"], None)
+            if word == "Success" and e["name"] not in self._requeued and e.get("params"):
+                # DVC's worker stopped before it kept the result (its idle
+                # monitor, under load): the experiment is queued again, once.
+                self._requeue(e)
+                continue
+            if word == "Failed":
+                e.update(state=dvcexp.FAILED, step="run", reason="failed (DVC's queue)")
+                e["log_tail"] = read_tail(e.get("log"), 4000)
+            else:
+                e.update(
+                    state=dvcexp.LOST,
+                    step="run",
+                    reason=f"DVC kept no result of it (its queue: {word}): run it again",
+                )
+            self.say(f"{e['name']} {e['state']}: {e['reason']}")
+        return True
+
+    def _requeue(self, e: dict[str, Any]) -> None:
+        self._requeued.add(e["name"])
+        sets = [f"{key}={_value(value)}" for key, value in e["params"].items()]
+        console.warn(
+            f"{e['name']}: DVC kept no result of it (its queue says Success): queued again"
+        )
+        words = [
+            "exp",
+            "run",
+            "--queue",
+            *[w for s in sets for w in ("-S", s)],
+            "--name",
+            e["name"],
+        ]
+        self.ws.act(
+            f"{self.ws.dvc} {quote_all(words + repro_targets(self.ready.plan))}",
+            step="run",
+            resume=self.report.command,
+            capture=True,
+        )
+        e.update(state=dvcexp.QUEUED, pid=None)
+        self._start_workers(int(self.sweep.get("jobs") or 1))
 
     def _failure(self, e: dict[str, Any], exp: dvcexp.Experiment) -> None:
         tail = read_tail(exp.log, 4000) or ""
@@ -477,6 +541,15 @@ def _first_metric(metrics: dict[str, Any]) -> str:
         if isinstance(value, float)
         else f" ({name.split(':', 1)[-1]} {value})"
     )
+
+
+def _value(value: Any) -> str:
+    """A param's value as ``-S`` takes it (YAML)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float, str)):
+        return str(value)
+    return json.dumps(value)
 
 
 def _count(n: int) -> str:

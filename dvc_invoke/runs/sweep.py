@@ -25,6 +25,7 @@ STATE_WORDS = {
     "success": "succeeded",
     "failed": "failed",
     "lost": "lost",
+    "cancelled": "cancelled",
 }
 
 
@@ -182,7 +183,8 @@ def counts(experiments: list[dict[str, Any]]) -> dict[str, int]:
 def summary(experiments: list[dict[str, Any]], best_name: str | None) -> str:
     """``4 experiments: 3 succeeded, 1 failed; best sw-2``."""
     n = counts(experiments)
-    parts = [f"{n[s]} {STATE_WORDS[s]}" for s in STATE_WORDS if n.get(s)]
+    order = ("success", "running", "queued", "failed", "lost", "cancelled")
+    parts = [f"{n[s]} {STATE_WORDS.get(s, s)}" for s in order if n.get(s)]
     text_ = f"{len(experiments)} experiment{'s' if len(experiments) != 1 else ''}"
     if parts:
         text_ += ": " + ", ".join(parts)

@@ -114,6 +114,18 @@ def test_a_sweep_is_ranked_told_shared_and_its_best_published(canonical, slack):
     log = project.inv("repro.logs", "--run", record["id"], "--exp", exps[9]["name"])
     assert log.returncode == 0 and "diverged: bias 9" in log.stdout, log.output
 
+    # The same ranking from exp.show, straight from DVC's refs.
+    shown = project.inv("exp.show", "--pipeline", "train")
+    assert shown.returncode == 0, shown.output
+    rows = [
+        ln.split()[0]
+        for ln in shown.stdout.splitlines()
+        if ln.split()[:1] and ln.split()[0] in {"baseline", *(e["name"] for e in exps.values())}
+    ]
+    assert rows == ["baseline", best, exps[0.1]["name"], exps[0.4]["name"], exps[9]["name"]], (
+        shown.stdout
+    )
+
     # Shared: the team sees the three that succeeded on origin.
     teammate = project.clone("teammate")
     listed = teammate.sh(f"{sys.executable} -m dvc exp list origin --name-only")

@@ -131,6 +131,17 @@ def queued_names(output: str) -> list[str]:
     return QUEUED_RE.findall(output or "")
 
 
+def queue_states(output: str) -> dict[str, str]:
+    """``dvc queue status`` output: each experiment's status there, by name."""
+    found = {}
+    for line in (output or "").splitlines():
+        words = line.split()
+        # Task  Name  Created  Status  (Created: "08:39 PM" or "Dec 04, 2026")
+        if len(words) >= 4 and re.fullmatch(r"[0-9a-f]{7,}", words[0]):
+            found[words[1]] = words[-1]
+    return found
+
+
 def set_keys(sets: Iterable[str]) -> list[tuple[str, str]]:
     """``(file, key)`` of each ``-S`` value; the file is ``params.yaml`` unless named.
     DVC's own overrides (``+key=``, ``~key``) are passed on unchecked."""
