@@ -1,6 +1,6 @@
 """dvc-invoke against the hand-written ritual, side by side, in one run.
 
-    python bench/bench.py [--quick] [--runs N] [--json PATH] [--cases 1,2,3,4,5,6,7,8,9,10]
+    python bench/bench.py [--quick] [--runs N] [--json PATH] [--cases 1,2,...,11]
 
 Every case runs its contenders alternately on generated projects (real git,
 real dvc, a bare origin and a local DVC remote in a temporary folder), and
@@ -668,6 +668,180 @@ def case_status(tmp: Path, runs: int, template: sandbox.Sandbox, count: int) -> 
     return case
 
 
+# A pipeline of one stage (~1.5 s) that reads two params: a grid of 4 x 2.
+SWEEP_SETS = ["train.lr=1,2,3,4", "train.n=1,2"]
+SWEEP_FILES = {
+    "params.yaml": "train:\n  lr: 1\n  n: 1\n",
+    "sweep/fit.py": textwrap.dedent(
+        """\
+        import json
+        import time
+
+        import yaml
+
+        train = yaml.safe_load(open("../params.yaml"))["train"]
+        time.sleep(1.5)  # a short training
+        with open("metrics.json", "w") as f:
+            json.dump({"loss": round(1 / (train["lr"] * train["n"]), 6)}, f)
+        """
+    ),
+    "sweep/dvc.yaml": textwrap.dedent(
+        """\
+        stages:
+          fit:
+            cmd: python fit.py
+            deps:
+            - fit.py
+            params:
+            - ../params.yaml:
+              - train.lr
+              - train.n
+            metrics:
+            - metrics.json:
+                cache: false
+        """
+    ),
+}
+
+
+class _TimedSlack:
+    """The stand-in Slack, with the moment each request arrived."""
+
+    def __init__(self) -> None:
+        from dvc_invoke.testing.slack import SlackServer
+
+        self.server = SlackServer()
+        self.received: list[tuple[float, str]] = []
+        handle = self.server._handle
+
+        def timed(h, body):
+            self.received.append((time.time(), h.path.split("?")[0].rsplit("/", 1)[-1]))
+            handle(h, body)
+
+        self.server._handle = timed
+
+    def last_message(self) -> float:
+        """When the last chat.postMessage or chat.update arrived."""
+        return max(t for t, method in self.received if method.startswith("chat."))
+
+
+def _sweep_template(template: sandbox.Sandbox, where: Path) -> sandbox.Sandbox:
+    """The sandbox with a pipeline ``sweep`` to sweep and the exp collection,
+    committed, run and published (the guards pass)."""
+    sb = fresh_copy(template, where)
+    for rel, text in SWEEP_FILES.items():
+        (sb.project / rel).parent.mkdir(parents=True, exist_ok=True)
+        (sb.project / rel).write_text(text)
+    tasks = sb.project / "tasks.py"
+    with_exp = (
+        tasks.read_text()
+        .replace("import data, guards,", "import data, exp, guards,")
+        .replace("guards, data, repro,", "guards, data, exp, repro,")
+    )
+    assert with_exp.count("exp") >= 2, "the sandbox's tasks.py changed: add exp by hand"
+    tasks.write_text(with_exp)
+    c = Context()
+    with c.cd(str(sb.project)):
+        c.run(
+            f"{PY} -m dvc repro -q sweep/dvc.yaml && git add -A && git commit -qm sweep && "
+            f"{PY} -m dvc push -q && git push -q",
+            hide=True,
+            env=ENV,
+        )
+    return sb
+
+
+def _last_experiment_end(project: Path) -> float:
+    """When the last experiment's process ended: DVC writes its returncode to
+    ``.dvc/tmp/exps/run/REV/REV.json`` then."""
+    ends = [p.stat().st_mtime for p in (project / ".dvc" / "tmp" / "exps" / "run").glob("*/*.json")]
+    assert len(ends) == 8, f"{len(ends)} experiments ended, not 8"
+    return max(ends)
+
+
+def _bare_sweep(project: Path) -> float:
+    """``dvc exp run --queue`` and ``dvc queue start``, then ``dvc queue status``
+    each 0.5 s until nothing is queued or running: the wall time."""
+    sets = " ".join(f"-S {s}" for s in SWEEP_SETS)
+    start = time.perf_counter()
+    run(
+        f"{PY} -m dvc exp run -q --queue {sets} sweep/dvc.yaml && {PY} -m dvc queue start -j 2",
+        project,
+    )
+    while True:
+        status = subprocess.run(
+            [PY, "-m", "dvc", "queue", "status"],
+            cwd=project,
+            env=ENV,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        rows = [line.split() for line in status.splitlines()]
+        if not any(("Queued" in r or "Running" in r) for r in rows):
+            return time.perf_counter() - start
+        time.sleep(0.5)
+
+
+def _stop_workers(project: Path) -> None:
+    """Untimed: DVC's workers of a finished sweep stopped and gone (none idles
+    beside the next sweep, or writes in a folder being removed)."""
+    import psutil
+
+    run([PY, "-m", "dvc", "queue", "stop"], project, check=False)
+
+    def inside(proc: psutil.Process) -> bool:
+        with contextlib.suppress(psutil.Error):
+            return Path(proc.cwd()).is_relative_to(project)
+        return False
+
+    deadline = time.time() + 60
+    while time.time() < deadline and any(inside(p) for p in psutil.process_iter()):
+        time.sleep(0.2)
+
+
+def case_sweep(tmp: Path, runs: int, template: sandbox.Sandbox) -> Case:
+    """A sweep of 8 experiments on DVC's queue with 2 workers: ``inv exp.run``
+    (guards, queue, watch, rank, Slack) against DVC's commands alone, and
+    how long after the last experiment ended the Slack message came."""
+    case = Case(
+        "11. inv exp.run: 8 experiments on 2 DVC workers vs dvc exp run --queue"
+        " + dvc queue start -j 2",
+        ["dvc-invoke", "bare dvc"],
+        target="ratio <= 1.05; Slack < 2 s after the last experiment",
+        ratio_max=1.05,
+    )
+    base = _sweep_template(template, tmp / "sweep-template")
+    cmd = [PY, "-m", "invoke", "exp.run", "--pipeline", "sweep"]
+    cmd += [w for s in SWEEP_SETS for w in ("-S", s)] + ["--jobs", "2", "--no-share"]
+    case.times = {c: [] for c in case.contenders}
+    latency: list[float] = []
+    for i in range(runs):
+        for who in alternate(case.contenders, i):
+            sb = fresh_copy(base, tmp / f"sweep-{i}-{who.replace(' ', '-')}")
+            if who == "dvc-invoke":
+                slack = _TimedSlack()
+                with slack.server:
+                    ENV.update(slack.server.web_api_env())
+                    try:
+                        case.times[who].append(run(cmd, sb.project))
+                    finally:
+                        for key in slack.server.web_api_env():
+                            del ENV[key]
+                latency.append(slack.last_message() - _last_experiment_end(sb.project))
+            else:
+                case.times[who].append(_bare_sweep(sb.project))
+                _last_experiment_end(sb.project)  # all 8 ran
+            _stop_workers(sb.project)
+            shutil.rmtree(sb.base)
+    took = statistics.median(latency)
+    case.extra["Slack after the last experiment (s)"] = round(took, 3)
+    case.extra["Slack latency, each run (s)"] = [round(x, 2) for x in latency]
+    case.extra["pass"] = case.ratio <= 1.05 and took < 2.0
+    return case
+
+
 def report(cases: list[Case], path: Path | None) -> None:
     rows = []
     for case in cases:
@@ -712,7 +886,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small projects and data")
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--cases", default="1,2,3,4,5,6,7,8,9,10")
+    parser.add_argument("--cases", default="1,2,3,4,5,6,7,8,9,10,11")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--data-mib", type=int, default=1024)
     args = parser.parse_args(argv)
@@ -741,6 +915,8 @@ def main(argv: list[str] | None = None) -> int:
             cases.append(case_loud_stage(tmp, runs, 20 if args.quick else 200, template))
         if 10 in wanted:
             cases.append(case_status(tmp, runs, template, 1000 if args.quick else 10000))
+        if 11 in wanted:
+            cases.append(case_sweep(tmp, runs, template))
         if 5 in wanted:
             cases.append(
                 case_data(tmp, runs if not args.quick else 1, 32 if args.quick else args.data_mib)

@@ -38,10 +38,10 @@ def test(c, k=None, jobs=2, quick=False):
 @task(
     help={
         "quick": "Small projects and data: checks the script, not the numbers.",
-        "cases": "Which cases, e.g. 1,2,3 (default: all eight).",
+        "cases": "Which cases, e.g. 1,2,3 (default: all eleven).",
     }
 )
-def bench(c, quick=False, cases="1,2,3,4,5,6,7,8,9"):
+def bench(c, quick=False, cases="1,2,3,4,5,6,7,8,9,10,11"):
     """Time dvc-invoke against the seed's script and bare dvc; write bench/out/results.json."""
     flags = " --quick" if quick else ""
     cmd = f"{PY} bench/bench.py{flags} --cases {shlex.quote(cases)} --json bench/out/results.json"

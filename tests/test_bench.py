@@ -58,3 +58,18 @@ def test_the_status_case_times_repro_status_over_many_records(tmp_path):
     assert case["extra"]["1,000 records (s)"] == round(case["medians"]["1,000 records"], 3)
     assert {"records - none (s)", "CPU, records (s)", "CPU, none (s)", "pass"} <= set(case["extra"])
     assert "1,000 records <= 0.5 s" in proc.stdout
+
+
+def test_the_sweep_case_times_exp_run_against_dvc_queue_and_the_slack_latency(tmp_path):
+    proc, out = quick_bench(tmp_path, "11", timeout=900)
+
+    (case,) = json.loads(out.read_text())["cases"]
+    assert case["name"] == (
+        "11. inv exp.run: 8 experiments on 2 DVC workers vs dvc exp run --queue"
+        " + dvc queue start -j 2"
+    )
+    assert set(case["medians"]) == {"dvc-invoke", "bare dvc"}
+    assert isinstance(case["extra"]["Slack after the last experiment (s)"], float)
+    assert len(case["extra"]["Slack latency, each run (s)"]) == 2  # one a run of --quick
+    assert "pass" in case["extra"]
+    assert "ratio <= 1.05; Slack < 2 s after the last experiment" in proc.stdout
