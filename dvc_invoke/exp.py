@@ -11,6 +11,7 @@ experiments is DVC's: ``dvc exp remove``, ``dvc exp gc``.
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
 from invoke.collection import Collection
@@ -28,14 +29,18 @@ _DIRECTION = "max or min: which way --sort is better (default: its gate's, else 
 
 
 def _pipeline(c: Context, pipeline: str | None) -> str:
+    """``--pipeline``, or the project's one pipeline."""
     if pipeline:
         return pipeline
     from dvc_invoke.adapters.shell import Workspace
-    from dvc_invoke.config.pipelines import available
+    from dvc_invoke.config.pipelines import available, resolve
 
-    names = available(c, Workspace(c).root)
-    if len(names) == 1:
-        return names[0]
+    root = Workspace(c).root
+    names = available(c, root)
+    # One pipeline by several names (`train`, and `dvc.yaml` that it runs): that one.
+    files = {resolve(c, root, n).dvcfile: n for n in reversed(names)}
+    if len(files) == 1:
+        return next(iter(files.values()))
     raise DvcInvokeError(
         f"name the pipeline with --pipeline NAME (pipelines here: {', '.join(names) or 'none'})",
         step="guards",
@@ -106,6 +111,9 @@ def show(
     """The experiments of HEAD, ranked, with what the branch published first."""
     from dvc_invoke.flow import experiments
 
+    if pipeline is None:  # the one pipeline's gates rank them, when there is one
+        with contextlib.suppress(DvcInvokeError):
+            pipeline = _pipeline(c, None)
     experiments.show(c, pipeline, sort=sort, direction=_direction(direction), all_commits=all_)
 
 

@@ -148,7 +148,7 @@ def _publish(
     state = check(ws, p, resume=command, own=run_plan.graph.git_paths(), graph_=run_plan.graph)
     state = preflight(ws, run_plan, state, resume=command)
     base = next((b for b in read(ws) if b.rev == state.commit), None)
-    exp = _chosen(ws, p, base, name, best, sort, direction, command, state.commit)
+    exp = _chosen(ws, p, base, name, best, accept, sort, direction, command, state.commit)
     assert base is not None
     changes = _changes(base, exp)
     if not accept:
@@ -182,6 +182,7 @@ def _chosen(
     base: dvcexp.Baseline | None,
     name: str | None,
     best: bool,
+    accept: bool,
     sort: str | None,
     direction: str | None,
     command: str,
@@ -191,7 +192,7 @@ def _chosen(
     another commit is refused, never applied over newer code."""
     mine = [e for e in (base.experiments if base else []) if e.state == dvcexp.SUCCESS]
     if best:
-        return _best(p, mine, sort, direction)
+        return _best(p, mine, sort, direction, base.metrics if base else {}, accept)
     assert name is not None
     hits = [e for e in mine if e.name == name or e.rev.startswith(name) and len(name) >= 7]
     if len(hits) == 1:
@@ -225,8 +226,15 @@ def _chosen(
 
 
 def _best(
-    p: Pipeline, mine: list[dvcexp.Experiment], sort: str | None, direction: str | None
+    p: Pipeline,
+    mine: list[dvcexp.Experiment],
+    sort: str | None,
+    direction: str | None,
+    published: dict[str, Any],
+    accept: bool,
 ) -> dvcexp.Experiment:
+    """The best of HEAD's experiments, and better than what the branch published
+    (unless ``accept``): a tie would publish a commit that moves nothing."""
     found = [{"name": e.name, "state": e.state, "metrics": e.metrics} for e in mine]
     if not found:
         raise DvcInvokeError("no succeeded experiment on HEAD to publish", step="guards")
@@ -236,6 +244,17 @@ def _best(
         raise DvcInvokeError(
             f"--best: nothing to rank by: {p.name} has no gate and no --sort METRIC was given",
             step="guards",
+        )
+    assert by is not None
+    metric, way = by
+    new, old = top["metrics"].get(metric), published.get(metric)
+    better = not isinstance(old, (int, float)) or (new > old if way == "max" else new < old)
+    if not better and not accept:
+        raise DvcInvokeError(
+            f"the best experiment, {top['name']}, is no better than what the branch published"
+            f" ({metric}: {old} → {new}); nothing was applied",
+            step="gate",
+            resume=f"{_command(p.name, None, True, sort)} (to publish it anyway)",
         )
     return next(e for e in mine if e.name == top["name"])
 

@@ -36,7 +36,7 @@ from dvc_invoke.flow.plan import repro_targets
 from dvc_invoke.flow.steps import pull
 from dvc_invoke.runs import sweep as sweeps
 from dvc_invoke.runs.record import RunReport
-from dvc_invoke.runs.store import Store, read_tail
+from dvc_invoke.runs.store import ENV_RUN, Store, read_tail
 
 POLL = 0.2  # seconds between looks at DVC's queue folder (a stat or two)
 SHOW_EVERY = 10.0  # seconds between `dvc exp show` when nothing seemed to change
@@ -92,6 +92,7 @@ def run(
     with RunContext(c) as ctx:
         ready = _prepare(ctx, request)
         _refuse_unread(ctx.ws, ready, sets)
+        _refuse_unpushed(ready, command)
         ws, store = ctx.ws, Store(ctx.ws.root)
         if ws.dry:
             _dry(ws, ready, sets, jobs, exp_name)
@@ -120,6 +121,19 @@ def _refuse_unread(ws: Workspace, ready: Prepared, sets: list[str]) -> None:
             f"no stage of {ready.plan.pipeline.name} reads {', '.join(unread)}"
             f" (it reads: {said or 'no params'}); nothing was queued",
             step="guards",
+        )
+
+
+def _refuse_unpushed(ready: Prepared, command: str) -> None:
+    """Experiments shared on a commit the team does not have would be nobody's to apply."""
+    state = ready.state
+    if state.ahead > 0 and not os.environ.get(ENV_RUN):
+        raise DvcInvokeError(
+            f"HEAD is {state.ahead} commit{'s' if state.ahead != 1 else ''} ahead of"
+            f" {state.upstream}: push it first, so the experiments' baseline is the team's;"
+            " nothing was queued",
+            step="guards",
+            resume=f"git push, then {command}",
         )
 
 
@@ -288,7 +302,7 @@ class Sweep:
             e.update(state=state, pid=exp.pid, log=exp.log, params=_only(exp.params, self._keys()))
             if state == dvcexp.SUCCESS:
                 e["metrics"] = exp.metrics
-                self.say(f"{e['name']} succeeded" + _first_metric(exp.metrics))
+                self.say(f"{e['name']} succeeded" + self._ranked_value(exp.metrics))
             elif state == dvcexp.FAILED:
                 self._failure(e, exp)
                 self.say(f"{e['name']} failed at {e['step']}: {e['reason']}")
@@ -340,6 +354,17 @@ class Sweep:
             self.say(f"{e['name']} {e['state']}: {e['reason']}")
         return True
 
+    def _ranked_value(self, metrics: dict[str, Any]) -> str:
+        """`` (acc 0.91)``: the metric the sweep is ranked by (the first gate's),
+        else the first."""
+        by = sweeps.rank_by(self.p.gates, list(metrics))
+        name = by[0] if by else next(iter(metrics), None)
+        if name is None:
+            return ""
+        value = metrics[name]
+        shown = f"{value:.4g}" if isinstance(value, float) else str(value)
+        return f" ({name.split(':', 1)[-1]} {shown})"
+
     def _requeue(self, e: dict[str, Any]) -> None:
         self._requeued.add(e["name"])
         sets = [f"{key}={_value(value)}" for key, value in e["params"].items()]
@@ -369,6 +394,8 @@ class Sweep:
         errors = ERROR_RE.findall(tail)
         e["step"] = stage[-1] if stage else "run"
         e["reason"] = errors[-1].strip() if errors else f"exited with {exp.returncode}"
+        logs = f"{tasknames.command('repro.logs')} --run {self.report.id} --exp {e['name']}"
+        e["reason"] += f" (its log: {logs})"
         e["log_tail"] = tail
 
     def _stalled(self, found: dict[str, dvcexp.Experiment]) -> bool:
@@ -530,17 +557,6 @@ def _died(e: dict[str, Any]) -> bool:
 def _only(values: dict[str, Any], keys: list[str]) -> dict[str, Any]:
     """The values the sweep set: at or under its ``-S`` keys."""
     return {k: v for k, v in values.items() if any(k == w or k.startswith(w + ".") for w in keys)}
-
-
-def _first_metric(metrics: dict[str, Any]) -> str:
-    if not metrics:
-        return ""
-    name, value = next(iter(metrics.items()))
-    return (
-        f" ({name.split(':', 1)[-1]} {value:.4g})"
-        if isinstance(value, float)
-        else f" ({name.split(':', 1)[-1]} {value})"
-    )
 
 
 def _value(value: Any) -> str:

@@ -254,6 +254,11 @@ def test_bad_sweeps_and_publishes_are_one_line_each(canonical):
     no_rank = project.inv("exp.publish", "--best", "--pipeline", "metrics")
     assert_one_line_error(no_rank, "no succeeded experiment")
 
+    project.git("commit", "--allow-empty", "-qm", "Not pushed yet")
+    ahead = project.inv("exp.run", "--pipeline", "train", "-S", "train.bias=1,2", "--skip", "slack")
+    assert_one_line_error(ahead, "HEAD is 1 commit ahead of origin/main", "git push")
+    project.git("reset", "-q", "--hard", "HEAD~1")
+
     (project.path / "src" / "train.py").write_text("# edited\n")
     dirty = project.inv("exp.run", "--pipeline", "train", "-S", "train.bias=1,2", "--skip", "slack")
     assert_one_line_error(dirty, "src/train.py")
