@@ -423,6 +423,8 @@ class Sweep:
         sweep["best"] = top["name"] if top else None
         done = [e["name"] for e in report.experiments if e["state"] == dvcexp.SUCCESS]
         self.save("tell")
+        if top is not None:
+            self._plots(top["name"])
         table = report.sweep_table()
         if table:
             console.table(*table)
@@ -438,6 +440,23 @@ class Sweep:
             self._share(done)
         if not done:
             raise DvcInvokeError("no experiment succeeded", step="run", resume=report.command)
+
+    def _plots(self, best: str) -> None:
+        """The plots the best experiment changed against the baseline, drawn for
+        whom posts pictures (never fails the sweep)."""
+        from dvc_invoke.adapters.dvc import plots
+
+        files = self.ready.plan.graph.plot_files
+        if not self.ws.settings.plots or not files or not self.commit or not self.report.id:
+            return
+        draw = any(getattr(n, "posts_pictures", False) for n in self.ready.chain)
+        folder = self.store.dir / "plots" / self.report.id
+        try:
+            found = plots.changed(self.ws, files, self.commit, folder, draw=draw, new=best)
+        except Exception as exc:  # noqa: BLE001 - pictures are a bonus, never the sweep's end
+            console.warn(f"could not compare {best}'s plots: {exc}")
+            return
+        self.report.plots, self.report.plots_html = found.get("plots", []), found.get("html")
 
     def _share(self, names: list[str]) -> None:
         """``dvc exp push`` of the experiments that succeeded, to the branch's

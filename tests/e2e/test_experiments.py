@@ -108,6 +108,12 @@ def test_a_sweep_is_ranked_told_shared_and_its_best_published(canonical, slack):
     assert len(thread) == 1 and exps[9]["name"] in thread[0].text
     assert "diverged: bias 9" in thread[0].blocks_text
 
+    # The plots the best one changed, as PNGs in the thread.
+    (picture,) = slack.files
+    assert picture.title == "eval/plots/errors.json" and picture.data.startswith(b"\x89PNG")
+    assert picture.thread_ts is not None and picture.thread_ts == thread[0].body["thread_ts"]
+    assert "plots changed: eval/plots/errors.json" in shown
+
     # Watched as a run: its row, and each experiment's own log.
     status = project.inv("repro.status")
     assert "sweep: 4 experiments: 3 succeeded, 1 failed" in status.stdout, status.output

@@ -25,9 +25,16 @@ WORKSPACE = "workspace"
 
 
 def changed(
-    ws: Workspace, plot_files: list[str], base: str, folder: Path, *, draw: bool = True
+    ws: Workspace,
+    plot_files: list[str],
+    base: str,
+    folder: Path,
+    *,
+    draw: bool = True,
+    new: str | None = None,
 ) -> dict[str, Any]:
-    """The plots that differ between ``base`` and the workspace, drawn into ``folder``.
+    """The plots that differ between ``base`` and the workspace (or revision ``new``:
+    an experiment's name), drawn into ``folder``.
 
     Returns ``{"plots": [{"id", "png"}], "html": path}`` (``png`` None where a
     plot could not be drawn, or with ``draw`` False: nobody is shown pictures);
@@ -38,7 +45,8 @@ def changed(
         return {}
     # Its shortest unambiguous name: the label of its side in the pictures.
     rev = ws.git.short_name(base) or base
-    res = ws.probe(f"{ws.dvc} plots diff {quote_all([rev])} --json -o {quote_all([str(folder)])}")
+    revs = quote_all([rev, *([new] if new else [])])
+    res = ws.probe(f"{ws.dvc} plots diff {revs} --json -o {quote_all([str(folder)])}")
     try:
         data = json.loads(res.stdout)["data"] if res.ok else None
     except (ValueError, KeyError, TypeError):
@@ -47,7 +55,7 @@ def changed(
         why = (res.stderr.strip().splitlines() or ["no answer"])[-1]
         console.warn(f"could not compare the run's plots (dvc plots diff: {why})")
         return {}
-    found = [(plot_id, renders) for plot_id, renders in data.items() if _differs(renders, rev)]
+    found = [(plot_id, renders) for plot_id, renders in data.items() if _differs(renders, rev, new)]
     if not found:
         return {}
     folder.mkdir(parents=True, exist_ok=True)
@@ -61,16 +69,17 @@ def changed(
             f"{len(missing)} changed plot(s) not drawn: install dvc-invoke[plots] (vl-convert)"
         )
     html = folder / "html"
-    res = ws.probe(f"{ws.dvc} plots diff {quote_all([rev])} -o {quote_all([str(html)])}")
+    res = ws.probe(f"{ws.dvc} plots diff {revs} -o {quote_all([str(html)])}")
     report = html / "index.html"
     return {"plots": drawn, "html": str(report) if res.ok and report.is_file() else None}
 
 
-def _differs(renders: list[dict[str, Any]], rev: str) -> bool:
-    """Whether a plot's data (or image) at ``rev`` is not the workspace's."""
+def _differs(renders: list[dict[str, Any]], rev: str, new: str | None = None) -> bool:
+    """Whether a plot's data (or image) at ``rev`` is not the workspace's (``new``'s)."""
+    now = new or WORKSPACE
     images = {r.get("revisions", [None])[0]: r.get("url") for r in renders if r["type"] == "image"}
     if images:
-        before, after = images.get(rev), images.get(WORKSPACE)
+        before, after = images.get(rev), images.get(now)
         if after is None:
             return False  # gone in the workspace: nothing to show
         return before is None or Path(before).read_bytes() != Path(after).read_bytes()
@@ -81,7 +90,7 @@ def _differs(renders: list[dict[str, Any]], rev: str) -> bool:
         for point in r["content"].get("data", {}).get("values", []):
             point = dict(point)
             by_rev[str(point.pop("rev", ""))].append(point)
-    return by_rev.get(WORKSPACE) is not None and by_rev.get(WORKSPACE) != by_rev.get(rev)
+    return by_rev.get(now) is not None and by_rev.get(now) != by_rev.get(rev)
 
 
 def _slug(plot_id: str) -> str:

@@ -169,7 +169,7 @@ def _outcome(report: RunReport) -> Any | None:
     if report.status == "requeued":
         step = fit(report.step or "unknown step", 200)
         return _section(f"*Requeued at:* {step}\n{fit(report.reason or '', 1500)}")
-    if report.published():
+    if report.published() or report.plots_changed():  # a sweep: its best one's plots
         plots = report.plots_changed()
         done = fit("; ".join(report.published() + ([plots] if plots else [])), 1900)
         return ContextBlock(elements=[MarkdownTextObject(text=done)])
