@@ -510,29 +510,45 @@ class Sweep:
 
     def _stop_experiments(self) -> None:
         """The sweep's queued experiments removed, its running ones killed, DVC's
-        workers stopped: nothing of it goes on."""
-        queued = [e["name"] for e in self.report.experiments if e["state"] == dvcexp.QUEUED]
-        running = [e for e in self.report.experiments if e["state"] == dvcexp.RUNNING]
-        dvc = self.ws.dvc
+        workers stopped: nothing of it goes on. Those that ended meanwhile are
+        recorded as they ended; a worker that took a queued one while this ran
+        is caught by the next round."""
+        dvc, mine = self.ws.dvc, {e["name"] for e in self.report.experiments}
+        pids: set[int] = set()
+        killed: set[str] = set()  # by this cancel: cancelled, whatever DVC then calls them
         with Interrupts():  # a second signal does not cut the clean-up short
-            if queued:
-                self.ws.probe(f"{dvc} queue remove {quote_all(queued)}", in_process=False)
-            if running:
-                names = quote_all([e["name"] for e in running])
-                self.ws.probe(f"{dvc} queue kill --force {names}", in_process=False)
+            for _ in range(3):
+                found = {n: x for n, x in self._read().items() if n in mine and n not in killed}
+                self._update(found, [])
+                if not found:  # DVC said nothing: what the record holds
+                    found = {
+                        e["name"]: dvcexp.Experiment(
+                            e["name"], "", "", e["state"], pid=e.get("pid")
+                        )
+                        for e in self.report.experiments
+                    }
+                queued = [n for n, x in found.items() if x.state == dvcexp.QUEUED]
+                running = [x for x in found.values() if x.state == dvcexp.RUNNING]
+                if not queued and not running:
+                    break
+                if queued:
+                    self.ws.probe(f"{dvc} queue remove {quote_all(queued)}", in_process=False)
+                if running:
+                    names = quote_all([x.name for x in running])
+                    self.ws.probe(f"{dvc} queue kill --force {names}", in_process=False)
+                    pids |= {x.pid for x in running if x.pid}
+                    killed |= {x.name for x in running}
             self.ws.probe(f"{dvc} queue stop --kill", in_process=False)
             # What DVC's kill left: each experiment's own process, by the pid DVC recorded.
-            deadline = time.time() + 10
-            found = self._read()
-            pids = [found[e["name"]].pid for e in running if e["name"] in found]
-            for pid in [p for p in pids if p]:
+            for pid in pids:
                 with contextlib.suppress(OSError):
                     os.kill(pid, 9)
+            deadline = time.time() + 10
             while time.time() < deadline and any(not _gone(p) for p in pids):
                 time.sleep(0.1)
         for e in self.report.experiments:
-            if e["state"] in (dvcexp.QUEUED, dvcexp.RUNNING):
-                e["state"] = "cancelled"
+            if e["state"] in (dvcexp.QUEUED, dvcexp.RUNNING) or e["name"] in killed:
+                e.update(state="cancelled", step=None, reason=None, log_tail=None)
 
 
 def _queue_folder(ws: Workspace) -> tuple[Any, ...]:
