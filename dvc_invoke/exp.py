@@ -64,6 +64,8 @@ def _direction(direction: str | None) -> str | None:
         "name": "Name the experiments NAME-1, NAME-2, ... (DVC's --name).",
         "detach": "Return at once; the sweep goes on in the background.",
         "no-share": "Keep the experiments here: no dvc exp push to the git remote at the end.",
+        "gpus": "One DVC worker per GPU, pinned to it (CUDA_VISIBLE_DEVICES):"
+        " all (the free ones, by nvidia-smi) or 0,1,...; instead of --jobs.",
         "skip": _HELP["skip"],
     },
 )
@@ -76,6 +78,7 @@ def run(
     detach: bool = False,
     no_share: bool = False,
     skip: list[str] | None = None,
+    gpus: str | None = None,
 ) -> None:
     """Sweep a pipeline's params on DVC's queue; rank, share and announce the experiments."""
     from dvc_invoke.flow import sweep
@@ -89,6 +92,7 @@ def run(
         detach=detach,
         share=not no_share,
         skip=skip or (),
+        gpus=gpus,
     )
 
 

@@ -24,6 +24,7 @@ from typing import IO, Any
 
 from dvc_invoke import console, tasknames
 from dvc_invoke.adapters.dvc import experiments as dvcexp
+from dvc_invoke.adapters.gpus import choose
 from dvc_invoke.adapters.shell import Workspace, quote_all
 from dvc_invoke.config.pipelines import Pipeline
 from dvc_invoke.engines.local import marked, own_group
@@ -49,13 +50,20 @@ ERROR_RE = re.compile(r"^ERROR: (.+)$", re.MULTILINE)
 
 
 def sweep_command(
-    name: str, sets: list[str], *, jobs: int, exp_name: str | None, share: bool
+    name: str,
+    sets: list[str],
+    *,
+    jobs: int,
+    exp_name: str | None,
+    share: bool,
+    gpus: str | None = None,
 ) -> str:
     """The ``inv exp.run`` line that runs this sweep again."""
     words = [tasknames.command("exp.run"), "--pipeline", name]
     for value in sets:
         words += ["-S", value]
-    words += ["--jobs", str(jobs)] if jobs != 1 else []
+    words += ["--jobs", str(jobs)] if jobs != 1 and not gpus else []
+    words += ["--gpus", gpus] if gpus else []
     words += ["--name", exp_name] if exp_name else []
     words += [] if share else ["--no-share"]
     return " ".join([words[0], *map(shlex.quote, words[1:])])
@@ -71,8 +79,11 @@ def run(
     detach: bool = False,
     share: bool = True,
     skip: tuple[str, ...] | list[str] = (),
+    gpus: str | None = None,
 ) -> RunReport | None:
-    """Sweep pipeline ``name`` over the ``-S`` values ``sets``; see the module."""
+    """Sweep pipeline ``name`` over the ``-S`` values ``sets``; see the module.
+    With ``gpus`` (``all``: the free ones, or ``0,1,...``), one DVC worker per
+    GPU, each pinned to its GPU (``CUDA_VISIBLE_DEVICES``)."""
     if not sets:
         raise DvcInvokeError(
             "say which params to sweep: -S 'train.lr=0.001,0.01' (DVC's grammar; a grid"
@@ -86,14 +97,17 @@ def run(
             f"--name {exp_name!r}: letters, digits, '_', '.' and '-' only", step="guards"
         )
     dvcexp.set_keys(sets)  # each one readable as DVC reads it
-    command = sweep_command(name, sets, jobs=jobs, exp_name=exp_name, share=share)
-    described = {"sets": list(sets), "jobs": jobs, "name": exp_name, "share": share}
+    command = sweep_command(name, sets, jobs=jobs, exp_name=exp_name, share=share, gpus=gpus)
+    described: dict[str, Any] = {"sets": list(sets), "jobs": jobs, "name": exp_name, "share": share}
     request = Request(name, None, None, detach, command, tuple(skip), False, sweep=described)
     with RunContext(c) as ctx:
         ready = _prepare(ctx, request)
         _refuse_unread(ctx.ws, ready, sets)
         _refuse_unpushed(ready, command)
         ws, store = ctx.ws, Store(ctx.ws.root)
+        if gpus and not ready.adopted:  # one worker per GPU (the record keeps which)
+            chosen = choose(ws, gpus)
+            described["gpus"], described["jobs"] = chosen, len(chosen)
         if ws.dry:
             _dry(ws, ready, sets, jobs, exp_name)
             return None
@@ -249,17 +263,24 @@ class Sweep:
         daemons from it), what it prints kept in a file: a worker keeps the
         output it was started with open, and a pipe would never end."""
         said = self.store.dir / f"{self.report.id}.workers.out"
-        start = f"{self.ws.dvc} queue start -j {jobs}"
+        out = shlex.quote(str(said))
+        gpus = self.sweep.get("gpus") or []
+        # DVC numbers its workers 1..N and starts those not running: worker i,
+        # started alone with GPU i's CUDA_VISIBLE_DEVICES, keeps it.
+        starts = [
+            f"CUDA_VISIBLE_DEVICES={int(gpu)} {self.ws.dvc} queue start -j {i}"
+            for i, gpu in enumerate(gpus, 1)
+        ] or [f"{self.ws.dvc} queue start -j {jobs}"]
         try:
-            self.ws.act(
-                f"{start} > {shlex.quote(str(said))} 2>&1 < /dev/null"
-                f" || {{ cat {shlex.quote(str(said))} >&2; exit 1; }}",
-                step="run",
-                resume=self.report.command,
-                in_process=False,
-            )
-            with contextlib.suppress(OSError):
-                console.info(said.read_text().strip())
+            for start in starts:
+                self.ws.act(
+                    f"{start} > {out} 2>&1 < /dev/null || {{ cat {out} >&2; exit 1; }}",
+                    step="run",
+                    resume=self.report.command,
+                    in_process=False,
+                )
+                with contextlib.suppress(OSError):
+                    console.info(said.read_text().strip())
         finally:
             said.unlink(missing_ok=True)
 
@@ -311,7 +332,10 @@ class Sweep:
                 e["log_tail"] = read_tail(exp.log, 4000)
                 self.say(f"{e['name']} lost: {e['reason']}")
             elif state == dvcexp.RUNNING:
-                self.say(f"{e['name']} running")
+                gpu = _gpu_of(exp.pid) if self.sweep.get("gpus") else None
+                if gpu is not None:
+                    e["gpu"] = gpu
+                self.say(f"{e['name']} running" + (f" on GPU {gpu}" if gpu is not None else ""))
         changed = self._missing(found) or changed
         if changed:
             self.save()
@@ -601,6 +625,19 @@ def _value(value: Any) -> str:
     if isinstance(value, (int, float, str)):
         return str(value)
     return json.dumps(value)
+
+
+def _gpu_of(pid: int | None) -> str | None:
+    """The ``CUDA_VISIBLE_DEVICES`` process ``pid`` runs with (its worker's)."""
+    try:
+        with open(f"/proc/{int(pid or 0)}/environ", "rb") as handle:
+            env = handle.read().split(b"\0")
+    except OSError:
+        return None
+    for item in env:
+        if item.startswith(b"CUDA_VISIBLE_DEVICES="):
+            return item.split(b"=", 1)[1].decode(errors="replace")
+    return None
 
 
 def _count(n: int) -> str:

@@ -269,3 +269,89 @@ def test_bad_sweeps_and_publishes_are_one_line_each(canonical):
     dirty = project.inv("exp.run", "--pipeline", "train", "-S", "train.bias=1,2", "--skip", "slack")
     assert_one_line_error(dirty, "src/train.py")
     assert "Queued" not in _queue_status(project)
+
+
+STANDIN_SMI = """#!/bin/sh
+# A stand-in nvidia-smi: two GPUs; those named in $STANDIN_GPUS_BUSY run a process.
+case "$*" in
+  *--query-gpu=*) printf '0, GPU-aaaa, NVIDIA Stand-in 80GB\\n1, GPU-bbbb, NVIDIA Stand-in 80GB\\n' ;;
+  *--query-compute-apps=*) for g in $STANDIN_GPUS_BUSY; do printf '%s, 4242, 1000\\n' "$g"; done ;;
+  *) exit 2 ;;
+esac
+"""
+
+
+def test_one_experiment_per_free_gpu_each_worker_pinned_to_its_own(canonical, tmp_path):
+    project = _sweepable(canonical)
+    bin_dir = tmp_path / "gpu-bin"
+    bin_dir.mkdir()
+    (bin_dir / "nvidia-smi").write_text(STANDIN_SMI)
+    (bin_dir / "nvidia-smi").chmod(0o755)
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "SANDBOX_SLOW": "train:6"}
+
+    run = project.inv(
+        "exp.run",
+        "--pipeline",
+        "train",
+        "-S",
+        "train.bias=0.0,0.1",
+        "--gpus",
+        "all",
+        "--skip",
+        "slack",
+        "--no-share",
+        env=env,
+    )
+
+    assert run.returncode == 0, run.output
+    record = _sweep_record(project)
+    assert record["sweep"]["gpus"] == [0, 1] and record["sweep"]["jobs"] == 2
+    # Each experiment ran in its own worker, pinned to its own GPU.
+    assert sorted(e["gpu"] for e in record["experiments"]) == ["0", "1"], run.stdout
+    assert "CUDA_VISIBLE_DEVICES=1 " in run.stdout  # the second worker's start, as echoed
+
+    # A busy GPU is left out; none free, or one that is not there, is one line.
+    busy = {**env, "STANDIN_GPUS_BUSY": "GPU-aaaa GPU-bbbb"}
+    none_free = project.inv(
+        "exp.run",
+        "--pipeline",
+        "train",
+        "-S",
+        "train.bias=0.3",
+        "--gpus",
+        "all",
+        "--skip",
+        "slack",
+        env=busy,
+    )
+    assert_one_line_error(none_free, "no free GPU here", "0 (NVIDIA Stand-in 80GB)")
+    missing = project.inv(
+        "exp.run",
+        "--pipeline",
+        "train",
+        "-S",
+        "train.bias=0.3",
+        "--gpus",
+        "0,5",
+        "--skip",
+        "slack",
+        env=env,
+    )
+    assert_one_line_error(missing, "no GPU 5 here")
+    one_free = project.inv(
+        "exp.run",
+        "--pipeline",
+        "train",
+        "-S",
+        "train.bias=0.3",
+        "--gpus",
+        "all",
+        "--skip",
+        "slack",
+        "--no-share",
+        env={**env, "STANDIN_GPUS_BUSY": "GPU-aaaa", "SANDBOX_SLOW": "train:3"},
+    )
+    assert one_free.returncode == 0, one_free.output
+    latest_sweep = _sweep_record(project)
+    assert latest_sweep["sweep"]["gpus"] == [1]
+    assert [e["gpu"] for e in latest_sweep["experiments"]] == ["1"]
