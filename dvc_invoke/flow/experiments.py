@@ -97,7 +97,8 @@ def show(
         where = "any commit" if all_commits else f"HEAD ({short(head)})"
         console.info(
             f"no experiments on {where}: run some with {tasknames.command('exp.run')}"
-            " --pipeline NAME -S 'KEY=A,B', or fetch a teammate's with `dvc exp pull origin NAME`"
+            " --pipeline NAME -S 'KEY=A,B', fetch a teammate's with `dvc exp pull origin NAME`"
+            " (`dvc exp list origin --all-commits` lists them), or see every commit's: --all"
         )
 
 

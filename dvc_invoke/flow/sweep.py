@@ -105,6 +105,8 @@ def run(
         _refuse_unread(ctx.ws, ready, sets)
         _refuse_unpushed(ready, command)
         ws, store = ctx.ws, Store(ctx.ws.root)
+        if not ready.adopted:
+            _refuse_others_queued(ws)
         if gpus and not ready.adopted:  # one worker per GPU (the record keeps which)
             chosen = choose(ws, gpus)
             described["gpus"], described["jobs"] = chosen, len(chosen)
@@ -148,6 +150,22 @@ def _refuse_unpushed(ready: Prepared, command: str) -> None:
             " nothing was queued",
             step="guards",
             resume=f"git push, then {command}",
+        )
+
+
+def _refuse_others_queued(ws: Workspace) -> None:
+    """DVC's workers run every experiment queued here: ones queued by hand would
+    run unannounced in the sweep (running ones are harmless: a worker that runs
+    them takes the sweep's too, and the sweep watches its own by name)."""
+    said = dvcexp.queue_states(ws.probe(f"{ws.dvc} queue status", in_process=False).stdout)
+    waiting = sorted(n for n, state in said.items() if state == "Queued")
+    if waiting:
+        raise DvcInvokeError(
+            f"DVC's queue here holds experiments queued by hand: {', '.join(waiting[:5])}"
+            f"{' ...' if len(waiting) > 5 else ''}; the sweep's workers would run them"
+            " unannounced: run them first (dvc queue start), or remove them"
+            " (dvc queue remove --queued); nothing was queued",
+            step="guards",
         )
 
 
@@ -452,6 +470,10 @@ class Sweep:
         table = report.sweep_table()
         if table:
             console.table(*table)
+        if done and sweep.get("share"):
+            # Shared before told: the message says where the team finds them (a
+            # failure to share is the sweep's, told with its table).
+            self._share(done)
         if done:
             report.end("succeeded")
         else:
@@ -460,8 +482,6 @@ class Sweep:
         report.step = None if done else "run"
         notifiers.deliver(self.ready.chain, report)
         self.save()
-        if done and sweep.get("share"):
-            self._share(done)
         if not done:
             raise DvcInvokeError("no experiment succeeded", step="run", resume=report.command)
 
@@ -500,7 +520,6 @@ class Sweep:
             )
         self.sweep["shared"] = f"{_count(len(names))} pushed to {remote} (dvc exp push)"
         self.save()
-        console.result(True, f"shared: {self.sweep['shared']}")
 
     def _git_remote(self) -> str:
         upstream = self.ready.state.upstream or ""
@@ -512,9 +531,7 @@ class Sweep:
             exc = interrupts.stopped(report.step or "run", report.command) or Cancelled(
                 "interrupted (SIGINT)", step=report.step, resume=report.command
             )
-        if report.ended:  # the end was told; what failed after it is the share
-            report.reason, report.resume = exc.reason, exc.resume
-            self.save()
+        if report.ended:  # told already: "no experiment succeeded"
             raise exc from None
         if isinstance(exc, Cancelled):
             self._stop_experiments()

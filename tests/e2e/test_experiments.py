@@ -260,6 +260,13 @@ def test_bad_sweeps_and_publishes_are_one_line_each(canonical):
     no_rank = project.inv("exp.publish", "--best", "--pipeline", "metrics")
     assert_one_line_error(no_rank, "no succeeded experiment")
 
+    project.sh(f"{sys.executable} -m dvc exp run --queue -q -S train.bias=5 --name by-hand")
+    queued = project.inv(
+        "exp.run", "--pipeline", "train", "-S", "train.bias=1,2", "--skip", "slack"
+    )
+    assert_one_line_error(queued, "queued by hand: by-hand", "dvc queue remove --queued")
+    project.sh(f"{sys.executable} -m dvc queue remove --queued -q")
+
     project.git("commit", "--allow-empty", "-qm", "Not pushed yet")
     ahead = project.inv("exp.run", "--pipeline", "train", "-S", "train.bias=1,2", "--skip", "slack")
     assert_one_line_error(ahead, "HEAD is 1 commit ahead of origin/main", "git push")
