@@ -38,9 +38,9 @@ def _pipeline(c: Context, pipeline: str | None) -> str:
     root = Workspace(c).root
     names = available(c, root)
     # One pipeline by several names (`train`, and `dvc.yaml` that it runs): that one.
-    files = {resolve(c, root, n).dvcfile: n for n in reversed(names)}
-    if len(files) == 1:
-        return next(iter(files.values()))
+    files = {resolve(c, root, n).dvcfile for n in names}
+    if len(files) == 1:  # its name rather than its path
+        return min(names, key=lambda n: ("/" in n or n.endswith((".yaml", ".yml")), n))
     raise DvcInvokeError(
         f"name the pipeline with --pipeline NAME (pipelines here: {', '.join(names) or 'none'})",
         step="guards",

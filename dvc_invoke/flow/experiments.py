@@ -253,7 +253,7 @@ def _best(
     if not better and not accept:
         raise DvcInvokeError(
             f"the best experiment, {top['name']}, is no better than what the branch published"
-            f" ({metric}: {old} → {new}); nothing was applied",
+            f" ({metric}: {old:.6g} → {new:.6g}); nothing was applied",
             step="gate",
             resume=f"{_command(p.name, None, True, sort)} (to publish it anyway)",
         )

@@ -129,6 +129,13 @@ def run(
 
 def _refuse_unread(ws: Workspace, ready: Prepared, sets: list[str]) -> None:
     """A grid over a param no stage of the pipeline reads runs one experiment N times."""
+    absent = dvcexp.absent(ws.root, sets)
+    if absent:
+        raise DvcInvokeError(
+            f"no param {', '.join(absent)}: a new one is -S '+KEY=VALUE' (DVC's grammar);"
+            " nothing was queued",
+            step="guards",
+        )
     read = dvcexp.params_read(ws.root, ready.plan.graph.stages)
     unread = dvcexp.unread(sets, read)
     if unread:
@@ -575,9 +582,11 @@ class Sweep:
                 if queued:
                     self.ws.probe(f"{dvc} queue remove {quote_all(queued)}", in_process=False)
                 if running:
+                    # The stage's own processes first: once DVC's are killed they
+                    # are orphans, nobody's children, and would train on for hours.
+                    pids |= _trees([x.pid for x in running if x.pid])
                     names = quote_all([x.name for x in running])
                     self.ws.probe(f"{dvc} queue kill --force {names}", in_process=False)
-                    pids |= {x.pid for x in running if x.pid}
                     killed |= {x.name for x in running}
             self.ws.probe(f"{dvc} queue stop --kill", in_process=False)
             # What DVC's kill left: each experiment's own process, by the pid DVC recorded.
@@ -608,6 +617,17 @@ def _queue_folder(ws: Workspace) -> tuple[Any, ...]:
                         for inner in os.scandir(entry.path):
                             seen.append((inner.name, inner.stat().st_mtime_ns))
     return tuple(sorted(seen))
+
+
+def _trees(pids: list[int]) -> set[int]:
+    """``pids`` and every process they started, recursively."""
+    import psutil
+
+    found = set(pids)
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            found |= {child.pid for child in psutil.Process(pid).children(recursive=True)}
+    return found
 
 
 def _gone(pid: int | None) -> bool:

@@ -35,6 +35,11 @@ def _sweepable(project, bias=0.2):
     return project
 
 
+def _sweep(project, *args, env=None):
+    """``inv exp.run --pipeline train ARGS --skip slack``."""
+    return project.inv("exp.run", "--pipeline", "train", *args, "--skip", "slack", env=env)
+
+
 def _sweep_record(project):
     return next(r for r in records(project) if r.get("sweep") is not None)
 
@@ -48,13 +53,18 @@ def _queue_status(project):
 
 
 def _exp_processes(root):
-    """DVC's queue workers and experiment runs of the project at ``root``."""
+    """DVC's queue workers and experiment runs of the project at ``root``, and the
+    stages they ran (in DVC's temporary copies under .dvc/tmp/exps)."""
     found = []
     for proc in psutil.process_iter(["cmdline", "cwd"]):
         try:
             line = " ".join(proc.info["cmdline"] or ())
-            if ("queue-worker" in line or "exec-run" in line) and str(root) in (
-                line + (proc.info["cwd"] or "")
+            cwd = proc.info["cwd"] or ""
+            ours = "queue-worker" in line or "exec-run" in line
+            if (
+                ours
+                and str(root) in line + cwd
+                or cwd.startswith(str(root / ".dvc" / "tmp" / "exps"))
             ):
                 found.append(proc)
         except psutil.Error:
@@ -241,15 +251,18 @@ def test_an_experiment_whose_worker_died_is_lost(canonical):
 def test_bad_sweeps_and_publishes_are_one_line_each(canonical):
     project = canonical
 
-    unread = project.inv(
-        "exp.run", "--pipeline", "train", "-S", "prepare.seed=1,2", "--skip", "slack"
-    )
+    params = project.path / "params.yaml"
+    params.write_text(params.read_text() + "report:\n  title: Errors\n")
+    project.sh("git commit -qam 'A title for the report' && git push -q")
+    unread = _sweep(project, "-S", "report.title=a,b")
     assert_one_line_error(
-        unread, "no stage of train reads params.yaml:prepare.seed", "nothing was queued"
+        unread, "no stage of train reads params.yaml:report.title", "nothing was queued"
     )
+    absent = _sweep(project, "-S", "prepare.seed=1,2")
+    assert_one_line_error(absent, "no param params.yaml:prepare.seed", "+KEY=VALUE")
 
     unknown = project.inv("exp.run", "--pipeline", "train", "-S", "train.nope=1", "--skip", "slack")
-    assert_one_line_error(unknown, "train.nope")
+    assert_one_line_error(unknown, "no param params.yaml:train.nope", "+KEY=VALUE")
 
     nothing = project.inv("exp.run", "--pipeline", "train", "--skip", "slack")
     assert_one_line_error(nothing, "-S")
@@ -319,45 +332,12 @@ def test_one_experiment_per_free_gpu_each_worker_pinned_to_its_own(canonical, tm
 
     # A busy GPU is left out; none free, or one that is not there, is one line.
     busy = {**env, "STANDIN_GPUS_BUSY": "GPU-aaaa GPU-bbbb"}
-    none_free = project.inv(
-        "exp.run",
-        "--pipeline",
-        "train",
-        "-S",
-        "train.bias=0.3",
-        "--gpus",
-        "all",
-        "--skip",
-        "slack",
-        env=busy,
-    )
+    none_free = _sweep(project, "-S", "train.bias=0.3", "--gpus", "all", env=busy)
     assert_one_line_error(none_free, "no free GPU here", "0 (NVIDIA Stand-in 80GB)")
-    missing = project.inv(
-        "exp.run",
-        "--pipeline",
-        "train",
-        "-S",
-        "train.bias=0.3",
-        "--gpus",
-        "0,5",
-        "--skip",
-        "slack",
-        env=env,
-    )
+    missing = _sweep(project, "-S", "train.bias=0.3", "--gpus", "0,5", env=env)
     assert_one_line_error(missing, "no GPU 5 here")
-    one_free = project.inv(
-        "exp.run",
-        "--pipeline",
-        "train",
-        "-S",
-        "train.bias=0.3",
-        "--gpus",
-        "all",
-        "--skip",
-        "slack",
-        "--no-share",
-        env={**env, "STANDIN_GPUS_BUSY": "GPU-aaaa", "SANDBOX_SLOW": "train:3"},
-    )
+    one_busy = {**env, "STANDIN_GPUS_BUSY": "GPU-aaaa", "SANDBOX_SLOW": "train:3"}
+    one_free = _sweep(project, "-S", "train.bias=0.3", "--gpus", "all", "--no-share", env=one_busy)
     assert one_free.returncode == 0, one_free.output
     latest_sweep = _sweep_record(project)
     assert latest_sweep["sweep"]["gpus"] == [1]

@@ -180,6 +180,32 @@ def params_read(root: Path, addresses: list[str]) -> dict[str, set[str] | None]:
     return read
 
 
+def absent(root: Path, sets: Iterable[str]) -> list[str]:
+    """The ``-S`` keys their YAML or JSON params file does not hold (DVC refuses
+    them when it queues: a new key is ``+key=value``)."""
+    import yaml
+
+    missing, loaded = [], {}
+    for path, key in set_keys(sets):
+        file = root / path
+        if not file.is_file() or file.suffix not in (".yaml", ".yml", ".json"):
+            continue
+        if path not in loaded:
+            try:
+                loaded[path] = yaml.safe_load(file.read_text()) or {}
+            except (OSError, yaml.YAMLError):
+                loaded[path] = None
+        value: Any = loaded[path]
+        if value is None:
+            continue
+        for part in key.split("."):
+            if not isinstance(value, Mapping) or part not in value:
+                missing.append(f"{path}:{key}")
+                break
+            value = value[part]
+    return missing
+
+
 def unread(sets: Iterable[str], read: Mapping[str, set[str] | None]) -> list[str]:
     """The ``-S`` keys no stage of the pipeline reads (a grid over them would
     run the same experiment again and again)."""

@@ -151,21 +151,15 @@ class WebApiNotifier(_SlackNotifier):
                     self.client.chat_postMessage, text, blocks, channel=self.channel
                 )
                 posted = report.messages[self.name] = {"channel": resp["channel"], "ts": resp["ts"]}
-            if report.ended:  # a sweep's failed experiments, one reply each
-                for tail_text, tail in experiment_tails(report):
-                    self._with_blocks(
-                        self.client.chat_postMessage,
-                        tail_text,
-                        tail,
-                        channel=posted["channel"],
-                        thread_ts=posted["ts"],
-                    )
+            # In its thread: a sweep's failed experiments, one reply each; a failure's log.
+            replies = experiment_tails(report) if report.ended else []
             if report.status in ("failed", "cancelled", "lost") and report.log_tail:
-                tail_text, tail = tail_blocks(report)
+                replies.append(tail_blocks(report))
+            for reply_text, reply in replies:
                 self._with_blocks(
                     self.client.chat_postMessage,
-                    tail_text,
-                    tail,
+                    reply_text,
+                    reply,
                     channel=posted["channel"],
                     thread_ts=posted["ts"],
                 )

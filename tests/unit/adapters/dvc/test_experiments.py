@@ -105,3 +105,9 @@ def test_a_set_no_stage_reads_is_named():
         "nope.yaml:y=6",
     ]
     assert dvcexp.unread(sets, read) == ["params.yaml:eval.k", "nope.yaml:y"]
+
+
+def test_a_key_its_params_file_lacks_is_named(tmp_path):
+    (tmp_path / "params.yaml").write_text("train:\n  lr: 0.1\n  opt:\n    name: sgd\n")
+    sets = ["train.lr=1", "train.opt.name=adam", "train.epochs=3", "+train.new=1", "other.yaml:x=1"]
+    assert dvcexp.absent(tmp_path, sets) == ["params.yaml:train.epochs"]
