@@ -66,6 +66,8 @@ def _direction(direction: str | None) -> str | None:
         "no-share": "Keep the experiments here: no dvc exp push to the git remote at the end.",
         "gpus": "One DVC worker per GPU, pinned to it (CUDA_VISIBLE_DEVICES):"
         " all (the free ones, by nvidia-smi) or 0,1,...; instead of --jobs.",
+        "host": "A GPU host (dvc_invoke.hosts) or a group's first free host: the sweep"
+        " runs there, detached.",
         "skip": _HELP["skip"],
     },
 )
@@ -79,6 +81,7 @@ def run(
     no_share: bool = False,
     skip: list[str] | None = None,
     gpus: str | None = None,
+    host: str | None = None,
 ) -> None:
     """Sweep a pipeline's params on DVC's queue; rank, share and announce the experiments."""
     from dvc_invoke.flow import sweep
@@ -93,6 +96,7 @@ def run(
         share=not no_share,
         skip=skip or (),
         gpus=gpus,
+        host=host,
     )
 
 

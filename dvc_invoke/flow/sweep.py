@@ -80,8 +80,11 @@ def run(
     share: bool = True,
     skip: tuple[str, ...] | list[str] = (),
     gpus: str | None = None,
+    host: str | None = None,
 ) -> RunReport | None:
     """Sweep pipeline ``name`` over the ``-S`` values ``sets``; see the module.
+    With ``host`` (a GPU host, or a group's first free one): the sweep runs
+    there, detached, watched from here with ``--host``.
     With ``gpus`` (``all``: the free ones, or ``0,1,...``), one DVC worker per
     GPU, each pinned to its GPU (``CUDA_VISIBLE_DEVICES``)."""
     if not sets:
@@ -98,6 +101,11 @@ def run(
         )
     dvcexp.set_keys(sets)  # each one readable as DVC reads it
     command = sweep_command(name, sets, jobs=jobs, exp_name=exp_name, share=share, gpus=gpus)
+    if host:  # the same sweep, detached on the GPU host (its checkout moved to HEAD)
+        from dvc_invoke.engines import ssh
+
+        ssh.start(c, name, host, [*shlex.split(command)[1:], *_skips(skip)], slurm=False)
+        return None
     described: dict[str, Any] = {"sets": list(sets), "jobs": jobs, "name": exp_name, "share": share}
     request = Request(name, None, None, detach, command, tuple(skip), False, sweep=described)
     with RunContext(c) as ctx:
@@ -125,6 +133,10 @@ def run(
                 return Sweep(ws, ready, report, store).execute()
             finally:
                 prune(ws, store)
+
+
+def _skips(skip: tuple[str, ...] | list[str]) -> list[str]:
+    return [word for check in skip for word in ("--skip", check)]
 
 
 def _refuse_unread(ws: Workspace, ready: Prepared, sets: list[str]) -> None:

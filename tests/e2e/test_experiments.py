@@ -342,3 +342,27 @@ def test_one_experiment_per_free_gpu_each_worker_pinned_to_its_own(canonical, tm
     latest_sweep = _sweep_record(project)
     assert latest_sweep["sweep"]["gpus"] == [1]
     assert [e["gpu"] for e in latest_sweep["experiments"]] == ["1"]
+
+
+def test_a_sweep_on_a_gpu_host_is_watched_from_the_laptop_and_shared_to_origin(canonical, sshd):
+    from .test_hosts import RUN_ID, ended_on, host_checkout, on, with_hosts
+
+    project = _sweepable(canonical)
+    with_hosts(project, sshd)
+    host_checkout(project, "gpu-1")
+
+    run = _sweep(project, "-S", "train.bias=0.0,0.1", "--jobs", "2", "--host", "gpu-1")
+
+    assert run.returncode == 0, run.output
+    run_id = RUN_ID.search(run.stdout).group(1)
+    assert f"inv repro.cancel --run {run_id} --host gpu-1" in run.stdout
+    followed = project.inv("repro.logs", "--run", run_id, "--follow", "--host", "gpu-1")
+    assert followed.returncode == 0, followed.output
+    ended = ended_on(on(project, "gpu-1"), run_id)
+    assert ended["status"] == "succeeded" and ended["host"] != "", ended
+    assert "train sweep succeeded" in followed.stdout
+    status = project.inv("repro.status", "--host", "gpu-1")
+    assert "sweep: 2 experiments: 2 succeeded" in status.stdout, status.output
+    # Shared from the host: the laptop sees them on origin.
+    listed = project.sh(f"{sys.executable} -m dvc exp list origin --name-only")
+    assert set(listed.split()) == {e["name"] for e in ended["experiments"]}
