@@ -80,8 +80,18 @@ def pull(c: Context, pipeline: str | None = None, target: list[str] | None = Non
 
 @task(klass=Task, iterable=["target"], help=_help("outputs", "push"))
 def push(c: Context, pipeline: str | None = None, target: list[str] | None = None) -> None:
-    """Push a pipeline's outputs (or the given targets) to the DVC remote, in one `dvc push`."""
+    """Push a pipeline's outputs (or the given targets) to the DVC remote, in one `dvc push`.
+
+    The remote is checked first, as a run's is: a local one that is not there
+    (a share not mounted) is refused, never made and quietly filled.
+    """
+    from dvc_invoke.adapters.dvc.remote import remote_check
+    from dvc_invoke.config.settings import is_dry
+
     ws, targets = _targets(c, pipeline, target, "push")
+    problem = remote_check(ws.root).problem if targets and not is_dry(c) else None
+    if problem:
+        raise DvcInvokeError(f"{problem}; nothing was pushed", step="dvc push")
     _transfer(ws, "push", targets)
 
 

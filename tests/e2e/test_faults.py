@@ -155,6 +155,16 @@ def test_a_broken_dvc_remote_is_refused_before_the_run(project, broken):
     assert project.stages_run() == []
 
 
+def test_data_push_to_a_local_remote_that_is_gone_is_refused_and_makes_no_folder(project):
+    remote = project.sandbox.remote
+    remote.rename(remote.with_name("remote-away"))
+
+    run = project.inv("data.push", "--pipeline", "metrics")
+
+    assert_one_line_error(run, "dvc push failed", "does not exist: mount it", "nothing was pushed")
+    assert not remote.exists()
+
+
 def test_no_dvc_remote_at_all_is_refused_before_the_run(project):
     project.sh("dvc remote remove storage && git commit -qam 'No remote'")
 
