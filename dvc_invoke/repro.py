@@ -106,7 +106,15 @@ def status(
     from dvc_invoke.flow.watch import STATUS_COLUMNS, status_row, store_of
 
     # The runs the store found, read anew: with thousands, only those shown are read.
-    reports = store_of(c).newest(max(int(limit), 0), pipeline, rescan=False)
+    store = store_of(c)
+    reports = store.newest(max(int(limit), 0), pipeline, rescan=False)
+    if not reports and pipeline:
+        # None by that name: a pipeline's other name (a folder, its DVC file), or a typo.
+        from dvc_invoke.config.pipelines import resolve
+
+        named = resolve(c, store.root, pipeline).name
+        if named != pipeline:
+            reports = store.newest(max(int(limit), 0), named, rescan=False)
     if not reports:
         console.info("no runs yet" + (f" of {pipeline}" if pipeline else ""))
         return

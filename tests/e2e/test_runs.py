@@ -706,3 +706,13 @@ def test_a_settled_folder_is_read_from_the_cache_and_a_new_record_is_seen(tmp_pa
     # A run's record is written by a rename into the folder: it is seen at once.
     second = _ended_run(store, 2)
     assert [r.id for r in Store(tmp_path).all()] == [second.id, first.id]
+
+
+def test_status_of_an_unknown_pipeline_is_one_line_naming_those_there_are(project):
+    assert project.inv("metrics").returncode == 0
+
+    typo = project.inv("repro.status", "--pipeline", "metircs")
+    assert_one_line_error(typo, "metircs", "metrics")
+    # Its folder is another name of it: its runs.
+    by_folder = project.inv("repro.status", "--pipeline", "metrics/")
+    assert by_folder.returncode == 0 and "succeeded" in by_folder.stdout, by_folder.output
