@@ -92,15 +92,16 @@ class Workspace:
             return cmd
         return f"cd {shlex.quote(str(self.root))} && {cmd}"
 
-    def probe(self, cmd: str, *, in_process: bool = True) -> Any:
+    def probe(self, cmd: str, *, in_process: bool = True, timeout: float | None = None) -> Any:
         """Run a read-only command quietly; never raises on failure.
 
         Probes run under ``inv --dry`` too: they change nothing, and a dry run
         that knows the branch and its upstream shows the commands the real run
         would run, exactly.
         """
+        limit = {"timeout": timeout} if timeout else {}
         return self._run(
-            cmd, in_process=in_process, hide=True, warn=True, in_stream=False, dry=False
+            cmd, in_process=in_process, hide=True, warn=True, in_stream=False, dry=False, **limit
         )
 
     def _run(self, cmd: str, *, in_process: bool = True, **kwargs: Any) -> Any:

@@ -119,3 +119,22 @@ def test_gits_list_of_files_is_kept_without_its_advice():
     assert error_line(said) == (
         "Your local changes to the following files would be overwritten by checkout: params.yaml"
     )
+
+
+def test_a_probe_that_does_not_answer_in_its_limit_is_stopped(tmp_path):
+    import subprocess
+    import time
+
+    from invoke import Context
+    from invoke.exceptions import CommandTimedOut
+
+    from dvc_invoke.adapters.shell import Workspace
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / ".dvc").mkdir()
+    ws = Workspace(Context(), tmp_path)
+    began = time.monotonic()
+    with pytest.raises(CommandTimedOut):
+        ws.probe("sleep 30", in_process=False, timeout=0.5)
+    assert time.monotonic() - began < 10
+    assert ws.probe("echo answered", in_process=False, timeout=5).stdout.strip() == "answered"
