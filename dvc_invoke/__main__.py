@@ -1,5 +1,6 @@
 """``dvc-invoke demo`` and ``dvc-invoke init`` (also ``python -m dvc_invoke``); inside
-runs, ``settle ROOT RUN_ID`` and, on a GPU host, ``host probe|checkout``."""
+runs, ``settle ROOT RUN_ID``, ``sweep-task ROOT RUN_ID`` (a SLURM array task) and, on a
+GPU host, ``host probe|checkout``."""
 
 from __future__ import annotations
 
@@ -25,6 +26,10 @@ def main(argv: list[str] | None = None) -> int:
         from dvc_invoke.engines.ssh_agent import host_main
 
         return host_main(args[1:])
+    if args[:1] == ["sweep-task"]:
+        from dvc_invoke.flow.array import task_main
+
+        return task_main(args)
     if args[:1] == ["settle"]:
         from dvc_invoke.flow.lost import main as settle
 

@@ -68,6 +68,8 @@ def _direction(direction: str | None) -> str | None:
         " all (the free ones, by nvidia-smi) or 0,1,...; instead of --jobs.",
         "host": "A GPU host (dvc_invoke.hosts) or a group's first free host: the sweep"
         " runs there, detached.",
+        "slurm": "A SLURM job array, one experiment per task (--jobs at once, the pipeline's"
+        " slurm: options per task), then a job that collects and tells.",
         "skip": _HELP["skip"],
     },
 )
@@ -82,6 +84,7 @@ def run(
     skip: list[str] | None = None,
     gpus: str | None = None,
     host: str | None = None,
+    slurm: bool = False,
 ) -> None:
     """Sweep a pipeline's params on DVC's queue; rank, share and announce the experiments."""
     from dvc_invoke.flow import sweep
@@ -97,6 +100,7 @@ def run(
         skip=skip or (),
         gpus=gpus,
         host=host,
+        slurm=slurm,
     )
 
 

@@ -32,6 +32,7 @@ ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/none
 SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
 SchedulerType=sched/backfill
 StateSaveLocation={d}/state
 SlurmdSpoolDir={d}/spool
@@ -42,7 +43,8 @@ SlurmdLogFile={d}/slurmd.log
 ReturnToService=2
 MinJobAge=600
 KillWait=5
-NodeName={node} NodeHostname={host} NodeAddr=127.0.0.1 Port={d_port} CPUs=2 State=UNKNOWN
+SlurmdParameters=config_overrides
+NodeName={node} NodeHostname={host} NodeAddr=127.0.0.1 Port={d_port} CPUs=4 State=UNKNOWN
 PartitionName=debug Nodes={node} Default=YES MaxTime=INFINITE State=UP
 """
 

@@ -13,7 +13,9 @@ import os
 import re
 import shlex
 import shutil
+import sys
 import time
+from pathlib import Path
 
 from dvc_invoke import console, tasknames
 from dvc_invoke.adapters.shell import Workspace, quote_all
@@ -44,6 +46,8 @@ def submit(ws: Workspace, report: RunReport, options: dict[str, str]) -> str | N
     adopts the record prepared here, output to the run's log; the job's name
     is the run's id. Returns SLURM's job id (None under ``--dry``)."""
     assert report.id and report.log
+    if report.sweep is not None and report.sweep.get("grid"):
+        return _submit_sweep(ws, report, options)
     inner = run_then_settle(ws, report.id)
     flags = _sbatch_flags(options)
     cmd = (
@@ -51,6 +55,14 @@ def submit(ws: Workspace, report: RunReport, options: dict[str, str]) -> str | N
         f" --output={shlex.quote(report.log)} --chdir={shlex.quote(os.getcwd())}"
         f" --export=ALL,{ENV_RUN}={shlex.quote(report.id)}{flags} --wrap {shlex.quote(inner)}"
     )
+    job = _sbatch(ws, cmd)
+    _submit_settle(ws, report, job or "JOB_ID", options)
+    return job
+
+
+def _sbatch(ws: Workspace, cmd: str) -> str | None:
+    """Run an ``sbatch --parsable`` line: SLURM's job id (None under ``--dry``);
+    refused, one line with SLURM's reason."""
     try:
         res = ws.act(cmd, step="guards", capture=True)
     except DvcInvokeError as exc:
@@ -62,9 +74,62 @@ def submit(ws: Workspace, report: RunReport, options: dict[str, str]) -> str | N
         raise DvcInvokeError(
             f"SLURM refused the job: {said[0] if said else exc.reason}", step="guards"
         ) from None
-    job = None if ws.dry else (str(res.stdout).strip().split(";")[0] or None)
-    _submit_settle(ws, report, job or "JOB_ID", options)
-    return job
+    return None if ws.dry else (str(res.stdout).strip().split(";")[0] or None)
+
+
+def task_log(report: RunReport, index: int | str) -> str:
+    """The log of a sweep's array task ``index`` (``%a``: SLURM's pattern for it)."""
+    assert report.log
+    base = report.log[: -len(".log")] if report.log.endswith(".log") else report.log
+    return f"{base}.exp-{index}.log"
+
+
+def sweep_task_argv(root: Path, run_id: str) -> list[str]:
+    """``python -m dvc_invoke sweep-task ROOT ID``: one experiment of a sweep, in a
+    SLURM array task (``SLURM_ARRAY_TASK_ID`` says which)."""
+    return [sys.executable, "-m", "dvc_invoke", "sweep-task", str(root), run_id]
+
+
+def _submit_sweep(ws: Workspace, report: RunReport, options: dict[str, str]) -> str | None:
+    """A sweep as SLURM's own job array, task *i* running experiment *i* (the
+    sweep's ``jobs`` at once: ``--array=0-(N-1)%K``), each with the pipeline's
+    sbatch options; then the collector (``--dependency=afterany`` on the array):
+    the same ``inv`` line, which adopts the record, gathers the experiments
+    from origin and tells the team. Returns the collector's job id (the run's
+    job: alive until the sweep ended); the array's is kept in the sweep."""
+    assert report.id and report.log and report.sweep is not None
+    sweep = report.sweep
+    tasks, at_once = len(sweep["grid"]), int(sweep.get("jobs") or 1)
+    here = shlex.quote(os.getcwd())
+    array = _sbatch(
+        ws,
+        f"sbatch --parsable --job-name={shlex.quote(report.id)}"
+        f" --array=0-{tasks - 1}%{at_once} --output={shlex.quote(task_log(report, '%a'))}"
+        f" --chdir={here}{_sbatch_flags(options)}"
+        f" --wrap {shlex.quote(quote_all(sweep_task_argv(ws.root, report.id)))}",
+    )
+    sweep["array"] = array or "ARRAY_ID"
+    if array:  # kept before the collector is submitted: it reads it, as a cancel does
+        store = Store(ws.root)
+        with store.lock():
+            current = store.load(report.id)
+            current.sweep = {**(current.sweep or {}), "array": array}
+            store.save(current)
+    flags = _sbatch_flags({k: v for k, v in options.items() if k in _SETTLE_SHARES})
+    try:
+        collector = _sbatch(
+            ws,
+            f"sbatch --parsable --job-name={shlex.quote('collect-' + report.id)}"
+            f" --dependency=afterany:{shlex.quote(sweep['array'])} --kill-on-invalid-dep=no"
+            f" --output={shlex.quote(report.log)} --open-mode=append --chdir={here}"
+            f" --export=ALL,{ENV_RUN}={shlex.quote(report.id)} --ntasks=1{flags}"
+            f" --wrap {shlex.quote(run_then_settle(ws, report.id))}",
+        )
+    except DvcInvokeError:
+        if array:  # no array without its collector: nobody would tell its end
+            ws.c.run(f"scancel {shlex.quote(array)}", hide=True, warn=True, in_stream=False)
+        raise
+    return collector
 
 
 def _sbatch_flags(options: dict[str, str]) -> str:
@@ -175,6 +240,8 @@ def stop(store: Store, report: RunReport, *, timeout: float) -> tuple[RunReport,
     """SIGINT to every process of the job, as Ctrl-C would; ``scancel`` after ``timeout``."""
     from invoke.context import Context
 
+    if report.sweep is not None and report.sweep.get("array"):
+        return _stop_sweep(store, report, timeout=timeout)
     c, job = Context(), shlex.quote(report.job or "")
     c.run(f"scancel --signal=INT --full {job}", hide=True, warn=True, in_stream=False)
     deadline = time.time() + timeout
@@ -187,6 +254,35 @@ def stop(store: Store, report: RunReport, *, timeout: float) -> tuple[RunReport,
         time.sleep(0.5)
     c.run(f"scancel {job}", hide=True, warn=True, in_stream=False)
     return ended_or_cancelled(store, report, f" (SLURM job {report.job})")
+
+
+# Seconds a cancelled sweep's collector has, beyond SLURM starting it, to tell its end.
+COLLECT_AFTER_CANCEL = 60.0
+
+
+def _stop_sweep(store: Store, report: RunReport, *, timeout: float) -> tuple[RunReport, bool]:
+    """One ``scancel`` of the sweep's array: its pending tasks never start, its
+    running ones end as ``scancel`` ends a job. Its collector then runs, as
+    after any end: the experiments that finished are gathered, the others
+    marked cancelled, the sweep recorded cancelled and told. If it has not
+    within ``timeout`` (and a minute), it is cancelled too, and the sweep here."""
+    from invoke.context import Context
+
+    assert report.sweep is not None
+    c, array = Context(), str(report.sweep["array"])
+    report.sweep["cancel"] = True  # the collector's word for how the sweep ended
+    store.keep(report)
+    c.run(f"scancel {shlex.quote(array)}", hide=True, warn=True, in_stream=False)
+    deadline = time.time() + timeout + COLLECT_AFTER_CANCEL
+    while time.time() < deadline:
+        report = store.load(report.id)
+        if report.ended:
+            return report, True
+        if report.job and slurm_state(report.job)[0] not in SLURM_LIVE:
+            break
+        time.sleep(0.5)
+    c.run(f"scancel {shlex.quote(report.job or '')}", hide=True, warn=True, in_stream=False)
+    return ended_or_cancelled(store, report, f" (SLURM array {array})")
 
 
 def lost_reason(job: str) -> str:
@@ -205,3 +301,62 @@ def alive(report: RunReport) -> bool:
     state = slurm_state(report.job or "")[0]
     # SLURM not answering (its controller restarting) says nothing of the job.
     return state in SLURM_LIVE or state == SLURM_UNANSWERED
+
+
+# SLURM's ends of an array task, as a sweep's table says them.
+TASK_ENDS = {
+    "CANCELLED": ("cancelled", "cancelled (scancel)"),
+    "TIMEOUT": ("lost", "SLURM ended it at its time limit"),
+    "NODE_FAIL": ("lost", "SLURM ended it: node failure"),
+    "PREEMPTED": ("lost", "SLURM preempted it"),
+    "OUT_OF_MEMORY": ("lost", "SLURM ended it: out of memory"),
+    "BOOT_FAIL": ("lost", "SLURM could not start its node"),
+    "DEADLINE": ("lost", "SLURM ended it at its deadline"),
+}
+
+
+def array_tasks(job: str) -> dict[int, dict[str, str]] | None:
+    """What ``scontrol show job`` says of each task of array ``job``, by task
+    index (``JobState``, ``Reason``, ``ExitCode``, ``StdOut``...); tasks not
+    started yet share one entry in SLURM's answer (``ArrayTaskId=3-5%3``),
+    here each its own. None when SLURM does not answer."""
+    from invoke.context import Context
+
+    res = Context().run(
+        f"scontrol show job -o {shlex.quote(job)}", hide=True, warn=True, in_stream=False
+    )
+    if res.failed:
+        return {} if "Invalid job id" in (res.stderr or "") else None
+    found: dict[int, dict[str, str]] = {}
+    for line in res.stdout.splitlines():
+        fields = dict(re.findall(r"(\w+)=(\S*)", line))
+        for index in _indices(fields.get("ArrayTaskId", "")):
+            found[index] = fields
+    return found
+
+
+def _indices(said: str) -> list[int]:
+    """``0-5%3``, ``1,3,7-9``: the task indices SLURM names."""
+    found: list[int] = []
+    for part in said.split("%", 1)[0].split(","):
+        first, _, last = part.partition("-")
+        if first.isdigit():
+            found += range(int(first), int(last if last.isdigit() else first) + 1)
+    return found
+
+
+def array_summary(job: str) -> str:
+    """``2 running, 3 pending (Resources), 1 completed``: a sweep's array as SLURM says it."""
+    tasks = array_tasks(job)
+    if tasks is None:
+        return f"SLURM array {job}, but SLURM does not answer"
+    if not tasks:
+        return f"SLURM array {job} ended"
+    counts: dict[str, int] = {}
+    for fields in tasks.values():
+        word = fields.get("JobState", "?").lower()
+        why = fields.get("Reason")
+        if word == "pending" and why and why != "None":
+            word += f" ({why})"
+        counts[word] = counts.get(word, 0) + 1
+    return f"SLURM array {job}: " + ", ".join(f"{n} {w}" for w, n in counts.items())

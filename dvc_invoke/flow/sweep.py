@@ -29,7 +29,7 @@ from dvc_invoke.adapters.shell import Workspace, quote_all
 from dvc_invoke.config.pipelines import Pipeline
 from dvc_invoke.engines.local import marked, own_group
 from dvc_invoke.errors import Cancelled, DvcInvokeError
-from dvc_invoke.flow import notifiers
+from dvc_invoke.flow import array, notifiers
 from dvc_invoke.flow.context import RunContext
 from dvc_invoke.flow.interrupts import Interrupts
 from dvc_invoke.flow.launch import Prepared, Request, _prepare, _started, _tell_detached, prune
@@ -58,6 +58,7 @@ def sweep_command(
     exp_name: str | None,
     share: bool,
     gpus: str | None = None,
+    slurm: bool = False,
 ) -> str:
     """The ``inv exp.run`` line that runs this sweep again."""
     words = [tasknames.command("exp.run"), "--pipeline", name]
@@ -67,6 +68,7 @@ def sweep_command(
     words += ["--gpus", gpus] if gpus else []
     words += ["--name", exp_name] if exp_name else []
     words += [] if share else ["--no-share"]
+    words += ["--slurm"] if slurm else []
     return " ".join([words[0], *map(shlex.quote, words[1:])])
 
 
@@ -82,12 +84,15 @@ def run(
     skip: tuple[str, ...] | list[str] = (),
     gpus: str | None = None,
     host: str | None = None,
+    slurm: bool = False,
 ) -> RunReport | None:
     """Sweep pipeline ``name`` over the ``-S`` values ``sets``; see the module.
     With ``host`` (a GPU host, or a group's first free one): the sweep runs
     there, detached, watched from here with ``--host``.
     With ``gpus`` (``all``: the free ones, or ``0,1,...``), one DVC worker per
-    GPU, each pinned to its GPU (``CUDA_VISIBLE_DEVICES``)."""
+    GPU, each pinned to its GPU (``CUDA_VISIBLE_DEVICES``).
+    With ``slurm``: SLURM's job array, one experiment per task, ``jobs`` at once
+    (`dvc_invoke.flow.array`)."""
     if not sets:
         raise DvcInvokeError(
             "say which params to sweep: -S 'train.lr=0.001,0.01' (DVC's grammar; a grid"
@@ -100,15 +105,31 @@ def run(
         raise DvcInvokeError(
             f"--name {exp_name!r}: letters, digits, '_', '.' and '-' only", step="guards"
         )
+    if slurm and gpus:
+        raise DvcInvokeError(
+            "--gpus is for a box's own GPUs: on SLURM each task asks for its GPU"
+            " (the pipeline's slurm: {gres: 'gpu:1'})",
+            step="guards",
+        )
+    if slurm and not share:
+        raise DvcInvokeError(
+            "--no-share: a SLURM task's experiment reaches the sweep through the git remote"
+            " (dvc exp push), so it is always shared",
+            step="guards",
+        )
     dvcexp.set_keys(sets)  # each one readable as DVC reads it
-    command = sweep_command(name, sets, jobs=jobs, exp_name=exp_name, share=share, gpus=gpus)
+    command = sweep_command(
+        name, sets, jobs=jobs, exp_name=exp_name, share=share, gpus=gpus, slurm=slurm
+    )
     if host:  # the same sweep, detached on the GPU host (its checkout moved to HEAD)
         from dvc_invoke.engines import ssh
 
         ssh.start(c, name, host, [*shlex.split(command)[1:], *_skips(skip)], slurm=False)
         return None
     described: dict[str, Any] = {"sets": list(sets), "jobs": jobs, "name": exp_name, "share": share}
-    request = Request(name, None, None, detach, command, tuple(skip), False, sweep=described)
+    request = Request(
+        name, None, None, detach or slurm, command, tuple(skip), slurm, sweep=described
+    )
     with RunContext(c) as ctx:
         ready = _prepare(ctx, request)
         _refuse_unread(ctx.ws, ready, sets)
@@ -119,19 +140,27 @@ def run(
         if gpus and not ready.adopted:  # one worker per GPU (the record keeps which)
             chosen = choose(ws, gpus)
             described["gpus"], described["jobs"] = chosen, len(chosen)
+        if slurm and not ready.adopted:
+            array.prepare(ws, ready, described, exp_name)
         if ws.dry:
-            _dry(ws, ready, sets, jobs, exp_name)
+            _dry(ws, ready, request, exp_name)
             return None
         if ready.adopted:
             report = store.adopt(ready.adopted, name, pgid=own_group(detached=True))
         else:
             report = _started(ctx, request, ready, store)
+            if slurm:
+                report.experiments = array.experiments(report)
+                store.keep(report)
+                array.told(report)
+                return report
             if detach:
                 _tell_detached(ready.plan.pipeline, report, slurm=False)
                 return report
+        collecting = bool(report.sweep and report.sweep.get("array"))
         with marked(report):  # DVC's workers carry the mark: a cancel finds them
             try:
-                return Sweep(ws, ready, report, store).execute()
+                return Sweep(ws, ready, report, store).execute(collect=collecting)
             finally:
                 prune(ws, store)
 
@@ -197,10 +226,20 @@ def _queue_line(ws: Workspace, ready: Prepared, sets: list[str], exp_name: str |
     return f"{ws.dvc} {quote_all(words + repro_targets(ready.plan))}"
 
 
-def _dry(ws: Workspace, ready: Prepared, sets: list[str], jobs: int, exp_name: str | None) -> None:
+def _dry(ws: Workspace, ready: Prepared, request: Request, exp_name: str | None) -> None:
+    described = request.sweep or {}
+    if request.slurm:  # the array and its collector, shown
+        from dvc_invoke.engines.slurm import submit
+
+        report = RunReport(pipeline=ready.plan.pipeline.name, command=request.command)
+        report.id, report.sweep = "RUN-ID", dict(described)
+        report.log = str(Store(ws.root).log_path("RUN-ID"))
+        submit(ws, report, dict(ready.plan.pipeline.slurm or {}))
+        console.result(True, "dry run: nothing was submitted")
+        return
     pull(ws, ready.plan)
-    ws.act(_queue_line(ws, ready, sets, exp_name), step="queue")
-    ws.act(f"{ws.dvc} queue start -j {jobs}", step="queue")
+    ws.act(_queue_line(ws, ready, described.get("sets") or [], exp_name), step="queue")
+    ws.act(f"{ws.dvc} queue start -j {described.get('jobs') or 1}", step="queue")
     console.result(True, "dry run: nothing was queued")
 
 
@@ -211,7 +250,8 @@ class Sweep:
         self.ws, self.ready, self.report, self.store = ws, ready, report, store
         self.p: Pipeline = ready.plan.pipeline
         self.sweep: dict[str, Any] = report.sweep if report.sweep is not None else {}
-        self.commit = ready.state.commit
+        # A SLURM sweep's commit is the one its tasks ran on (HEAD may move since).
+        self.commit = self.sweep.get("commit") or ready.state.commit
         self.log: IO[str] | None = None
         self.started_workers = time.time()
         self._gone_since: dict[str, float] = {}  # experiments whose process is gone, since
@@ -225,7 +265,8 @@ class Sweep:
         console.info(text)
 
     # -- the sweep ---------------------------------------------------------
-    def execute(self) -> RunReport:
+    def execute(self, *, collect: bool = False) -> RunReport:
+        """The sweep; with ``collect``, the end of one SLURM's array ran (`collect`)."""
         report = self.report
         keep_log = report.log is not None and not report.detached
         self.log = open(report.log, "a") if keep_log and report.log else None  # noqa: SIM115
@@ -235,7 +276,10 @@ class Sweep:
                 stack.enter_context(console.log_to(self.log))
             try:
                 with self.ws.running(stops=interrupts, log=self.log):
-                    self._steps(interrupts)
+                    if collect:
+                        self._collect()
+                    else:
+                        self._steps(interrupts)
             except (DvcInvokeError, KeyboardInterrupt) as exc:
                 self._failed(exc, interrupts)
         return report
@@ -481,8 +525,29 @@ class Sweep:
         m = re.search(r"Worker status: (\d+) active, (\d+) idle", status.stdout or "")
         return m is not None and m.group(1) == m.group(2) == "0"
 
+    def _collect(self) -> None:
+        """In the collector job, once every task of the sweep's SLURM array ended:
+        the experiments shared on the git remote fetched, each task's end in
+        SLURM's words (`dvc_invoke.flow.array.ended`), then the sweep's end."""
+        from dvc_invoke.engines import slurm
+
+        report, job = self.report, str(self.sweep.get("array"))
+        self.save("collect")
+        console.step(self.p.name, "collect", f"SLURM array {job}")
+        tasks = slurm.array_tasks(job) or {}
+        array.pull_shared(self.ws, report)
+        found = self._read()
+        for e in report.experiments:
+            array.ended(report, e, found.get(e["name"]), tasks.get(int(e.get("task", -1))))
+            self.say(
+                f"{e['name']} {sweeps.STATE_WORDS.get(e['state'], e['state'])}"
+                + (f": {e['reason']}" if e.get("reason") else "")
+            )
+        asked = (self.store.load(report.id).sweep or {}).get("cancel")
+        self._end(share=False, cancelled=bool(asked))
+
     # -- its end -------------------------------------------------------------
-    def _end(self) -> None:
+    def _end(self, *, share: bool | None = None, cancelled: bool = False) -> None:
         report, sweep = self.report, self.sweep
         gates = self.p.gates or ()
         sweep["gates"] = {
@@ -500,19 +565,22 @@ class Sweep:
         table = report.sweep_table()
         if table:
             console.table(*table)
-        if done and sweep.get("share"):
+        if done and (sweep.get("share") if share is None else share):
             # Shared before told: the message says where the team finds them (a
             # failure to share is the sweep's, told with its table).
             self._share(done)
-        if done:
+        if cancelled:
+            cancel = tasknames.command("repro.cancel")
+            report.end("cancelled", reason=f"cancelled with {cancel}", resume=report.command)
+        elif done:
             report.end("succeeded")
         else:
             # Each experiment's log is told on its own (Slack: one reply each).
             report.end("failed", reason="no experiment succeeded", resume=report.command)
-        report.step = None if done else "run"
+        report.step = None if done or cancelled else "run"
         notifiers.deliver(self.ready.chain, report)
         self.save()
-        if not done:
+        if not done and not cancelled:
             raise DvcInvokeError("no experiment succeeded", step="run", resume=report.command)
 
     def _plots(self, best: str) -> None:

@@ -13,7 +13,7 @@ from dvc_invoke import tasknames
 from dvc_invoke.adapters.shell import Workspace
 from dvc_invoke.config.project import find_root
 from dvc_invoke.engines import alive, stop
-from dvc_invoke.engines.slurm import SLURM_UNANSWERED, slurm_state
+from dvc_invoke.engines.slurm import SLURM_UNANSWERED, array_summary, slurm_state
 from dvc_invoke.errors import DvcInvokeError
 from dvc_invoke.flow import notifiers
 from dvc_invoke.flow.holding import find_lost
@@ -48,6 +48,8 @@ def _detail(r: RunReport) -> str:
         what = "sweep: " + summary(r.experiments, r.sweep.get("best"))
         if r.ended and r.status != "succeeded":
             what += f" (at {r.step}: {r.reason or ''})"
+        if not r.ended and r.sweep.get("array"):
+            return f"{what}, at {r.step}; {array_summary(str(r.sweep['array']))}"
         return what if r.ended else f"{what}, at {r.step}"
     if r.experiment:
         return f"experiment {r.experiment}: {short(r.commit_before)} → {short(r.commit_after)}"
@@ -118,6 +120,11 @@ def _experiment_log(report: RunReport, name: str) -> RunReport:
     if not found.get("log"):
         raise DvcInvokeError(
             f"experiment {name} has no log yet ({found.get('state')}): DVC writes it when it starts"
+        )
+    if report.sweep and report.sweep.get("array") and not os.path.exists(found["log"]):
+        raise DvcInvokeError(
+            f"experiment {name} has no log yet: SLURM writes it when its task starts"
+            f" ({tasknames.command('repro.status')} --run {report.id} says where the array is)"
         )
     stand_in = RunReport.from_dict(report.to_dict())
     stand_in.log = found["log"]

@@ -85,7 +85,7 @@ def test_a_run_submitted_to_slurm_runs_the_whole_flow_in_the_job(project, slurm,
 
 def test_a_pending_job_says_why_then_runs(project, slurm):
     blocker = slurm.run(
-        "sbatch", "--parsable", "-c", "2", "--output=/dev/null", "--wrap", "sleep 300"
+        "sbatch", "--parsable", "-c", "4", "--output=/dev/null", "--wrap", "sleep 300"
     ).stdout.strip()
     try:
         wait_for(lambda: slurm.state(blocker) == "RUNNING", 60, "the blocker to take the node")

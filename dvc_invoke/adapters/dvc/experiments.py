@@ -222,3 +222,38 @@ def unread(sets: Iterable[str], read: Mapping[str, set[str] | None]) -> list[str
         ):
             missing.append(f"{path}:{key}")
     return missing
+
+
+def grid(sets: Iterable[str]) -> list[list[str]]:
+    """The experiments of a sweep's ``-S`` values, each as its own ``-S`` values,
+    in the order ``dvc exp run --queue`` queues them (DVC expands the grid:
+    ``a=1,2`` with ``b=3,4`` is four, ``range(...)`` and ``choice(...)`` too)."""
+    from dvc.utils.cli_parse import to_path_overrides
+    from dvc.utils.hydra import get_hydra_sweeps
+
+    try:
+        sweeps = get_hydra_sweeps(to_path_overrides(list(sets)))
+    except Exception as exc:  # noqa: BLE001 - hydra's grammar errors are of many kinds
+        said = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DvcInvokeError(f"DVC cannot read the -S values: {said}", step="guards") from None
+    return [
+        [o if path == DEFAULT_PARAMS else f"{path}:{o}" for path, said in one.items() for o in said]
+        for one in sweeps
+    ]
+
+
+FAILED_RE = re.compile(r"failed to reproduce '([^']+)'")
+
+
+def failed_stage(log: str) -> str | None:
+    """The stage DVC's log says failed (``failed to reproduce 'train'``), the last."""
+    found = FAILED_RE.findall(log or "")
+    return found[-1] if found else None
+
+
+def cache_dir(root: Path) -> str:
+    """The project's DVC cache folder (``.dvc/cache`` unless configured), absolute."""
+    from dvc_invoke.adapters.dvc.session import opened
+
+    with opened(root) as repo:
+        return str(Path(repo.cache.local_cache_dir or root / ".dvc" / "cache").resolve())

@@ -1,0 +1,283 @@
+"""A sweep on SLURM (``inv exp.run --slurm``): SLURM's own job array, one
+experiment per task, then a collector job; no queue of our own, not DVC's.
+
+In the foreground, the run's checks, then the grid expanded as DVC expands it
+(`prepare`) and one ``sbatch --array=0-(N-1)%K`` (`dvc_invoke.engines.slurm`).
+Array task *i* (`task_main`) clones the commit into a folder of its own under
+the project (``.dvc/tmp``), sharing the project's DVC cache and remote, so no
+two experiments ever share a DVC lock; runs ``dvc exp run -S ... --name NAME-i``
+there and ``dvc exp push``es its result, checked on origin (the ref) and on
+the DVC remote (``dvc status --cloud``). The collector (``afterany`` on the
+array; the same ``inv`` line, adopting the record) fetches them from origin
+(``dvc exp pull``), reads each task's end in SLURM's words, and ends the sweep
+as one on DVC's queue ends: the ranked table, Slack, the record (`collect`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from dvc_invoke import console, tasknames
+from dvc_invoke.adapters.dvc import experiments as dvcexp
+from dvc_invoke.adapters.shell import Workspace, quote_all
+from dvc_invoke.config.pipelines import slug
+from dvc_invoke.engines import slurm
+from dvc_invoke.errors import DvcInvokeError
+from dvc_invoke.flow.plan import repro_targets
+from dvc_invoke.runs.record import RunReport
+from dvc_invoke.runs.store import Store, read_tail
+
+if TYPE_CHECKING:
+    from dvc_invoke.flow.launch import Prepared
+
+# The line an array task ends with: what the collector tells of it.
+MARK = "dvc-invoke sweep-task:"
+MARK_RE = re.compile(rf"^{re.escape(MARK)} (\S+) (shared|failed at (\S+): (.*))$", re.MULTILINE)
+
+
+def prepare(ws: Workspace, ready: Prepared, sweep: dict[str, Any], exp_name: str | None) -> None:
+    """What the array's tasks need, into the sweep's record before it is
+    submitted: each experiment's ``-S`` values and name, the commit, where to
+    share it, the DVC cache and remote to use. Experiments of those names on
+    origin for this commit are refused (a push would fail, or replace them)."""
+    from dvc_invoke.adapters.dvc.model import by_stage
+
+    sets = sweep["sets"]
+    grid = dvcexp.grid(sets)
+    base = exp_name or f"{slug(ready.plan.pipeline.name)}-{secrets.token_hex(2)}"
+    names = [f"{base}-{i}" for i in range(1, len(grid) + 1)]
+    upstream = ready.state.upstream or ""
+    remote = upstream.split("/", 1)[0] if "/" in upstream else "origin"
+    url = ws.probe(f"git remote get-url {quote_all([remote])}").stdout.strip()
+    if not url:
+        raise DvcInvokeError(
+            f"no git remote {remote}: the array's tasks share their experiments there",
+            step="guards",
+        )
+    taken = sorted(
+        n for base_rev, n in ws.git.experiments(remote) if base_rev == ready.state.commit
+    )
+    clash = [n for n in names if n in taken]
+    if clash:
+        raise DvcInvokeError(
+            f"{remote} holds experiments named {', '.join(clash[:3])} on this commit already:"
+            " choose another --name; nothing was submitted",
+            step="guards",
+        )
+    plan, checked = ready.plan, ready.plan.remote
+    restore = [r for r in plan.graph.restore if r not in plan.pull]
+    sweep.update(
+        grid=grid,
+        names=names,
+        commit=ready.state.commit,
+        git_remote=remote,
+        git_url=url,
+        cache=dvcexp.cache_dir(ws.root),
+        dvc_remote=(
+            {"name": checked.name, "path": checked.path}
+            if checked is not None and checked.name and checked.path
+            else None
+        ),
+        pull=by_stage(plan.graph.tracked, plan.pull + restore),
+        targets=repro_targets(plan),
+    )
+
+
+def experiments(report: RunReport) -> list[dict[str, Any]]:
+    """The sweep's experiments as its record starts them: queued, each with its
+    ``-S`` values (the table's params, also for one that never ran) and log."""
+    sweep = report.sweep or {}
+    return [
+        {
+            "name": name,
+            "state": dvcexp.QUEUED,
+            "params": _params(sets),
+            "task": i,
+            "log": slurm.task_log(report, i),
+        }
+        for i, (name, sets) in enumerate(zip(sweep["names"], sweep["grid"], strict=True))
+    ]
+
+
+def _params(sets: list[str]) -> dict[str, Any]:
+    found = {}
+    for value in sets:
+        left, _, said = value.lstrip("+").partition("=")
+        path, _, key = left.rpartition(":")
+        try:
+            found[f"{path or dvcexp.DEFAULT_PARAMS}:{key}"] = yaml.safe_load(said)
+        except yaml.YAMLError:
+            found[f"{path or dvcexp.DEFAULT_PARAMS}:{key}"] = said
+    return found
+
+
+def told(report: RunReport) -> None:
+    """Where the submitted sweep is, and how to follow or cancel it."""
+    sweep = report.sweep or {}
+    n = len(sweep.get("names") or ())
+    console.result(
+        True,
+        f"{report.pipeline} sweep submitted to SLURM: array {sweep.get('array')}"
+        f" ({n} experiments, {sweep.get('jobs')} at once), collected by job {report.job};"
+        f" run {report.id}",
+    )
+    console.info(f"status:  {tasknames.command('repro.status')} --run {report.id}")
+    first = (sweep.get("names") or ["NAME"])[0]
+    console.info(f"logs:    {tasknames.command('repro.logs')} --run {report.id} --exp {first}")
+    console.info(f"cancel:  {tasknames.cancel(report.id or '')}")
+
+
+# -- an array task -----------------------------------------------------------
+def task_main(args: list[str]) -> int:
+    """``python -m dvc_invoke sweep-task ROOT RUN_ID``, in SLURM array task
+    ``SLURM_ARRAY_TASK_ID``: that experiment, run and shared; its end said in one
+    `MARK` line (what the collector tells), exit 1 when it failed."""
+    from invoke.context import Context
+
+    if len(args) != 3 or not os.environ.get("SLURM_ARRAY_TASK_ID", "").isdigit():
+        print(
+            "usage: python -m dvc_invoke sweep-task ROOT RUN_ID (in a SLURM array task)",
+            file=sys.stderr,
+        )
+        return 2
+    root, run_id, index = Path(args[1]), args[2], int(os.environ["SLURM_ARRAY_TASK_ID"])
+    store = Store(root)
+    sweep = store.load(run_id).sweep or {}
+    name, sets = sweep["names"][index], sweep["grid"][index]
+    clone = store.dir / "sweeps" / run_id / name
+    # A task SLURM started again (requeued) pushes its experiment again, over the first.
+    again = int(os.environ.get("SLURM_RESTART_COUNT") or 0) > 0
+    try:
+        _experiment(Context(), root, clone, sweep, name, sets, again=again)
+    except DvcInvokeError as exc:
+        print(f"{MARK} {name} failed at {exc.step or 'run'}: {exc.reason}", flush=True)
+        return 1
+    shutil.rmtree(clone, ignore_errors=True)
+    print(f"{MARK} {name} shared", flush=True)
+    return 0
+
+
+def _experiment(
+    c: Any,
+    root: Path,
+    clone: Path,
+    sweep: dict[str, Any],
+    name: str,
+    sets: list[str],
+    *,
+    again: bool,
+) -> None:
+    here = Workspace(c, root)
+    shutil.rmtree(clone, ignore_errors=True)
+    clone.parent.mkdir(parents=True, exist_ok=True)
+    remote, commit = sweep["git_remote"], sweep["commit"]
+    here.act(
+        f"git clone -q --no-checkout -o {quote_all([remote, str(root), str(clone)])}",
+        step="clone",
+    )
+    ws = Workspace(c, clone)
+    ws.act(f"git checkout -q --detach {quote_all([commit])}", step="clone")
+    ws.act(f"git remote set-url {quote_all([remote, sweep['git_url']])}", step="clone")
+    local = root / ".dvc" / "config.local"
+    if local.is_file():  # the project's own settings (credentials), paths made absolute below
+        shutil.copyfile(local, clone / ".dvc" / "config.local")
+    dvc = ws.dvc
+    ws.act(f"{dvc} cache dir --local {quote_all([sweep['cache']])}", step="clone")
+    if sweep.get("dvc_remote"):
+        said = sweep["dvc_remote"]
+        ws.act(
+            f"{dvc} remote modify --local {quote_all([said['name'], 'url', said['path']])}",
+            step="clone",
+        )
+    if sweep.get("pull"):
+        ws.act(f"{dvc} pull --allow-missing {quote_all(sweep['pull'])}", step="pull", network=True)
+    words = [w for value in sets for w in ("-S", value)] + ["--name", name]
+    ws.act(f"{dvc} exp run {quote_all(words + list(sweep.get('targets') or []))}", step="run")
+    force = ["--force"] if again else []
+    push = f"{dvc} exp push {quote_all([*force, remote, name])}"
+    ws.act(push, step="share", network=True)
+    if (commit, name) not in set(ws.git.experiments(remote)):
+        raise DvcInvokeError(f"{remote} does not hold {name} after dvc exp push", step="share")
+    said = ws.act(f"{dvc} status --cloud --json", step="share", network=True, capture=True)
+    lacking = [p for p, st in _json(said.stdout).items() if st in ("new", "missing")]
+    if lacking:
+        raise DvcInvokeError(
+            f"the DVC remote lacks {', '.join(sorted(lacking)[:3])} of {name} after dvc exp push",
+            step="share",
+        )
+
+
+def _json(text: str | None) -> dict[str, Any]:
+    import json
+
+    try:
+        found = json.loads((text or "").strip() or "{}")
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+# -- the collector -------------------------------------------------------------
+def pull_shared(ws: Workspace, report: RunReport) -> list[str]:
+    """The sweep's experiments its tasks shared, fetched from the git remote
+    (``dvc exp pull``: refs and data); their names."""
+    sweep = report.sweep or {}
+    remote = sweep.get("git_remote") or "origin"
+    there = {n for base, n in ws.git.experiments(remote) if base == sweep.get("commit")}
+    mine = [e["name"] for e in report.experiments if e["name"] in there]
+    if mine:
+        pull = f"{ws.dvc} exp pull {quote_all([remote, *mine])}"
+        ws.act(pull, step="collect", resume=pull, network=True, in_process=False)
+        sweep["shared"] = f"{len(mine)} pushed to {remote} by their SLURM tasks (dvc exp push)"
+    return mine
+
+
+def ended(
+    report: RunReport,
+    e: dict[str, Any],
+    exp: dvcexp.Experiment | None,
+    task: dict[str, str] | None,
+) -> None:
+    """Experiment ``e``'s end: DVC's result when the git remote has it, else its
+    task's end as SLURM and the task's last line say it."""
+    if exp is not None and exp.state == dvcexp.SUCCESS:
+        e.update(state=dvcexp.SUCCESS, metrics=exp.metrics)
+        return
+    state = (task or {}).get("JobState", "")
+    tail = read_tail(e.get("log"), 4000) or ""
+    said = MARK_RE.findall(tail)
+    e["log_tail"] = tail
+    if state in slurm.TASK_ENDS:
+        word, why = slurm.TASK_ENDS[state]
+        e.update(state=word, step="slurm", reason=f"{why} (SLURM: {state})")
+    elif said and said[-1][2]:
+        _, _, step, why = said[-1]
+        e.update(state=dvcexp.FAILED, step=dvcexp.failed_stage(tail) or step, reason=why)
+    elif state == "FAILED":
+        exit_code = (task or {}).get("ExitCode", "?")
+        e.update(state=dvcexp.FAILED, step="run", reason=f"its task failed (exit {exit_code})")
+    elif not state and not (e.get("log") and os.path.exists(e["log"])):
+        # Measured (SLURM 22.05): a pending array task that is scancel'd leaves
+        # no trace in the array's record, and it never wrote its log.
+        e.update(state="cancelled", reason="SLURM dropped its task before it started (scancel)")
+    elif not state:
+        e.update(state=dvcexp.LOST, step="slurm", reason="SLURM no longer knows its task")
+    else:
+        e.update(
+            state=dvcexp.LOST,
+            step="share",
+            reason=f"its task ended {state.lower()}, but the git remote holds no {e['name']}",
+        )
+    if e["state"] == "cancelled":
+        e.update(step=None, log_tail=None)
+    else:
+        logs = f"{tasknames.command('repro.logs')} --run {report.id} --exp {e['name']}"
+        e["reason"] += f" (its log: {logs})"

@@ -1,0 +1,185 @@
+"""A sweep on SLURM: SLURM's job array (one experiment per task), then the
+collector job; on the suite's real one-node cluster (slurm_cluster.py, 4 CPUs),
+the get-started sandbox, its origin and DVC remote, the stand-in Slack."""
+
+from __future__ import annotations
+
+import sys
+
+from helpers import assert_fresh_clone_up_to_date, assert_one_line_error, records, wait_for
+
+from e2e.test_experiments import _by_bias, _sweep_record, _sweepable
+
+GRID = "train.bias=0.0,0.1,0.3,0.4,0.5,9"
+
+
+def _ended(project, timeout=300):
+    return wait_for(
+        lambda: (r := _sweep_record(project)) and r["status"] != "started" and r,
+        timeout,
+        "the sweep to end",
+    )
+
+
+def _origin_experiments(project):
+    said = project.sh(f"git ls-remote {project.origin} 'refs/exps/*'")
+    return {line.rsplit("/", 1)[-1] for line in said.splitlines() if line.strip()}
+
+
+def test_a_sweep_on_slurm_is_one_array_task_per_experiment_collected_told_and_published(
+    canonical, slurm, slack
+):
+    project = _sweepable(canonical)
+    env = {**slurm.env, **slack.web_api_env()}
+
+    run = project.inv(
+        "exp.run",
+        "--pipeline",
+        "train",
+        "-S",
+        GRID,
+        "--jobs",
+        "3",
+        "--slurm",
+        "--name",
+        "grid",
+        env=env,
+    )
+
+    assert run.returncode == 0, run.output
+    record = _sweep_record(project)
+    array, collector = record["sweep"]["array"], record["job"]
+    assert f"array {array} (6 experiments, 3 at once), collected by job {collector}" in run.stdout
+    assert "--array=0-5%3" in run.stdout and f"--dependency=afterany:{array}" in run.stdout
+    # Task 4 (bias 0.5) waits behind the three SLURM runs at once: cancelled before it starts.
+    assert slurm.run("scancel", f"{array}_4").returncode == 0
+    status = project.inv("repro.status", env=slurm.env)
+    assert f"SLURM array {array}: " in status.stdout, status.output
+
+    ended = _ended(project)
+
+    log = open(ended["log"]).read()
+    assert ended["status"] == "succeeded", (ended, log[-3000:])
+    exps = _by_bias(ended)
+    assert {b: e["state"] for b, e in exps.items()} == {
+        0.0: "success",
+        0.1: "success",
+        0.3: "success",
+        0.4: "success",
+        0.5: "cancelled",
+        9: "failed",
+    }, log[-3000:]
+    assert [exps[b]["name"] for b in (0.0, 0.1, 0.3, 0.4, 0.5, 9)] == [
+        f"grid-{i}" for i in range(1, 7)
+    ]
+    assert exps[9]["step"] == "train" and "diverged: bias 9" in exps[9]["log_tail"]
+    assert "before it started (scancel)" in exps[0.5]["reason"]
+    assert ended["sweep"]["best"] == "grid-1"
+    assert ended["sweep"]["baseline"]["params"] == {"params.yaml:train.bias": 0.2}
+    # Each experiment ran in its own clone: those that succeeded leave none behind.
+    clones = project.path / ".dvc" / "tmp" / "dvc-invoke" / "sweeps" / ended["id"]
+    assert not (clones / "grid-1").exists()
+    # The collector's table, in the sweep's log; the failed and the cancelled say so.
+    table = [ln for ln in log.splitlines() if ln.startswith(("baseline", "grid-"))]
+    assert table[0].startswith("baseline") and table[1].startswith("grid-1"), log[-3000:]
+    assert any("failed at train" in ln for ln in table)
+    assert any(ln.startswith("grid-5") and "cancelled" in ln for ln in table)
+
+    # Shared by their tasks: origin holds the four that succeeded.
+    assert _origin_experiments(project) == {"grid-1", "grid-2", "grid-3", "grid-4"}
+    # Slack: the start, updated to the ranked table; the failure in the thread.
+    wait_for(lambda: slack.calls("chat.update"), 30, "the sweep's end on Slack")
+    end = slack.calls("chat.update")[-1]
+    assert "train sweep succeeded" in end.text and "best grid-1" in end.text
+    thread = [p for p in slack.calls("chat.postMessage") if p.body.get("thread_ts")]
+    assert any("grid-6" in p.text for p in thread)
+
+    # Watched as any run: its row, and an experiment's log (its array task's).
+    status = project.inv("repro.status", env=slurm.env)
+    assert "sweep: 6 experiments: 4 succeeded, 1 failed, 1 cancelled" in status.stdout, (
+        status.output
+    )
+    said = project.inv("repro.logs", "--run", ended["id"], "--exp", "grid-6", env=slurm.env)
+    assert said.returncode == 0 and "diverged: bias 9" in said.stdout, said.output
+
+    # The best, published as a run; a fresh clone is up to date.
+    published = project.inv("exp.publish", "--best", "--pipeline", "train")
+    assert published.returncode == 0, published.output
+    assert project.origin_log()[0] == "[DVC] Publish experiment grid-1 (train)"
+    assert_fresh_clone_up_to_date(project)
+
+
+def test_a_cancelled_slurm_sweep_is_one_scancel_and_told_with_what_finished(canonical, slurm):
+    project = _sweepable(canonical)
+    run = project.inv(
+        "exp.run",
+        "--pipeline",
+        "train",
+        "-S",
+        "train.bias=0.0,0.1,0.3",
+        "--jobs",
+        "1",
+        "--slurm",
+        "--skip",
+        "slack",
+        env={**slurm.env, "SANDBOX_SLOW": "train:30"},
+    )
+    assert run.returncode == 0, run.output
+    record = _sweep_record(project)
+    array = record["sweep"]["array"]
+    wait_for(lambda: slurm.state(f"{array}_0") == "RUNNING", 60, "the first task to run")
+
+    cancel = project.inv("repro.cancel", "--run", record["id"], env=slurm.env)
+
+    assert cancel.returncode == 0, cancel.output
+    ended = _ended(project, timeout=120)
+    assert ended["status"] == "cancelled", ended
+    assert {e["state"] for e in ended["experiments"]} == {"cancelled"}, ended["experiments"]
+    wait_for(
+        lambda: all(
+            slurm.state(j) not in ("PENDING", "RUNNING", "COMPLETING")
+            for j in (f"{array}_0", record["job"])
+        ),
+        60,
+        "SLURM to end the array and the collector",
+    )
+    assert _origin_experiments(project) == set()
+
+
+def test_bad_slurm_sweeps_are_one_line_and_submit_nothing(canonical, slurm):
+    project = _sweepable(canonical)
+
+    gpus = project.inv(
+        "exp.run",
+        "--pipeline",
+        "train",
+        "-S",
+        "train.bias=0.1",
+        "--slurm",
+        "--gpus",
+        "all",
+        env=slurm.env,
+    )
+    assert_one_line_error(gpus, "--gpus", "gres")
+
+    (project.path / "invoke.yaml").write_text(
+        '{"dvc_invoke": {"pipelines": {"train": {"slurm": {"partition": "nope"}}}}}'
+    )
+    project.git("add", "invoke.yaml")
+    project.git("commit", "-qm", "A partition that is not there")
+    project.git("push", "-q")
+    refused = project.inv(
+        "exp.run",
+        "--pipeline",
+        "train",
+        "-S",
+        "train.bias=0.1,0.3",
+        "--slurm",
+        "--skip",
+        "slack",
+        env=slurm.env,
+    )
+    assert_one_line_error(refused, "SLURM refused the job: invalid partition specified: nope")
+    assert not [r for r in records(project) if r.get("sweep")]  # nothing claims the workspace
+    queue = project.sh(f"{sys.executable} -m dvc exp list --name-only")
+    assert queue.strip() == ""
