@@ -1,6 +1,6 @@
 """dvc-invoke against the hand-written ritual, side by side, in one run.
 
-    python bench/bench.py [--quick] [--runs N] [--json PATH] [--cases 1,2,...,11]
+    python bench/bench.py [--quick] [--runs N] [--json PATH] [--cases 1,2,...,12]
 
 Every case runs its contenders alternately on generated projects (real git,
 real dvc, a bare origin and a local DVC remote in a temporary folder), and
@@ -675,12 +675,13 @@ SWEEP_FILES = {
     "sweep/fit.py": textwrap.dedent(
         """\
         import json
+        import os
         import time
 
         import yaml
 
         train = yaml.safe_load(open("../params.yaml"))["train"]
-        time.sleep(1.5)  # a short training
+        time.sleep(float(os.environ.get("SWEEP_FIT_SECONDS", "1.5")))  # a short training
         with open("metrics.json", "w") as f:
             json.dump({"loss": round(1 / (train["lr"] * train["n"]), 6)}, f)
         """
@@ -759,13 +760,14 @@ def _last_experiment_end(project: Path) -> float:
     return max(ends)
 
 
-def _bare_sweep(project: Path) -> float:
+def _bare_sweep(project: Path, jobs: int = 2) -> float:
     """``dvc exp run --queue`` and ``dvc queue start``, then ``dvc queue status``
     each 0.5 s until nothing is queued or running: the wall time."""
     sets = " ".join(f"-S {s}" for s in SWEEP_SETS)
     start = time.perf_counter()
     run(
-        f"{PY} -m dvc exp run -q --queue {sets} sweep/dvc.yaml && {PY} -m dvc queue start -j 2",
+        f"{PY} -m dvc exp run -q --queue {sets} sweep/dvc.yaml"
+        f" && {PY} -m dvc queue start -j {jobs}",
         project,
     )
     while True:
@@ -842,6 +844,71 @@ def case_sweep(tmp: Path, runs: int, template: sandbox.Sandbox) -> Case:
     return case
 
 
+FIT_SECONDS = 5.0  # each experiment of the SLURM case
+SLOTS = 4  # SLURM tasks at once
+
+
+def case_sweep_slurm(tmp: Path, runs: int, template: sandbox.Sandbox) -> Case | None:
+    """8 experiments of 5 s on 4 SLURM task slots (a real one-node cluster, the
+    test suite's recipe): from ``inv exp.run --slurm`` to the table on Slack,
+    against the ideal (2 rounds of the slowest experiment); and DVC's own queue
+    with 4 workers on this machine, the same 8."""
+    sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
+    from slurm_cluster import Cluster, available
+
+    why = available()
+    if why:
+        print(f"case 12 skipped: {why}", file=sys.stderr)
+        return None
+    case = Case(
+        f"12. inv exp.run --slurm: 8 experiments of {FIT_SECONDS:g} s on {SLOTS} SLURM slots"
+        " vs the ideal (2 rounds)",
+        ["dvc-invoke", "ideal"],
+        target="ratio <= 1.3",
+        ratio_max=1.3,
+    )
+    cluster = Cluster(tmp / "slurm", "bench").start()
+    ENV.update(cluster.env, SWEEP_FIT_SECONDS=str(FIT_SECONDS))
+    try:
+        base = _sweep_template(template, tmp / "sweep-slurm-template")
+        cmd = [PY, "-m", "invoke", "exp.run", "--pipeline", "sweep", "--slurm"]
+        cmd += [w for s in SWEEP_SETS for w in ("-S", s)] + ["--jobs", str(SLOTS)]
+        ideal = 2 * FIT_SECONDS
+        case.times = {"dvc-invoke": [], "ideal": [], "dvc queue -j 4": []}
+        for i in range(runs):
+            sb = fresh_copy(base, tmp / f"sweep-slurm-{i}")
+            slack = _TimedSlack()
+            with slack.server:
+                ENV.update(slack.server.web_api_env())
+                start = time.time()
+                run(cmd, sb.project)
+                deadline = time.time() + 600
+                while time.time() < deadline and not [
+                    u for u in slack.server.calls("chat.update") if "sweep succeeded" in u.text
+                ]:
+                    time.sleep(0.1)
+                case.times["dvc-invoke"].append(slack.last_message() - start)
+                for key in slack.server.web_api_env():
+                    del ENV[key]
+            case.times["ideal"].append(ideal)
+            shutil.rmtree(sb.base)
+            sb = fresh_copy(base, tmp / f"sweep-queue-{i}")
+            case.times["dvc queue -j 4"].append(_bare_sweep(sb.project, jobs=SLOTS))
+            _stop_workers(sb.project)
+            shutil.rmtree(sb.base)
+    finally:
+        cluster.stop()
+        for key in (*cluster.env, "SWEEP_FIT_SECONDS"):
+            ENV.pop(key, None)
+            os.environ.pop(key, None)
+    took = case.median("dvc-invoke")
+    case.extra["overhead per experiment (s)"] = round((took - ideal) * SLOTS / 8, 2)
+    case.extra["dvc queue -j 4 on this machine (s)"] = round(case.median("dvc queue -j 4"), 2)
+    case.extra["vs dvc queue -j 4"] = round(took / case.median("dvc queue -j 4"), 2)
+    case.extra["each run (s)"] = [round(x, 2) for x in case.times["dvc-invoke"]]
+    return case
+
+
 def report(cases: list[Case], path: Path | None) -> None:
     rows = []
     for case in cases:
@@ -886,7 +953,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small projects and data")
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--cases", default="1,2,3,4,5,6,7,8,9,10,11")
+    parser.add_argument("--cases", default="1,2,3,4,5,6,7,8,9,10,11,12")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--data-mib", type=int, default=1024)
     args = parser.parse_args(argv)
@@ -917,6 +984,9 @@ def main(argv: list[str] | None = None) -> int:
             cases.append(case_status(tmp, runs, template, 1000 if args.quick else 10000))
         if 11 in wanted:
             cases.append(case_sweep(tmp, runs, template))
+        if 12 in wanted:
+            found = case_sweep_slurm(tmp, runs, template)
+            cases += [found] if found else []
         if 5 in wanted:
             cases.append(
                 case_data(tmp, runs if not args.quick else 1, 32 if args.quick else args.data_mib)

@@ -105,7 +105,7 @@ def _submit_sweep(ws: Workspace, report: RunReport, options: dict[str, str]) -> 
         ws,
         f"sbatch --parsable --job-name={shlex.quote(report.id)}"
         f" --array=0-{tasks - 1}%{at_once} --output={shlex.quote(task_log(report, '%a'))}"
-        f" --chdir={here}{_sbatch_flags(options)}"
+        f" --open-mode=append --chdir={here}{_sbatch_flags(options)}"
         f" --wrap {shlex.quote(quote_all(sweep_task_argv(ws.root, report.id)))}",
     )
     sweep["array"] = array or "ARRAY_ID"

@@ -183,3 +183,43 @@ def test_bad_slurm_sweeps_are_one_line_and_submit_nothing(canonical, slurm):
     assert not [r for r in records(project) if r.get("sweep")]  # nothing claims the workspace
     queue = project.sh(f"{sys.executable} -m dvc exp list --name-only")
     assert queue.strip() == ""
+
+
+def test_a_requeued_task_pushes_its_experiment_again_over_the_first(canonical, slurm):
+    project = _sweepable(canonical)
+    run = project.inv(
+        "exp.run",
+        "--pipeline",
+        "train",
+        "-S",
+        "train.bias=0.0,0.1",
+        "--jobs",
+        "2",
+        "--slurm",
+        "--name",
+        "again",
+        "--skip",
+        "slack",
+        env=slurm.env,
+    )
+    assert run.returncode == 0, run.output
+    ended = _ended(project)
+    assert ended["status"] == "succeeded", ended
+    array = ended["sweep"]["array"]
+    first = project.sh(f"git ls-remote {project.origin} 'refs/exps/*/again-1'").split()[0]
+
+    # SLURM runs a finished task again (a requeue, as after a node failure):
+    # the experiment is made again and pushed over the first, not refused.
+    assert slurm.run("scontrol", "requeue", f"{array}_0").returncode == 0
+    log = ended["experiments"][0]["log"]
+    wait_for(
+        lambda: (
+            open(log).read().count("dvc-invoke sweep-task: again-1 shared") == 2
+            or "failed at" in open(log).read()
+        ),
+        180,
+        "the requeued task to end",
+    )
+    assert "failed at" not in open(log).read(), open(log).read()[-2000:]
+    again = project.sh(f"git ls-remote {project.origin} 'refs/exps/*/again-1'").split()[0]
+    assert again != first
