@@ -90,6 +90,10 @@ def sweep_task_argv(root: Path, run_id: str) -> list[str]:
     return [sys.executable, "-m", "dvc_invoke", "sweep-task", str(root), run_id]
 
 
+# The collector's time limit: it fetches, ranks and tells (a cluster may require one).
+COLLECT_TIME = "00:20:00"
+
+
 def _submit_sweep(ws: Workspace, report: RunReport, options: dict[str, str]) -> str | None:
     """A sweep as SLURM's own job array, task *i* running experiment *i* (the
     sweep's ``jobs`` at once: ``--array=0-(N-1)%K``), each with the pipeline's
@@ -122,7 +126,8 @@ def _submit_sweep(ws: Workspace, report: RunReport, options: dict[str, str]) -> 
             f"sbatch --parsable --job-name={shlex.quote('collect-' + report.id)}"
             f" --dependency=afterany:{shlex.quote(sweep['array'])} --kill-on-invalid-dep=no"
             f" --output={shlex.quote(report.log)} --open-mode=append --chdir={here}"
-            f" --export=ALL,{ENV_RUN}={shlex.quote(report.id)} --ntasks=1{flags}"
+            f" --export=ALL,{ENV_RUN}={shlex.quote(report.id)} --ntasks=1"
+            f" --time={COLLECT_TIME}{flags}"
             f" --wrap {shlex.quote(run_then_settle(ws, report.id))}",
         )
     except DvcInvokeError:
@@ -256,6 +261,13 @@ def stop(store: Store, report: RunReport, *, timeout: float) -> tuple[RunReport,
     return ended_or_cancelled(store, report, f" (SLURM job {report.job})")
 
 
+def cancel_array(job: str) -> None:
+    """``scancel`` of a sweep's array: pending tasks dropped, running ones ended."""
+    from invoke.context import Context
+
+    Context().run(f"scancel {shlex.quote(job)}", hide=True, warn=True, in_stream=False)
+
+
 # Seconds a cancelled sweep's collector has, beyond SLURM starting it, to tell its end.
 COLLECT_AFTER_CANCEL = 60.0
 
@@ -272,7 +284,7 @@ def _stop_sweep(store: Store, report: RunReport, *, timeout: float) -> tuple[Run
     c, array = Context(), str(report.sweep["array"])
     report.sweep["cancel"] = True  # the collector's word for how the sweep ended
     store.keep(report)
-    c.run(f"scancel {shlex.quote(array)}", hide=True, warn=True, in_stream=False)
+    cancel_array(array)
     deadline = time.time() + timeout + COLLECT_AFTER_CANCEL
     while time.time() < deadline:
         report = store.load(report.id)

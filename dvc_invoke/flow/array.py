@@ -120,22 +120,36 @@ def _params(sets: list[str]) -> dict[str, Any]:
 
 
 def told(report: RunReport) -> None:
-    """Where the submitted sweep is, and how to follow or cancel it."""
+    """Where the submitted sweep is, and how to follow or cancel it; its log
+    begins with the same (the collector's lines follow when it runs)."""
     sweep = report.sweep or {}
     n = len(sweep.get("names") or ())
+    if report.log:
+        with open(report.log, "a") as log:
+            log.write(
+                f"{report.pipeline} sweep submitted to SLURM: array {sweep.get('array')}"
+                f" ({n} experiments), collected by job {report.job} when the array ended;"
+                f" each experiment's log: {tasknames.command('repro.logs')} --run {report.id}"
+                " --exp NAME\n"
+            )
     console.result(
         True,
         f"{report.pipeline} sweep submitted to SLURM: array {sweep.get('array')}"
         f" ({n} experiments, {sweep.get('jobs')} at once), collected by job {report.job};"
         f" run {report.id}",
     )
-    console.info(f"status:  {tasknames.command('repro.status')} --run {report.id}")
+    console.info(f"status:  {tasknames.command('repro.status')}")
     first = (sweep.get("names") or ["NAME"])[0]
     console.info(f"logs:    {tasknames.command('repro.logs')} --run {report.id} --exp {first}")
     console.info(f"cancel:  {tasknames.cancel(report.id or '')}")
 
 
 # -- an array task -----------------------------------------------------------
+def clone_path(store: Store, run_id: str, name: str) -> Path:
+    """Where experiment ``name`` of sweep ``run_id`` runs: a clone of its own."""
+    return store.dir / "sweeps" / run_id / name
+
+
 def task_main(args: list[str]) -> int:
     """``python -m dvc_invoke sweep-task ROOT RUN_ID``, in SLURM array task
     ``SLURM_ARRAY_TASK_ID``: that experiment, run and shared; its end said in one
@@ -152,7 +166,7 @@ def task_main(args: list[str]) -> int:
     store = Store(root)
     sweep = store.load(run_id).sweep or {}
     name, sets = sweep["names"][index], sweep["grid"][index]
-    clone = store.dir / "sweeps" / run_id / name
+    clone = clone_path(store, run_id, name)
     # A task SLURM started again (requeued) pushes its experiment again, over the first.
     again = int(os.environ.get("SLURM_RESTART_COUNT") or 0) > 0
     try:
@@ -206,7 +220,11 @@ def _experiment(
     ws.act(push, step="share", network=True)
     if (commit, name) not in set(ws.git.experiments(remote)):
         raise DvcInvokeError(f"{remote} does not hold {name} after dvc exp push", step="share")
-    said = ws.act(f"{dvc} status --cloud --json", step="share", network=True, capture=True)
+    # The experiment's own outputs (its pipeline's), as a run checks its push.
+    targets = quote_all(list(sweep.get("targets") or []))
+    said = ws.act(
+        f"{dvc} status --cloud --json {targets}".rstrip(), step="share", network=True, capture=True
+    )
     lacking = [p for p, st in _json(said.stdout).items() if st in ("new", "missing")]
     if lacking:
         raise DvcInvokeError(
@@ -245,9 +263,11 @@ def ended(
     e: dict[str, Any],
     exp: dvcexp.Experiment | None,
     task: dict[str, str] | None,
+    clone: Path | None = None,
 ) -> None:
     """Experiment ``e``'s end: DVC's result when the git remote has it, else its
-    task's end as SLURM and the task's last line say it."""
+    task's end as SLURM and the task's last line say it. The clone of an
+    experiment that failed is kept to look into; others are removed."""
     if exp is not None and exp.state == dvcexp.SUCCESS:
         e.update(state=dvcexp.SUCCESS, metrics=exp.metrics)
         return
@@ -280,4 +300,7 @@ def ended(
         e.update(step=None, log_tail=None)
     else:
         logs = f"{tasknames.command('repro.logs')} --run {report.id} --exp {e['name']}"
-        e["reason"] += f" (its log: {logs})"
+        kept = clone is not None and e["state"] == dvcexp.FAILED and clone.is_dir()
+        e["reason"] += f" (its log: {logs}" + (f"; its clone: {clone})" if kept else ")")
+    if clone is not None and e["state"] != dvcexp.FAILED:
+        shutil.rmtree(clone, ignore_errors=True)

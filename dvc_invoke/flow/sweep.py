@@ -33,6 +33,7 @@ from dvc_invoke.flow import array, notifiers
 from dvc_invoke.flow.context import RunContext
 from dvc_invoke.flow.interrupts import Interrupts
 from dvc_invoke.flow.launch import Prepared, Request, _prepare, _started, _tell_detached, prune
+from dvc_invoke.flow.lost import slurm_sweep_resume
 from dvc_invoke.flow.plan import repro_targets
 from dvc_invoke.flow.steps import pull
 from dvc_invoke.runs import sweep as sweeps
@@ -131,6 +132,9 @@ def run(
         name, None, None, detach or slurm, command, tuple(skip), slurm, sweep=described
     )
     with RunContext(c) as ctx:
+        collecting = _collecting(ctx.ws)
+        if collecting:
+            return _collect(ctx, request, collecting)
         ready = _prepare(ctx, request)
         _refuse_unread(ctx.ws, ready, sets)
         _refuse_unpushed(ready, command)
@@ -151,18 +155,50 @@ def run(
             report = _started(ctx, request, ready, store)
             if slurm:
                 report.experiments = array.experiments(report)
+                report.step = "run"
                 store.keep(report)
                 array.told(report)
                 return report
             if detach:
                 _tell_detached(ready.plan.pipeline, report, slurm=False)
                 return report
-        collecting = bool(report.sweep and report.sweep.get("array"))
         with marked(report):  # DVC's workers carry the mark: a cancel finds them
             try:
-                return Sweep(ws, ready, report, store).execute(collect=collecting)
+                return Sweep(ws, ready, report, store).execute()
             finally:
                 prune(ws, store)
+
+
+def _collecting(ws: Workspace) -> str | None:
+    """The SLURM sweep this process collects (its record's id), if it does."""
+    run_id = os.environ.get(ENV_RUN)
+    if not run_id:
+        return None
+    with contextlib.suppress(DvcInvokeError):
+        sweep = Store(ws.root).load(run_id).sweep
+        return run_id if sweep and sweep.get("array") else None
+    return None
+
+
+def _collect(ctx: RunContext, request: Request, run_id: str) -> RunReport:
+    """The collector job of a SLURM sweep: none of the start's checks (the
+    workspace is the team's again since the submit: edits, commits and pushes
+    there change nothing of the sweep, made on its own commit), the
+    experiments gathered, ranked and told."""
+    from dvc_invoke.config.pipelines import resolve
+    from dvc_invoke.flow.plan import plan
+
+    c, ws, store = ctx.c, ctx.ws, Store(ctx.ws.root)
+    os.environ.pop(ENV_RUN, None)
+    p = resolve(c, ws.root, request.name)
+    chain = notifiers.notifiers(c, ws.root, slack=p.slack, ends_with_reason=True)
+    ready = Prepared(plan(ws, p), ws.git.state(), chain, run_id)
+    report = store.adopt(run_id, p.name, pgid=own_group(detached=True))
+    with marked(report):
+        try:
+            return Sweep(ws, ready, report, store).execute(collect=True)
+        finally:
+            prune(ws, store)
 
 
 def _skips(skip: tuple[str, ...] | list[str]) -> list[str]:
@@ -373,8 +409,10 @@ class Sweep:
         # and within a limit: DVC reading a running experiment's branch can hang
         # (pygit2's blob read, seen under load): stopped, asked again next time.
         try:
+            # A SLURM sweep's commit, wherever HEAD is now (work went on meanwhile).
+            rev = f" --rev {quote_all([str(self.commit)])}" if self.sweep.get("commit") else ""
             out = self.ws.probe(
-                f"{self.ws.dvc} exp show --json", in_process=False, timeout=SHOW_LIMIT
+                f"{self.ws.dvc} exp show --json{rev}", in_process=False, timeout=SHOW_LIMIT
             )
         except CommandTimedOut:
             console.warn(f"`dvc exp show` did not answer in {SHOW_LIMIT:g} s: asking again")
@@ -538,11 +576,15 @@ class Sweep:
         array.pull_shared(self.ws, report)
         found = self._read()
         for e in report.experiments:
-            array.ended(report, e, found.get(e["name"]), tasks.get(int(e.get("task", -1))))
+            task = tasks.get(int(e.get("task", -1)))
+            clone = array.clone_path(self.store, report.id or "", e["name"])
+            array.ended(report, e, found.get(e["name"]), task, clone)
             self.say(
                 f"{e['name']} {sweeps.STATE_WORDS.get(e['state'], e['state'])}"
                 + (f": {e['reason']}" if e.get("reason") else "")
             )
+        with contextlib.suppress(OSError):  # the sweep's folder, when no clone is kept in it
+            (self.store.dir / "sweeps" / (report.id or "")).rmdir()
         asked = (self.store.load(report.id).sweep or {}).get("cancel")
         self._end(share=False, cancelled=bool(asked))
 
@@ -637,10 +679,13 @@ class Sweep:
             self.log.flush()
         status = "cancelled" if isinstance(exc, Cancelled) else "failed"
         report.step = exc.step or report.step
+        resume = exc.resume or report.command
+        if self.sweep.get("array"):  # its experiments are on the git remote: gather them
+            resume = slurm_sweep_resume(report)
         report.end(
             status,
             reason=exc.reason,
-            resume=exc.resume or report.command,
+            resume=resume,
             log_tail=read_tail(report.log) or exc.log,
         )
         notifiers.deliver(self.ready.chain, report)

@@ -47,7 +47,7 @@ def _detail(r: RunReport) -> str:
 
         what = "sweep: " + summary(r.experiments, r.sweep.get("best"))
         if r.ended and r.status != "succeeded":
-            what += f" (at {r.step}: {r.reason or ''})"
+            what += f" ({f'at {r.step}: ' if r.step else ''}{r.reason or ''})"
         if not r.ended and r.sweep.get("array"):
             return f"{what}, at {r.step}; {array_summary(str(r.sweep['array']))}"
         return what if r.ended else f"{what}, at {r.step}"

@@ -332,10 +332,12 @@ class Store:
         return removed
 
     def _remove(self, run_id: str, log: str | None, *, dry: bool) -> list[str]:
-        """A run's log, plot folder and record (last: a prune cut short is done again)."""
+        """A run's log, plot folder and record (last: a prune cut short is done again);
+        a SLURM sweep's task logs and the clones its failed experiments left."""
         paths = [self.log_path(run_id), self.dir / "plots" / run_id, self.record_path(run_id)]
         if log and Path(log).resolve().parent == self.dir.resolve():
             paths[0] = Path(log)
+        paths[2:2] = [*sorted(self.dir.glob(f"{run_id}.exp-*.log")), self.dir / "sweeps" / run_id]
         gone = []
         for path in paths:
             if not os.path.lexists(path):

@@ -223,3 +223,75 @@ def test_a_requeued_task_pushes_its_experiment_again_over_the_first(canonical, s
     assert "failed at" not in open(log).read(), open(log).read()[-2000:]
     again = project.sh(f"git ls-remote {project.origin} 'refs/exps/*/again-1'").split()[0]
     assert again != first
+
+
+def test_work_goes_on_in_the_workspace_while_the_sweep_runs_on_its_own_commit(canonical, slurm):
+    project = _sweepable(canonical)
+    run = project.inv(
+        "exp.run",
+        "--pipeline",
+        "train",
+        "-S",
+        "train.bias=0.0,0.1",
+        "--jobs",
+        "2",
+        "--slurm",
+        "--skip",
+        "slack",
+        env={**slurm.env, "SANDBOX_SLOW": "train:10"},
+    )
+    assert run.returncode == 0, run.output
+    record = _sweep_record(project)
+    # Its log says where it is before the collector writes a line; the hint printed works.
+    assert "status:  inv repro.status\n" in run.stdout
+    logs = project.inv("repro.logs", "--run", record["id"], env=slurm.env)
+    assert logs.returncode == 0 and "submitted to SLURM" in logs.stdout, logs.output
+    array = record["sweep"]["array"]
+    wait_for(lambda: slurm.state(f"{array}_0") == "RUNNING", 60, "the first task to run")
+
+    # Meanwhile: a commit pushed, another one not, and an edit not committed.
+    (project.path / "NOTES.md").write_text("notes\n")
+    project.git("add", "NOTES.md")
+    project.git("commit", "-qm", "Notes")
+    project.git("push", "-q")
+    (project.path / "MORE.md").write_text("more\n")
+    project.git("add", "MORE.md")
+    project.git("commit", "-qm", "More")
+    (project.path / "NOTES.md").write_text("notes, edited\n")
+
+    ended = _ended(project)
+    assert ended["status"] == "succeeded", (ended, open(ended["log"]).read()[-3000:])
+    assert [e["state"] for e in ended["experiments"]] == ["success", "success"]
+    assert ended["sweep"]["baseline"]["params"] == {"params.yaml:train.bias": 0.2}
+
+
+def test_a_sweep_whose_collector_is_gone_is_lost_and_its_array_cancelled(canonical, slurm):
+    project = _sweepable(canonical)
+    run = project.inv(
+        "exp.run",
+        "--pipeline",
+        "train",
+        "-S",
+        "train.bias=0.0,0.1",
+        "--jobs",
+        "1",
+        "--slurm",
+        "--skip",
+        "slack",
+        env={**slurm.env, "SANDBOX_SLOW": "train:60"},
+    )
+    assert run.returncode == 0, run.output
+    record = _sweep_record(project)
+    array = record["sweep"]["array"]
+    wait_for(lambda: slurm.state(f"{array}_0") == "RUNNING", 60, "the first task to run")
+
+    assert slurm.run("scancel", record["job"]).returncode == 0  # the collector, as an admin might
+    status = project.inv("repro.status", env=slurm.env)
+
+    lost = _sweep_record(project)
+    assert lost["status"] == "lost", (lost, status.output)
+    assert f"its SLURM array {array} is cancelled" in lost["reason"]
+    assert lost["resume"].startswith("dvc exp pull origin ")
+    wait_for(
+        lambda: slurm.state(f"{array}_0") not in ("RUNNING", "COMPLETING"), 60, "the task to end"
+    )
