@@ -38,10 +38,11 @@ HEADER = '''\
 """This project's pipelines as invoke tasks (written by `dvc-invoke init`; edit freely).
 
 `inv --list` shows them; `inv NAME` runs one: guards, pull, repro, commit,
-dvc push, git push, notify. `inv NAME --detach` runs it in the background.
+dvc push, git push, notify. `inv NAME --detach` runs it in the background;
+`inv exp.run --pipeline NAME -S 'KEY=A,B'` sweeps its params.
 """
 
-from dvc_invoke import data, guards, notify, pipeline_task, publish, repro
+from dvc_invoke import data, exp, guards, notify, pipeline_task, publish, repro
 from invoke import Collection
 '''
 
@@ -71,7 +72,16 @@ def _identifier(name: str) -> str:
 
 
 # Names tasks.py imports: a pipeline's variable must not shadow them.
-_TAKEN_IDENTIFIERS = {"Collection", "data", "guards", "notify", "pipeline_task", "publish", "repro"}
+_TAKEN_IDENTIFIERS = {
+    "Collection",
+    "data",
+    "exp",
+    "guards",
+    "notify",
+    "pipeline_task",
+    "publish",
+    "repro",
+}
 
 
 def _stages(root: Path, dvcfile: str) -> list[str]:
@@ -86,7 +96,7 @@ def _stages(root: Path, dvcfile: str) -> list[str]:
 
 
 # The collections tasks.py mounts: a pipeline task of the same name would clash.
-_COLLECTIONS = {"data", "guards", "notify", "publish", "repro"}
+_COLLECTIONS = {"data", "exp", "guards", "notify", "publish", "repro"}
 
 
 def named(pipelines: dict[str, str]) -> list[tuple[str, str]]:
@@ -114,7 +124,7 @@ def tasks_py(root: Path, pipelines: dict[str, str]) -> str:
             lines.append(f"    # stages={json.dumps(stages)},")
         lines.append(")")
         blocks.append("\n".join(lines))
-    members = ", ".join([*idents, "guards", "data", "repro", "publish", "notify"])
+    members = ", ".join([*idents, "guards", "data", "repro", "publish", "notify", "exp"])
     body = "\n\n".join(blocks)
     return f"{HEADER}\n{body}\n\nns = Collection({members})\n"
 

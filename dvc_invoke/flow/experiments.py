@@ -90,7 +90,12 @@ def show(
         by = _ranking(found, gates, sort, direction)
         baseline = {"rev": base.rev, "params": base.params, "metrics": base.metrics}
         headers, table = sweeps.table(found, baseline, gates, by)
-        console.info(f"experiments on {base.name or short(base.rev)} ({short(base.rev)}):")
+        named = base.name and not base.rev.startswith(base.name)  # a branch, not the rev again
+        console.info(
+            f"experiments on {base.name} ({short(base.rev)}):"
+            if named
+            else f"experiments on {short(base.rev)}:"
+        )
         console.table(headers, table)
         shown += 1
     if not shown:

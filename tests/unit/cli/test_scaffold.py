@@ -131,19 +131,21 @@ def test_init_with_dir_names_what_it_wrote_there_and_how_to_commit_it(nested):
 
 def test_task_names_are_unique_and_never_those_of_the_collections():
     found = {".": "dvc.yaml", "data": "data/dvc.yaml", "a/repro": "a/repro/dvc.yaml"}
-    found |= {"a/train": "a/train/dvc.yaml", "b/train": "b/train/dvc.yaml"}
+    found |= {"a/train": "a/train/dvc.yaml", "b/train": "b/train/dvc.yaml", "exp": "exp/dvc.yaml"}
     assert scaffold.named(found) == [
         ("pipeline", "dvc.yaml"),
         ("a-repro", "a/repro/dvc.yaml"),
         ("train", "a/train/dvc.yaml"),
         ("b-train", "b/train/dvc.yaml"),
         ("data-pipeline", "data/dvc.yaml"),
+        ("exp-pipeline", "exp/dvc.yaml"),
     ]
     # The namespace it writes builds, as `inv` builds it.
     scope: dict = {}
     exec(scaffold.tasks_py(Path("/nonexistent"), found), scope)
-    assert {"pipeline", "a-repro", "train", "b-train", "data-pipeline"} <= set(scope["ns"].tasks)
-    assert set(scope["ns"].collections) == {"data", "guards", "notify", "publish", "repro"}
+    names = {"pipeline", "a-repro", "train", "b-train", "data-pipeline", "exp-pipeline"}
+    assert names <= set(scope["ns"].tasks)
+    assert set(scope["ns"].collections) == {"data", "exp", "guards", "notify", "publish", "repro"}
 
 
 def test_the_console_script_says_what_it_does(capsys):
