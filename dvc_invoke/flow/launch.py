@@ -105,16 +105,16 @@ class Prepared:
 
 def _run(ctx: RunContext, request: Request) -> RunReport | None:
     ws = ctx.ws
-    ready = _prepare(ctx, request)
+    ready = prepare(ctx, request)
     if ws.dry:
         return _dry(ctx, request, ready)
     store, p = Store(ws.root), ready.plan.pipeline
     if ready.adopted:
         report = store.adopt(ready.adopted, p.name, pgid=own_group(detached=True))
     else:
-        report = _started(ctx, request, ready, store)
+        report = started(ctx, request, ready, store)
         if request.detach:
-            _tell_detached(p, report, slurm=request.slurm)
+            tell_detached(p, report, slurm=request.slurm)
             return report
     with marked(report):
         here = Execution(ws, ready.plan, report, ready.chain, ready.state, store, run, request.skip)
@@ -127,7 +127,7 @@ def _run(ctx: RunContext, request: Request) -> RunReport | None:
         return report
 
 
-def _prepare(ctx: RunContext, request: Request) -> Prepared:
+def prepare(ctx: RunContext, request: Request) -> Prepared:
     """The pipeline, the guards, its plan, who is told, and the preflight: all
     that can fail fast, in the foreground."""
     c, ws, command, skip = ctx.c, ctx.ws, request.command, request.skip
@@ -177,7 +177,7 @@ def _dry(ctx: RunContext, request: Request, ready: Prepared) -> RunReport | None
     return execute(here)
 
 
-def _started(ctx: RunContext, request: Request, ready: Prepared, store: Store) -> RunReport:
+def started(ctx: RunContext, request: Request, ready: Prepared, store: Store) -> RunReport:
     """The run's record, claiming the workspace; its start announced (a refused first
     message refuses the run); launched on its engine when it runs elsewhere."""
     ws, p, command = ctx.ws, ready.plan.pipeline, request.command
@@ -233,7 +233,7 @@ def _announce(chain: list[notifiers.Notifier], report: RunReport) -> None:
         )
 
 
-def _tell_detached(p: Pipeline, report: RunReport, *, slurm: bool) -> None:
+def tell_detached(p: Pipeline, report: RunReport, *, slurm: bool) -> None:
     """Where a detached run is, and how to follow or cancel it."""
     with contextlib.suppress(BrokenPipeError):
         if slurm:

@@ -32,7 +32,7 @@ from dvc_invoke.errors import Cancelled, DvcInvokeError
 from dvc_invoke.flow import array, notifiers
 from dvc_invoke.flow.context import RunContext
 from dvc_invoke.flow.interrupts import Interrupts
-from dvc_invoke.flow.launch import Prepared, Request, _prepare, _started, _tell_detached, prune
+from dvc_invoke.flow.launch import Prepared, Request, prepare, prune, started, tell_detached
 from dvc_invoke.flow.lost import slurm_sweep_resume
 from dvc_invoke.flow.plan import repro_targets
 from dvc_invoke.flow.steps import pull
@@ -135,7 +135,7 @@ def run(
         collecting = _collecting(ctx.ws)
         if collecting:
             return _collect(ctx, request, collecting)
-        ready = _prepare(ctx, request)
+        ready = prepare(ctx, request)
         _refuse_unread(ctx.ws, ready, sets)
         _refuse_unpushed(ready, command)
         ws, store = ctx.ws, Store(ctx.ws.root)
@@ -152,7 +152,7 @@ def run(
         if ready.adopted:
             report = store.adopt(ready.adopted, name, pgid=own_group(detached=True))
         else:
-            report = _started(ctx, request, ready, store)
+            report = started(ctx, request, ready, store)
             if slurm:
                 report.experiments = array.experiments(report)
                 report.step = "run"
@@ -160,7 +160,7 @@ def run(
                 array.told(report)
                 return report
             if detach:
-                _tell_detached(ready.plan.pipeline, report, slurm=False)
+                tell_detached(ready.plan.pipeline, report, slurm=False)
                 return report
         with marked(report):  # DVC's workers carry the mark: a cancel finds them
             try:
