@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import resource
+import shlex
 import shutil
 import signal
 import statistics
@@ -874,7 +875,7 @@ def case_sweep_slurm(tmp: Path, runs: int, template: sandbox.Sandbox) -> Case | 
         cmd = [PY, "-m", "invoke", "exp.run", "--pipeline", "sweep", "--slurm"]
         cmd += [w for s in SWEEP_SETS for w in ("-S", s)] + ["--jobs", str(SLOTS)]
         ideal = 2 * FIT_SECONDS
-        case.times = {"dvc-invoke": [], "ideal": [], "dvc queue -j 4": []}
+        case.times = {"dvc-invoke": [], "ideal": [], "dvc queue -j 4": [], "bare sbatch array": []}
         for i in range(runs):
             sb = fresh_copy(base, tmp / f"sweep-slurm-{i}")
             slack = _TimedSlack()
@@ -891,6 +892,7 @@ def case_sweep_slurm(tmp: Path, runs: int, template: sandbox.Sandbox) -> Case | 
                 for key in slack.server.web_api_env():
                     del ENV[key]
             case.times["ideal"].append(ideal)
+            case.times["bare sbatch array"].append(_bare_array(cluster, tmp / f"bare-{i}"))
             shutil.rmtree(sb.base)
             sb = fresh_copy(base, tmp / f"sweep-queue-{i}")
             case.times["dvc queue -j 4"].append(_bare_sweep(sb.project, jobs=SLOTS))
@@ -903,10 +905,42 @@ def case_sweep_slurm(tmp: Path, runs: int, template: sandbox.Sandbox) -> Case | 
             os.environ.pop(key, None)
     took = case.median("dvc-invoke")
     case.extra["overhead per experiment (s)"] = round((took - ideal) * SLOTS / 8, 2)
+    bare = case.median("bare sbatch array")
+    case.extra["bare sbatch array of sleep 5 + afterany job (s)"] = round(bare, 2)
+    case.extra["overhead per experiment beyond SLURM's own (s)"] = round(
+        (took - bare) * SLOTS / 8, 2
+    )
     case.extra["dvc queue -j 4 on this machine (s)"] = round(case.median("dvc queue -j 4"), 2)
     case.extra["vs dvc queue -j 4"] = round(took / case.median("dvc queue -j 4"), 2)
     case.extra["each run (s)"] = [round(x, 2) for x in case.times["dvc-invoke"]]
     return case
+
+
+def _bare_array(cluster, folder: Path) -> float:
+    """SLURM alone: an array of 8 ``sleep 5`` tasks, 4 at once, and a job after
+    it (``afterany``), from ``sbatch`` to the end of that job."""
+    folder.mkdir(parents=True)
+    done = folder / "done"
+    start = time.time()
+    array = cluster.run(
+        "sbatch",
+        "--parsable",
+        f"--array=0-7%{SLOTS}",
+        "--output=/dev/null",
+        "--wrap",
+        f"sleep {FIT_SECONDS:g}",
+    ).stdout.strip()
+    cluster.run(
+        "sbatch",
+        "--parsable",
+        f"--dependency=afterany:{array}",
+        "--output=/dev/null",
+        "--wrap",
+        f"touch {shlex.quote(str(done))}",
+    )
+    while not done.exists():
+        time.sleep(0.05)
+    return time.time() - start
 
 
 def report(cases: list[Case], path: Path | None) -> None:

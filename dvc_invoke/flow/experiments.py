@@ -28,14 +28,9 @@ from dvc_invoke.runs.store import Store
 
 
 def read(ws: Workspace, *, all_commits: bool = False) -> list[dvcexp.Baseline]:
-    """``dvc exp show --json`` (of every commit with ``all_commits``), read."""
-    out = ws.act(
-        f"{ws.dvc} exp show --json" + (" --all-commits" if all_commits else ""),
-        step="exp",
-        capture=True,
-        touches=False,
-    )
-    return dvcexp.parse_show(out.stdout)
+    """``dvc exp show --json`` (of every commit with ``all_commits``), read as a
+    sweep reads it (`dvc_invoke.adapters.dvc.experiments.show`)."""
+    return dvcexp.show(ws, all_commits=all_commits)
 
 
 def rows(base: dvcexp.Baseline) -> list[dict[str, Any]]:

@@ -42,7 +42,6 @@ from dvc_invoke.runs.store import ENV_RUN, Store, read_tail
 
 POLL = 0.2  # seconds between looks at DVC's queue folder (a stat or two)
 SHOW_EVERY = 10.0  # seconds between `dvc exp show` when nothing seemed to change
-SHOW_LIMIT = 30.0  # seconds one `dvc exp show` may take
 # Seconds an experiment's process is gone while DVC still calls it running: lost.
 LOST_AFTER = 10.0
 # Seconds with experiments queued, none running and no worker: DVC's workers died.
@@ -403,23 +402,14 @@ class Sweep:
             said.unlink(missing_ok=True)
 
     def _read(self) -> dict[str, dvcexp.Experiment]:
-        from invoke.exceptions import CommandTimedOut
-
-        # A process of its own: DVC's queue (Celery) read in this process hung it;
-        # and within a limit: DVC reading a running experiment's branch can hang
-        # (pygit2's blob read, seen under load): stopped, asked again next time.
+        # A SLURM sweep's commit, wherever HEAD is now (work went on meanwhile).
+        rev = str(self.commit) if self.sweep.get("commit") else None
         try:
-            # A SLURM sweep's commit, wherever HEAD is now (work went on meanwhile).
-            rev = f" --rev {quote_all([str(self.commit)])}" if self.sweep.get("commit") else ""
-            out = self.ws.probe(
-                f"{self.ws.dvc} exp show --json{rev}", in_process=False, timeout=SHOW_LIMIT
-            )
-        except CommandTimedOut:
-            console.warn(f"`dvc exp show` did not answer in {SHOW_LIMIT:g} s: asking again")
+            found = dvcexp.show(self.ws, rev=rev)
+        except DvcInvokeError as exc:  # asked again next time
+            console.warn(f"{exc.reason}: asking again")
             return {}
-        if out.failed:
-            return {}
-        for base in dvcexp.parse_show(out.stdout):
+        for base in found:
             if base.rev == self.commit:
                 self.sweep["baseline"] = {
                     "rev": base.rev,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -257,3 +258,30 @@ def cache_dir(root: Path) -> str:
 
     with opened(root) as repo:
         return str(Path(repo.cache.local_cache_dir or root / ".dvc" / "cache").resolve())
+
+
+SHOW_LIMIT = 30.0  # seconds one `dvc exp show` may take
+
+
+def show(
+    ws: Any, *, rev: str | None = None, all_commits: bool = False, limit: float = SHOW_LIMIT
+) -> list[Baseline]:
+    """``dvc exp show --json`` (of ``rev``, or of every commit), read: a process
+    of its own within ``limit`` seconds. In this process DVC's queue (Celery)
+    hung it once workers ran; and DVC reading a running experiment's branch
+    can hang (pygit2's blob read, seen under load). Raises `DvcInvokeError`
+    when DVC failed or did not answer."""
+    from invoke.exceptions import CommandTimedOut
+
+    words = ["--rev", rev] if rev else []
+    words += ["--all-commits"] if all_commits else []
+    cmd = f"{ws.dvc} exp show --json" + "".join(f" {shlex.quote(w)}" for w in words)
+    try:
+        out = ws.probe(cmd, in_process=False, timeout=limit)
+    except CommandTimedOut:
+        raise DvcInvokeError(f"`dvc exp show` did not answer in {limit:g} s", step="exp") from None
+    if out.failed:
+        said = [ln for ln in (out.stderr or "").splitlines() if ln.strip()]
+        why = said[-1].removeprefix("ERROR: ") if said else f"exit {out.exited}"
+        raise DvcInvokeError(f"`dvc exp show` failed: {why}", step="exp")
+    return parse_show(out.stdout)
