@@ -41,6 +41,7 @@ class Shell(Protocol):
         step: str,
         resume: str | None = None,
         network: bool = False,
+        capture: bool = False,
         touches: bool = True,
     ) -> Any: ...
 
@@ -195,11 +196,18 @@ class Git:
         res = self.ws.probe(f"git rev-parse --short {shlex.quote(rev)}")
         return res.stdout.strip() or None if res.ok else None
 
-    def experiments(self, remote: str | None = None) -> list[tuple[str, str]]:
+    def experiments(
+        self, remote: str | None = None, *, step: str | None = None
+    ) -> list[tuple[str, str]]:
         """DVC's experiments as git holds them (``refs/exps/<baseline>/<name>``):
-        ``(baseline commit, name)`` each; on ``remote``, as it holds them."""
+        ``(baseline commit, name)`` each; on ``remote``, as it holds them. With
+        ``step``, a remote that does not answer (after the network's retries)
+        stops that step, rather than holding none."""
         if remote is None:
             res = self.ws.probe("git for-each-ref --format='%(refname)' refs/exps/")
+        elif step is not None:
+            cmd = f"git ls-remote --refs {shlex.quote(remote)} 'refs/exps/*'"
+            res = self.ws.act(cmd, step=step, network=True, capture=True, touches=False)
         else:
             res = self.ws.probe(f"git ls-remote --refs {shlex.quote(remote)} 'refs/exps/*'")
         found = []

@@ -99,26 +99,23 @@ def _submit_sweep(ws: Workspace, report: RunReport, options: dict[str, str]) -> 
     sweep's ``jobs`` at once: ``--array=0-(N-1)%K``), each with the pipeline's
     sbatch options; then the collector (``--dependency=afterany`` on the array):
     the same ``inv`` line, which adopts the record, gathers the experiments
-    from origin and tells the team. Returns the collector's job id (the run's
-    job: alive until the sweep ended); the array's is kept in the sweep."""
+    from the git remote and tells the team; and a settle job after the
+    collector, as after a run's job. The array is held until its collector is
+    accepted and the record holds its experiments: no task runs for a sweep
+    nobody would collect. Returns the collector's job id (the run's job: alive
+    until the sweep ended)."""
     assert report.id and report.log and report.sweep is not None
     sweep = report.sweep
     tasks, at_once = len(sweep["grid"]), int(sweep.get("jobs") or 1)
     here = shlex.quote(os.getcwd())
     array = _sbatch(
         ws,
-        f"sbatch --parsable --job-name={shlex.quote(report.id)}"
+        f"sbatch --parsable --hold --job-name={shlex.quote(report.id)}"
         f" --array=0-{tasks - 1}%{at_once} --output={shlex.quote(task_log(report, '%a'))}"
         f" --open-mode=append --chdir={here}{_sbatch_flags(options)}"
         f" --wrap {shlex.quote(quote_all(sweep_task_argv(ws.root, report.id)))}",
     )
     sweep["array"] = array or "ARRAY_ID"
-    if array:  # kept before the collector is submitted: it reads it, as a cancel does
-        store = Store(ws.root)
-        with store.lock():
-            current = store.load(report.id)
-            current.sweep = {**(current.sweep or {}), "array": array}
-            store.save(current)
     flags = _sbatch_flags({k: v for k, v in options.items() if k in _SETTLE_SHARES})
     try:
         collector = _sbatch(
@@ -130,11 +127,33 @@ def _submit_sweep(ws: Workspace, report: RunReport, options: dict[str, str]) -> 
             f" --time={COLLECT_TIME}{flags}"
             f" --wrap {shlex.quote(run_then_settle(ws, report.id))}",
         )
-    except DvcInvokeError:
-        if array:  # no array without its collector: nobody would tell its end
-            ws.c.run(f"scancel {shlex.quote(array)}", hide=True, warn=True, in_stream=False)
+    except DvcInvokeError as exc:
+        if array:  # held: none of its tasks ran
+            cancel_array(array)
+            exc.reason += f" (the sweep's collector; its array {array}, held, is cancelled)"
         raise
+    if array and collector:
+        store = Store(ws.root)
+        with store.lock():  # the experiments and their logs, before a task runs
+            current = store.load(report.id)
+            current.sweep = {**(current.sweep or {}), "array": array}
+            planned = current.sweep.pop("planned", None) or []
+            current.experiments = [{**e, "log": task_log(current, e["task"])} for e in planned]
+            current.step = "run"
+            store.save(current)
+    _submit_settle(ws, report, collector or "JOB_ID", options)
+    ws.act(f"scontrol release {shlex.quote(sweep['array'])}", step="guards")
     return collector
+
+
+def sweep_resume(report: RunReport) -> str:
+    """What gathers a SLURM sweep whose collector did not: the experiments its
+    tasks shared (on the git remote), fetched by their commit, then the table
+    (run again, the sweep's names would clash)."""
+    sweep = report.sweep or {}
+    words = ["dvc", "exp", "pull", sweep.get("git_remote") or "origin"]
+    words += ["--rev", sweep["commit"]] if sweep.get("commit") else []
+    return f"{quote_all(words)}; {tasknames.command('exp.show')} --all"
 
 
 def _sbatch_flags(options: dict[str, str]) -> str:
@@ -282,8 +301,10 @@ def _stop_sweep(store: Store, report: RunReport, *, timeout: float) -> tuple[Run
 
     assert report.sweep is not None
     c, array = Context(), str(report.sweep["array"])
-    report.sweep["cancel"] = True  # the collector's word for how the sweep ended
-    store.keep(report)
+    with store.lock():  # the collector's word for how the sweep ended
+        current = store.load(report.id)
+        current.sweep = {**(current.sweep or {}), "cancel": True}
+        store.save(current)
     cancel_array(array)
     deadline = time.time() + timeout + COLLECT_AFTER_CANCEL
     while time.time() < deadline:
@@ -294,7 +315,10 @@ def _stop_sweep(store: Store, report: RunReport, *, timeout: float) -> tuple[Run
             break
         time.sleep(0.5)
     c.run(f"scancel {shlex.quote(report.job or '')}", hide=True, warn=True, in_stream=False)
-    return ended_or_cancelled(store, report, f" (SLURM array {array})")
+    ended, itself = ended_or_cancelled(store, report, f" (SLURM array {array})")
+    if not itself:  # its collector did not run: what finished is on the git remote
+        ended.resume = sweep_resume(ended)
+    return ended, itself
 
 
 def lost_reason(job: str) -> str:

@@ -46,8 +46,9 @@ MARK_RE = re.compile(rf"^{re.escape(MARK)} (\S+) (shared|failed at (\S+): (.*))$
 def prepare(ws: Workspace, ready: Prepared, sweep: dict[str, Any], exp_name: str | None) -> None:
     """What the array's tasks need, into the sweep's record before it is
     submitted: each experiment's ``-S`` values and name, the commit, where to
-    share it, the DVC cache and remote to use. Experiments of those names on
-    origin for this commit are refused (a push would fail, or replace them)."""
+    share it (the git remote's name: its URL, credentials and all, is read by
+    each task, never recorded), the DVC cache and remote to use. Experiments of
+    those names on this commit, here or on the remote, are refused."""
     from dvc_invoke.adapters.dvc.model import by_stage
 
     sets = sweep["sets"]
@@ -56,20 +57,19 @@ def prepare(ws: Workspace, ready: Prepared, sweep: dict[str, Any], exp_name: str
     names = [f"{base}-{i}" for i in range(1, len(grid) + 1)]
     upstream = ready.state.upstream or ""
     remote = upstream.split("/", 1)[0] if "/" in upstream else "origin"
-    url = ws.probe(f"git remote get-url {quote_all([remote])}").stdout.strip()
-    if not url:
+    if not ws.probe(f"git remote get-url {quote_all([remote])}").stdout.strip():
         raise DvcInvokeError(
             f"no git remote {remote}: the array's tasks share their experiments there",
             step="guards",
         )
-    taken = sorted(
-        n for base_rev, n in ws.git.experiments(remote) if base_rev == ready.state.commit
-    )
+    # On the remote, a push would be refused; here, `dvc exp pull` of it would.
+    found = ws.git.experiments(remote, step="guards") + ws.git.experiments()
+    taken = {n for base_rev, n in found if base_rev == ready.state.commit}
     clash = [n for n in names if n in taken]
     if clash:
         raise DvcInvokeError(
-            f"{remote} holds experiments named {', '.join(clash[:3])} on this commit already:"
-            " choose another --name; nothing was submitted",
+            f"experiments named {', '.join(clash[:3])} exist on this commit already (here or"
+            f" on {remote}): choose another --name; nothing was submitted",
             step="guards",
         )
     plan, checked = ready.plan, ready.plan.remote
@@ -79,7 +79,8 @@ def prepare(ws: Workspace, ready: Prepared, sweep: dict[str, Any], exp_name: str
         names=names,
         commit=ready.state.commit,
         git_remote=remote,
-        git_url=url,
+        # Where the DVC project is in the git repository (`dvc init --subdir`).
+        prefix=ws.git.prefix,
         cache=dvcexp.cache_dir(ws.root),
         dvc_remote=(
             {"name": checked.name, "path": checked.path}
@@ -91,18 +92,11 @@ def prepare(ws: Workspace, ready: Prepared, sweep: dict[str, Any], exp_name: str
     )
 
 
-def experiments(report: RunReport) -> list[dict[str, Any]]:
+def planned(sweep: dict[str, Any]) -> list[dict[str, Any]]:
     """The sweep's experiments as its record starts them: queued, each with its
-    ``-S`` values (the table's params, also for one that never ran) and log."""
-    sweep = report.sweep or {}
+    array task and ``-S`` values (the table's params, also for one never run)."""
     return [
-        {
-            "name": name,
-            "state": dvcexp.QUEUED,
-            "params": _params(sets),
-            "task": i,
-            "log": slurm.task_log(report, i),
-        }
+        {"name": name, "state": dvcexp.QUEUED, "params": _params(sets), "task": i}
         for i, (name, sets) in enumerate(zip(sweep["names"], sweep["grid"], strict=True))
     ]
 
@@ -163,20 +157,40 @@ def task_main(args: list[str]) -> int:
         )
         return 2
     root, run_id, index = Path(args[1]), args[2], int(os.environ["SLURM_ARRAY_TASK_ID"])
-    store = Store(root)
-    sweep = store.load(run_id).sweep or {}
-    name, sets = sweep["names"][index], sweep["grid"][index]
-    clone = clone_path(store, run_id, name)
-    # A task SLURM started again (requeued) pushes its experiment again, over the first.
-    again = int(os.environ.get("SLURM_RESTART_COUNT") or 0) > 0
+    name = f"task {index}"
     try:
+        store = Store(root)
+        report = store.load(run_id)
+        sweep = report.sweep or {}
+        name, sets = sweep["names"][index], sweep["grid"][index]
+        clone = clone_path(store, run_id, name)
+        # SLURM started this task again (a requeue): an experiment it shared whole
+        # the first time stays as it is; else it is made again, pushed over any first.
+        again = int(os.environ.get("SLURM_RESTART_COUNT") or 0) > 0
+        log = slurm.task_log(report, index)
+        if again and _shared_before(Workspace(Context(), root), sweep, name, log):
+            print(f"{MARK} {name} shared", flush=True)
+            return 0
         _experiment(Context(), root, clone, sweep, name, sets, again=again)
     except DvcInvokeError as exc:
         print(f"{MARK} {name} failed at {exc.step or 'run'}: {exc.reason}", flush=True)
         return 1
+    except (OSError, LookupError, ValueError) as exc:  # the record gone, or not a sweep's
+        print(f"{MARK} {name} failed at clone: no sweep {run_id} to run ({exc})", flush=True)
+        return 1
     shutil.rmtree(clone, ignore_errors=True)
     print(f"{MARK} {name} shared", flush=True)
     return 0
+
+
+def _shared_before(here: Workspace, sweep: dict[str, Any], name: str, log: str) -> bool:
+    """Whether a first try of this task shared ``name`` whole: its end said so in
+    the task's log (kept, appended), and the git remote holds it."""
+    ended = MARK_RE.findall(read_tail(log, 64000) or "")
+    if not any(n == name and what == "shared" for n, what, _, _ in ended):
+        return False
+    remote = sweep["git_remote"]
+    return (sweep["commit"], name) in set(here.git.experiments(remote, step="share"))
 
 
 def _experiment(
@@ -192,17 +206,16 @@ def _experiment(
     here = Workspace(c, root)
     shutil.rmtree(clone, ignore_errors=True)
     clone.parent.mkdir(parents=True, exist_ok=True)
-    remote, commit = sweep["git_remote"], sweep["commit"]
-    here.act(
-        f"git clone -q --no-checkout -o {quote_all([remote, str(root), str(clone)])}",
-        step="clone",
-    )
-    ws = Workspace(c, clone)
-    ws.act(f"git checkout -q --detach {quote_all([commit])}", step="clone")
-    ws.act(f"git remote set-url {quote_all([remote, sweep['git_url']])}", step="clone")
+    remote, commit, prefix = sweep["git_remote"], sweep["commit"], sweep.get("prefix") or ""
+    top = here.probe("git rev-parse --show-toplevel").stdout.strip() or str(root)
+    here.act(f"git clone -q --no-checkout -o {quote_all([remote, top, str(clone)])}", step="clone")
+    _point_at_remote(here, clone, remote)  # before the checkout: git-lfs fetches from it
+    repo = Workspace(c, clone)
+    repo.act(f"git checkout -q --detach {quote_all([commit])}", step="clone")
+    ws = Workspace(c, clone / prefix) if prefix else repo
     local = root / ".dvc" / "config.local"
     if local.is_file():  # the project's own settings (credentials), paths made absolute below
-        shutil.copyfile(local, clone / ".dvc" / "config.local")
+        shutil.copyfile(local, ws.root / ".dvc" / "config.local")
     dvc = ws.dvc
     ws.act(f"{dvc} cache dir --local {quote_all([sweep['cache']])}", step="clone")
     if sweep.get("dvc_remote"):
@@ -218,7 +231,7 @@ def _experiment(
     force = ["--force"] if again else []
     push = f"{dvc} exp push {quote_all([*force, remote, name])}"
     ws.act(push, step="share", network=True)
-    if (commit, name) not in set(ws.git.experiments(remote)):
+    if (commit, name) not in set(ws.git.experiments(remote, step="share")):
         raise DvcInvokeError(f"{remote} does not hold {name} after dvc exp push", step="share")
     # The experiment's own outputs (its pipeline's), as a run checks its push.
     targets = quote_all(list(sweep.get("targets") or []))
@@ -231,6 +244,25 @@ def _experiment(
             f"the DVC remote lacks {', '.join(sorted(lacking)[:3])} of {name} after dvc exp push",
             step="share",
         )
+
+
+def _point_at_remote(here: Workspace, clone: Path, remote: str) -> None:
+    """The clone's ``remote`` is the project's: its URL read here, set there,
+    neither ever printed (a URL may carry a token). A relative path is the
+    project's, made absolute."""
+    said = here.probe(f"git remote get-url {quote_all([remote])}")
+    url = said.stdout.strip() if said.ok else ""
+    if url and "://" not in url and not re.match(r"^[^/]+:", url):  # a local path
+        top = here.probe("git rev-parse --show-toplevel").stdout.strip()
+        url = os.path.normpath(os.path.join(top or str(here.root), url))
+    done = here.c.run(
+        f"git -C {quote_all([str(clone)])} remote set-url {quote_all([remote, url])}",
+        hide=True,
+        warn=True,
+        in_stream=False,
+    )
+    if not url or done is None or done.failed:
+        raise DvcInvokeError(f"could not give the clone the git remote {remote}", step="clone")
 
 
 def _json(text: str | None) -> dict[str, Any]:
@@ -249,7 +281,9 @@ def pull_shared(ws: Workspace, report: RunReport) -> list[str]:
     (``dvc exp pull``: refs and data); their names."""
     sweep = report.sweep or {}
     remote = sweep.get("git_remote") or "origin"
-    there = {n for base, n in ws.git.experiments(remote) if base == sweep.get("commit")}
+    there = {
+        n for base, n in ws.git.experiments(remote, step="collect") if base == sweep.get("commit")
+    }
     mine = [e["name"] for e in report.experiments if e["name"] in there]
     if mine:
         pull = f"{ws.dvc} exp pull {quote_all([remote, *mine])}"

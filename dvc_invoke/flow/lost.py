@@ -42,19 +42,9 @@ def mark_lost(report: RunReport, root: Path | None = None) -> None:
         # Its collector is gone: the array's tasks would go on, unseen.
         slurm.cancel_array(str(report.sweep["array"]))
         report.reason += f"; its SLURM array {report.sweep['array']} is cancelled"
-        report.resume = slurm_sweep_resume(report)
+        report.resume = slurm.sweep_resume(report)
     if root is not None and report.step in PUBLISHING and not elsewhere(report):
         _published_as_git_holds(Path(root), report)
-
-
-def slurm_sweep_resume(report: RunReport) -> str:
-    """What gathers a SLURM sweep whose collector did not: its experiments that
-    finished are on the git remote (run again, the sweep's names would clash)."""
-    sweep = report.sweep or {}
-    names = [e["name"] for e in report.experiments] or list(sweep.get("names") or [])
-    remote = sweep.get("git_remote") or "origin"
-    pull = f"dvc exp pull {shlex.join([remote, *names])}"
-    return f"{pull}; {tasknames.command('exp.show')} --pipeline {shlex.quote(report.pipeline)}"
 
 
 def _published_as_git_holds(root: Path, report: RunReport) -> None:

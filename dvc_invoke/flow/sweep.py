@@ -33,7 +33,6 @@ from dvc_invoke.flow import array, notifiers
 from dvc_invoke.flow.context import RunContext
 from dvc_invoke.flow.interrupts import Interrupts
 from dvc_invoke.flow.launch import Prepared, Request, prepare, prune, started, tell_detached
-from dvc_invoke.flow.lost import slurm_sweep_resume
 from dvc_invoke.flow.plan import repro_targets
 from dvc_invoke.flow.steps import pull
 from dvc_invoke.runs import sweep as sweeps
@@ -145,6 +144,7 @@ def run(
             described["gpus"], described["jobs"] = chosen, len(chosen)
         if slurm and not ready.adopted:
             array.prepare(ws, ready, described, exp_name)
+            described["planned"] = array.planned(described)
         if ws.dry:
             _dry(ws, ready, request, exp_name)
             return None
@@ -152,10 +152,8 @@ def run(
             report = store.adopt(ready.adopted, name, pgid=own_group(detached=True))
         else:
             report = started(ctx, request, ready, store)
-            if slurm:
-                report.experiments = array.experiments(report)
-                report.step = "run"
-                store.keep(report)
+            if slurm:  # its record holds its experiments (written with the submit)
+                report = store.load(report.id)
                 array.told(report)
                 return report
             if detach:
@@ -663,15 +661,17 @@ class Sweep:
             )
         if report.ended:  # told already: "no experiment succeeded"
             raise exc from None
-        if isinstance(exc, Cancelled):
-            self._stop_experiments()
+        if isinstance(exc, Cancelled) and not self.sweep.get("array"):
+            self._stop_experiments()  # DVC's queue here (a SLURM array is SLURM's to stop)
         if self.log is not None:
             self.log.flush()
         status = "cancelled" if isinstance(exc, Cancelled) else "failed"
         report.step = exc.step or report.step
         resume = exc.resume or report.command
         if self.sweep.get("array"):  # its experiments are on the git remote: gather them
-            resume = slurm_sweep_resume(report)
+            from dvc_invoke.engines.slurm import sweep_resume
+
+            resume = sweep_resume(report)
         report.end(
             status,
             reason=exc.reason,

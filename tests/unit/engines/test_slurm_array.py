@@ -32,20 +32,30 @@ def sweep_report(tmp_path, n=6, jobs=3):
     report = RunReport(pipeline="train", command="inv exp.run --pipeline train --slurm")
     report.id, report.log = "RUN-1", str(tmp_path / "RUN-1.log")
     report.sweep = {"grid": [[f"train.lr={i}"] for i in range(n)], "jobs": jobs}
+    report.sweep["names"] = [f"grid-{i + 1}" for i in range(n)]
+    report.sweep["planned"] = array.planned(report.sweep)
     return report
 
 
 def test_a_sweep_is_one_throttled_array_then_a_collector_after_any_end(tmp_path):
     c = mock(
-        {re.compile(r"sbatch .*--array.*"): Result("77\n"), re.compile("sbatch .*"): Result("78\n")}
+        {
+            re.compile(r"sbatch .*--array.*"): Result("77\n"),
+            re.compile(r"sbatch .*collect-.*"): Result("78\n"),
+            re.compile("sbatch .*"): Result("79\n"),
+            re.compile("scontrol release .*"): Result(),
+        }
     )
     report = sweep_report(tmp_path)
     Store(tmp_path).save(report)  # the record the foreground claimed
 
     job = slurm.submit(Workspace(c, tmp_path), report, {"partition": "gpu", "gres": "gpu:1"})
 
-    first, second = [call.args[0] for call in c.run.call_args_list]
+    first, second, settle, release = [call.args[0] for call in c.run.call_args_list]
     assert job == "78" and report.sweep["array"] == "77"
+    # Held until its collector is accepted and the record holds its experiments.
+    assert "--hold" in first and release.endswith("scontrol release 77")
+    assert "--dependency=afterany:78" in settle
     assert "--array=0-5%3" in first and "--gres=gpu:1" in first and "--partition=gpu" in first
     assert f"--output={tmp_path}/RUN-1.exp-%a.log" in first
     wrapped = shlex.split(shlex.split(first.split("--wrap ", 1)[1])[0])
@@ -53,8 +63,35 @@ def test_a_sweep_is_one_throttled_array_then_a_collector_after_any_end(tmp_path)
     # The collector: after the whole array, however it ended; where a run may run, no GPU.
     assert "--dependency=afterany:77" in second and "--partition=gpu" in second
     assert "--gres" not in second and "DVC_INVOKE_RUN=RUN-1" in second
-    # The array's id is kept before the collector exists: the collector and a cancel read it.
-    assert Store(tmp_path).load("RUN-1").sweep["array"] == "77"
+    # The array's id and each experiment's log, in the record before a task runs.
+    kept = Store(tmp_path).load("RUN-1")
+    assert kept.sweep["array"] == "77" and "planned" not in kept.sweep and kept.step == "run"
+    assert [e["log"] for e in kept.experiments][:2] == [
+        f"{tmp_path}/RUN-1.exp-0.log",
+        f"{tmp_path}/RUN-1.exp-1.log",
+    ]
+
+
+def test_a_collector_slurm_refuses_cancels_the_held_array_and_says_so(tmp_path, monkeypatch):
+    refused = Result(stderr="sbatch: error: invalid partition specified: nope\n", exited=1)
+    c = mock(
+        {
+            re.compile(r"sbatch .*--array.*"): Result("77\n"),
+            re.compile("sbatch .*"): refused,
+            re.compile("scancel .*"): Result(),
+        }
+    )
+    report = sweep_report(tmp_path)
+    Store(tmp_path).save(report)
+    cancelled: list[str] = []
+    monkeypatch.setattr(slurm, "cancel_array", cancelled.append)
+    with pytest.raises(DvcInvokeError) as caught:
+        slurm.submit(Workspace(c, tmp_path), report, {"partition": "nope"})
+    assert cancelled == ["77"]
+    assert caught.value.reason == (
+        "SLURM refused the job: invalid partition specified: nope"
+        " (the sweep's collector; its array 77, held, is cancelled)"
+    )
 
 
 def test_an_array_slurm_refuses_is_one_line_and_no_collector(tmp_path):
