@@ -4,6 +4,12 @@ the get-started sandbox, its origin and DVC remote, the stand-in Slack."""
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import subprocess
+import sys
+
 from helpers import assert_fresh_clone_up_to_date, assert_one_line_error, records, wait_for
 
 from e2e.test_experiments import _by_bias, _sweep_record, _sweepable
@@ -294,3 +300,60 @@ def test_a_sweep_whose_collector_is_gone_is_lost_and_its_array_cancelled(canonic
     wait_for(
         lambda: slurm.state(f"{array}_0") not in ("RUNNING", "COMPLETING"), 60, "the task to end"
     )
+
+
+def test_a_slurm_sweep_of_a_dvc_project_in_a_monorepo_folder(canonical, slurm, tmp_path):
+    """`dvc init --subdir`: the DVC project is ml/ of a larger git repository."""
+    mono, ml = tmp_path / "mono", tmp_path / "mono" / "ml"
+    shutil.copytree(canonical.path, ml, ignore=shutil.ignore_patterns(".git"))
+    origin = tmp_path / "mono-origin.git"
+    env = {**os.environ, **canonical.env}
+    for line in (
+        "git init -q -b main",
+        "git config user.name 'ML team' && git config user.email ml@example.com",
+        "git add -A",
+        "git commit -qm 'The ML project, in a folder'",
+        f"git init -q --bare {origin}",
+        f"git remote add origin {origin}",
+        "git push -q -u origin main",
+    ):
+        subprocess.run(line, shell=True, cwd=mono, check=True, capture_output=True, env=env)
+    dvc = [sys.executable, "-m", "dvc"]
+    name = subprocess.run([*dvc, "remote", "default"], cwd=ml, capture_output=True, text=True)
+    subprocess.run(
+        [*dvc, "remote", "modify", "--local", name.stdout.strip(), "url", str(canonical.remote)],
+        cwd=ml,
+        check=True,
+    )
+
+    run = canonical.inv(
+        "exp.run",
+        "--pipeline",
+        "train",
+        "-S",
+        "train.bias=0.0,0.1",
+        "--slurm",
+        "--jobs",
+        "2",
+        "--skip",
+        "slack",
+        env=slurm.env,
+        cwd=ml,
+    )
+
+    assert run.returncode == 0, run.output
+    folder = ml / ".dvc" / "tmp" / "dvc-invoke"
+
+    def ended():
+        found = [json.loads(p.read_text()) for p in folder.glob("*.json")]
+        return next((r for r in found if r.get("sweep") and r["status"] != "started"), None)
+
+    record = wait_for(ended, 300, "the sweep to end")
+    assert record["status"] == "succeeded", open(record["log"]).read()[-3000:]
+    assert [e["state"] for e in record["experiments"]] == ["success", "success"]
+    said = subprocess.run(
+        ["git", "ls-remote", str(origin), "refs/exps/*"], capture_output=True, text=True
+    ).stdout
+    assert {line.rsplit("/", 1)[-1] for line in said.splitlines()} == {
+        e["name"] for e in record["experiments"]
+    }
