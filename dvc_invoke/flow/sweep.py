@@ -178,10 +178,10 @@ def _collecting(ws: Workspace) -> str | None:
 
 
 def _collect(ctx: RunContext, request: Request, run_id: str) -> RunReport:
-    """The collector job of a SLURM sweep: none of the start's checks (the
-    workspace is the team's again since the submit: edits, commits and pushes
-    there change nothing of the sweep, made on its own commit), the
-    experiments gathered, ranked and told."""
+    """The collector job of a SLURM sweep: none of the start's checks (edits,
+    commits and pushes in the workspace since the submit change nothing of the
+    sweep, made on its own commit in clones of its own), the experiments
+    gathered, ranked and told."""
     from dvc_invoke.config.pipelines import resolve
     from dvc_invoke.flow.plan import plan
 
