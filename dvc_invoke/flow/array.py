@@ -89,6 +89,12 @@ def prepare(ws: Workspace, ready: Prepared, sweep: dict[str, Any], exp_name: str
         ),
         pull=by_stage(plan.graph.tracked, plan.pull + restore),
         targets=repro_targets(plan),
+        # The project's settings its tasks run with (they load no tasks.py).
+        settings={
+            "dvc": ws.settings.dvc,
+            "retries": ws.settings.retries,
+            "retry_delay": ws.settings.retry_delay,
+        },
     )
 
 
@@ -148,7 +154,6 @@ def task_main(args: list[str]) -> int:
     """``python -m dvc_invoke sweep-task ROOT RUN_ID``, in SLURM array task
     ``SLURM_ARRAY_TASK_ID``: that experiment, run and shared; its end said in one
     `MARK` line (what the collector tells), exit 1 when it failed."""
-    from invoke.context import Context
 
     if len(args) != 3 or not os.environ.get("SLURM_ARRAY_TASK_ID", "").isdigit():
         print(
@@ -168,10 +173,10 @@ def task_main(args: list[str]) -> int:
         # the first time stays as it is; else it is made again, pushed over any first.
         again = int(os.environ.get("SLURM_RESTART_COUNT") or 0) > 0
         log = slurm.task_log(report, index)
-        if again and _shared_before(Workspace(Context(), root), sweep, name, log):
+        if again and _shared_before(Workspace(_context(sweep), root), sweep, name, log):
             print(f"{MARK} {name} shared", flush=True)
             return 0
-        _experiment(Context(), root, clone, sweep, name, sets, again=again)
+        _experiment(_context(sweep), root, clone, sweep, name, sets, again=again)
     except DvcInvokeError as exc:
         print(f"{MARK} {name} failed at {exc.step or 'run'}: {exc.reason}", flush=True)
         return 1
@@ -181,6 +186,15 @@ def task_main(args: list[str]) -> int:
     shutil.rmtree(clone, ignore_errors=True)
     print(f"{MARK} {name} shared", flush=True)
     return 0
+
+
+def _context(sweep: dict[str, Any]) -> Any:
+    """An invoke context with the project's settings the sweep recorded."""
+    from invoke.config import Config
+    from invoke.context import Context
+
+    given = {k: v for k, v in (sweep.get("settings") or {}).items() if v not in (None, "")}
+    return Context(config=Config(overrides={"dvc_invoke": given}))
 
 
 def _shared_before(here: Workspace, sweep: dict[str, Any], name: str, log: str) -> bool:
@@ -286,7 +300,8 @@ def pull_shared(ws: Workspace, report: RunReport) -> list[str]:
     }
     mine = [e["name"] for e in report.experiments if e["name"] in there]
     if mine:
-        pull = f"{ws.dvc} exp pull {quote_all([remote, *mine])}"
+        # Refs only: its tasks wrote the data into this project's cache (shared).
+        pull = f"{ws.dvc} exp pull --no-cache {quote_all([remote, *mine])}"
         ws.act(pull, step="collect", resume=pull, network=True, in_process=False)
         sweep["shared"] = f"{len(mine)} pushed to {remote} by their SLURM tasks (dvc exp push)"
     return mine
