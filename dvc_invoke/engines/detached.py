@@ -20,11 +20,12 @@ from dvc_invoke.runs.store import ENV_RUN
 
 
 def relaunch_argv() -> list[str]:
-    """The command line of this process, to run again in the background."""
-    program = sys.argv[0]
+    """The command line of this process, to run again in the background (as a
+    dry run shows it: what would run, without invoke's ``--dry``)."""
+    program, args = sys.argv[0], [a for a in sys.argv[1:] if a != "--dry"]
     if os.path.basename(program) in ("inv", "invoke") or program.endswith("__main__.py"):
-        return [sys.executable, "-m", "invoke", *sys.argv[1:]]
-    return [program, *sys.argv[1:]]  # a program of its own, built on invoke
+        return [sys.executable, "-m", "invoke", *args]
+    return [program, *args]  # a program of its own, built on invoke
 
 
 def settle_argv(root: Path, run_id: str) -> list[str]:

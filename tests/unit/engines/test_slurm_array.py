@@ -163,3 +163,10 @@ def test_a_pending_task_cancelled_leaves_no_trace_and_is_cancelled_not_lost(tmp_
 def test_a_task_that_completed_without_its_experiment_on_origin_is_lost(tmp_path):
     e = ended(tmp_path, task={"JobState": "COMPLETED"}, log="done\n")
     assert e["state"] == "lost" and "holds no grid-2" in e["reason"]
+
+
+def test_a_dry_run_shows_the_line_the_collector_would_run_not_a_dry_one(monkeypatch):
+    from dvc_invoke.engines.detached import relaunch_argv
+
+    monkeypatch.setattr("sys.argv", ["/venv/bin/inv", "--dry", "exp.run", "-S", "a=1", "--slurm"])
+    assert relaunch_argv()[1:] == ["-m", "invoke", "exp.run", "-S", "a=1", "--slurm"]
