@@ -25,6 +25,12 @@ def _ended(project, timeout=300):
     )
 
 
+def _slurm_sweep(project, *args, slack=False, env=None, cwd=None):
+    """``inv exp.run --pipeline train ARGS --slurm`` (``--skip slack`` unless ``slack``)."""
+    skip = () if slack else ("--skip", "slack")
+    return project.inv("exp.run", "--pipeline", "train", *args, "--slurm", *skip, env=env, cwd=cwd)
+
+
 def _origin_experiments(project):
     said = project.sh(f"git ls-remote {project.origin} 'refs/exps/*'")
     return {line.rsplit("/", 1)[-1] for line in said.splitlines() if line.strip()}
@@ -36,19 +42,7 @@ def test_a_sweep_on_slurm_is_one_array_task_per_experiment_collected_told_and_pu
     project = _sweepable(canonical)
     env = {**slurm.env, **slack.web_api_env()}
 
-    run = project.inv(
-        "exp.run",
-        "--pipeline",
-        "train",
-        "-S",
-        GRID,
-        "--jobs",
-        "3",
-        "--slurm",
-        "--name",
-        "grid",
-        env=env,
-    )
+    run = _slurm_sweep(project, "-S", GRID, "--jobs", "3", "--name", "grid", slack=True, env=env)
 
     assert run.returncode == 0, run.output
     record = _sweep_record(project)
@@ -115,17 +109,12 @@ def test_a_sweep_on_slurm_is_one_array_task_per_experiment_collected_told_and_pu
 
 def test_a_cancelled_slurm_sweep_is_one_scancel_and_told_with_what_finished(canonical, slurm):
     project = _sweepable(canonical)
-    run = project.inv(
-        "exp.run",
-        "--pipeline",
-        "train",
+    run = _slurm_sweep(
+        project,
         "-S",
         "train.bias=0.0,0.1,0.3",
         "--jobs",
         "1",
-        "--slurm",
-        "--skip",
-        "slack",
         env={**slurm.env, "SANDBOX_SLOW": "train:30"},
     )
     assert run.returncode == 0, run.output
@@ -153,17 +142,7 @@ def test_a_cancelled_slurm_sweep_is_one_scancel_and_told_with_what_finished(cano
 def test_bad_slurm_sweeps_are_one_line_and_submit_nothing(canonical, slurm):
     project = _sweepable(canonical)
 
-    gpus = project.inv(
-        "exp.run",
-        "--pipeline",
-        "train",
-        "-S",
-        "train.bias=0.1",
-        "--slurm",
-        "--gpus",
-        "all",
-        env=slurm.env,
-    )
+    gpus = _slurm_sweep(project, "-S", "train.bias=0.1", "--gpus", "all", slack=True, env=slurm.env)
     assert_one_line_error(gpus, "--gpus", "gres")
 
     (project.path / "invoke.yaml").write_text(
@@ -172,17 +151,7 @@ def test_bad_slurm_sweeps_are_one_line_and_submit_nothing(canonical, slurm):
     project.git("add", "invoke.yaml")
     project.git("commit", "-qm", "A partition that is not there")
     project.git("push", "-q")
-    refused = project.inv(
-        "exp.run",
-        "--pipeline",
-        "train",
-        "-S",
-        "train.bias=0.1,0.3",
-        "--slurm",
-        "--skip",
-        "slack",
-        env=slurm.env,
-    )
+    refused = _slurm_sweep(project, "-S", "train.bias=0.1,0.3", env=slurm.env)
     assert_one_line_error(refused, "SLURM refused the job: invalid partition specified: nope")
     assert not [r for r in records(project) if r.get("sweep")]  # nothing claims the workspace
     assert slurm.run("squeue", "-h").stdout.strip() == ""  # nothing submitted, nothing held
@@ -191,20 +160,8 @@ def test_bad_slurm_sweeps_are_one_line_and_submit_nothing(canonical, slurm):
 
 def test_a_requeued_task_pushes_its_experiment_again_over_the_first(canonical, slurm):
     project = _sweepable(canonical)
-    run = project.inv(
-        "exp.run",
-        "--pipeline",
-        "train",
-        "-S",
-        "train.bias=0.0,0.1",
-        "--jobs",
-        "2",
-        "--slurm",
-        "--name",
-        "again",
-        "--skip",
-        "slack",
-        env=slurm.env,
+    run = _slurm_sweep(
+        project, "-S", "train.bias=0.0,0.1", "--jobs", "2", "--name", "again", env=slurm.env
     )
     assert run.returncode == 0, run.output
     ended = _ended(project)
@@ -230,17 +187,12 @@ def test_a_requeued_task_pushes_its_experiment_again_over_the_first(canonical, s
 
 def test_work_goes_on_in_the_workspace_while_the_sweep_runs_on_its_own_commit(canonical, slurm):
     project = _sweepable(canonical)
-    run = project.inv(
-        "exp.run",
-        "--pipeline",
-        "train",
+    run = _slurm_sweep(
+        project,
         "-S",
         "train.bias=0.0,0.1",
         "--jobs",
         "2",
-        "--slurm",
-        "--skip",
-        "slack",
         env={**slurm.env, "SANDBOX_SLOW": "train:10"},
     )
     assert run.returncode == 0, run.output
@@ -270,17 +222,12 @@ def test_work_goes_on_in_the_workspace_while_the_sweep_runs_on_its_own_commit(ca
 
 def test_a_sweep_whose_collector_is_gone_is_lost_and_its_array_cancelled(canonical, slurm):
     project = _sweepable(canonical)
-    run = project.inv(
-        "exp.run",
-        "--pipeline",
-        "train",
+    run = _slurm_sweep(
+        project,
         "-S",
         "train.bias=0.0,0.1",
         "--jobs",
         "1",
-        "--slurm",
-        "--skip",
-        "slack",
         env={**slurm.env, "SANDBOX_SLOW": "train:60"},
     )
     assert run.returncode == 0, run.output
@@ -326,20 +273,7 @@ def test_a_slurm_sweep_of_a_dvc_project_in_a_monorepo_folder(canonical, slurm, t
         check=True,
     )
 
-    run = canonical.inv(
-        "exp.run",
-        "--pipeline",
-        "train",
-        "-S",
-        "train.bias=0.0,0.1",
-        "--slurm",
-        "--jobs",
-        "2",
-        "--skip",
-        "slack",
-        env=slurm.env,
-        cwd=ml,
-    )
+    run = _slurm_sweep(canonical, "-S", "train.bias=0.0,0.1", "--jobs", "2", env=slurm.env, cwd=ml)
 
     assert run.returncode == 0, run.output
     folder = ml / ".dvc" / "tmp" / "dvc-invoke"
