@@ -31,6 +31,17 @@ def _slurm_sweep(project, *args, slack=False, env=None, cwd=None):
     return project.inv("exp.run", "--pipeline", "train", *args, "--slurm", *skip, env=env, cwd=cwd)
 
 
+def _first_task_running(project, slurm, grid, *, seconds):
+    """A sweep of ``grid`` on one slot, training ``seconds`` each, its first task running."""
+    env = {**slurm.env, "SANDBOX_SLOW": f"train:{seconds}"}
+    run = _slurm_sweep(project, "-S", grid, "--jobs", "1", env=env)
+    assert run.returncode == 0, run.output
+    record = _sweep_record(project)
+    array = record["sweep"]["array"]
+    wait_for(lambda: slurm.state(f"{array}_0") == "RUNNING", 60, "the first task to run")
+    return record, array
+
+
 def _origin_experiments(project):
     said = project.sh(f"git ls-remote {project.origin} 'refs/exps/*'")
     return {line.rsplit("/", 1)[-1] for line in said.splitlines() if line.strip()}
@@ -109,18 +120,7 @@ def test_a_sweep_on_slurm_is_one_array_task_per_experiment_collected_told_and_pu
 
 def test_a_cancelled_slurm_sweep_is_one_scancel_and_told_with_what_finished(canonical, slurm):
     project = _sweepable(canonical)
-    run = _slurm_sweep(
-        project,
-        "-S",
-        "train.bias=0.0,0.1,0.3",
-        "--jobs",
-        "1",
-        env={**slurm.env, "SANDBOX_SLOW": "train:30"},
-    )
-    assert run.returncode == 0, run.output
-    record = _sweep_record(project)
-    array = record["sweep"]["array"]
-    wait_for(lambda: slurm.state(f"{array}_0") == "RUNNING", 60, "the first task to run")
+    record, array = _first_task_running(project, slurm, "train.bias=0.0,0.1,0.3", seconds=30)
 
     cancel = project.inv("repro.cancel", "--run", record["id"], env=slurm.env)
 
@@ -222,18 +222,7 @@ def test_work_goes_on_in_the_workspace_while_the_sweep_runs_on_its_own_commit(ca
 
 def test_a_sweep_whose_collector_is_gone_is_lost_and_its_array_cancelled(canonical, slurm):
     project = _sweepable(canonical)
-    run = _slurm_sweep(
-        project,
-        "-S",
-        "train.bias=0.0,0.1",
-        "--jobs",
-        "1",
-        env={**slurm.env, "SANDBOX_SLOW": "train:60"},
-    )
-    assert run.returncode == 0, run.output
-    record = _sweep_record(project)
-    array = record["sweep"]["array"]
-    wait_for(lambda: slurm.state(f"{array}_0") == "RUNNING", 60, "the first task to run")
+    record, array = _first_task_running(project, slurm, "train.bias=0.0,0.1", seconds=60)
 
     assert slurm.run("scancel", record["job"]).returncode == 0  # the collector, as an admin might
     status = project.inv("repro.status", env=slurm.env)
