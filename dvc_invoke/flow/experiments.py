@@ -95,10 +95,12 @@ def show(
         shown += 1
     if not shown:
         where = "any commit" if all_commits else f"HEAD ({short(head)})"
+        which = shlex.quote(pipeline) if pipeline else "NAME"
         console.info(
             f"no experiments on {where}: run some with {tasknames.command('exp.run')}"
-            " --pipeline NAME -S 'KEY=A,B', fetch a teammate's with `dvc exp pull origin NAME`"
-            " (`dvc exp list origin --all-commits` lists them), or see every commit's: --all"
+            f" --pipeline {which} -S 'KEY=A,B', fetch a teammate's with `dvc exp pull origin"
+            " --rev COMMIT` (`dvc exp list origin --all-commits` lists them)"
+            + ("" if all_commits else ", or see every commit's: --all")
         )
 
 
@@ -238,7 +240,11 @@ def _best(
     (unless ``accept``): a tie would publish a commit that moves nothing."""
     found = [{"name": e.name, "state": e.state, "metrics": e.metrics} for e in mine]
     if not found:
-        raise DvcInvokeError("no succeeded experiment on HEAD to publish", step="guards")
+        raise DvcInvokeError(
+            "no succeeded experiment on HEAD to publish (a teammate's: `dvc exp pull origin`"
+            " fetches HEAD's from origin)",
+            step="guards",
+        )
     by = _ranking(found, p.gates or (), sort, direction)
     top = sweeps.best(found, by)
     if top is None:

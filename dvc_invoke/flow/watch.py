@@ -84,7 +84,13 @@ def print_log(
     ends. With ``experiment``: that experiment's of a sweep (DVC's log of it)."""
     report = store.latest(run)
     if experiment is not None:
-        report = _experiment_log(report, experiment)
+        report = _experiment_log(report, experiment, wait=follow)
+        while follow and report.log and not os.path.isfile(report.log):
+            # A SLURM task not started yet: its log comes when it does (or never).
+            if report.ended or not alive(report):
+                break
+            time.sleep(0.5)
+            report = _experiment_log(store.load(report.id), experiment, wait=True)
     if not report.log or not os.path.isfile(report.log):
         raise DvcInvokeError(f"run {report.id} has no log")
     out = sys.stdout.buffer
@@ -109,7 +115,7 @@ def print_log(
             time.sleep(0.2)
 
 
-def _experiment_log(report: RunReport, name: str) -> RunReport:
+def _experiment_log(report: RunReport, name: str, *, wait: bool = False) -> RunReport:
     """A stand-in record whose log is the sweep's experiment ``name``'s, and which
     ends with it (`print_log` follows it as a run)."""
     names = [e["name"] for e in report.experiments]
@@ -121,10 +127,11 @@ def _experiment_log(report: RunReport, name: str) -> RunReport:
         raise DvcInvokeError(
             f"experiment {name} has no log yet ({found.get('state')}): DVC writes it when it starts"
         )
-    if report.sweep and report.sweep.get("array") and not os.path.exists(found["log"]):
+    array = report.sweep.get("array") if report.sweep else None
+    if array and not wait and not os.path.exists(found["log"]):
         raise DvcInvokeError(
             f"experiment {name} has no log yet: SLURM writes it when its task starts"
-            f" ({tasknames.command('repro.status')} --run {report.id} says where the array is)"
+            f" ({tasknames.command('repro.status')} says where the array is; --follow waits)"
         )
     stand_in = RunReport.from_dict(report.to_dict())
     stand_in.log = found["log"]

@@ -62,6 +62,8 @@ def test_a_sweep_on_slurm_is_one_array_task_per_experiment_collected_told_and_pu
     assert "--array=0-5%3" in run.stdout and f"--dependency=afterany:{array}" in run.stdout
     # Task 4 (bias 0.5) waits behind the three SLURM runs at once: cancelled before it starts.
     assert slurm.run("scancel", f"{array}_4").returncode == 0
+    pending = project.inv("repro.logs", "--run", record["id"], "--exp", "grid-5", env=slurm.env)
+    assert_one_line_error(pending, "grid-5 has no log yet", "--follow waits")
     status = project.inv("repro.status", env=slurm.env)
     assert f"SLURM array {array}: " in status.stdout, status.output
 
@@ -213,6 +215,12 @@ def test_work_goes_on_in_the_workspace_while_the_sweep_runs_on_its_own_commit(ca
     project.git("add", "MORE.md")
     project.git("commit", "-qm", "More")
     (project.path / "NOTES.md").write_text("notes, edited\n")
+    # An experiment's log, followed to its end.
+    name = record["experiments"][1]["name"]
+    follow = project.inv(
+        "repro.logs", "--run", record["id"], "--exp", name, "--follow", env=slurm.env
+    )
+    assert follow.returncode == 0 and f"sweep-task: {name} shared" in follow.stdout, follow.output
 
     ended = _ended(project)
     assert ended["status"] == "succeeded", (ended, open(ended["log"]).read()[-3000:])
