@@ -561,8 +561,17 @@ class Sweep:
         self.save("collect")
         console.step(self.p.name, "collect", f"SLURM array {job}")
         tasks = slurm.array_tasks(job) or {}
-        array.pull_shared(self.ws, report)
+        shared = array.pull_shared(self.ws, report)
         found = self._read()
+        for _ in range(2):  # DVC did not answer (its 30 s limit, under load): ask again
+            if all(name in found for name in shared):
+                break
+            found = self._read()
+        if not all(name in found for name in shared):
+            # Not "lost": they are on the git remote, and here after the pull.
+            raise DvcInvokeError(
+                "`dvc exp show` did not show the experiments its tasks shared", step="collect"
+            )
         for e in report.experiments:
             task = tasks.get(int(e.get("task", -1)))
             clone = array.clone_path(self.store, report.id or "", e["name"])
@@ -601,17 +610,27 @@ class Sweep:
             self._share(done)
         if cancelled:
             cancel = tasknames.command("repro.cancel")
-            report.end("cancelled", reason=f"cancelled with {cancel}", resume=report.command)
+            report.end("cancelled", reason=f"cancelled with {cancel}", resume=self._resume())
         elif done:
             report.end("succeeded")
         else:
             # Each experiment's log is told on its own (Slack: one reply each).
-            report.end("failed", reason="no experiment succeeded", resume=report.command)
+            report.end("failed", reason="no experiment succeeded", resume=self._resume())
         report.step = None if done or cancelled else "run"
         notifiers.deliver(self.ready.chain, report)
         self.save()
         if not done and not cancelled:
-            raise DvcInvokeError("no experiment succeeded", step="run", resume=report.command)
+            raise DvcInvokeError("no experiment succeeded", step="run", resume=self._resume())
+
+    def _resume(self, said: str | None = None) -> str | None:
+        """What picks the sweep up: for a SLURM sweep, gathering what its tasks
+        shared (run again, its names would clash with theirs); else ``said``, or
+        the sweep again."""
+        if self.sweep.get("array"):
+            from dvc_invoke.engines.slurm import sweep_resume
+
+            return sweep_resume(self.report)
+        return said or self.report.command
 
     def _plots(self, best: str) -> None:
         """The plots the best experiment changed against the baseline, drawn for
@@ -667,15 +686,10 @@ class Sweep:
             self.log.flush()
         status = "cancelled" if isinstance(exc, Cancelled) else "failed"
         report.step = exc.step or report.step
-        resume = exc.resume or report.command
-        if self.sweep.get("array"):  # its experiments are on the git remote: gather them
-            from dvc_invoke.engines.slurm import sweep_resume
-
-            resume = sweep_resume(report)
         report.end(
             status,
             reason=exc.reason,
-            resume=resume,
+            resume=self._resume(exc.resume),
             log_tail=read_tail(report.log) or exc.log,
         )
         notifiers.deliver(self.ready.chain, report)
