@@ -66,8 +66,9 @@ def _direction(direction: str | None) -> str | None:
         "no-share": "Keep the experiments here: no dvc exp push to the git remote at the end.",
         "gpus": "One DVC worker per GPU, pinned to it (CUDA_VISIBLE_DEVICES):"
         " all (the free ones, by nvidia-smi) or 0,1,...; instead of --jobs.",
-        "host": "A GPU host (dvc_invoke.hosts) or a group's first free host: the sweep"
-        " runs there, detached.",
+        "host": "A GPU host (dvc_invoke.hosts): the sweep runs there, detached; or a group"
+        " (host_groups): the grid spread over its free hosts.",
+        "part": "i/k: run the i-th share of the grid (set by --host GROUP on each host).",
         "slurm": "A SLURM job array, one experiment per task (--jobs at once, the pipeline's"
         " slurm: options per task), then a job that collects and tells.",
         "skip": _HELP["skip"],
@@ -85,6 +86,7 @@ def run(
     gpus: str | None = None,
     host: str | None = None,
     slurm: bool = False,
+    part: str | None = None,
 ) -> None:
     """Sweep a pipeline's params on DVC's queue; rank, share and announce the experiments."""
     from dvc_invoke.flow import sweep
@@ -101,6 +103,7 @@ def run(
         gpus=gpus,
         host=host,
         slurm=slurm,
+        part=part,
     )
 
 

@@ -123,7 +123,7 @@ def start(c: Any, name: str, host_name: str, task_args: list[str], *, slurm: boo
     ws = Workspace(c)
     resolve(c, ws.root, name)  # an unknown pipeline is refused here, not over there
     hosts = choose(c, host_name)
-    branch, commit, url = _pushed(ws)
+    branch, commit, url = pushed(ws)
     while True:
         chosen = _pick(c, hosts, host_name, ws.git.prefix, name)
         host = chosen.host
@@ -146,6 +146,27 @@ def start(c: Any, name: str, host_name: str, task_args: list[str], *, slurm: boo
         resume = f"{tasknames.program()} {quote_all(task_args)} --host {shlex.quote(host_name)}"
         raise DvcInvokeError(f"host {host.name}: {_said(res)}", step="host", resume=resume)
     _tell_started(name, host, res.stdout, slurm=slurm)
+
+
+def launch(
+    c: Any, host: Host, prefix: str, pushed: tuple[str, str, str], task_args: list[str]
+) -> str | None:
+    """Start ``task_args`` detached on ``host`` (found free) at the laptop's pushed
+    ``(branch, commit, url)``; the run's id there (None under ``--dry``). A host
+    that refuses is one line (its checkout released, unless another start took it)."""
+    branch, commit, url = pushed
+    res = Remote(c, host).run(_start_line(host, prefix, url, branch, commit, task_args, False))
+    if is_dry(c):
+        return None
+    if res.failed:
+        if res.exited != HOST_TAKEN:
+            _release(c, host, prefix)
+        raise DvcInvokeError(f"host {host.name}: {_said(res)}", step="host")
+    for line in res.stdout.splitlines():
+        if line.startswith("! "):
+            console.warn(f"{host.name}: {line[2:]}")
+    said = started(res.stdout)
+    return said["run"] if said else None
 
 
 def _start_line(
@@ -195,7 +216,7 @@ def _tell_started(name: str, host: Host, out: str, *, slurm: bool) -> None:
     console.info(f"cancel:  {tasknames.cancel(run_id, host=host.name)}")
 
 
-def _pushed(ws: Workspace) -> tuple[str, str, str]:
+def pushed(ws: Workspace) -> tuple[str, str, str]:
     """The branch, the commit and the URL a host fetches them from: the laptop's
     workspace clean, on a branch, neither ahead of its upstream nor behind it."""
     git = ws.git

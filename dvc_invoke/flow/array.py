@@ -53,8 +53,6 @@ def prepare(ws: Workspace, ready: Prepared, sweep: dict[str, Any], exp_name: str
 
     sets = sweep["sets"]
     grid = dvcexp.grid(sets)
-    base = exp_name or f"{slug(ready.plan.pipeline.name)}-{secrets.token_hex(2)}"
-    names = [f"{base}-{i}" for i in range(1, len(grid) + 1)]
     upstream = ready.state.upstream or ""
     remote = upstream.split("/", 1)[0] if "/" in upstream else "origin"
     if not ws.probe(f"git remote get-url {quote_all([remote])}").stdout.strip():
@@ -62,16 +60,9 @@ def prepare(ws: Workspace, ready: Prepared, sweep: dict[str, Any], exp_name: str
             f"no git remote {remote}: the array's tasks share their experiments there",
             step="guards",
         )
-    # On the remote, a push would be refused; here, `dvc exp pull` of it would.
-    found = ws.git.experiments(remote, step="guards") + ws.git.experiments()
-    taken = {n for base_rev, n in found if base_rev == ready.state.commit}
-    clash = [n for n in names if n in taken]
-    if clash:
-        raise DvcInvokeError(
-            f"experiments named {', '.join(clash[:3])} exist on this commit already (here or"
-            f" on {remote}): choose another --name; nothing was submitted",
-            step="guards",
-        )
+    names = fixed_names(
+        ws, ready.plan.pipeline.name, exp_name, len(grid), ready.state.commit, remote
+    )
     plan, checked = ready.plan, ready.plan.remote
     restore = [r for r in plan.graph.restore if r not in plan.pull]
     sweep.update(
@@ -96,6 +87,26 @@ def prepare(ws: Workspace, ready: Prepared, sweep: dict[str, Any], exp_name: str
             "retry_delay": ws.settings.retry_delay,
         },
     )
+
+
+def fixed_names(
+    ws: Workspace, pipeline: str, exp_name: str | None, n: int, commit: str | None, remote: str
+) -> list[str]:
+    """The names of a sweep's ``n`` experiments, fixed before any runs (``NAME-i``,
+    or ``PIPELINE-xxxx-i``); names on this commit, here or on ``remote``, are
+    refused: a push of them would be refused, and `dvc exp pull` of them here."""
+    base = exp_name or f"{slug(pipeline)}-{secrets.token_hex(2)}"
+    names = [f"{base}-{i}" for i in range(1, n + 1)]
+    found = ws.git.experiments(remote, step="guards") + ws.git.experiments()
+    taken = {name for base_rev, name in found if base_rev == commit}
+    clash = [name for name in names if name in taken]
+    if clash:
+        raise DvcInvokeError(
+            f"experiments named {', '.join(clash[:3])} exist on this commit already (here or"
+            f" on {remote}): choose another --name; nothing was started",
+            step="guards",
+        )
+    return names
 
 
 def planned(sweep: dict[str, Any]) -> list[dict[str, Any]]:

@@ -74,8 +74,11 @@ def show(
 ) -> None:
     """``inv exp.show``: the experiments of HEAD (of every commit with
     ``all_commits``), ranked as a sweep's table is, their baseline first."""
+    from dvc_invoke.flow import spread
+
     ws = Workspace(c)
     gates = resolve(c, ws.root, pipeline).gates or () if pipeline else ()
+    spread.gather(c, ws)  # sweeps spread over hosts from here: told, or waited for
     head = ws.git.head()
     shown = 0
     for base in read(ws, all_commits=all_commits):

@@ -29,7 +29,7 @@ from dvc_invoke.adapters.shell import Workspace, quote_all
 from dvc_invoke.config.pipelines import Pipeline
 from dvc_invoke.engines.local import marked, own_group
 from dvc_invoke.errors import Cancelled, DvcInvokeError
-from dvc_invoke.flow import array, notifiers
+from dvc_invoke.flow import array, notifiers, spread
 from dvc_invoke.flow.context import RunContext
 from dvc_invoke.flow.interrupts import Interrupts
 from dvc_invoke.flow.launch import Prepared, Request, prepare, prune, started, tell_detached
@@ -58,6 +58,7 @@ def sweep_command(
     share: bool,
     gpus: str | None = None,
     slurm: bool = False,
+    part: str | None = None,
 ) -> str:
     """The ``inv exp.run`` line that runs this sweep again."""
     words = [tasknames.command("exp.run"), "--pipeline", name]
@@ -68,6 +69,7 @@ def sweep_command(
     words += ["--name", exp_name] if exp_name else []
     words += [] if share else ["--no-share"]
     words += ["--slurm"] if slurm else []
+    words += ["--part", part] if part else []
     return " ".join([words[0], *map(shlex.quote, words[1:])])
 
 
@@ -84,6 +86,7 @@ def run(
     gpus: str | None = None,
     host: str | None = None,
     slurm: bool = False,
+    part: str | None = None,
 ) -> RunReport | None:
     """Sweep pipeline ``name`` over the ``-S`` values ``sets``; see the module.
     With ``host`` (a GPU host, or a group's first free one): the sweep runs
@@ -91,7 +94,9 @@ def run(
     With ``gpus`` (``all``: the free ones, or ``0,1,...``), one DVC worker per
     GPU, each pinned to its GPU (``CUDA_VISIBLE_DEVICES``).
     With ``slurm``: SLURM's job array, one experiment per task, ``jobs`` at once
-    (`dvc_invoke.flow.array`)."""
+    (`dvc_invoke.flow.array`).
+    With ``host`` a group of several hosts, the grid spread over its free
+    ones, each running its share ``part`` (`dvc_invoke.flow.spread`)."""
     if not sets:
         raise DvcInvokeError(
             "say which params to sweep: -S 'train.lr=0.001,0.01' (DVC's grammar; a grid"
@@ -116,16 +121,47 @@ def run(
             " (dvc exp push), so it is always shared",
             step="guards",
         )
+    share_of = _refuse_part(part, exp_name, share, slurm)
     dvcexp.set_keys(sets)  # each one readable as DVC reads it
     command = sweep_command(
-        name, sets, jobs=jobs, exp_name=exp_name, share=share, gpus=gpus, slurm=slurm
+        name, sets, jobs=jobs, exp_name=exp_name, share=share, gpus=gpus, slurm=slurm, part=part
     )
     if host:  # the same sweep, detached on the GPU host (its checkout moved to HEAD)
         from dvc_invoke.engines import ssh
 
+        if not part and len(ssh.choose(c, host)) > 1:  # a group: the grid spread over it
+            if not share:
+                raise DvcInvokeError(
+                    "--no-share: a sweep spread over hosts meets on the git remote"
+                    " (dvc exp push), so it is always shared",
+                    step="guards",
+                )
+
+            def command_for(base: str) -> str:
+                return sweep_command(name, sets, jobs=jobs, exp_name=base, share=True, gpus=gpus)
+
+            spread.start(
+                c,
+                name,
+                sets,
+                host,
+                exp_name=exp_name,
+                jobs=jobs,
+                gpus=gpus,
+                skip=list(skip),
+                command_for=command_for,
+            )
+            return None
         ssh.start(c, name, host, [*shlex.split(command)[1:], *_skips(skip)], slurm=False)
         return None
     described: dict[str, Any] = {"sets": list(sets), "jobs": jobs, "name": exp_name, "share": share}
+    if share_of is not None:  # this host's share of a spread sweep: its experiments, named
+        grid = dvcexp.grid(sets)
+        described.update(
+            part=list(share_of),
+            grid=grid,
+            names=[f"{exp_name}-{j}" for j in range(1, len(grid) + 1)],
+        )
     request = Request(
         name, None, None, detach or slurm, command, tuple(skip), slurm, sweep=described
     )
@@ -142,6 +178,8 @@ def run(
         if gpus and not ready.adopted:  # one worker per GPU (the record keeps which)
             chosen = choose(ws, gpus)
             described["gpus"], described["jobs"] = chosen, len(chosen)
+        if share_of is not None and not ready.adopted:  # the commit its refs are under
+            described["commit"] = ready.state.commit
         if slurm and not ready.adopted:
             array.prepare(ws, ready, described, exp_name)
             described["planned"] = array.planned(described)
@@ -196,6 +234,22 @@ def _collect(ctx: RunContext, request: Request, run_id: str) -> RunReport:
             return Sweep(ws, ready, report, store).execute(collect=True)
         finally:
             prune(ws, store)
+
+
+def _refuse_part(
+    part: str | None, exp_name: str | None, share: bool, slurm: bool
+) -> tuple[int, int] | None:
+    """``--part i/k``: a share of a sweep spread over hosts, as the laptop starts it."""
+    if part is None:
+        return None
+    share_of = spread.parse_part(part)
+    if not exp_name or slurm or not share:
+        raise DvcInvokeError(
+            f"--part {part}: a share of a sweep spread over hosts takes --name, and is"
+            " shared (no --no-share), on DVC's queue (no --slurm)",
+            step="guards",
+        )
+    return share_of
 
 
 def _skips(skip: tuple[str, ...] | list[str]) -> list[str]:
@@ -324,13 +378,7 @@ class Sweep:
         pull(ws, self.ready.plan, resume=report.command)
         self.save("queue")
         console.step(self.p.name, "queue", " ".join(f"-S {s}" for s in sets))
-        result = ws.act(
-            _queue_line(ws, self.ready, sets, self.sweep.get("name")),
-            step="queue",
-            resume=report.command,
-            capture=True,
-        )
-        names = dvcexp.queued_names(result.stdout)
+        names = self._queue(sets)
         if not names:
             raise DvcInvokeError("DVC queued no experiment", step="queue", resume=report.command)
         report.experiments = [{"name": n, "state": dvcexp.QUEUED} for n in names]
@@ -342,6 +390,22 @@ class Sweep:
         self._start_workers(jobs)
         self._watch(interrupts)
         self._end()
+
+    def _queue(self, sets: list[str]) -> list[str]:
+        """The sweep queued on DVC's queue: the grid, or this host's share of it
+        (each experiment on its own, by the name the laptop gave it)."""
+        ws, resume = self.ws, self.report.command
+        if not self.sweep.get("part"):
+            line = _queue_line(ws, self.ready, sets, self.sweep.get("name"))
+            result = ws.act(line, step="queue", resume=resume, capture=True)
+            return dvcexp.queued_names(result.stdout)
+        grid, names = self.sweep["grid"], self.sweep["names"]
+        queued = []
+        for j in spread.mine(len(grid), tuple(self.sweep["part"])):
+            line = _queue_line(ws, self.ready, grid[j], names[j])
+            ws.act(line, step="queue", resume=resume, capture=True)
+            queued.append(names[j])
+        return queued
 
     def _watch(self, interrupts: Interrupts) -> None:
         """Until every experiment ended: DVC's word on each, read when its queue
@@ -588,16 +652,21 @@ class Sweep:
     # -- its end -------------------------------------------------------------
     def _end(self, *, share: bool | None = None, cancelled: bool = False) -> None:
         report, sweep = self.report, self.sweep
-        gates = self.p.gates or ()
-        sweep["gates"] = {
-            g.metric: {"direction": g.direction, "tolerance": g.tolerance} for g in gates
-        }
-        keys = [k for e in report.experiments for k in e.get("metrics") or {}]
-        by = sweeps.rank_by(gates, keys)
-        sweep["by"] = list(by) if by else None
-        top = sweeps.best(report.experiments, by)
-        sweep["best"] = top["name"] if top else None
         done = [e["name"] for e in report.experiments if e["state"] == dvcexp.SUCCESS]
+        if sweep.get("part"):
+            # A share of a spread sweep: shared, then told on the git remote; the
+            # share that finds all told tells the whole table.
+            self.save("share")
+            if done:
+                self._share(done)
+            share = False
+            whole = spread.tell_part(self.ws, report, self._git_remote())
+            if whole is not None:
+                console.info(f"every share of {sweep['name']} told: the table of all")
+                report.experiments = whole
+                sweep["collected"] = True
+                done = [e["name"] for e in whole if e["state"] == dvcexp.SUCCESS]
+        top = sweeps.rank(report, self.p.gates or ())
         self.save("tell")
         if top is not None:
             self._plots(top["name"])
@@ -682,6 +751,9 @@ class Sweep:
             raise exc from None
         if isinstance(exc, Cancelled) and not self.sweep.get("array"):
             self._stop_experiments()  # DVC's queue here (a SLURM array is SLURM's to stop)
+        spread.told_part_anyway(
+            self.ws, report, self._git_remote()
+        )  # a share of a spread sweep: told, for the table
         if self.log is not None:
             self.log.flush()
         status = "cancelled" if isinstance(exc, Cancelled) else "failed"

@@ -191,3 +191,17 @@ def summary(experiments: list[dict[str, Any]], best_name: str | None) -> str:
     if best_name:
         text_ += f"; best {best_name}"
     return text_
+
+
+def rank(report: Any, gates: Sequence[Gate]) -> dict[str, Any] | None:
+    """The sweep's ranking kept in its record (``report.sweep``): by which
+    metric, which way, the best experiment; the best returned."""
+    sweep = report.sweep if report.sweep is not None else {}
+    sweep["gates"] = {g.metric: {"direction": g.direction, "tolerance": g.tolerance} for g in gates}
+    keys = [k for e in report.experiments for k in e.get("metrics") or {}]
+    by = rank_by(gates, keys)
+    sweep["by"] = list(by) if by else None
+    top = best(report.experiments, by)
+    sweep["best"] = top["name"] if top else None
+    report.sweep = sweep
+    return top

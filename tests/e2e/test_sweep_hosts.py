@@ -1,0 +1,189 @@
+"""A sweep spread over a group of GPU hosts: real sshd on 127.0.0.1 (hosts gpu-1 and
+gpu-2, each a checkout of its own), real git and DVC, a stand-in ``nvidia-smi`` with
+two GPUs on the hosts' PATH, the stand-in Slack; origin is where the hosts meet."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import psutil
+import pytest
+from helpers import assert_one_line_error, records, wait_for
+
+from .test_experiments import STANDIN_SMI, _exp_processes, _sweepable
+from .test_hosts import ended_on, host_checkout, on, with_hosts
+
+REFS = "refs/dvc-invoke/sweeps/"
+
+
+@pytest.fixture
+def gpu_sshd(tmp_path, isolated_environment):
+    """An sshd whose sessions find a stand-in nvidia-smi (two GPUs) first on PATH."""
+    from sshd_server import Sshd, available
+
+    if available():
+        pytest.skip(available())
+    bin_dir = tmp_path / "gpu-bin"
+    bin_dir.mkdir()
+    (bin_dir / "nvidia-smi").write_text(STANDIN_SMI)
+    (bin_dir / "nvidia-smi").chmod(0o755)
+    identity = {
+        f"GIT_{who}_{what}": value
+        for who in ("AUTHOR", "COMMITTER")
+        for what, value in (("NAME", "dvc-invoke host"), ("EMAIL", "host@dvc-invoke.invalid"))
+    }
+    env = {**identity, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    server = Sshd(tmp_path / "sshd").start(env=env)
+    yield server
+    server.stop()
+
+
+def _spread(project, *args, env=None):
+    return project.inv(
+        "exp.run", "--pipeline", "train", *args, "--gpus", "all", "--host", "gpus", env=env
+    )
+
+
+def _run_ids(output):
+    import re
+
+    return dict(re.findall(r"running on (gpu-\d) as run (\S+)", output))
+
+
+def _origin_refs(project):
+    out = subprocess.run(
+        ["git", "ls-remote", str(project.sandbox.origin), REFS + "*"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return sorted(line.split("/")[-1] for line in out.splitlines())
+
+
+def _unreachable(sshd, alias):
+    """``alias`` made a host that does not answer (its machine gone)."""
+    text = sshd.ssh_config.read_text()
+    head, _, rest = text.partition(f"Host {alias}\n")
+    body, sep, tail = rest.partition("Host ")
+    body = body.replace(f"Port {sshd.port}", "Port 9")  # nothing listens on port 9
+    sshd.ssh_config.write_text(f"{head}Host {alias}\n{body}{sep}{tail}")
+
+
+def test_a_grid_spread_over_two_hosts_one_gone_midway_is_told_by_the_laptop(
+    canonical, gpu_sshd, slack
+):
+    project = _sweepable(canonical)
+    with_hosts(project, gpu_sshd)
+    env_file = "".join(f"{k}={v}\n" for k, v in slack.web_api_env().items())
+    host_checkout(project, "gpu-1", env_file=env_file)
+    # gpu-2's training is slow: it is still running when its machine goes away.
+    host_checkout(project, "gpu-2", env_file=env_file + "SANDBOX_SLOW=train:90\n")
+
+    run = _spread(project, "-S", "train.bias=0.0,0.1,0.4,0.5", "--name", "grid")
+
+    assert run.returncode == 0, run.output
+    ids = _run_ids(run.stdout)
+    assert set(ids) == {"gpu-1", "gpu-2"}, run.stdout
+    assert "share 1/2 (2 experiments: grid-1, grid-3) running on gpu-1" in run.stdout
+    assert "share 2/2 (2 experiments: grid-2, grid-4) running on gpu-2" in run.stdout
+    gpu2 = on(project, "gpu-2")
+
+    def running_there():
+        found = [r for r in records(gpu2) if r["id"] == ids["gpu-2"]]
+        return found and any(e["state"] == "running" for e in found[0]["experiments"]) and found[0]
+
+    taken = wait_for(running_there, 120, "gpu-2's share to run")
+    # gpu-2 goes away: its sweep and DVC's workers killed, its machine unreachable.
+    os.killpg(taken["pgid"], signal.SIGKILL)
+    for proc in _exp_processes(gpu2.path):
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    _unreachable(gpu_sshd, "gpu-2")
+
+    ended = ended_on(on(project, "gpu-1"), ids["gpu-1"], timeout=180)
+    assert ended["status"] == "succeeded", ended
+    assert {e["name"]: e["state"] for e in ended["experiments"]} == {
+        "grid-1": "success",
+        "grid-3": "success",
+    }
+    # Each experiment on its own GPU of the host's two (the stand-in nvidia-smi's).
+    assert sorted(e["gpu"] for e in ended["experiments"]) == ["0", "1"], ended
+    assert ended["sweep"]["part"] == [1, 2] and not ended["sweep"].get("collected")
+    assert _origin_refs(project) == ["part-1"]  # told on origin; not collected: gpu-2 is gone
+
+    shown = project.inv("exp.show", "--pipeline", "train", env=slack.web_api_env())
+
+    assert shown.returncode == 0, shown.output
+    assert "share 2: host gpu-2 is gone" in shown.output, shown.output
+    told = next(r for r in records(project) if r.get("sweep"))
+    states = {e["name"]: e["state"] for e in told["experiments"]}
+    assert states == {"grid-1": "success", "grid-2": "lost", "grid-3": "success", "grid-4": "lost"}
+    lost = next(e for e in told["experiments"] if e["name"] == "grid-2")
+    assert "host gpu-2 is gone" in lost["reason"] and lost["params"] == {
+        "params.yaml:train.bias": 0.1
+    }
+    assert told["status"] == "succeeded" and told["sweep"]["best"] in ("grid-1", "grid-3")
+    assert _origin_refs(project) == ["collected", "part-1"]
+    # The table is on Slack once, with the lost ones; the laptop has the experiments.
+    tables = [c.text for c in slack.calls("chat.postMessage") if "4 experiments" in c.text]
+    assert len(tables) == 1 and "2 lost" in tables[0], tables
+    assert "could not" not in shown.output, shown.output
+    # Fetched here: `exp.show` lists them under HEAD, as DVC has them.
+    assert "experiments on main" in shown.stdout, shown.output
+    assert "grid-1" in shown.stdout.split("experiments on main")[1], shown.output
+    again = project.inv("exp.show", "--pipeline", "train")
+    assert again.returncode == 0 and "gone" not in again.output, again.output
+
+
+def test_a_grid_spread_over_two_hosts_is_told_once_by_the_last_to_finish(
+    canonical, gpu_sshd, slack
+):
+    project = _sweepable(canonical)
+    with_hosts(project, gpu_sshd)
+    env_file = "".join(f"{k}={v}\n" for k, v in slack.web_api_env().items())
+    for host in ("gpu-1", "gpu-2"):
+        host_checkout(project, host, env_file=env_file)
+
+    run = _spread(project, "-S", "train.bias=0.0,0.1,9")
+
+    assert run.returncode == 0, run.output
+    ids = _run_ids(run.stdout)
+    ends = {h: ended_on(on(project, h), ids[h], timeout=180) for h in ("gpu-1", "gpu-2")}
+    collected = [h for h, r in ends.items() if r["sweep"].get("collected")]
+    assert len(collected) == 1, ends
+    whole = ends[collected[0]]
+    names = sorted(e["name"] for e in whole["experiments"])
+    assert len(names) == 3 and names[0].startswith("train-"), whole
+    by_bias = {e["params"]["params.yaml:train.bias"]: e for e in whole["experiments"]}
+    assert by_bias[9]["state"] == "failed" and "diverged" in by_bias[9]["log_tail"]
+    assert {by_bias[0.0]["state"], by_bias[0.1]["state"]} == {"success"}
+    assert _origin_refs(project) == ["collected", "part-1", "part-2"]
+    listed = project.sh(f"{sys.executable} -m dvc exp list origin --name-only")
+    assert sorted(listed.split()) == sorted(
+        e["name"] for e in whole["experiments"] if e["state"] == "success"
+    )
+    # Slack: each share's message, and the whole table once (with its failure in the thread).
+    whole_tables = [c for c in slack.calls("chat.update") if "3 experiments" in c.text]
+    assert len(whole_tables) == 1, [c.text for c in slack.calls("chat.update")]
+    replies = [c for c in slack.calls("chat.postMessage") if "diverged" in json.dumps(c.body)]
+    assert replies, "the failed experiment's log in the thread"
+    # The laptop: told already, it fetches them.
+    shown = project.inv("exp.show", "--pipeline", "train")
+    assert shown.returncode == 0, shown.output
+    assert (
+        f"told by {collected[0]}: 3 experiments" in shown.stdout
+        and by_bias[0.0]["name"] in shown.stdout
+    ), shown.output
+
+    # Bad input, one line each, nothing started.
+    clash = _spread(project, "-S", "train.bias=0.2", "--name", names[0].rsplit("-", 1)[0])
+    assert_one_line_error(clash, "exist on this commit already")
+    no_share = _spread(project, "-S", "train.bias=0.2", "--no-share")
+    assert_one_line_error(no_share, "--no-share", "always shared")
+    bad_part = project.inv("exp.run", "-S", "train.bias=0.2", "--part", "3/2", "--name", "x")
+    assert_one_line_error(bad_part, "--part '3/2'")
