@@ -155,6 +155,7 @@ def start(
             f" {', '.join(share)}) running on {host.name} as run {run_id}",
         )
         console.info(f"  follow:  {tasknames.follow(run_id, host=host.name)}")
+        console.info(f"  cancel:  {tasknames.cancel(run_id, host=host.name)}")
     if not spread["parts"]:
         return
     console.info(

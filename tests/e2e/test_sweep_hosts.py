@@ -139,6 +139,15 @@ def test_a_grid_spread_over_two_hosts_one_gone_midway_is_told_by_the_laptop(
     again = project.inv("exp.show", "--pipeline", "train")
     assert again.returncode == 0 and "gone" not in again.output, again.output
 
+    # gpu-2 unreachable at the start: gpu-1 takes the whole grid, and tells it.
+    alone = _spread(project, "-S", "train.bias=0.6,0.7", "--name", "alone")
+    assert alone.returncode == 0, alone.output
+    assert "gpu-2: cannot reach host gpu-2" in alone.stdout, alone.output
+    assert "the other hosts take its share" in alone.stdout
+    assert "share 1/1 (2 experiments: alone-1, alone-2) running on gpu-1" in alone.stdout
+    ended = ended_on(on(project, "gpu-1"), _run_ids(alone.stdout)["gpu-1"], timeout=180)
+    assert ended["sweep"].get("collected") and len(ended["experiments"]) == 2, ended
+
 
 def test_a_grid_spread_over_two_hosts_is_told_once_by_the_last_to_finish(
     canonical, gpu_sshd, slack
