@@ -103,11 +103,11 @@ def start(
     base = names[0].rsplit("-", 1)[0]
     free = []
     for host in hosts:
-        said = ssh.probe(c, host, ws.git.prefix)
-        if said.free:
-            free.append(said.host)
+        probed = ssh.probe(c, host, ws.git.prefix)
+        if probed.free:
+            free.append(probed.host)
         else:
-            console.info(f"{host.name}: {said.why_not()}; the other hosts take its share")
+            console.info(f"{host.name}: {probed.why_not()}; the other hosts take its share")
     if not free:
         raise DvcInvokeError(f"no free host in {group}: nothing was started", step="host")
     k = min(len(free), len(grid))
@@ -124,31 +124,29 @@ def start(
         "parts": [],
     }
     path = _folder(ws) / f"{commit[:12]}-{base}.json"
+    refused: list[tuple[str, str]] = []  # (what, the line that starts it again)
     for i, host in enumerate(free[:k], 1):
         part = f"{i}/{k}"
         args = [*shlex.split(command)[1:], "--part", part]
         args += [w for check in skip for w in ("--skip", check)]
+        share = [names[j] for j in mine(len(grid), (i, k))]
         try:
             run_id = ssh.launch(c, host, ws.git.prefix, pushed, args)
         except DvcInvokeError as exc:
-            started = ", ".join(f"{p['host']} (run {p['run']})" for p in spread["parts"])
-            resume = f"{tasknames.program()} {quote_all(args)} --host {shlex.quote(host.name)}"
-            raise DvcInvokeError(
-                f"{exc.reason}; share {part} did not start"
-                + (
-                    f" (started: {started}; the laptop gathers them with `inv exp.show`)"
-                    if started
-                    else ""
-                ),
-                step="host",
-                resume=resume,
-            ) from None
-        if run_id is None:  # --dry: shown, not run
+            # Kept as not started: `inv exp.show` calls its experiments lost,
+            # unless it is started again (the line below) and tells them.
+            again = f"{tasknames.program()} {quote_all(args)} --host {shlex.quote(host.name)}"
+            refused.append((f"share {part} did not start: {exc.reason}", again))
+            run_id = None
+            if ws.dry:
+                continue
+        if ws.dry:  # shown, not run
             continue
-        share = [names[j] for j in mine(len(grid), (i, k))]
         spread["parts"].append({"part": i, "host": host.name, "run": run_id, "names": share})
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(spread, indent=1))
+        if run_id is None:
+            continue
         console.result(
             True,
             f"share {part} ({len(share)} experiment{'s' if len(share) != 1 else ''}:"
@@ -156,8 +154,15 @@ def start(
         )
         console.info(f"  follow:  {tasknames.follow(run_id, host=host.name)}")
         console.info(f"  cancel:  {tasknames.cancel(run_id, host=host.name)}")
-    if not spread["parts"]:
+    if ws.dry:
+        console.result(True, "dry run: nothing was started")
         return
+    if refused:
+        others = [p for p in spread["parts"] if p["run"]]
+        said = "; ".join(what for what, _ in refused)
+        if others:
+            said += f" (the others run on; `{tasknames.command('exp.show')}` tells the table)"
+        raise DvcInvokeError(said, step="host", resume=refused[0][1])
     console.info(
         f"{name} sweep {base}: {len(grid)} experiments over {k} host{'s' if k != 1 else ''};"
         " the last host to finish tells the table; gone hosts are found, and the table"
@@ -340,6 +345,9 @@ def _gather(c: Any, ws: Workspace, spread: dict[str, Any]) -> bool:
         waiting, lost = [], {}
         for part in spread["parts"]:
             if part["part"] in shares:
+                continue
+            if not part["run"]:
+                lost[part["part"]] = f"it did not start on {part['host']}"
                 continue
             host = hosts.get(part["host"])
             said = ssh.probe(c, host, ws.git.prefix) if host else None

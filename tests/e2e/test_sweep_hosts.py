@@ -196,3 +196,19 @@ def test_a_grid_spread_over_two_hosts_is_told_once_by_the_last_to_finish(
     assert_one_line_error(no_share, "--no-share", "always shared")
     bad_part = project.inv("exp.run", "-S", "train.bias=0.2", "--part", "3/2", "--name", "x")
     assert_one_line_error(bad_part, "--part '3/2'")
+
+    # A share its host refuses (its main has a commit of its own): the others run
+    # on; the refused share's experiments are lost at the laptop's next look.
+    on(project, "gpu-2").sh("git -c user.name=h -c user.email=h@h commit -q --allow-empty -m own")
+    half = _spread(project, "-S", "train.bias=0.6,0.7", "--name", "half")
+    assert_one_line_error(half, "share 2/2 did not start", "does not fast-forward", "others run on")
+    assert "--part 2/2 --host gpu-2" in half.output  # how to start it again
+    ended_on(on(project, "gpu-1"), _run_ids(half.stdout)["gpu-1"], timeout=180)
+    shown = project.inv("exp.show", "--pipeline", "train")
+    assert shown.returncode == 0, shown.output
+    assert "share 2: it did not start on gpu-2" in shown.output, shown.output
+    told = next(r for r in records(project) if r.get("sweep", {}).get("name") == "half")
+    assert {e["name"]: e["state"] for e in told["experiments"]} == {
+        "half-1": "success",
+        "half-2": "lost",
+    }
