@@ -27,6 +27,7 @@ import yaml
 
 from dvc_invoke import console, tasknames
 from dvc_invoke.adapters.dvc import experiments as dvcexp
+from dvc_invoke.adapters.dvc import remote as dvc_remote
 from dvc_invoke.adapters.shell import Workspace, quote_all
 from dvc_invoke.config.pipelines import slug
 from dvc_invoke.engines import slurm
@@ -259,11 +260,7 @@ def _experiment(
     if (commit, name) not in set(ws.git.experiments(remote, step="share")):
         raise DvcInvokeError(f"{remote} does not hold {name} after dvc exp push", step="share")
     # The experiment's own outputs (its pipeline's), as a run checks its push.
-    targets = quote_all(list(sweep.get("targets") or []))
-    said = ws.act(
-        f"{dvc} status --cloud --json {targets}".rstrip(), step="share", network=True, capture=True
-    )
-    lacking = [p for p, st in _json(said.stdout).items() if st in ("new", "missing")]
+    lacking = dvc_remote.lacking(ws, list(sweep.get("targets") or []), step="share")
     if lacking:
         raise DvcInvokeError(
             f"the DVC remote lacks {', '.join(sorted(lacking)[:3])} of {name} after dvc exp push",
@@ -288,16 +285,6 @@ def _point_at_remote(here: Workspace, clone: Path, remote: str) -> None:
     )
     if not url or done is None or done.failed:
         raise DvcInvokeError(f"could not give the clone the git remote {remote}", step="clone")
-
-
-def _json(text: str | None) -> dict[str, Any]:
-    import json
-
-    try:
-        found = json.loads((text or "").strip() or "{}")
-    except ValueError:
-        return {}
-    return found if isinstance(found, dict) else {}
 
 
 # -- the collector -------------------------------------------------------------

@@ -6,7 +6,6 @@ commit on a branch of its own; nothing inconsistent is ever committed."""
 
 from __future__ import annotations
 
-import json
 import shlex
 import time
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from dataclasses import dataclass
 from dvc_invoke import console, tasknames
 from dvc_invoke.adapters import timelimits
 from dvc_invoke.adapters.dvc import dvcfiles, metrics, staleness
+from dvc_invoke.adapters.dvc import remote as dvc_remote
 from dvc_invoke.adapters.dvc.model import address
 from dvc_invoke.adapters.git import GitState, push_rejected, refused_by_server
 from dvc_invoke.adapters.shell import Workspace, quote_all
@@ -288,20 +288,11 @@ def _verify_remote(ws: Workspace, plan: Plan, resume: str) -> None:
     """Before anything reaches git, the DVC remote holds every object the
     commit references: ``dvc push`` says "Everything is up to date" and exits
     0 when the local cache lacks an object, so its word is not enough."""
-    cmd = f"{ws.dvc} status --cloud --json {quote_all(plan.push)}"
-    res = ws.act(cmd, step="dvc push", resume=resume, network=True, capture=True)
+    status = dvc_remote.lacking(ws, plan.push, step="dvc push", resume=resume)
     if ws.dry:
         return
-    try:
-        status = json.loads((res.stdout or "").strip() or "{}")
-    except ValueError:
-        raise DvcInvokeError(
-            f"cannot read what `dvc status --cloud` said: {res.stdout.strip()[:200]}",
-            step="dvc push",
-            resume=resume,
-        ) from None
     _refuse_moved_remote(plan, resume)
-    lacking = [p for p, st in status.items() if st in ("new", "missing")]
+    lacking = list(status)
     if lacking:
         nowhere = [p for p in lacking if status[p] == "missing"]
         where = (

@@ -118,3 +118,31 @@ def _missing_plugin(config: Any) -> str | None:
         f"DVC remote '{name}' is a {scheme}:// remote, and DVC's {package} plugin for it"
         f" is not installed here: `pip install {package}`"
     )
+
+
+def lacking(ws: Any, targets: list[str], *, step: str, resume: str | None = None) -> dict[str, str]:
+    """What the DVC remote lacks of ``targets`` (all the project's outputs when
+    empty), as ``dvc status --cloud --json`` says: ``{path: "new" | "missing"}``
+    ("new": in this cache only; "missing": in neither). ``dvc push`` exits 0 when
+    the cache lacks an object, so its word is not enough. Under ``--dry``: shown,
+    and nothing lacks."""
+    import json
+
+    from dvc_invoke.errors import DvcInvokeError
+
+    words = " ".join(shlex.quote(t) for t in targets)
+    cmd = f"{ws.dvc} status --cloud --json {words}".rstrip()
+    res = ws.act(cmd, step=step, resume=resume, network=True, capture=True)
+    if ws.dry:
+        return {}
+    try:
+        status = json.loads((res.stdout or "").strip() or "{}")
+    except ValueError:
+        status = None
+    if not isinstance(status, dict):
+        raise DvcInvokeError(
+            f"cannot read what `dvc status --cloud` said: {(res.stdout or '').strip()[:200]}",
+            step=step,
+            resume=resume,
+        )
+    return {p: st for p, st in status.items() if st in ("new", "missing")}
