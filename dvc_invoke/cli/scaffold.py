@@ -71,16 +71,11 @@ def _identifier(name: str) -> str:
     return ident
 
 
-# Names tasks.py imports: a pipeline's variable must not shadow them.
+# Names tasks.py imports (HEADER's import lines): a pipeline's variable must not shadow them.
 _TAKEN_IDENTIFIERS = {
-    "Collection",
-    "data",
-    "exp",
-    "guards",
-    "notify",
-    "pipeline_task",
-    "publish",
-    "repro",
+    name.strip()
+    for line in re.findall(r"^from \S+ import (.+)$", HEADER, re.MULTILINE)
+    for name in line.split(",")
 }
 
 
