@@ -115,10 +115,16 @@ def status(
         named = resolve(c, store.root, pipeline).name
         if named != pipeline:
             reports = store.newest(max(int(limit), 0), named, rescan=False)
-    if not reports:
+    from dvc_invoke.flow.spread import pending
+
+    spreads = pending(store.root)  # sweeps started on hosts from here, not told yet
+    if not reports and not spreads:
         console.info("no runs yet" + (f" of {pipeline}" if pipeline else ""))
         return
-    console.table(STATUS_COLUMNS, [status_row(r) for r in reports])
+    if reports:
+        console.table(STATUS_COLUMNS, [status_row(r) for r in reports])
+    for line in spreads:
+        console.info(line)
 
 
 @task(

@@ -314,6 +314,31 @@ def _merged(names: list[str], shares: dict[int, dict[str, Any]]) -> list[dict[st
 # -- the laptop: gathering --------------------------------------------------------
 
 
+def pending(root: Path) -> list[str]:
+    """One line per sweep spread over hosts from here and not told yet: where
+    its shares run, and what tells its table (no network: the laptop's notes)."""
+    folder = Store(root).dir / "spreads"
+    lines = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else ():
+        if path.name.endswith(".out.json"):
+            continue
+        try:
+            spread = json.loads(path.read_text())
+            where = ", ".join(
+                f"{p['host']} (run {p['run']})" if p["run"] else f"{p['host']} (not started)"
+                for p in spread["parts"]
+            )
+            lines.append(
+                f"sweep {spread['base']} ({spread['pipeline']}, {len(spread['names'])}"
+                f" experiments) spread over {where}: each host's with"
+                f" `{tasknames.command('repro.status')} --host HOST`; the table, when told,"
+                f" with `{tasknames.command('exp.show')}`"
+            )
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return lines
+
+
 def gather(c: Any, ws: Workspace) -> None:
     """Each spread sweep started here and not told yet: told, or waited for."""
     folder = _folder(ws)

@@ -91,6 +91,11 @@ def test_a_grid_spread_over_two_hosts_one_gone_midway_is_told_by_the_laptop(
     assert set(ids) == {"gpu-1", "gpu-2"}, run.stdout
     assert "share 1/2 (2 experiments: grid-1, grid-3) running on gpu-1" in run.stdout
     assert "share 2/2 (2 experiments: grid-2, grid-4) running on gpu-2" in run.stdout
+    status = project.inv("repro.status")
+    assert (
+        f"sweep grid (train, 4 experiments) spread over gpu-1 (run {ids['gpu-1']}),"
+        f" gpu-2 (run {ids['gpu-2']})" in status.stdout
+    ), status.output
     gpu2 = on(project, "gpu-2")
 
     def running_there():
@@ -138,6 +143,7 @@ def test_a_grid_spread_over_two_hosts_one_gone_midway_is_told_by_the_laptop(
     assert "grid-1" in shown.stdout.split("experiments on main")[1], shown.output
     again = project.inv("exp.show", "--pipeline", "train")
     assert again.returncode == 0 and "gone" not in again.output, again.output
+    assert "spread over" not in project.inv("repro.status").stdout  # told: no longer pending
 
     # gpu-2 unreachable at the start: gpu-1 takes the whole grid, and tells it.
     alone = _spread(project, "-S", "train.bias=0.6,0.7", "--name", "alone")
