@@ -666,6 +666,11 @@ class Sweep:
                 report.experiments = whole
                 sweep["collected"] = True
                 done = [e["name"] for e in whole if e["state"] == dvcexp.SUCCESS]
+                if done:
+                    sweep["shared"] = (
+                        f"{_count(len(done))} pushed to {self._git_remote()} by their hosts"
+                        " (dvc exp push)"
+                    )
         top = sweeps.rank(report, self.p.gates or ())
         self.save("tell")
         if top is not None:

@@ -185,6 +185,7 @@ def test_a_grid_spread_over_two_hosts_is_told_once_by_the_last_to_finish(
     # Slack: each share's message, and the whole table once (with its failure in the thread).
     whole_tables = [c for c in slack.calls("chat.update") if "3 experiments" in c.text]
     assert len(whole_tables) == 1, [c.text for c in slack.calls("chat.update")]
+    assert "2 experiments pushed to origin by their hosts" in json.dumps(whole_tables[0].body)
     replies = [c for c in slack.calls("chat.postMessage") if "diverged" in json.dumps(c.body)]
     assert replies, "the failed experiment's log in the thread"
     # The laptop: told already, it fetches them.
