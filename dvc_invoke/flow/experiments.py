@@ -160,7 +160,7 @@ def _publish(
     if not accept:
         _gate(p, exp, changes, command)
     console.step(p.name, "apply", exp.name)
-    ws.act(f"{ws.dvc} exp apply {shlex.quote(exp.name)}", step="apply", resume=command)
+    _apply(ws, exp.name, state, command)
     also = tuple(ws.git.changed_paths(run_plan.graph.depends_on))
     said = message or f"[DVC] Publish experiment {exp.name} ({p.name})"
     run_plan = dataclasses.replace(run_plan, pipeline=dataclasses.replace(p, message=said))
@@ -180,6 +180,26 @@ def _publish(
         store.register(report)
     notifiers.deliver(chain, report)
     return report
+
+
+def _apply(ws: Workspace, name: str, state: Any, command: str) -> None:
+    """``dvc exp apply NAME``, its outputs fetched first when the git remote has it
+    (one made elsewhere, fetched with ``--no-cache``, has none here: DVC's apply
+    would stop half-way); an apply that fails leaves the workspace as it was."""
+    upstream = state.upstream or ""
+    remote = upstream.split("/", 1)[0] if "/" in upstream else "origin"
+    if not ws.dry and (state.commit, name) in set(ws.git.experiments(remote)):
+        pull = f"{ws.dvc} exp pull {shlex.quote(remote)} {shlex.quote(name)}"
+        ws.act(pull, step="apply", resume=command, network=True, in_process=False)
+    try:
+        ws.act(f"{ws.dvc} exp apply {shlex.quote(name)}", step="apply", resume=command)
+    except DvcInvokeError as exc:
+        # The workspace was clean and in step with HEAD (the checks): put back.
+        ws.probe("git checkout -- .")
+        ws.probe(f"{ws.dvc} checkout --quiet", in_process=False)
+        raise DvcInvokeError(
+            f"{exc.reason}; the workspace was put back as it was", step="apply", resume=exc.resume
+        ) from None
 
 
 def _chosen(

@@ -29,6 +29,7 @@ import json
 import re
 import shlex
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,9 @@ from dvc_invoke.runs.store import Store
 REFS = "refs/dvc-invoke/sweeps"
 PART_RE = re.compile(r"^([1-9][0-9]*)/([1-9][0-9]*)$")
 FILE = "sweep.json"  # what each of the sweep's refs holds
-TAIL = 2000  # characters of a failed experiment's log a part tells
+TAIL = 2000
+# Seconds between the laptop's looks at a host that did not answer, before it is gone.
+RETRY_PROBE = (2.0, 5.0)  # characters of a failed experiment's log a part tells
 
 
 def parse_part(text: str) -> tuple[int, int]:
@@ -101,6 +104,13 @@ def start(
     remote = target[0] if target else "origin"
     names = fixed_names(ws, name, exp_name, len(grid), commit, remote)
     base = names[0].rsplit("-", 1)[0]
+    told = ws.probe(f"git ls-remote {quote_all([remote, ref_root(commit, base) + '/*'])}")
+    if told.stdout.strip():  # its shares would find the earlier one's told already
+        raise DvcInvokeError(
+            f"a sweep named {base} was spread on this commit before ({remote} holds"
+            f" {ref_root(commit, base)}): choose another --name; nothing was started",
+            step="guards",
+        )
     free = []
     for host in hosts:
         probed = ssh.probe(c, host, ws.git.prefix)
@@ -182,7 +192,16 @@ def tell_part(ws: Workspace, report: RunReport, remote: str) -> list[dict[str, A
     said = _share_told(report)
     _push(ws, remote, said, f"{root}/part-{i}", create=False)
     parts = _parts(ws, remote, root)
-    if parts is None or "collected" in parts or len(_shares(parts)) < k:
+    if parts is not None and "collected" in parts:
+        late = _late(report, parts["collected"])
+        if late:  # told without this share (its host seemed gone): they are on origin
+            console.warn(
+                f"the table of {sweep['name']} was told without this share (its host seemed"
+                f" gone): {', '.join(late)} succeeded and are on {remote}:"
+                f" dvc exp pull {remote} {' '.join(late)}"
+            )
+        return None
+    if parts is None or len(_shares(parts)) < k:
         waiting = k - len(_shares(parts or {}))
         if waiting:
             console.info(f"share {i}/{k} told; {waiting} share(s) of {sweep['name']} still running")
@@ -210,6 +229,16 @@ def tell_part(ws: Workspace, report: RunReport, remote: str) -> list[dict[str, A
                 capture=True,
             )
     return merged
+
+
+def _late(report: RunReport, collected: dict[str, Any]) -> list[str]:
+    """This share's experiments that succeeded though the sweep's table calls them lost."""
+    told = {e.get("name"): e.get("state") for e in collected.get("experiments") or ()}
+    return [
+        e["name"]
+        for e in report.experiments
+        if e["state"] == dvcexp.SUCCESS and told.get(e["name"]) != dvcexp.SUCCESS
+    ]
 
 
 def told_part_anyway(ws: Workspace, report: RunReport, remote: str) -> None:
@@ -376,6 +405,11 @@ def _gather(c: Any, ws: Workspace, spread: dict[str, Any]) -> bool:
                 continue
             host = hosts.get(part["host"])
             said = ssh.probe(c, host, ws.git.prefix) if host else None
+            for pause in RETRY_PROBE:  # a blip of the network is not a host gone
+                if host is None or said is None or not said.problem:
+                    break
+                time.sleep(pause)
+                said = ssh.probe(c, host, ws.git.prefix)
             if said is not None and said.held and said.held.get("id") == part["run"]:
                 waiting.append(part)
             elif said is None or said.problem:

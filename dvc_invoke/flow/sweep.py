@@ -174,7 +174,7 @@ def run(
         _refuse_unpushed(ready, command)
         ws, store = ctx.ws, Store(ctx.ws.root)
         if not ready.adopted:
-            _refuse_others_queued(ws)
+            _refuse_others_queued(ctx.c, ws)
         if gpus and not ready.adopted:  # one worker per GPU (the record keeps which)
             chosen = choose(ws, gpus)
             described["gpus"], described["jobs"] = chosen, len(chosen)
@@ -289,12 +289,32 @@ def _refuse_unpushed(ready: Prepared, command: str) -> None:
         )
 
 
-def _refuse_others_queued(ws: Workspace) -> None:
+def _refuse_others_queued(c: Any, ws: Workspace) -> None:
     """DVC's workers run every experiment queued here: ones queued by hand would
     run unannounced in the sweep (running ones are harmless: a worker that runs
     them takes the sweep's too, and the sweep watches its own by name)."""
+    from dvc_invoke.flow.holding import free
+    from dvc_invoke.flow.lost import tell_lost
+
+    # A run alive here refuses the sweep now; one whose process died is lost.
+    if not ws.dry:
+        tell_lost(c, ws, free(Store(ws.root)))
     said = dvcexp.queue_states(ws.probe(f"{ws.dvc} queue status", in_process=False).stdout)
     waiting = sorted(n for n, state in said.items() if state == "Queued")
+    # Queued by a sweep of ours that ended without running them (killed, lost):
+    # nobody's any more, removed.
+    ended = {
+        e["name"]
+        for r in Store(ws.root).all()
+        if r.sweep is not None and r.ended
+        for e in r.experiments
+        if e.get("state") not in (dvcexp.SUCCESS, dvcexp.FAILED)
+    }
+    left = [n for n in waiting if n in ended]
+    if left:
+        console.warn(f"DVC's queue held {', '.join(left)} of an earlier sweep that ended: removed")
+        ws.act(f"{ws.dvc} queue remove {quote_all(left)}", step="guards", in_process=False)
+        waiting = [n for n in waiting if n not in ended]
     if waiting:
         raise DvcInvokeError(
             f"DVC's queue here holds experiments queued by hand: {', '.join(waiting[:5])}"
@@ -663,7 +683,9 @@ class Sweep:
             whole = spread.tell_part(self.ws, report, self._git_remote())
             if whole is not None:
                 console.info(f"every share of {sweep['name']} told: the table of all")
-                report.experiments = whole
+                # This host's own as it keeps them (their logs, for repro.logs --exp).
+                own = {e["name"]: e for e in report.experiments}
+                report.experiments = [own.get(e["name"], e) for e in whole]
                 sweep["collected"] = True
                 done = [e["name"] for e in whole if e["state"] == dvcexp.SUCCESS]
                 if done:

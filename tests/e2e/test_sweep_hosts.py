@@ -13,7 +13,7 @@ import sys
 
 import psutil
 import pytest
-from helpers import assert_one_line_error, records, wait_for
+from helpers import assert_fresh_clone_up_to_date, assert_one_line_error, records, wait_for
 
 from .test_experiments import STANDIN_SMI, _exp_processes, _sweepable
 from .test_hosts import ended_on, host_checkout, on, with_hosts
@@ -74,6 +74,12 @@ def _unreachable(sshd, alias):
     sshd.ssh_config.write_text(f"{head}Host {alias}\n{body}{sep}{tail}")
 
 
+def _reachable(sshd, alias):
+    sshd.ssh_config.write_text(
+        sshd.ssh_config.read_text().replace("Port 9\n", f"Port {sshd.port}\n")
+    )
+
+
 def test_a_grid_spread_over_two_hosts_one_gone_midway_is_told_by_the_laptop(
     canonical, gpu_sshd, slack
 ):
@@ -84,16 +90,16 @@ def test_a_grid_spread_over_two_hosts_one_gone_midway_is_told_by_the_laptop(
     # gpu-2's training is slow: it is still running when its machine goes away.
     host_checkout(project, "gpu-2", env_file=env_file + "SANDBOX_SLOW=train:90\n")
 
-    run = _spread(project, "-S", "train.bias=0.0,0.1,0.4,0.5", "--name", "grid")
+    run = _spread(project, "-S", "train.bias=0.0,0.1,0.4,0.5,0.6,0.7", "--name", "grid")
 
     assert run.returncode == 0, run.output
     ids = _run_ids(run.stdout)
     assert set(ids) == {"gpu-1", "gpu-2"}, run.stdout
-    assert "share 1/2 (2 experiments: grid-1, grid-3) running on gpu-1" in run.stdout
-    assert "share 2/2 (2 experiments: grid-2, grid-4) running on gpu-2" in run.stdout
+    assert "share 1/2 (3 experiments: grid-1, grid-3, grid-5) running on gpu-1" in run.stdout
+    assert "share 2/2 (3 experiments: grid-2, grid-4, grid-6) running on gpu-2" in run.stdout
     status = project.inv("repro.status")
     assert (
-        f"sweep grid (train, 4 experiments) spread over gpu-1 (run {ids['gpu-1']}),"
+        f"sweep grid (train, 6 experiments) spread over gpu-1 (run {ids['gpu-1']}),"
         f" gpu-2 (run {ids['gpu-2']})" in status.stdout
     ), status.output
     gpu2 = on(project, "gpu-2")
@@ -103,7 +109,8 @@ def test_a_grid_spread_over_two_hosts_one_gone_midway_is_told_by_the_laptop(
         return found and any(e["state"] == "running" for e in found[0]["experiments"]) and found[0]
 
     taken = wait_for(running_there, 120, "gpu-2's share to run")
-    # gpu-2 goes away: its sweep and DVC's workers killed, its machine unreachable.
+    # gpu-2 goes away (two experiments running, one queued): its sweep and DVC's
+    # workers killed, its machine unreachable.
     os.killpg(taken["pgid"], signal.SIGKILL)
     for proc in _exp_processes(gpu2.path):
         with contextlib.suppress(psutil.Error):
@@ -115,9 +122,10 @@ def test_a_grid_spread_over_two_hosts_one_gone_midway_is_told_by_the_laptop(
     assert {e["name"]: e["state"] for e in ended["experiments"]} == {
         "grid-1": "success",
         "grid-3": "success",
+        "grid-5": "success",
     }
-    # Each experiment on its own GPU of the host's two (the stand-in nvidia-smi's).
-    assert sorted(e["gpu"] for e in ended["experiments"]) == ["0", "1"], ended
+    # Each experiment on a GPU of the host's two (the stand-in nvidia-smi's), both used.
+    assert {e["gpu"] for e in ended["experiments"]} == {"0", "1"}, ended
     assert ended["sweep"]["part"] == [1, 2] and not ended["sweep"].get("collected")
     assert _origin_refs(project) == ["part-1"]  # told on origin; not collected: gpu-2 is gone
 
@@ -127,16 +135,23 @@ def test_a_grid_spread_over_two_hosts_one_gone_midway_is_told_by_the_laptop(
     assert "share 2: host gpu-2 is gone" in shown.output, shown.output
     told = next(r for r in records(project) if r.get("sweep"))
     states = {e["name"]: e["state"] for e in told["experiments"]}
-    assert states == {"grid-1": "success", "grid-2": "lost", "grid-3": "success", "grid-4": "lost"}
+    assert states == {
+        "grid-1": "success",
+        "grid-2": "lost",
+        "grid-3": "success",
+        "grid-4": "lost",
+        "grid-5": "success",
+        "grid-6": "lost",
+    }
     lost = next(e for e in told["experiments"] if e["name"] == "grid-2")
     assert "host gpu-2 is gone" in lost["reason"] and lost["params"] == {
         "params.yaml:train.bias": 0.1
     }
-    assert told["status"] == "succeeded" and told["sweep"]["best"] in ("grid-1", "grid-3")
+    assert told["status"] == "succeeded" and told["sweep"]["best"] == "grid-1"
     assert _origin_refs(project) == ["collected", "part-1"]
     # The table is on Slack once, with the lost ones; the laptop has the experiments.
-    tables = [c.text for c in slack.calls("chat.postMessage") if "4 experiments" in c.text]
-    assert len(tables) == 1 and "2 lost" in tables[0], tables
+    tables = [c.text for c in slack.calls("chat.postMessage") if "6 experiments" in c.text]
+    assert len(tables) == 1 and "3 lost" in tables[0], tables
     assert "could not" not in shown.output, shown.output
     # Fetched here: `exp.show` lists them under HEAD, as DVC has them.
     assert "experiments on main" in shown.stdout, shown.output
@@ -144,6 +159,11 @@ def test_a_grid_spread_over_two_hosts_one_gone_midway_is_told_by_the_laptop(
     again = project.inv("exp.show", "--pipeline", "train")
     assert again.returncode == 0 and "gone" not in again.output, again.output
     assert "spread over" not in project.inv("repro.status").stdout  # told: no longer pending
+    # The best, made on gpu-1 and fetched without its data, published from the laptop.
+    published = project.inv("exp.publish", "--best", "--pipeline", "train")
+    assert published.returncode == 0, published.output
+    assert "[DVC] Publish experiment grid-1 (train)" in project.origin_log()[0]
+    assert_fresh_clone_up_to_date(project)
 
     # gpu-2 unreachable at the start: gpu-1 takes the whole grid, and tells it.
     alone = _spread(project, "-S", "train.bias=0.6,0.7", "--name", "alone")
@@ -153,6 +173,19 @@ def test_a_grid_spread_over_two_hosts_one_gone_midway_is_told_by_the_laptop(
     assert "share 1/1 (2 experiments: alone-1, alone-2) running on gpu-1" in alone.stdout
     ended = ended_on(on(project, "gpu-1"), _run_ids(alone.stdout)["gpu-1"], timeout=180)
     assert ended["sweep"].get("collected") and len(ended["experiments"]) == 2, ended
+
+    # gpu-2 back: the experiment its killed share left queued in DVC's queue is
+    # removed (nobody's), and its new share runs.
+    _reachable(gpu_sshd, "gpu-2")
+    (gpu2.path / ".env").write_text(env_file)
+    back = _spread(project, "-S", "train.bias=0.8,0.9", "--name", "back")
+    assert back.returncode == 0, back.output
+    ids = _run_ids(back.stdout)
+    ends = {h: ended_on(on(project, h), ids[h], timeout=180) for h in ("gpu-1", "gpu-2")}
+    assert [e["status"] for e in ends.values()] == ["succeeded", "succeeded"], ends
+    assert "gpu-2: DVC's queue held grid-6 of an earlier sweep that ended: removed" in back.output
+    assert "grid-6" not in gpu2.sh(f"{sys.executable} -m dvc queue status")
+    assert sum(bool(r["sweep"].get("collected")) for r in ends.values()) == 1, ends
 
 
 def test_a_grid_spread_over_two_hosts_is_told_once_by_the_last_to_finish(
