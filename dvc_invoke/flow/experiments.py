@@ -150,6 +150,9 @@ def _publish(
     store = Store(ws.root)
     if not ws.dry:
         tell_lost(c, ws, free(store))  # never under a run that is still writing
+        from dvc_invoke.flow import spread
+
+        spread.gather(c, ws)  # a sweep spread over hosts from here: its experiments fetched
     run_plan = plan(ws, p)
     state = check(ws, p, resume=command, own=run_plan.graph.git_paths(), graph_=run_plan.graph)
     state = preflight(ws, run_plan, state, resume=command)

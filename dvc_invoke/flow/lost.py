@@ -43,6 +43,10 @@ def mark_lost(report: RunReport, root: Path | None = None) -> None:
         slurm.cancel_array(str(report.sweep["array"]))
         report.reason += f"; its SLURM array {report.sweep['array']} is cancelled"
         report.resume = slurm.sweep_resume(report)
+    if report.sweep is not None and report.sweep.get("part"):
+        from dvc_invoke.runs.sweep import share_resume
+
+        report.resume = share_resume(report)
     if root is not None and report.step in PUBLISHING and not elsewhere(report):
         _published_as_git_holds(Path(root), report)
 

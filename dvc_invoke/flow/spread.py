@@ -131,6 +131,7 @@ def start(
         "grid": grid,
         "names": names,
         "command": command,
+        "started": time.time(),
         "parts": [],
     }
     path = _folder(ws) / f"{commit[:12]}-{base}.json"
@@ -151,6 +152,7 @@ def start(
             if ws.dry:
                 continue
         if ws.dry:  # shown, not run
+            console.info(f"share {part} ({', '.join(share)}) on {host.name}")
             continue
         spread["parts"].append({"part": i, "host": host.name, "run": run_id, "names": share})
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -490,6 +492,7 @@ def _tell(c: Any, ws: Workspace, spread: dict[str, Any], whole: dict[str, Any]) 
     p = resolve(c, ws.root, spread["pipeline"])
     report = RunReport(pipeline=p.name, command=spread["command"])
     report.id, report.slack = new_id(p.name), dict(p.slack or {}) or None
+    report.started_at = float(spread.get("started") or report.started_at)
     report.experiments = whole["experiments"]
     report.sweep = {
         "sets": [],

@@ -33,7 +33,7 @@ from dvc_invoke.flow import array, notifiers, spread
 from dvc_invoke.flow.context import RunContext
 from dvc_invoke.flow.interrupts import Interrupts
 from dvc_invoke.flow.launch import Prepared, Request, prepare, prune, started, tell_detached
-from dvc_invoke.flow.plan import repro_targets
+from dvc_invoke.flow.plan import Plan, repro_targets
 from dvc_invoke.flow.steps import pull
 from dvc_invoke.runs import sweep as sweeps
 from dvc_invoke.runs.record import RunReport
@@ -127,13 +127,22 @@ def run(
         name, sets, jobs=jobs, exp_name=exp_name, share=share, gpus=gpus, slurm=slurm, part=part
     )
     if host:  # the same sweep, detached on the GPU host (its checkout moved to HEAD)
+        from dvc_invoke.config.pipelines import resolve
         from dvc_invoke.engines import ssh
+        from dvc_invoke.flow.plan import plan
+
+        ws = Workspace(c)
+        # What the host would refuse, refused here: nothing is started.
+        _refuse_unread(ws, plan(ws, resolve(c, ws.root, name)), sets)
 
         if not part and len(ssh.choose(c, host)) > 1:  # a group: the grid spread over it
-            if not share:
+            if not share or slurm:
                 raise DvcInvokeError(
                     "--no-share: a sweep spread over hosts meets on the git remote"
-                    " (dvc exp push), so it is always shared",
+                    " (dvc exp push), so it is always shared"
+                    if not share
+                    else f"--slurm with --host {host}: a group's hosts run the sweep on their"
+                    " own DVC queues; for SLURM, name one login host (--host NAME --slurm)",
                     step="guards",
                 )
 
@@ -152,7 +161,9 @@ def run(
                 command_for=command_for,
             )
             return None
-        ssh.start(c, name, host, [*shlex.split(command)[1:], *_skips(skip)], slurm=False)
+        # On a login host, --slurm submits the sweep there (start adds it, or --detach).
+        words = [w for w in shlex.split(command)[1:] if w != "--slurm"]
+        ssh.start(c, name, host, [*words, *_skips(skip)], slurm=slurm)
         return None
     described: dict[str, Any] = {"sets": list(sets), "jobs": jobs, "name": exp_name, "share": share}
     if share_of is not None:  # this host's share of a spread sweep: its experiments, named
@@ -170,13 +181,19 @@ def run(
         if collecting:
             return _collect(ctx, request, collecting)
         ready = prepare(ctx, request)
-        _refuse_unread(ctx.ws, ready, sets)
+        _refuse_unread(ctx.ws, ready.plan, sets)
         _refuse_unpushed(ready, command)
         ws, store = ctx.ws, Store(ctx.ws.root)
         if not ready.adopted:
             _refuse_others_queued(ctx.c, ws)
         if gpus and not ready.adopted:  # one worker per GPU (the record keeps which)
-            chosen = choose(ws, gpus)
+            # No more workers than experiments: a worker with none would idle.
+            n = (
+                len(spread.mine(len(described["grid"]), share_of))
+                if share_of
+                else len(dvcexp.grid(sets))
+            )
+            chosen = choose(ws, gpus)[: max(n, 1)]
             described["gpus"], described["jobs"] = chosen, len(chosen)
         if share_of is not None and not ready.adopted:  # the commit its refs are under
             described["commit"] = ready.state.commit
@@ -256,7 +273,7 @@ def _skips(skip: tuple[str, ...] | list[str]) -> list[str]:
     return [word for check in skip for word in ("--skip", check)]
 
 
-def _refuse_unread(ws: Workspace, ready: Prepared, sets: list[str]) -> None:
+def _refuse_unread(ws: Workspace, run_plan: Plan, sets: list[str]) -> None:
     """A grid over a param no stage of the pipeline reads runs one experiment N times."""
     absent = dvcexp.absent(ws.root, sets)
     if absent:
@@ -265,12 +282,12 @@ def _refuse_unread(ws: Workspace, ready: Prepared, sets: list[str]) -> None:
             " nothing was queued",
             step="guards",
         )
-    read = dvcexp.params_read(ws.root, ready.plan.graph.stages)
+    read = dvcexp.params_read(ws.root, run_plan.graph.stages)
     unread = dvcexp.unread(sets, read)
     if unread:
         said = ", ".join(f"{f}:{', '.join(sorted(k))}" if k else f for f, k in read.items())
         raise DvcInvokeError(
-            f"no stage of {ready.plan.pipeline.name} reads {', '.join(unread)}"
+            f"no stage of {run_plan.pipeline.name} reads {', '.join(unread)}"
             f" (it reads: {said or 'no params'}); nothing was queued",
             step="guards",
         )
@@ -726,6 +743,8 @@ class Sweep:
             from dvc_invoke.engines.slurm import sweep_resume
 
             return sweep_resume(self.report)
+        if self.sweep.get("part"):  # a share: the table is told where it was spread from
+            return sweeps.share_resume(self.report)
         return said or self.report.command
 
     def _plots(self, best: str) -> None:

@@ -122,11 +122,19 @@ class RunReport:
 
         sweep = self.sweep or {}
         what = summary(self.experiments, sweep.get("best"))
+        label = f"{self.pipeline} sweep"
+        if sweep.get("part"):  # a share of a sweep spread over hosts, or all of it
+            i, k = sweep["part"]
+            label += f" {sweep.get('name')}" + (
+                "" if sweep.get("collected") else f" (share {i}/{k})"
+            )
+        elif sweep.get("hosts"):  # told by the machine that spread it
+            label += f" {sweep.get('name')} (over {', '.join(sweep['hosts'])})"
         if self.status == "started":
             sets = " ".join(f"-S {s}" for s in sweep.get("sets") or ())
-            return f"{self.pipeline} sweep started on {self.host}: {what} ({sets})"
+            return f"{label} started on {self.host}: {what} ({sets})"
         word = "failed" if self.status == "lost" else self.status
-        text = f"{self.pipeline} sweep {word} after {format_duration(self.duration)}: {what}"
+        text = f"{label} {word} after {format_duration(self.duration)}: {what}"
         if reason and self.reason and self.status != "succeeded":
             text += f" ({self.reason})"
         return text

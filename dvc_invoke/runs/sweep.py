@@ -205,3 +205,13 @@ def rank(report: Any, gates: Sequence[Gate]) -> dict[str, Any] | None:
     sweep["best"] = top["name"] if top else None
     report.sweep = sweep
     return top
+
+
+def share_resume(report: Any) -> str:
+    """What follows a share of a sweep spread over hosts that ended badly: not
+    the share again (its experiments' names are the sweep's), the look that
+    tells the table, where the sweep was started."""
+    from dvc_invoke import tasknames
+
+    name = (report.sweep or {}).get("name")
+    return f"{tasknames.command('exp.show')} where sweep {name} was started (it tells the table)"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -50,8 +51,6 @@ def _spread(project, *args, env=None):
 
 
 def _run_ids(output):
-    import re
-
     return dict(re.findall(r"running on (gpu-\d) as run (\S+)", output))
 
 
@@ -86,7 +85,8 @@ def test_a_grid_spread_over_two_hosts_one_gone_midway_is_told_by_the_laptop(
     project = _sweepable(canonical)
     with_hosts(project, gpu_sshd)
     env_file = "".join(f"{k}={v}\n" for k, v in slack.web_api_env().items())
-    host_checkout(project, "gpu-1", env_file=env_file)
+    # Each training a few seconds on gpu-1 (its GPU seen while it runs); gpu-2's is slow:
+    host_checkout(project, "gpu-1", env_file=env_file + "SANDBOX_SLOW=train:3\n")
     # gpu-2's training is slow: it is still running when its machine goes away.
     host_checkout(project, "gpu-2", env_file=env_file + "SANDBOX_SLOW=train:90\n")
 
@@ -152,6 +152,12 @@ def test_a_grid_spread_over_two_hosts_one_gone_midway_is_told_by_the_laptop(
     # The table is on Slack once, with the lost ones; the laptop has the experiments.
     tables = [c.text for c in slack.calls("chat.postMessage") if "6 experiments" in c.text]
     assert len(tables) == 1 and "3 lost" in tables[0], tables
+    assert tables[0].startswith("train sweep grid (over gpu-1, gpu-2) succeeded after")
+    assert " after 0s" not in tables[0]  # from the spread's start, not from the telling
+    replies = [c.text for c in slack.calls("chat.postMessage") if c.body.get("thread_ts")]
+    assert any("grid-2 lost" in r and "host gpu-2 is gone" in r for r in replies), replies
+    shares = [c.text for c in slack.calls("chat.update")]
+    assert any(t.startswith("train sweep grid (share 1/2) succeeded") for t in shares), shares
     assert "could not" not in shown.output, shown.output
     # Fetched here: `exp.show` lists them under HEAD, as DVC has them.
     assert "experiments on main" in shown.stdout, shown.output
@@ -183,7 +189,11 @@ def test_a_grid_spread_over_two_hosts_one_gone_midway_is_told_by_the_laptop(
     ids = _run_ids(back.stdout)
     ends = {h: ended_on(on(project, h), ids[h], timeout=180) for h in ("gpu-1", "gpu-2")}
     assert [e["status"] for e in ends.values()] == ["succeeded", "succeeded"], ends
-    assert "gpu-2: DVC's queue held grid-6 of an earlier sweep that ended: removed" in back.output
+    # (grid-4 too, when the kill came before DVC's second worker took it)
+    removed = re.search(
+        r"gpu-2: DVC's queue held (.+) of an earlier sweep that ended: removed", back.output
+    )
+    assert removed and "grid-6" in removed.group(1), back.output
     assert "grid-6" not in gpu2.sh(f"{sys.executable} -m dvc queue status")
     assert sum(bool(r["sweep"].get("collected")) for r in ends.values()) == 1, ends
 
@@ -234,6 +244,22 @@ def test_a_grid_spread_over_two_hosts_is_told_once_by_the_last_to_finish(
     assert_one_line_error(clash, "exist on this commit already")
     no_share = _spread(project, "-S", "train.bias=0.2", "--no-share")
     assert_one_line_error(no_share, "--no-share", "always shared")
+    on_slurm = project.inv(
+        "exp.run", "--pipeline", "train", "-S", "train.bias=0.2", "--host", "gpus", "--slurm"
+    )
+    assert_one_line_error(on_slurm, "--slurm with --host gpus", "--host NAME --slurm")
+    unread = project.inv(
+        "exp.run", "--pipeline", "metrics", "-S", "train.bias=0.2", "--host", "gpus"
+    )
+    assert_one_line_error(unread, "no stage of metrics reads params.yaml:train.bias", "nothing was")
+    dry = project.inv(
+        "--dry", "exp.run", "--pipeline", "train", "-S", "train.bias=0.2,0.3", "--host", "gpus"
+    )
+    assert dry.returncode == 0, dry.output
+    assert re.search(r"share 1/2 \(train-\w+-1\) on gpu-1", dry.stdout), dry.stdout
+    assert re.search(r"share 2/2 \(train-\w+-2\) on gpu-2", dry.stdout), dry.stdout
+    assert "dry run: nothing was started" in dry.stdout
+    assert _origin_refs(project) == ["collected", "part-1", "part-2"]  # nothing more
     bad_part = project.inv("exp.run", "-S", "train.bias=0.2", "--part", "3/2", "--name", "x")
     assert_one_line_error(bad_part, "--part '3/2'")
 
