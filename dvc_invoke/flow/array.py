@@ -31,6 +31,7 @@ from dvc_invoke.adapters.dvc import remote as dvc_remote
 from dvc_invoke.adapters.shell import Workspace, quote_all
 from dvc_invoke.config.pipelines import slug
 from dvc_invoke.engines import slurm
+from dvc_invoke.engines.ssh_agent import tell_started
 from dvc_invoke.errors import DvcInvokeError
 from dvc_invoke.flow.plan import repro_targets
 from dvc_invoke.runs.record import RunReport
@@ -154,6 +155,8 @@ def told(report: RunReport) -> None:
     first = (sweep.get("names") or ["NAME"])[0]
     console.info(f"logs:    {tasknames.command('repro.logs')} --run {report.id} --exp {first}")
     console.info(f"cancel:  {tasknames.cancel(report.id or '')}")
+    # Submitted from a login host over ssh: the laptop reads its id from this line.
+    tell_started(report.id or "", report.job)
 
 
 # -- an array task -----------------------------------------------------------

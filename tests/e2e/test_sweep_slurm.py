@@ -288,3 +288,34 @@ def test_a_slurm_sweep_of_a_dvc_project_in_a_monorepo_folder(canonical, slurm, t
     assert {line.rsplit("/", 1)[-1] for line in said.splitlines()} == {
         e["name"] for e in record["experiments"]
     }
+
+
+def test_a_sweep_submitted_to_slurm_from_a_login_host_over_ssh(canonical, slurm, sshd):
+    from e2e.test_hosts import RUN_ID, ended_on, host_checkout, with_hosts
+
+    project = _sweepable(canonical)
+    with_hosts(project, sshd)
+    # The login node's own .env says where its cluster is (here: the test cluster).
+    login = host_checkout(project, "gpu-1", env_file=f"SLURM_CONF={slurm.env['SLURM_CONF']}\n")
+
+    run = project.inv(
+        "exp.run",
+        "--pipeline",
+        "train",
+        "-S",
+        "train.bias=0.0,0.1",
+        "--host",
+        "gpu-1",
+        "--slurm",
+        "--skip",
+        "slack",
+    )
+
+    assert run.returncode == 0, run.output
+    assert "submitted to SLURM from gpu-1" in run.stdout, run.stdout
+    assert " --slurm --detach" not in run.stdout  # submitted there, not a detached sweep
+    run_id = RUN_ID.search(run.stdout).group(1)
+    ended = ended_on(login, run_id, timeout=300)
+    assert ended["status"] == "succeeded" and ended["sweep"]["array"], ended
+    assert [e["state"] for e in ended["experiments"]] == ["success", "success"], ended
+    assert {e["name"] for e in ended["experiments"]} <= _origin_experiments(project)
