@@ -355,6 +355,14 @@ def pending(root: Path) -> list[str]:
             continue
         try:
             spread = json.loads(path.read_text())
+            if spread.get("told"):
+                late = ", ".join(str(i) for i in spread["told"]["late"])
+                lines.append(
+                    f"sweep {spread['base']} ({spread['pipeline']}): told here without share(s)"
+                    f" {late} (their host did not answer); `{tasknames.command('exp.show')}`"
+                    " picks them up if they tell late"
+                )
+                continue
             where = ", ".join(
                 f"{p['host']} (run {p['run']})" if p["run"] else f"{p['host']} (not started)"
                 for p in spread["parts"]
@@ -380,8 +388,11 @@ def gather(c: Any, ws: Workspace) -> None:
             spread = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-        if _gather(c, ws, spread):
+        done = _late_shares(c, ws, spread) if spread.get("told") else _gather(c, ws, spread)
+        if done:
             path.unlink(missing_ok=True)
+        elif spread.get("told"):  # told here, some share may still tell late
+            path.write_text(json.dumps(spread, indent=1))
 
 
 def _gather(c: Any, ws: Workspace, spread: dict[str, Any]) -> bool:
@@ -448,8 +459,13 @@ def _gather(c: Any, ws: Workspace, spread: dict[str, Any]) -> bool:
         merged = _merged(spread["names"], shares)
         whole = {"by": socket.gethostname(), "baseline": baseline, "experiments": merged}
         if _push(ws, remote, whole, f"{root}/collected", create=True):
-            _tell(c, ws, spread, whole)
+            told_id = _tell(c, ws, spread, whole)
             _pull(ws, remote, merged)
+            # A host that did not answer may come back and tell its share late.
+            late = [i for i, why in lost.items() if why.startswith("host ")]
+            if late:
+                spread["told"] = {"run": told_id, "late": late}
+                return False
             return True
         parts = _parts(ws, remote, root) or {}
         collected = parts.get("collected")
@@ -463,6 +479,53 @@ def _gather(c: Any, ws: Workspace, spread: dict[str, Any]) -> bool:
     )
     _pull(ws, remote, told)
     return True
+
+
+def _late_shares(c: Any, ws: Workspace, spread: dict[str, Any]) -> bool:
+    """A sweep told here without shares whose host did not answer: a share told
+    since (its host came back) joins the sweep's record, its experiments are
+    fetched, the team is told. True when no share is awaited any more."""
+    from dvc_invoke.config.pipelines import resolve
+    from dvc_invoke.flow import notifiers
+
+    told, remote, base = spread["told"], spread["remote"], spread["base"]
+    parts = _parts(ws, remote, ref_root(spread["commit"], base))
+    if parts is None:
+        return False
+    shares = _shares(parts)
+    arrived = [i for i in told["late"] if i in shares]
+    if not arrived:
+        return False
+    store = Store(ws.root)
+    try:
+        report = store.load(told["run"])
+    except DvcInvokeError:  # pruned since: nothing to amend
+        return True
+    came = {e["name"]: e for i in arrived for e in shares[i].get("experiments") or ()}
+    report.experiments = [came.get(e["name"], e) for e in report.experiments]
+    p = resolve(c, ws.root, spread["pipeline"])
+    sweeps.rank(report, p.gates or ())
+    if any(e["state"] == dvcexp.SUCCESS for e in report.experiments):
+        report.status, report.reason, report.resume = "succeeded", None, None
+    hosts = {part["part"]: part["host"] for part in spread["parts"]}
+    said = (
+        f"{p.name} sweep {base}: share{'s' if len(arrived) > 1 else ''}"
+        f" {', '.join(str(i) for i in arrived)} told late by"
+        f" {', '.join(hosts.get(i, '?') for i in arrived)}: "
+        + sweeps.summary(list(came.values()), None)
+        + f"; now {sweeps.summary(report.experiments, (report.sweep or {}).get('best'))}"
+    )
+    console.info(said)
+    table = report.sweep_table()
+    if table:
+        console.table(*table)
+    store.save(report)
+    _pull(ws, remote, list(came.values()))
+    for notifier in notifiers.notifiers(c, ws.root, slack=p.slack):
+        if notifier.remote:
+            notifier.send(said)
+    told["late"] = [i for i in told["late"] if i not in arrived]
+    return not told["late"]
 
 
 def _params_of(spread: dict[str, Any], name: str) -> dict[str, Any]:
@@ -482,7 +545,7 @@ def _pull(ws: Workspace, remote: str, experiments: list[dict[str, Any]]) -> None
             console.warn(f"could not fetch the sweep's experiments: {pull}")
 
 
-def _tell(c: Any, ws: Workspace, spread: dict[str, Any], whole: dict[str, Any]) -> None:
+def _tell(c: Any, ws: Workspace, spread: dict[str, Any], whole: dict[str, Any]) -> str:
     """The table of a sweep whose hosts did not all tell it: here, on Slack, kept
     as a run record of this workspace."""
     from dvc_invoke.config.pipelines import resolve
@@ -514,3 +577,4 @@ def _tell(c: Any, ws: Workspace, spread: dict[str, Any], whole: dict[str, Any]) 
     chain = [n for n in notifiers.notifiers(c, ws.root, slack=p.slack) if n.remote]
     notifiers.deliver(chain, report)
     Store(ws.root).save(report)
+    return str(report.id)

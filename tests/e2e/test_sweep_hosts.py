@@ -278,3 +278,48 @@ def test_a_grid_spread_over_two_hosts_is_told_once_by_the_last_to_finish(
         "half-1": "success",
         "half-2": "lost",
     }
+
+
+def test_a_share_whose_host_did_not_answer_is_picked_up_when_it_tells_late(
+    canonical, gpu_sshd, slack
+):
+    project = _sweepable(canonical)
+    with_hosts(project, gpu_sshd)
+    env_file = "".join(f"{k}={v}\n" for k, v in slack.web_api_env().items())
+    host_checkout(project, "gpu-1", env_file=env_file)
+    host_checkout(project, "gpu-2", env_file=env_file + "SANDBOX_SLOW=train:25\n")
+
+    run = _spread(project, "-S", "train.bias=0.0,0.1", "--name", "late")
+    assert run.returncode == 0, run.output
+    ids = _run_ids(run.stdout)
+    _unreachable(gpu_sshd, "gpu-2")  # its network gone; its share runs on
+    ended_on(on(project, "gpu-1"), ids["gpu-1"], timeout=120)
+
+    shown = project.inv("exp.show", "--pipeline", "train", env=slack.web_api_env())
+    assert "share 2: host gpu-2 is gone" in shown.output, shown.output
+    told = next(r for r in records(project) if r.get("sweep", {}).get("name") == "late")
+    assert {e["name"]: e["state"] for e in told["experiments"]} == {
+        "late-1": "success",
+        "late-2": "lost",
+    }
+    status = project.inv("repro.status")
+    assert "told here without share(s) 2 (their host did not answer)" in status.stdout
+
+    # gpu-2's share ends, finds the table told without it, and tells it anyway.
+    share = ended_on(on(project, "gpu-2"), ids["gpu-2"], timeout=180)
+    assert share["status"] == "succeeded", share
+    log = open(share["log"]).read()
+    assert "was told without this share" in log and "late-2 succeeded" in log, log[-2000:]
+
+    again = project.inv("exp.show", "--pipeline", "train", env=slack.web_api_env())
+    assert again.returncode == 0, again.output
+    assert "share 2 told late by gpu-2: 1 experiment: 1 succeeded" in again.stdout, again.output
+    amended = next(r for r in records(project) if r["id"] == told["id"])
+    assert {e["name"]: e["state"] for e in amended["experiments"]} == {
+        "late-1": "success",
+        "late-2": "success",
+    }
+    assert "late-2" in again.stdout.split("experiments on main")[1]  # fetched here
+    assert any("told late by gpu-2" in c.text for c in slack.calls("chat.postMessage"))
+    assert "spread over" not in project.inv("repro.status").stdout
+    assert "told here without" not in project.inv("repro.status").stdout
