@@ -12,7 +12,7 @@ import sys
 
 from helpers import assert_fresh_clone_up_to_date, assert_one_line_error, records, wait_for
 
-from e2e.test_experiments import _by_bias, _sweep_record, _sweepable
+from e2e.test_experiments import _by_bias, _sweep, _sweep_record, _sweepable
 
 GRID = "train.bias=0.0,0.1,0.3,0.4,0.5,9"
 
@@ -298,18 +298,7 @@ def test_a_sweep_submitted_to_slurm_from_a_login_host_over_ssh(canonical, slurm,
     # The login node's own .env says where its cluster is (here: the test cluster).
     login = host_checkout(project, "gpu-1", env_file=f"SLURM_CONF={slurm.env['SLURM_CONF']}\n")
 
-    run = project.inv(
-        "exp.run",
-        "--pipeline",
-        "train",
-        "-S",
-        "train.bias=0.0,0.1",
-        "--host",
-        "gpu-1",
-        "--slurm",
-        "--skip",
-        "slack",
-    )
+    run = _sweep(project, "-S", "train.bias=0.0,0.1", "--host", "gpu-1", "--slurm")
 
     assert run.returncode == 0, run.output
     assert "submitted to SLURM from gpu-1" in run.stdout, run.stdout
