@@ -379,8 +379,11 @@ def pending(root: Path) -> list[str]:
 
 
 def gather(c: Any, ws: Workspace) -> None:
-    """Each spread sweep started here and not told yet: told, or waited for."""
+    """Each spread sweep started here and not told yet: told, or waited for
+    (under ``--dry``, nothing: telling pushes a ref and posts to Slack)."""
     folder = _folder(ws)
+    if ws.dry:
+        return
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else ():
         if path.name.endswith(".out.json"):
             continue

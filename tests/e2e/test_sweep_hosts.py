@@ -295,6 +295,9 @@ def test_a_share_whose_host_did_not_answer_is_picked_up_when_it_tells_late(
     _unreachable(gpu_sshd, "gpu-2")  # its network gone; its share runs on
     ended_on(on(project, "gpu-1"), ids["gpu-1"], timeout=120)
 
+    dry = project.inv("--dry", "exp.show", "--pipeline", "train", env=slack.web_api_env())
+    assert dry.returncode == 0 and "gone" not in dry.output, dry.output
+    assert _origin_refs(project) == ["part-1"]  # a dry look tells nothing, pushes nothing
     shown = project.inv("exp.show", "--pipeline", "train", env=slack.web_api_env())
     assert "share 2: host gpu-2 is gone" in shown.output, shown.output
     told = next(r for r in records(project) if r.get("sweep", {}).get("name") == "late")
